@@ -4,3 +4,11 @@
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):  # noqa: ANN202 - lazy: `wvpclab check` needs no Mininet import
+    if name in ("Lab", "LabError"):
+        from wvpclab import lab
+
+        return getattr(lab, name)
+    raise AttributeError(name)

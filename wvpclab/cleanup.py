@@ -1,0 +1,184 @@
+"""What a lab leaves on the machine, and removing it: names by prefix, processes by recorded PID.
+
+Every lab names its bridges and root-namespace interfaces ``wvXXX-…`` (XXX from the lab's name) and
+records its PIDs in ``/run/wvpclab/wvXXX/state.json``. Nothing else is ever touched (never ``mn -c``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from wvpclab.controller import cmdline, process_alive
+
+RUN_ROOT = Path("/run/wvpclab")
+#: Names the lab gives to bridges and root-namespace interfaces.
+NAME_RE = re.compile(r"^wv[0-9a-f]{3}-")
+
+
+def prefix_for(lab_name: str) -> str:
+    """``wv`` and three hex digits from the lab's name, e.g. ``wv3fa``."""
+    return "wv" + hashlib.sha256(lab_name.encode()).hexdigest()[:3]
+
+
+def run_dir(prefix: str) -> Path:
+    return RUN_ROOT / prefix
+
+
+def read_state(prefix: str) -> dict[str, Any] | None:
+    try:
+        return json.loads((run_dir(prefix) / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_state(prefix: str, state: dict[str, Any]) -> None:
+    path = run_dir(prefix) / "state.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=1))
+    tmp.replace(path)
+
+
+def ovs(*args: str, check: bool = True) -> str:
+    """Runs ``ovs-vsctl`` with a bounded timeout."""
+    res = subprocess.run(["ovs-vsctl", "--timeout=10", *args], capture_output=True, text=True,
+                         timeout=30)
+    if check and res.returncode != 0:
+        raise RuntimeError(f"ovs-vsctl {' '.join(args[:3])}…: {res.stderr.strip()}")
+    return res.stdout
+
+
+def netns_inode(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return None
+
+
+def pids_in_netns(inodes: Iterable[int]) -> list[int]:
+    """Every process whose network namespace is one of ``inodes`` (never the root namespace's)."""
+    wanted = set(inodes)
+    root = netns_inode(1)
+    wanted.discard(root)  # type: ignore[arg-type]
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            ino = netns_inode(int(entry))
+            if ino is not None and ino in wanted:
+                found.append(int(entry))
+    return found
+
+
+def kill_namespaces(shell_pids: Iterable[int]) -> None:
+    """Ends every process in the namespaces of these node shells (the shells included): with the last
+    process gone, the namespace and its interfaces go too. Only PIDs that are Mininet node shells are
+    trusted to name a namespace."""
+    inodes = []
+    for pid in shell_pids:
+        if "mininet:" in cmdline(pid):
+            ino = netns_inode(pid)
+            if ino is not None:
+                inodes.append(ino)
+    if not inodes:
+        return
+    for pid in pids_in_netns(inodes):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def lab_bridges(prefix: str | None = None) -> list[str]:
+    """OVS bridges named by a lab (by one lab's prefix, or any lab's)."""
+    try:
+        names = ovs("list-br").split()
+    except (RuntimeError, FileNotFoundError, subprocess.TimeoutExpired):
+        return []
+    return [n for n in names if (n.startswith(prefix + "-") if prefix else NAME_RE.match(n))]
+
+
+def lab_links(prefix: str | None = None) -> list[str]:
+    """Root-namespace interfaces named by a lab."""
+    out = []
+    for name in os.listdir("/sys/class/net"):
+        if (name.startswith(prefix + "-") if prefix else NAME_RE.match(name)):
+            out.append(name)
+    return out
+
+
+def remove_bridges_and_links(prefix: str | None) -> None:
+    bridges = lab_bridges(prefix)
+    if bridges:
+        args: list[str] = []
+        for br in bridges:
+            args += ["--", "--if-exists", "del-br", br]
+        ovs(*args[1:], check=False)
+    links = lab_links(prefix)
+    if links:
+        subprocess.run(["ip", "-force", "-batch", "-"], input="".join(f"link del {n}\n" for n in links),
+                       capture_output=True, text=True, timeout=60)
+
+
+def wait_until(condition, timeout: float, interval: float = 0.05) -> bool:  # noqa: ANN001
+    """Polls ``condition()`` until it is true or ``timeout`` seconds pass; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def clean_prefix(prefix: str, state: dict[str, Any] | None) -> list[str]:
+    """Removes one lab's leftovers; returns what was done, for the user."""
+    done = []
+    if state:
+        shells = [int(p) for p in state.get("shells", [])]
+        live = [p for p in shells if "mininet:" in cmdline(p)]
+        if live:
+            kill_namespaces(live)
+            done.append(f"ended the processes of {len(live)} node namespaces")
+        ctl = state.get("controller_pid")
+        if ctl and "controllers.main" in cmdline(int(ctl)):
+            os.kill(int(ctl), signal.SIGKILL)
+            done.append(f"ended the controller (pid {ctl})")
+    bridges, links = lab_bridges(prefix), lab_links(prefix)
+    if bridges or links:
+        remove_bridges_and_links(prefix)
+        done.append(f"removed {len(bridges)} bridges and {len(links)} interfaces")
+    shutil.rmtree(run_dir(prefix), ignore_errors=True)
+    return done
+
+
+def clean(force: bool = False) -> list[str]:
+    """Removes what crashed labs left: for each recorded lab whose owner process is gone (all with
+    ``force``), its processes, bridges and interfaces; then any bridge or interface named like a lab's
+    whose lab is not running. Returns one line per thing done."""
+    report = []
+    running = set()
+    if RUN_ROOT.is_dir():
+        for entry in sorted(RUN_ROOT.iterdir()):
+            state = read_state(entry.name)
+            owner = (state or {}).get("owner_pid")
+            if owner and process_alive(int(owner)) and not force:
+                running.add(entry.name)
+                report.append(f"{entry.name}: lab {state.get('name')} is running (pid {owner}); "
+                              "left alone")
+                continue
+            for line in clean_prefix(entry.name, state):
+                report.append(f"{entry.name}: {line}")
+    orphans = {NAME_RE.match(n).group(0)[:-1] for n in lab_bridges() + lab_links()}  # type: ignore[union-attr]
+    for prefix in sorted(orphans - running):
+        for line in clean_prefix(prefix, None):
+            report.append(f"{prefix}: {line}")
+    return report

@@ -1,0 +1,262 @@
+"""The lab's side of the controller: the child process, its local channel, and what it was told.
+
+The controller (``controllers/``) is stateless across restarts: this client keeps every switch and port
+it registered, so a restarted controller is told everything again and reinstalls it.
+"""
+
+from __future__ import annotations
+
+import json
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+READY_LINE = "wvpclab-controller ready"
+
+
+class ControllerError(RuntimeError):
+    """The controller could not be started, or refused or failed a request."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 free at the time of asking."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Controller:
+    """Runs ``python -m controllers.main`` as a child process and talks to it over a Unix socket."""
+
+    def __init__(self, run_dir: Path, timeout: float = 30.0) -> None:
+        self.run_dir = run_dir
+        self.socket_path = run_dir / "controller.sock"
+        self.log_path = run_dir / "controller.log"
+        self.port = free_port()
+        self.timeout = timeout
+        self.proc: subprocess.Popen[str] | None = None
+        self._sock: socket.socket | None = None
+        self._buf = b""
+        self._lock = threading.RLock()
+        self._next_id = 1
+        # What the lab registered: dpid -> {"kind", "name", "dhcp_steering", "ports": {n: fields}}
+        self.switches: dict[int, dict[str, Any]] = {}
+        self._watch: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self.restarts = 0
+
+    @property
+    def target(self) -> str:
+        """The OpenFlow target for ``ovs-vsctl set-controller``."""
+        return f"tcp:127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    # -- process ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Starts the process and connects; returns once it listens (bounded wait)."""
+        with self._lock:
+            self._spawn()
+        if self._watch is None:
+            self._watch = threading.Thread(target=self._supervise, name="wvpclab-controller-watch",
+                                           daemon=True)
+            self._watch.start()
+
+    def _spawn(self) -> None:
+        if self.socket_path.exists():
+            self.socket_path.unlink()
+        log = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115 - the child keeps it
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "controllers.main", "--of-port", str(self.port),
+             "--control", str(self.socket_path), "--log", str(self.log_path)],
+            stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True,
+            start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + self.timeout
+        assert self.proc.stdout is not None
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        line = ""
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ControllerError(f"the controller exited with code {self.proc.returncode} "
+                                      f"while starting; see {self.log_path}")
+            if sel.select(timeout=0.2):
+                line = self.proc.stdout.readline()
+                if READY_LINE in line:
+                    break
+        else:
+            self.kill()
+            raise ControllerError(f"the controller did not get ready in {self.timeout:.0f} s; "
+                                  f"see {self.log_path}")
+        sel.close()
+        self._connect()
+
+    def _connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(str(self.socket_path))
+        self._sock = sock
+        self._buf = b""
+
+    def _supervise(self) -> None:
+        """Restarts the controller if it dies while the lab runs, and tells it everything again."""
+        while not self._stopping.wait(0.3):
+            proc = self.proc
+            if proc is None or proc.poll() is None:
+                continue
+            with self._lock:
+                if self._stopping.is_set() or self.proc is not proc:
+                    continue
+                print(f"wvpclab: the controller (pid {proc.pid}) exited with code "
+                      f"{proc.returncode}; restarting it", file=sys.stderr)
+                try:
+                    self._spawn()
+                    self.restarts += 1
+                    self.replay()
+                except (ControllerError, OSError) as err:
+                    print(f"wvpclab: restarting the controller failed: {err}", file=sys.stderr)
+
+    def restart(self) -> None:
+        """Stops the controller and starts it again, re-registering everything (flows reinstalled)."""
+        with self._lock:
+            self.kill()
+            self._spawn()
+            self.restarts += 1
+            self.replay()
+
+    def kill(self, sig: int = signal.SIGTERM) -> None:
+        """Ends the process (by its PID) and closes the channel."""
+        with self._lock:
+            if self._sock:
+                self._sock.close()
+                self._sock = None
+            if self.proc and self.proc.poll() is None:
+                self.proc.send_signal(sig)
+                try:
+                    self.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(5)
+            if self.proc and self.proc.stdout:
+                self.proc.stdout.close()
+
+    def stop(self) -> None:
+        """Stops supervising and ends the process."""
+        self._stopping.set()
+        self.kill()
+        if self.socket_path.exists():
+            self.socket_path.unlink()
+
+    # -- requests ---------------------------------------------------------------------------------
+    def _send(self, message: dict[str, Any]) -> int:
+        assert self._sock is not None, "controller channel is not connected"
+        rid = self._next_id
+        self._next_id += 1
+        self._sock.sendall((json.dumps({"id": rid, **message}) + "\n").encode())
+        return rid
+
+    def _receive(self, rid: int, deadline: float) -> dict[str, Any]:
+        assert self._sock is not None
+        while True:
+            while b"\n" in self._buf:
+                line, self._buf = self._buf.split(b"\n", 1)
+                reply = json.loads(line)
+                if reply.get("id") == rid:
+                    return reply
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ControllerError(f"no answer from the controller in {self.timeout:.0f} s "
+                                      f"(request {rid}); see {self.log_path}")
+            self._sock.settimeout(left)
+            try:
+                chunk = self._sock.recv(65536)
+            except TimeoutError:
+                continue
+            if not chunk:
+                raise ControllerError(f"the controller closed the channel; see {self.log_path}")
+            self._buf += chunk
+
+    def requests(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Sends several requests at once, then waits for every answer (in order)."""
+        with self._lock:
+            deadline = time.monotonic() + self.timeout
+            ids = [self._send(m) for m in messages]
+            replies = [self._receive(rid, deadline) for rid in ids]
+        for message, reply in zip(messages, replies):
+            if not reply.get("ok"):
+                raise ControllerError(f"controller refused {message.get('op')}: "
+                                      f"{reply.get('error', reply)}")
+        return replies
+
+    def request(self, op: str, **fields: Any) -> dict[str, Any]:
+        return self.requests([{"op": op, **fields}])[0]
+
+    # -- registrations ----------------------------------------------------------------------------
+    def add_switch(self, dpid: int, kind: str, name: str, ports: list[dict[str, Any]],
+                   dhcp_steering: bool = False) -> None:
+        """Registers a switch with its ports; returns when its flows are in force."""
+        self.switches[dpid] = {"kind": kind, "name": name, "dhcp_steering": dhcp_steering,
+                               "ports": {p["port"]: dict(p) for p in ports}}
+        self.requests(self._switch_messages(dpid))
+
+    def _switch_messages(self, dpid: int) -> list[dict[str, Any]]:
+        sw = self.switches[dpid]
+        msgs = [{"op": "add_switch", "dpid": dpid, "kind": sw["kind"], "name": sw["name"],
+                 "dhcp_steering": sw["dhcp_steering"]}]
+        msgs += [{"op": "add_port", "dpid": dpid, **p} for _, p in sorted(sw["ports"].items())]
+        msgs.append({"op": "sync", "dpid": dpid})
+        return msgs
+
+    def add_port(self, dpid: int, port: int, role: str, mac: str | None,
+                 allow_spoofing: bool = False) -> None:
+        fields = {"port": port, "role": role, "mac": mac, "allow_spoofing": allow_spoofing}
+        self.switches[dpid]["ports"][port] = fields
+        self.request("add_port", dpid=dpid, **fields)
+
+    def remove_port(self, dpid: int, port: int) -> None:
+        self.switches[dpid]["ports"].pop(port, None)
+        self.request("remove_port", dpid=dpid, port=port)
+
+    def remove_switch(self, dpid: int) -> None:
+        self.switches.pop(dpid, None)
+        self.request("remove_switch", dpid=dpid)
+
+    def replay(self) -> None:
+        """Tells a (re)started controller every registered switch and port."""
+        msgs: list[dict[str, Any]] = []
+        for dpid in sorted(self.switches):
+            msgs += self._switch_messages(dpid)
+        if msgs:
+            self.requests(msgs)
+
+    def dump(self, dpid: int) -> dict[str, Any]:
+        return self.request("dump", dpid=dpid)
+
+
+def process_alive(pid: int) -> bool:
+    """True if a process with this PID exists (and is not a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def cmdline(pid: int) -> str:
+    """The command line of a process, or '' if it is gone."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+__all__ = ["Controller", "ControllerError", "cmdline", "free_port", "process_alive"]

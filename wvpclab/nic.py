@@ -1,0 +1,59 @@
+"""The emulated DEC/Intel 21140A NIC as a Mininet interface: MAC, MTU, speed and carrier.
+
+The guest end lives in the VM's namespace as ``ethN``; its peer (the "cable") lives in the root
+namespace as a switch port. The lab creates both ends in one iproute2 batch; this class describes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mininet.link import Intf
+
+MTU = 1500
+#: htb burst per direction: about 1.2 ms at 100 Mbit/s, enough for TSO segments without bursts that
+#: distort the rate.
+_BURST = "15k"
+
+
+def rate_of(speed: int | str) -> str | None:
+    """The htb rate for a topology ``speed`` (10 / 100 Mbit/s), or None for ``unlimited``."""
+    return None if speed == "unlimited" else f"{int(speed)}mbit"
+
+
+def shaping_commands(dev: str, speed: int | str) -> list[str]:
+    """``tc -batch`` lines that shape ``dev``'s egress to the NIC's speed (none for unlimited)."""
+    rate = rate_of(speed)
+    if rate is None:
+        return []
+    return [f"qdisc replace dev {dev} root handle 1: htb default 1",
+            f"class replace dev {dev} parent 1: classid 1:1 htb rate {rate} ceil {rate} "
+            f"burst {_BURST} cburst {_BURST}"]
+
+
+class Tulip21140Intf(Intf):
+    """A guest NIC: ``ethN`` in the VM, ``mac`` 00:03:ff:…, MTU 1500, 10/100 Mbit/s, a cable.
+
+    Created by the lab (already present in the namespace), so Mininet's own set-up, which runs one
+    ``ifconfig`` per setting, is skipped: ``config`` records the parameters only.
+    """
+
+    def __init__(self, name: str, node: Any, port: int, mac: str, peer: str,
+                 speed: int | str = 100, index: int = 0) -> None:
+        self.peer = peer  # the root-namespace end: the switch port ("the cable")
+        self.speed = speed
+        self.index = index
+        self.mode = "none"
+        super().__init__(name, node=node, port=port, mac=mac,
+                         moveIntfFn=lambda *args, **kwargs: None)
+
+    def config(self, **params: Any) -> dict:  # noqa: D102 - see class docstring
+        return {}
+
+    def carrier(self) -> bool:
+        """True when the guest sees a carrier (the cable is plugged in)."""
+        out = self.node.cmd(f"cat /sys/class/net/{self.name}/carrier 2>/dev/null").strip()
+        return out == "1"
+
+    def __repr__(self) -> str:
+        return f"<Tulip21140Intf {self.node.name}:{self.name} {self.mac} {self.mode}>"
