@@ -6,6 +6,9 @@ Results go to stdout; progress and errors to stderr. Library errors become exit 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import subprocess
 import sys
 from collections.abc import Sequence
 
@@ -39,15 +42,75 @@ def cmd_check(args: argparse.Namespace) -> int:
     return status
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """Placeholder until the running lab lands: validates and prints the summary."""
+def _load(path: str):  # noqa: ANN202 - nx.Graph
     try:
-        graph = topology.load(args.topology)
+        return topology.load(path)
     except topology.TopologyError as err:
         print(f"wvpclab: {err}", file=sys.stderr)
+        return None
+
+
+def _on_term(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _run_in_node(lab, spec: str, timeout: float) -> int:  # noqa: ANN001 - a Lab
+    """Runs one ``NODE COMMAND`` from --cmd; output to stdout/stderr; returns its exit code."""
+    name, _, command = spec.strip().partition(" ")
+    node = lab.node(name)
+    if not command.strip():
+        raise ValueError(f"--cmd {spec!r}: give a command after the node name")
+    proc = node.popen(["bash", "-c", command], text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        err += f"wvpclab: {name}: command timed out after {timeout:.0f} s\n"
+        proc.returncode = 124
+    sys.stdout.write(out)
+    sys.stdout.flush()
+    sys.stderr.write(err)
+    return proc.returncode
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Builds the lab, runs --cmd commands, opens the CLI unless --no-cli, tears down."""
+    graph = _load(args.topology)
+    if graph is None:
         return EXIT_INVALID
-    print(topology.summary(graph))
-    _err("the running lab is not built yet in this release: validated and summarized only")
+    if args.no_cli and not args.cmd:
+        _err("--no-cli needs at least one --cmd 'NODE COMMAND'")
+        return EXIT_INVALID
+    from wvpclab.lab import Lab, LabError
+
+    signal.signal(signal.SIGTERM, _on_term)
+    signal.signal(signal.SIGHUP, _on_term)
+    status = 0
+    try:
+        with Lab(graph, quiet=args.quiet) as lab:
+            for spec in args.cmd:
+                rc = _run_in_node(lab, spec, args.timeout)
+                status = status or (1 if rc else 0)
+            if not args.no_cli:
+                from wvpclab.labcli import LabCLI
+
+                LabCLI(lab)
+    except (LabError, ValueError) as err:
+        _err(str(err))
+        return EXIT_INVALID if isinstance(err, ValueError) or "no node" in str(err) else 1
+    return status
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    """Removes what crashed labs left behind (by name prefix and recorded PIDs)."""
+    if os.geteuid() != 0:
+        _err("clean needs root: run it with sudo, or `make clean`")
+        return 1
+    from wvpclab import cleanup
+
+    report = cleanup.clean(force=args.force)
+    print("\n".join(report) if report else "nothing to clean")
     return 0
 
 
@@ -62,9 +125,22 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--graph-json", metavar="FILE",
                        help="also write the validated graph as node-link JSON to FILE")
     check.set_defaults(func=cmd_check)
-    run = sub.add_parser("run", help="bring up a lab")
+    run = sub.add_parser("run", help="bring up a lab and open the CLI (root)",
+                         description="Builds the lab, runs each --cmd, opens the Mininet CLI (which "
+                                     "reads commands from stdin when it is not a terminal) unless "
+                                     "--no-cli, and tears everything down on exit.")
     run.add_argument("topology", help="a .yaml/.yml, node-link .json or .py file")
+    run.add_argument("--cmd", action="append", default=[], metavar="'NODE COMMAND'",
+                     help="run COMMAND in NODE and print its output (repeatable)")
+    run.add_argument("--no-cli", action="store_true", help="do not open the CLI")
+    run.add_argument("--timeout", type=float, default=120.0,
+                     help="seconds a --cmd may take (default 120)")
+    run.add_argument("--quiet", action="store_true", help="no progress on stderr")
     run.set_defaults(func=cmd_run)
+    clean = sub.add_parser("clean", help="remove what a crashed lab left behind (root)")
+    clean.add_argument("--force", action="store_true",
+                       help="also remove labs whose owner process still runs")
+    clean.set_defaults(func=cmd_clean)
     return parser
 
 

@@ -22,7 +22,7 @@ from mininet.node import Node
 
 from wvpclab import cleanup, topology
 from wvpclab.controller import Controller, ControllerError, process_alive
-from wvpclab.nic import MTU, Tulip21140Intf, shaping_commands
+from wvpclab.nic import MTU, Tulip21140Intf, shaping_commands, shaping_links
 from wvpclab.pc import PhysicalPC
 from wvpclab.vm import GUEST_SYSCTLS, VirtualPC, source_routing
 
@@ -203,19 +203,22 @@ class Lab:
 
     def _make_cables(self) -> None:
         """Every NIC: a veth whose guest end is ``ethN`` in the VM (MAC, MTU) and whose other end is in
-        the root namespace, hardened, up only if the NIC is connected — all in one ``ip -batch``."""
-        lines, up, shape = [], [], []
+        the root namespace, hardened, up only if the NIC is connected — in one ``ip -batch``."""
+        lines, up = [], []
         nics = topology.nodes_of(self.graph, "nic")
         for k, (_, nic) in enumerate(nics):
             vm = self._nodes[nic["vm"]]
             peer = f"{self.prefix}-n{k}"
             dev = f"eth{nic['index']}"
-            lines.append(f"link add name {peer} mtu {MTU} type veth peer name {dev} "
-                         f"address {nic['mac']} mtu {MTU} netns {vm.pid}")
+            # Made in the root namespace, then moved: the guest end keeps an ifindex unlike its
+            # peer's, which the kernel needs to report LOWERLAYERDOWN when the cable is pulled.
+            lines.append(f"link add name {peer} mtu {MTU} type veth peer name {self.prefix}-t{k} "
+                         f"mtu {MTU}")
+            lines.append(f"link set dev {self.prefix}-t{k} netns {vm.pid} name {dev} "
+                         f"address {nic['mac']}")
             self.cables[(nic["vm"], nic["index"])] = peer
             if nic["mode"] != "none":
                 up.append(f"link set {peer} up")
-            shape += shaping_commands(peer, nic["speed"])
         if not lines:
             return
         _run(["ip", "-batch", "-"], "\n".join(lines) + "\n")
@@ -223,8 +226,6 @@ class Lab:
             harden_root_interface(peer)
         if up:
             _run(["ip", "-batch", "-"], "\n".join(up) + "\n")
-        if shape:
-            _run(["tc", "-batch", "-"], "\n".join(shape) + "\n")
         for _, nic in nics:
             vm = self._nodes[nic["vm"]]
             intf = Tulip21140Intf(f"eth{nic['index']}", node=vm, port=nic["index"], mac=nic["mac"],
@@ -279,6 +280,7 @@ class Lab:
                 if nic["ip"]:
                     ip_lines.append(f"address add {nic['ip']} dev {dev}")
                     ip_lines += source_routing(dev, nic["index"], nic["ip"])
+                ip_lines += shaping_links(dev, nic["speed"])
                 tc_lines += shaping_commands(dev, nic["speed"])
             ipf, tcf = self.run_dir / f"{key}.ip", self.run_dir / f"{key}.tc"
             ipf.write_text("\n".join(ip_lines) + "\n")

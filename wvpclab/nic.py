@@ -21,14 +21,37 @@ def rate_of(speed: int | str) -> str | None:
     return None if speed == "unlimited" else f"{int(speed)}mbit"
 
 
+def rx_shaper(dev: str) -> str:
+    """The IFB device that carries NIC ``dev``'s received traffic through its shaper."""
+    return f"{dev}-rx"
+
+
+def shaping_links(dev: str, speed: int | str) -> list[str]:
+    """``ip -batch`` lines (in the guest) for the receive shaper of ``dev`` (none for unlimited)."""
+    if rate_of(speed) is None:
+        return []
+    return [f"link add {rx_shaper(dev)} mtu {MTU} type ifb", f"link set {rx_shaper(dev)} up"]
+
+
 def shaping_commands(dev: str, speed: int | str) -> list[str]:
-    """``tc -batch`` lines that shape ``dev``'s egress to the NIC's speed (none for unlimited)."""
+    """``tc -batch`` lines (in the guest) that hold ``dev`` to the NIC's speed both ways.
+
+    Sending: htb on ``dev``. Receiving: frames arrive from the switch's userspace datapath, which
+    bypasses the root-side qdisc, so they are redirected at ``dev``'s ingress to an IFB and shaped
+    there with the same htb.
+    """
     rate = rate_of(speed)
     if rate is None:
         return []
-    return [f"qdisc replace dev {dev} root handle 1: htb default 1",
-            f"class replace dev {dev} parent 1: classid 1:1 htb rate {rate} ceil {rate} "
-            f"burst {_BURST} cburst {_BURST}"]
+    lines = []
+    for out in (dev, rx_shaper(dev)):
+        lines += [f"qdisc replace dev {out} root handle 1: htb default 1",
+                  f"class replace dev {out} parent 1: classid 1:1 htb rate {rate} ceil {rate} "
+                  f"burst {_BURST} cburst {_BURST}"]
+    lines += [f"qdisc add dev {dev} handle ffff: ingress",
+              f"filter add dev {dev} parent ffff: protocol all u32 match u32 0 0 "
+              f"action mirred egress redirect dev {rx_shaper(dev)}"]
+    return lines
 
 
 class Tulip21140Intf(Intf):

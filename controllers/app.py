@@ -1,0 +1,346 @@
+"""The os-ken app: keeps what the lab registered and puts the matching flows on each switch.
+
+Flows are proactive (no learning, no packet-in); each change is confirmed with an OpenFlow barrier.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from os_ken.base import app_manager
+from os_ken.controller import ofp_event
+from os_ken.controller.handler import (
+    CONFIG_DISPATCHER,
+    DEAD_DISPATCHER,
+    HANDSHAKE_DISPATCHER,
+    MAIN_DISPATCHER,
+    set_ev_cls,
+)
+from os_ken.ofproto import ofproto_v1_3
+
+from controllers.flowrules import (
+    ROLE_GUEST,
+    Flow,
+    Port,
+    Switch,
+    baseline_flows,
+    describe,
+    diff,
+    flows_for,
+    sort_key,
+)
+
+#: The cookie on every flow we install.
+COOKIE = 0x7776_7063_6C61_6200  # "wvpclab\0"
+_ALL_STATES = [HANDSHAKE_DISPATCHER, CONFIG_DISPATCHER, MAIN_DISPATCHER]
+_MAX_KEPT_FAILURES = 64
+
+LOG = logging.getLogger("wvpclab.controller")
+
+
+class ControlError(Exception):
+    """A request the controller cannot carry out; the message says why."""
+
+
+@dataclass
+class _Registration:
+    """A switch the lab registered."""
+
+    switch: Switch
+    name: str
+    epoch: int  # distinguishes successive registrations of one dpid
+
+
+@dataclass
+class _Link:
+    """One live OpenFlow connection to a switch and what we have sent on it."""
+
+    datapath: Any
+    installed: frozenset[Flow] | None = None  # None: unknown, next push replaces everything
+    barriers: dict[int, int] = field(default_factory=dict)  # barrier xid -> change sequence
+    flow_mods: dict[int, int] = field(default_factory=dict)  # flow-mod xid -> change sequence
+
+
+class WvpcController(app_manager.OSKenApp):
+    """Installs the flows of `controllers.flowrules` on the switches the lab registers.
+
+    The control channel (another thread) calls the public methods; each returns only when the
+    change is in force on the switch (after a barrier reply), waiting for the switch to connect if
+    it has not yet. All state sits behind one condition variable.
+    """
+
+    OFP_VERSIONS: ClassVar[list[int]] = [ofproto_v1_3.OFP_VERSION]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._cond = threading.Condition()
+        self._registered: dict[int, _Registration] = {}
+        self._links: dict[int, _Link] = {}
+        self._requested: dict[int, int] = defaultdict(int)  # last change sequence, per dpid
+        self._confirmed: dict[int, int] = defaultdict(int)  # last sequence a barrier confirmed
+        self._failures: dict[int, dict[int, str]] = defaultdict(dict)  # dpid -> seq -> error
+        self._epochs = 0
+
+    # ---- requests from the control channel -------------------------------------------------
+
+    def add_switch(self, dpid: int, kind: str, name: str = "",
+                   dhcp_steering: bool = False, timeout: float | None = None) -> None:
+        """Register a switch (no ports yet) and wait until its flows are in force.
+
+        Registering the same dpid again with the same kind, name and steering is a no-op (still
+        confirmed); with anything different it is an error.
+        """
+        try:
+            switch = Switch(dpid, kind, (), dhcp_steering)
+        except (ValueError, TypeError) as exc:
+            raise ControlError(str(exc)) from None
+        with self._cond:
+            current = self._registered.get(dpid)
+            if current is not None:
+                same = (current.switch.kind == kind and current.name == name
+                        and current.switch.dhcp_steering == dhcp_steering)
+                if not same:
+                    raise ControlError(
+                        f"switch {dpid:#x} is already registered as {current.switch.kind} "
+                        f"{current.name!r}; remove it first")
+                seq = self._apply(dpid)
+            else:
+                self._epochs += 1
+                self._registered[dpid] = _Registration(switch, name, self._epochs)
+                seq = self._apply(dpid)
+                LOG.info("switch %s registered: %s %r", _hex(dpid), kind, name)
+            self._wait(dpid, seq, timeout)
+
+    def remove_switch(self, dpid: int, timeout: float | None = None) -> None:
+        """Forget a switch; if it is connected, leave it with only the drops, confirmed."""
+        with self._cond:
+            if self._registered.pop(dpid, None) is None:
+                raise ControlError(f"no switch {dpid:#x} registered")
+            self._cond.notify_all()
+            LOG.info("switch %s removed", _hex(dpid))
+            seq = self._apply(dpid)
+            if dpid in self._links:
+                self._wait(dpid, seq, timeout, registered=False)
+
+    def add_port(self, dpid: int, port: Port, timeout: float | None = None) -> None:
+        """Add a port (or replace the port of the same number) and wait until it is in force."""
+        self._change(dpid, lambda sw: sw.with_port(port), timeout)
+
+    def remove_port(self, dpid: int, number: int, timeout: float | None = None) -> None:
+        """Remove a port and wait until the change is in force."""
+        def change(sw: Switch) -> Switch:
+            if sw.port(number) is None:
+                raise ControlError(f"switch {dpid:#x} has no port {number}")
+            return sw.without_port(number)
+        self._change(dpid, change, timeout)
+
+    def set_steering(self, dpid: int, on: bool, timeout: float | None = None) -> None:
+        """Switch DHCP steering of an internal switch on or off, and wait until in force."""
+        self._change(dpid, lambda sw: sw.with_steering(on), timeout)
+
+    def sync(self, dpid: int, timeout: float | None = None) -> None:
+        """Wait until the switch is connected and everything registered for it is in force."""
+        self._change(dpid, lambda sw: sw, timeout)
+
+    def dump(self, dpid: int) -> dict[str, Any]:
+        """Return what is registered for a switch and its flows as readable lines (no waiting)."""
+        with self._cond:
+            reg = self._require(dpid)
+            link = self._links.get(dpid)
+            sw = reg.switch
+            return {
+                "dpid": dpid,
+                "name": reg.name,
+                "kind": sw.kind,
+                "dhcp_steering": sw.dhcp_steering,
+                "connected": link is not None,
+                "in_force": link is not None
+                and self._confirmed[dpid] >= self._requested[dpid],
+                "ports": [
+                    {"port": p.number, "role": p.role, "mac": p.mac,
+                     "allow_spoofing": p.allow_spoofing}
+                    for p in sw.ports
+                ],
+                "flows": describe(flows_for(sw), {p.number: p.role for p in sw.ports
+                                                  if p.role != ROLE_GUEST}),
+            }
+
+    def switches(self) -> list[dict[str, Any]]:
+        """Return a short list of registered switches and whether each is connected."""
+        with self._cond:
+            return [{"dpid": dpid, "name": reg.name, "kind": reg.switch.kind,
+                     "connected": dpid in self._links}
+                    for dpid, reg in sorted(self._registered.items())]
+
+    # ---- internals (callers hold self._cond) -----------------------------------------------
+
+    def _require(self, dpid: int) -> _Registration:
+        reg = self._registered.get(dpid)
+        if reg is None:
+            raise ControlError(f"no switch {dpid:#x} registered")
+        return reg
+
+    def _change(self, dpid: int, edit: Any, timeout: float | None) -> None:
+        with self._cond:
+            reg = self._require(dpid)
+            try:
+                new = edit(reg.switch)
+                flows_for(new)  # refuse a description the rules cannot serve
+            except (ValueError, TypeError) as exc:
+                raise ControlError(str(exc)) from None
+            reg.switch = new
+            seq = self._apply(dpid)
+            self._wait(dpid, seq, timeout)
+
+    def _desired(self, dpid: int) -> frozenset[Flow]:
+        reg = self._registered.get(dpid)
+        return flows_for(reg.switch) if reg is not None else baseline_flows()
+
+    def _apply(self, dpid: int) -> int:
+        """Record a change for `dpid`, push it if the switch is connected; return its sequence."""
+        self._requested[dpid] += 1
+        seq = self._requested[dpid]
+        link = self._links.get(dpid)
+        if link is not None:
+            self._push(dpid, link, seq)
+        return seq
+
+    def _wait(self, dpid: int, seq: int, timeout: float | None, registered: bool = True) -> None:
+        """Block until a barrier confirmed change `seq` of `dpid` (the lock is released meanwhile).
+
+        Raises:
+            ControlError: on timeout, when the switch was removed meanwhile, or when the switch
+                rejected a flow of this change.
+        """
+        epoch = self._registered[dpid].epoch if registered else None
+
+        def done() -> bool:
+            if self._confirmed[dpid] >= seq:
+                return True
+            reg = self._registered.get(dpid)
+            return registered and (reg is None or reg.epoch != epoch)
+
+        if not self._cond.wait_for(done, timeout):
+            state = "connected" if dpid in self._links else "not connected"
+            raise ControlError(f"switch {dpid:#x} ({state}) did not confirm the change "
+                               f"within {timeout:g} s")
+        if self._confirmed[dpid] < seq:
+            raise ControlError(f"switch {dpid:#x} was removed before the change was in force")
+        failure = self._failures[dpid].pop(seq, None)
+        if failure is not None:
+            raise ControlError(f"switch {dpid:#x} rejected a flow: {failure}")
+
+    def _push(self, dpid: int, link: _Link, seq: int) -> None:
+        """Send what turns the switch's flows into the desired set, then a barrier."""
+        dp = link.datapath
+        ofp, parser = dp.ofproto, dp.ofproto_parser
+        desired = self._desired(dpid)
+        messages = []
+        cleared = link.installed is None
+        if cleared:
+            messages.append(parser.OFPFlowMod(
+                dp, table_id=0, command=ofp.OFPFC_DELETE, out_port=ofp.OFPP_ANY,
+                out_group=ofp.OFPG_ANY, match=parser.OFPMatch()))
+            to_delete, to_add = frozenset(), desired
+        else:
+            to_delete, to_add = diff(link.installed, desired)
+        for flow in sorted(to_delete, key=sort_key):
+            messages.append(parser.OFPFlowMod(
+                dp, cookie=COOKIE, cookie_mask=0xFFFF_FFFF_FFFF_FFFF, table_id=0,
+                command=ofp.OFPFC_DELETE_STRICT, priority=flow.priority,
+                out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
+                match=parser.OFPMatch(**flow.match_dict())))
+        for flow in sorted(to_add, key=sort_key):
+            actions = [parser.OFPActionOutput(port, 0) for port in flow.actions]
+            instructions = ([parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)]
+                            if actions else [])
+            messages.append(parser.OFPFlowMod(
+                dp, cookie=COOKIE, table_id=0, command=ofp.OFPFC_ADD, priority=flow.priority,
+                buffer_id=ofp.OFP_NO_BUFFER, match=parser.OFPMatch(**flow.match_dict()),
+                instructions=instructions))
+        for msg in messages:
+            link.flow_mods[dp.set_xid(msg)] = seq
+            dp.send_msg(msg)
+        barrier = parser.OFPBarrierRequest(dp)
+        link.barriers[dp.set_xid(barrier)] = seq
+        dp.send_msg(barrier)
+        link.installed = desired
+        LOG.info("switch %s: change %d sent (%s%d deleted, %d added)", _hex(dpid), seq,
+                 "table 0 cleared, " if cleared else "", len(to_delete), len(to_add))
+
+    def _link_of(self, datapath: Any) -> tuple[int, _Link] | None:
+        for dpid, link in self._links.items():
+            if link.datapath is datapath:
+                return dpid, link
+        return None
+
+    # ---- OpenFlow events ---------------------------------------------------------------------
+
+    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    def _on_switch_features(self, ev: Any) -> None:
+        """A switch (re)connected: clear table 0 and install everything registered for it."""
+        dp = ev.msg.datapath
+        dpid = ev.msg.datapath_id  # dp.id may not be set yet when this app sees the event
+        with self._cond:
+            link = _Link(dp)
+            self._links[dpid] = link
+            known = "registered" if dpid in self._registered else "unregistered"
+            LOG.info("switch %s connected from %s (%s)", _hex(dpid), dp.address, known)
+            self._push(dpid, link, self._requested[dpid])
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, [DEAD_DISPATCHER])
+    def _on_state_change(self, ev: Any) -> None:
+        """A connection closed: forget it (a newer connection of the same dpid stays)."""
+        with self._cond:
+            found = self._link_of(ev.datapath)
+            if found is not None:
+                del self._links[found[0]]
+                LOG.info("switch %s disconnected", _hex(found[0]))
+            self._cond.notify_all()
+
+    @set_ev_cls(ofp_event.EventOFPBarrierReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def _on_barrier_reply(self, ev: Any) -> None:
+        """Everything sent before the barrier is processed: confirm that change."""
+        with self._cond:
+            found = self._link_of(ev.msg.datapath)
+            if found is None:
+                return
+            dpid, link = found
+            seq = link.barriers.pop(ev.msg.xid, None)
+            if seq is None:
+                return
+            link.flow_mods = {x: s for x, s in link.flow_mods.items() if s > seq}
+            self._confirmed[dpid] = max(self._confirmed[dpid], seq)
+            self._cond.notify_all()
+
+    @set_ev_cls(ofp_event.EventOFPErrorMsg, _ALL_STATES)
+    def _on_error(self, ev: Any) -> None:
+        """The switch refused one of our messages: fail that change, resend everything next."""
+        msg = ev.msg
+        with self._cond:
+            found = self._link_of(msg.datapath)
+            if found is None:
+                return
+            dpid, link = found
+            seq = link.flow_mods.get(msg.xid)
+            if seq is None:
+                LOG.warning("switch %s: error type=%d code=%d for xid %#x", _hex(dpid),
+                            msg.type, msg.code, msg.xid)
+                return
+            ofp = msg.datapath.ofproto
+            text = (f"{ofp.ofp_error_type_to_str(msg.type)} / "
+                    f"{ofp.ofp_error_code_to_str(msg.type, msg.code)}")
+            LOG.error("switch %s: change %d refused: %s", _hex(dpid), seq, text)
+            failures = self._failures[dpid]
+            failures.setdefault(seq, text)
+            while len(failures) > _MAX_KEPT_FAILURES:
+                failures.pop(next(iter(failures)))
+            link.installed = None  # we no longer know what is there
+
+
+def _hex(dpid: int) -> str:
+    return f"{dpid:016x}"

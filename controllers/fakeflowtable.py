@@ -1,0 +1,107 @@
+"""A tiny model of one OpenFlow 1.3 table, for checking flow sets without a switch.
+
+`FakeFlowTable.outputs()` answers: given an in_port and a frame, where does the winning flow send it?
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from controllers.flowrules import Flow, normalize_mac
+
+_MAC_FIELDS = ("eth_src", "eth_dst")
+# OXM prerequisites (OpenFlow 1.3 §7.2.3.8): a field may only be matched when these hold too.
+_PREREQUISITES: dict[str, tuple[str, tuple[object, ...]]] = {
+    "ip_proto": ("eth_type", (0x0800, 0x86DD)),
+    "udp_dst": ("ip_proto", (17,)),
+    "udp_src": ("ip_proto", (17,)),
+    "tcp_dst": ("ip_proto", (6,)),
+    "tcp_src": ("ip_proto", (6,)),
+}
+
+
+class AmbiguousMatch(AssertionError):
+    """Two flows of the same priority match one frame and disagree on what to do."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The header fields of a frame entering a switch (None: the frame has no such field)."""
+
+    in_port: int
+    eth_src: str
+    eth_dst: str
+    eth_type: int = 0x0800
+    ip_proto: int | None = None
+    udp_dst: int | None = None
+
+    def value(self, name: str) -> object:
+        """Return the frame's value for match field `name`."""
+        return getattr(self, name, None)
+
+
+def _mac_int(mac: str) -> int:
+    return int(normalize_mac(mac).replace(":", ""), 16)
+
+
+def _field_matches(name: str, wanted: object, have: object) -> bool:
+    if have is None:
+        return False
+    if name in _MAC_FIELDS:
+        if isinstance(wanted, tuple):
+            value, mask = (_mac_int(x) for x in wanted)
+            return _mac_int(have) & mask == value & mask
+        return _mac_int(have) == _mac_int(wanted)
+    return have == wanted
+
+
+class FakeFlowTable:
+    """One flow table: highest priority match wins, no match drops.
+
+    Args:
+        flows: The flows in the table.
+
+    Raises:
+        ValueError: when a flow matches a field without its OXM prerequisite (a real switch
+            would refuse it).
+    """
+
+    def __init__(self, flows: Iterable[Flow]) -> None:
+        self.flows = tuple(flows)
+        for flow in self.flows:
+            fields = flow.match_dict()
+            for name, (needed, values) in _PREREQUISITES.items():
+                if name in fields and fields.get(needed) not in values:
+                    raise ValueError(f"flow {flow} matches {name} without {needed} in {values}")
+
+    def winner(self, frame: Frame) -> Flow | None:
+        """Return the flow that takes `frame`, or None on a table miss.
+
+        Raises:
+            AmbiguousMatch: when several flows of the top priority match with different actions.
+        """
+        hits = [f for f in self.flows
+                if all(_field_matches(n, v, frame.value(n)) for n, v in f.match)]
+        if not hits:
+            return None
+        top = max(f.priority for f in hits)
+        best = [f for f in hits if f.priority == top]
+        if len({f.actions for f in best}) > 1:
+            raise AmbiguousMatch(f"{frame}: flows overlap at priority {top}: {best}")
+        return best[0]
+
+    def outputs(self, in_port: int, eth_src: str, eth_dst: str, eth_type: int = 0x0800,
+                ip_proto: int | None = None, udp_dst: int | None = None) -> tuple[int, ...]:
+        """Return the ports a frame is sent to (empty: dropped).
+
+        Args:
+            in_port: The port the frame enters on.
+            eth_src: Source MAC.
+            eth_dst: Destination MAC.
+            eth_type: Ethertype (IPv4 unless told).
+            ip_proto: IP protocol number, for IP frames.
+            udp_dst: UDP destination port, for UDP frames.
+        """
+        flow = self.winner(Frame(in_port, eth_src, eth_dst, eth_type, ip_proto, udp_dst))
+        return flow.actions if flow is not None else ()

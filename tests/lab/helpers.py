@@ -1,0 +1,114 @@
+"""Helpers for lab tests: captures with tcpdump, frames sent with scapy, bounded waits, leftovers."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from wvpclab import cleanup
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05,
+             what: str = "condition") -> Any:
+    """Polls until ``condition()`` is truthy; returns it, or fails after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+class Capture:
+    """tcpdump on one interface of a node (or of the root namespace when node is None) into a pcap."""
+
+    def __init__(self, node: Any, iface: str, path: Path, bpf: str = "") -> None:
+        self.path = path
+        cmd = ["tcpdump", "-i", iface, "-U", "-n", "-w", str(path)] + (bpf.split() if bpf else [])
+        if node is None:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                         bufsize=0, start_new_session=True)
+        else:
+            self.proc = node.popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, bufsize=0)
+        self._wait_listening()
+
+    def _wait_listening(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        seen = b""
+        assert self.proc.stderr is not None
+        fd = self.proc.stderr.fileno()
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                chunk = os.read(fd, 4096)
+                seen += chunk
+                if b"listening on" in seen:
+                    return
+                if not chunk and self.proc.poll() is not None:
+                    raise AssertionError(f"tcpdump exited: {seen.decode(errors='replace')}")
+        raise AssertionError(f"tcpdump did not start listening in {timeout} s: {seen}")
+
+    def stop(self) -> list:
+        """Stops tcpdump and returns the frames it captured (scapy packets)."""
+        from scapy.utils import rdpcap
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT) if self._own_group() else self.proc.send_signal(
+                signal.SIGINT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.proc.stderr:
+            self.proc.stderr.close()
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return []
+        return list(rdpcap(str(self.path)))
+
+    def _own_group(self) -> bool:
+        try:
+            return os.getpgid(self.proc.pid) == self.proc.pid
+        except ProcessLookupError:
+            return False
+
+
+def send_frames(node: Any, iface: str, frames_py: str) -> None:
+    """Sends frames with scapy from inside a node; ``frames_py`` is a Python expression for them."""
+    code = (f"from scapy.all import *; conf.verb = 0; sendp({frames_py}, iface={iface!r})")
+    proc = node.popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                      stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+
+
+def marker_frames(frames: list, marker: bytes) -> list:
+    return [f for f in frames if marker in bytes(f)]
+
+
+def leftovers(prefix: str) -> list[str]:
+    """What a lab with this prefix left on the machine (empty when clean)."""
+    left = [f"bridge {b}" for b in cleanup.lab_bridges(prefix)]
+    left += [f"interface {n}" for n in cleanup.lab_links(prefix)]
+    state = cleanup.run_dir(prefix)
+    if state.exists():
+        left.append(f"run dir {state}")
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            line = cleanup.cmdline(int(entry))
+            if f"--control {cleanup.run_dir(prefix)}" in line:
+                left.append(f"controller process {entry}")
+    return left
+
+
+def shells_alive(pids: list[int]) -> list[int]:
+    return [p for p in pids if "mininet:" in cleanup.cmdline(p)]
