@@ -5,6 +5,8 @@ Flows are proactive (no learning, no packet-in); each change is confirmed with a
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import threading
 from collections import defaultdict
@@ -129,6 +131,13 @@ class WvpcController(app_manager.OSKenApp):
     def add_port(self, dpid: int, port: Port, timeout: float | None = None) -> None:
         """Add a port (or replace the port of the same number) and wait until it is in force."""
         self._change(dpid, lambda sw: sw.with_port(port), timeout)
+
+    def set_ports(self, dpid: int, ports: tuple[Port, ...], timeout: float | None = None) -> None:
+        """Replace the switch's whole port set in one change and wait until it is in force."""
+        numbers = [p.number for p in ports]
+        if len(numbers) != len(set(numbers)):
+            raise ControlError("a port number appears twice")
+        self._change(dpid, lambda sw: dataclasses.replace(sw, ports=tuple(ports)), timeout)
 
     def remove_port(self, dpid: int, number: int, timeout: float | None = None) -> None:
         """Remove a port and wait until the change is in force."""

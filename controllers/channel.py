@@ -76,15 +76,39 @@ def _port_number(req: dict[str, Any]) -> int:
     return number
 
 
-def _op_add_port(app: WvpcController, req: dict[str, Any], timeout: float | None) -> dict:
-    dpid, number = _dpid(req), _port_number(req)
+def _port(req: dict[str, Any]) -> Port:
+    number = _port_number(req)
     role = _field(req, "role", (str,), f"one of {', '.join(ROLES)}")
     mac = _field(req, "mac", (str, type(None)), "a MAC address or null", None)
     try:
-        port = Port(number, role, mac, _bool(req, "allow_spoofing", False))
+        return Port(number, role, mac, _bool(req, "allow_spoofing", False))
     except (ValueError, TypeError) as exc:
         raise RequestError(str(exc)) from None
-    app.add_port(dpid, port, timeout)
+
+
+def _op_add_port(app: WvpcController, req: dict[str, Any], timeout: float | None) -> dict:
+    app.add_port(_dpid(req), _port(req), timeout)
+    return {}
+
+
+_PORT_FIELDS = ("port", "role", "mac", "allow_spoofing")
+
+
+def _op_set_ports(app: WvpcController, req: dict[str, Any], timeout: float | None) -> dict:
+    """Replaces a switch's whole port set in one change (one flow computation, one barrier)."""
+    entries = _field(req, "ports", (list,), "a list of ports")
+    ports = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise RequestError(f"ports[{i}] must be an object")
+        extra = sorted(set(entry) - set(_PORT_FIELDS))
+        if extra:
+            raise RequestError(f"ports[{i}]: unknown field(s) {', '.join(extra)}")
+        try:
+            ports.append(_port(entry))
+        except RequestError as exc:
+            raise RequestError(f"ports[{i}]: {exc}") from None
+    app.set_ports(_dpid(req), tuple(ports), timeout)
     return {}
 
 
@@ -122,6 +146,7 @@ OPS: dict[str, tuple[_Handler, tuple[str, ...]]] = {
     "remove_switch": (_op_remove_switch, ("dpid",)),
     "add_port": (_op_add_port, ("dpid", "port", "role", "mac", "allow_spoofing")),
     "remove_port": (_op_remove_port, ("dpid", "port")),
+    "set_ports": (_op_set_ports, ("dpid", "ports")),
     "set_steering": (_op_set_steering, ("dpid", "on")),
     "sync": (_op_sync, ("dpid",)),
     "dump": (_op_dump, ("dpid",)),

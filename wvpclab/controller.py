@@ -211,8 +211,8 @@ class Controller:
         sw = self.switches[dpid]
         msgs = [{"op": "add_switch", "dpid": dpid, "kind": sw["kind"], "name": sw["name"],
                  "dhcp_steering": sw["dhcp_steering"]}]
-        msgs += [{"op": "add_port", "dpid": dpid, **p} for _, p in sorted(sw["ports"].items())]
-        msgs.append({"op": "sync", "dpid": dpid})
+        msgs.append({"op": "set_ports", "dpid": dpid,
+                     "ports": [p for _, p in sorted(sw["ports"].items())]})
         return msgs
 
     def add_port(self, dpid: int, port: int, role: str, mac: str | None,
