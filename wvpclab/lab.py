@@ -207,17 +207,13 @@ class Lab:
         lines, up = [], []
         nics = topology.nodes_of(self.graph, "nic")
         # Both ends are made at once, the guest end directly in its namespace (moving an interface
-        # costs ~18 ms of RCU wait each). Explicit, distinct ifindexes: the kernel reports a pulled
-        # cable as LOWERLAYERDOWN only when the guest end's ifindex differs from its peer's.
-        base = 1 + max(int(Path(f"/sys/class/net/{n}/ifindex").read_text())
-                       for n in os.listdir("/sys/class/net"))
+        # there afterwards costs ~18 ms of RCU wait each).
         for k, (_, nic) in enumerate(nics):
             vm = self._nodes[nic["vm"]]
             peer = f"{self.prefix}-n{k}"
             dev = f"eth{nic['index']}"
-            lines.append(f"link add name {peer} index {base + 2 * k} mtu {MTU} type veth "
-                         f"peer name {dev} index {base + 2 * k + 1} address {nic['mac']} "
-                         f"mtu {MTU} netns {vm.pid}")
+            lines.append(f"link add name {peer} mtu {MTU} type veth peer name {dev} "
+                         f"address {nic['mac']} mtu {MTU} netns {vm.pid}")
             self.cables[(nic["vm"], nic["index"])] = peer
             if nic["mode"] != "none":
                 up.append(f"link set {peer} up")
