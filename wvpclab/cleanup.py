@@ -64,8 +64,19 @@ def netns_inode(pid: int) -> int | None:
         return None
 
 
-def pids_in_netns(inodes: Iterable[int]) -> list[int]:
-    """Every process whose network namespace is one of ``inodes`` (never the root namespace's)."""
+def start_ticks(pid: int) -> int | None:
+    """When a process started, in clock ticks since boot (/proc/PID/stat field 22)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def pids_in_netns(inodes: Iterable[int], since: int | None = None) -> list[int]:
+    """Every process whose network namespace is one of ``inodes`` (never the root namespace's) and,
+    with ``since``, that started no earlier than that (a namespace inode freed and reused by someone
+    else's namespace later holds no process older than the lab)."""
     wanted = set(inodes)
     root = netns_inode(1)
     wanted.discard(root)  # type: ignore[arg-type]
@@ -74,8 +85,21 @@ def pids_in_netns(inodes: Iterable[int]) -> list[int]:
         if entry.isdigit():
             ino = netns_inode(int(entry))
             if ino is not None and ino in wanted:
-                found.append(int(entry))
+                started = start_ticks(int(entry))
+                if since is None or (started is not None and started >= since):
+                    found.append(int(entry))
     return found
+
+
+def kill_pids(pids: Iterable[int]) -> int:
+    count = 0
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            count += 1
+        except ProcessLookupError:
+            pass
+    return count
 
 
 def kill_namespaces(shell_pids: Iterable[int]) -> None:
@@ -88,13 +112,8 @@ def kill_namespaces(shell_pids: Iterable[int]) -> None:
             ino = netns_inode(pid)
             if ino is not None:
                 inodes.append(ino)
-    if not inodes:
-        return
-    for pid in pids_in_netns(inodes):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    if inodes:
+        kill_pids(pids_in_netns(inodes))
 
 
 def lab_bridges(prefix: str | None = None) -> list[str]:
@@ -143,11 +162,12 @@ def clean_prefix(prefix: str, state: dict[str, Any] | None) -> list[str]:
     """Removes one lab's leftovers; returns what was done, for the user."""
     done = []
     if state:
-        shells = [int(p) for p in state.get("shells", [])]
-        live = [p for p in shells if "mininet:" in cmdline(p)]
-        if live:
-            kill_namespaces(live)
-            done.append(f"ended the processes of {len(live)} node namespaces")
+        # The node shells die with the lab's terminal; what was started inside the nodes may not,
+        # and keeps their namespaces: find it by the namespaces the lab recorded.
+        pids = pids_in_netns([int(i) for i in state.get("netns", [])], state.get("owner_start"))
+        if pids:
+            kill_pids(pids)
+            done.append(f"ended {len(pids)} processes left in the lab's namespaces")
         ctl = state.get("controller_pid")
         if ctl and "controllers.main" in cmdline(int(ctl)):
             os.kill(int(ctl), signal.SIGKILL)

@@ -161,8 +161,11 @@ class Lab:
 
     def _save_state(self) -> None:
         shells = [n.pid for n in self._nodes.values() if n.pid]
+        netns = [cleanup.netns_inode(pid) for pid in shells]
         cleanup.write_state(self.prefix, {
-            "name": self.name, "owner_pid": os.getpid(), "shells": shells,
+            "name": self.name, "owner_pid": os.getpid(),
+            "owner_start": cleanup.start_ticks(os.getpid()), "shells": shells,
+            "netns": [i for i in netns if i is not None],
             "controller_pid": self.controller.pid if self.controller else None,
             "bridges": [b.name for b in self.bridges.values()]})
 

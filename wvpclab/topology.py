@@ -575,16 +575,15 @@ class _Builder:
                     pc = pcs[0]
                 elif not pcs:
                     self.err(_path(path, "pc"), "no PC to run on: declare one under pcs")
-                    continue
                 else:
                     self.err(_path(path, "pc"), f"required when the lab has several PCs "
                                                 f"({', '.join(pcs)})")
-                    continue
             elif pc not in pcs:
                 self.err(_path(path, "pc"), f"no PC {_fmt(pc)} (declared: {', '.join(pcs) or 'none'})")
-                continue
-            self.g.add_node(name, kind="vm", name=name, pc=pc)
-            self.g.add_edge(name, pc, rel="host")
+                pc = None
+            if pc is not None:
+                self.g.add_node(name, kind="vm", name=name, pc=pc)
+                self.g.add_edge(name, pc, rel="host")
             nics = body.get("nics", [])
             if nics is None:
                 nics = []
@@ -594,7 +593,10 @@ class _Builder:
             if len(nics) > MAX_NICS:
                 self.err(_path(path, "nics"), f"{len(nics)} NICs, a VM has at most {MAX_NICS}")
             for index, nic in enumerate(nics[:MAX_NICS]):
-                self.nic(name, pc, index, nic, _path(path, "nics", index), forwards)
+                if pc is None:  # still check what can be checked without knowing the PC
+                    self.parse_nic(nic, _path(path, "nics", index))
+                else:
+                    self.nic(name, pc, index, nic, _path(path, "nics", index), forwards)
 
     def nic(self, vm: str, pc: str, index: int, spec: Any, path: str,
             forwards: dict[tuple[str, str, int], str]) -> None:

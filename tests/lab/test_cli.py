@@ -1,0 +1,170 @@
+"""`wvpclab run` and `wvpclab clean` driven as a user would, as root: piped CLI commands, --cmd,
+bad node names, and clean after a lab process was killed with SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.lab.helpers import leftovers, shells_alive, wait_for
+from wvpclab import cleanup
+
+pytestmark = pytest.mark.lab
+
+WVPCLAB = str(Path(sys.executable).parent / "wvpclab")
+
+
+def write_topology(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": name, "pcs": {"pc": {}}, "internal": {"lab": None},
+        "vms": {"a": {"nics": [{"internal": "lab", "ip": "169.254.5.1/16"}, "none"]},
+                "b": {"nics": [{"internal": "lab", "ip": "169.254.5.2/16"}]}}}))
+    return path
+
+
+def run(*args: str, stdin: str = "", timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([WVPCLAB, *args], input=stdin, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_run_reads_piped_cli_commands_and_exits_0_at_eof(tmp_path: Path) -> None:
+    topo = write_topology(tmp_path, "t-cli-pipe")
+    res = run("run", str(topo), stdin="a ping -n -c 1 -W 2 169.254.5.2\nb ip -br link\nnodes\n")
+    assert res.returncode == 0, res.stderr
+    assert "1 packets transmitted, 1 received" in res.stdout
+    assert "eth0" in res.stdout and "00:03:ff:" not in res.stderr
+    assert "a b pc" in res.stdout  # `nodes`
+    assert "lab t-cli-pipe is up" in res.stderr
+    assert leftovers(cleanup.prefix_for("t-cli-pipe")) == []
+
+
+def test_run_exit_command_and_unknown_cli_command(tmp_path: Path) -> None:
+    topo = write_topology(tmp_path, "t-cli-exit")
+    res = run("run", str(topo), "--quiet", stdin="frobnicate\nexit\na echo never-run\n")
+    assert res.returncode == 0, res.stderr
+    assert "Unknown command: frobnicate" in res.stderr
+    assert "never-run" not in res.stdout
+    assert leftovers(cleanup.prefix_for("t-cli-exit")) == []
+
+
+def test_run_no_cli_with_cmds_prints_output_and_tears_down(tmp_path: Path) -> None:
+    topo = write_topology(tmp_path, "t-cli-cmd")
+    res = run("run", str(topo), "--no-cli", "--quiet", "--cmd", "a cat /sys/class/net/eth1/carrier",
+              "--cmd", "b ping -n -c 1 -W 2 169.254.5.1")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0] == "0"  # NIC 1 of a is not connected: no carrier
+    assert "1 received" in res.stdout
+    assert leftovers(cleanup.prefix_for("t-cli-cmd")) == []
+
+
+def test_run_failing_cmd_gives_nonzero_exit(tmp_path: Path) -> None:
+    topo = write_topology(tmp_path, "t-cli-fail")
+    res = run("run", str(topo), "--no-cli", "--quiet", "--cmd", "a false")
+    assert res.returncode == 1
+    assert leftovers(cleanup.prefix_for("t-cli-fail")) == []
+
+
+def test_run_bad_node_name_is_a_clear_error_and_the_lab_is_torn_down(tmp_path: Path) -> None:
+    topo = write_topology(tmp_path, "t-cli-bad")
+    res = run("run", str(topo), "--no-cli", "--cmd", "nosuchvm ls")
+    assert res.returncode == 2
+    assert "no node 'nosuchvm' in lab t-cli-bad (nodes: a, b, pc)" in res.stderr
+    assert "lab t-cli-bad is down" in res.stderr
+    assert leftovers(cleanup.prefix_for("t-cli-bad")) == []
+
+
+def test_run_invalid_topology_exits_2_before_building(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("vms: {a: {nics: [warp]}}\n")
+    res = run("run", str(bad), "--no-cli", "--cmd", "a ls")
+    assert res.returncode == 2
+    assert "vms.a.nics[0]: 'warp' is not a NIC mode" in res.stderr
+
+
+def test_clean_after_kill_9_of_a_running_lab(tmp_path: Path) -> None:
+    name = "t-cli-kill"
+    prefix = cleanup.prefix_for(name)
+    topo = write_topology(tmp_path, name)
+    proc = subprocess.Popen([WVPCLAB, "run", str(topo)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        state = wait_for(lambda: (cleanup.read_state(prefix) or {}).get("bridges")
+                         and cleanup.read_state(prefix), timeout=60, what="the lab to be up")
+        # a daemon started in a VM outlives the VM's shell and keeps its namespace
+        assert proc.stdin is not None
+        proc.stdin.write("a setsid sleep 300 >/dev/null 2>&1 < /dev/null &\n")
+        proc.stdin.flush()
+        inodes = [int(i) for i in state["netns"]]
+        daemon = wait_for(lambda: [p for p in cleanup.pids_in_netns(inodes)
+                                   if cleanup.cmdline(p).startswith("sleep 300")],
+                          what="the daemon in VM a")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+    ctl = int(state["controller_pid"])
+    assert cleanup.cmdline(daemon[0]).startswith("sleep 300")
+    assert "controllers.main" in cleanup.cmdline(ctl)
+    assert cleanup.lab_bridges(prefix)
+    res = run("clean")
+    assert res.returncode == 0, res.stderr
+    assert f"{prefix}: ended 1 processes left in the lab's namespaces" in res.stdout
+    assert f"{prefix}: ended the controller (pid {ctl})" in res.stdout
+    wait_for(lambda: not cleanup.cmdline(daemon[0]), what="the daemon to end")
+    wait_for(lambda: leftovers(prefix) == [], what=f"no leftovers of {prefix}")
+    assert not shells_alive([int(p) for p in state["shells"]])
+    assert prefix not in run("clean").stdout
+
+
+def test_a_new_lab_removes_its_own_stale_leftovers(tmp_path: Path) -> None:
+    name = "t-cli-stale"
+    prefix = cleanup.prefix_for(name)
+    topo = write_topology(tmp_path, name)
+    proc = subprocess.Popen([WVPCLAB, "run", str(topo)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: (cleanup.read_state(prefix) or {}).get("bridges"), timeout=60,
+                 what="the lab to be up")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+    res = run("run", str(topo), "--no-cli", "--cmd", "a ping -n -c 1 -W 2 169.254.5.2")
+    assert res.returncode == 0, res.stderr
+    assert "stale leftovers of an earlier run" in res.stderr
+    assert leftovers(prefix) == []
+
+
+def test_clean_leaves_a_running_lab_alone(tmp_path: Path) -> None:
+    name = "t-cli-alive"
+    prefix = cleanup.prefix_for(name)
+    topo = write_topology(tmp_path, name)
+    proc = subprocess.Popen([WVPCLAB, "run", str(topo)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: (cleanup.read_state(prefix) or {}).get("bridges"), timeout=60,
+                 what="the lab to be up")
+        res = run("clean")
+        assert res.returncode == 0
+        assert f"{prefix}: lab {name} is running" in res.stdout
+        assert cleanup.lab_bridges(prefix)
+        out, err = proc.communicate("a ping -n -c 1 -W 2 169.254.5.2\n", timeout=60)
+        assert proc.returncode == 0, err
+        assert "1 received" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    assert leftovers(prefix) == []
