@@ -180,6 +180,21 @@ def clean_prefix(prefix: str, state: dict[str, Any] | None) -> list[str]:
     return done
 
 
+def stale() -> list[str]:
+    """Prefixes that ``clean`` would act on: labs whose owner is gone, and lab-named bridges or
+    interfaces that belong to no running lab (empty when nothing is left behind)."""
+    found, running = [], set()
+    if RUN_ROOT.is_dir():
+        for entry in sorted(RUN_ROOT.iterdir()):
+            owner = (read_state(entry.name) or {}).get("owner_pid")
+            if owner and process_alive(int(owner)):
+                running.add(entry.name)
+            else:
+                found.append(entry.name)
+    orphans = {NAME_RE.match(n).group(0)[:-1] for n in lab_bridges() + lab_links()}  # type: ignore[union-attr]
+    return sorted(set(found) | (orphans - running))
+
+
 def clean(force: bool = False) -> list[str]:
     """Removes what crashed labs left: for each recorded lab whose owner process is gone (all with
     ``force``), its processes, bridges and interfaces; then any bridge or interface named like a lab's

@@ -141,10 +141,13 @@ def read(path: str | Path) -> Any:
     """
     p = Path(path)
     src = str(path)
-    if not p.exists():
-        raise TopologyError([Issue("", "no such file")], src)
-    if p.is_dir():
-        raise TopologyError([Issue("", "is a directory, not a topology file")], src)
+    try:
+        if not p.exists():
+            raise TopologyError([Issue("", "no such file")], src)
+        if p.is_dir():
+            raise TopologyError([Issue("", "is a directory, not a topology file")], src)
+    except OSError as err:
+        raise TopologyError([Issue("", f"cannot read: {err.strerror or err}")], src) from None
     if p.suffix == ".py":
         return _read_python(p, src)
     try:

@@ -4,7 +4,9 @@ bad node names, and clean after a lab process was killed with SIGKILL."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import tempfile
 import subprocess
 import sys
 from pathlib import Path
@@ -168,3 +170,25 @@ def test_clean_leaves_a_running_lab_alone(tmp_path: Path) -> None:
             proc.kill()
             proc.communicate(timeout=10)
     assert leftovers(prefix) == []
+
+
+def test_run_and_clean_as_non_root_say_what_to_do(tmp_path: Path) -> None:
+    shared = Path(tempfile.mkdtemp(prefix="wvpclab-test-", dir="/tmp"))
+    try:
+        os.chmod(shared, 0o755)
+        _as_nobody(write_topology(shared, "t-cli-user"))
+    finally:
+        shutil.rmtree(shared)
+
+
+def _as_nobody(topo: Path) -> None:
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    res = subprocess.run([*as_nobody, WVPCLAB, "run", str(topo), "--no-cli", "--cmd", "a ls"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1
+    assert "a lab needs root" in res.stderr and "sudo" in res.stderr
+    res = subprocess.run([*as_nobody, WVPCLAB, "clean"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1 and "clean needs root" in res.stderr
+    res = subprocess.run([*as_nobody, WVPCLAB, "check", str(topo)], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0 and "vm a" in res.stdout  # check needs no root

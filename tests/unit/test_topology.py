@@ -329,6 +329,13 @@ def test_missing_file() -> None:
         topology.load("/nonexistent/lab.yaml")
 
 
+def test_unreadable_file_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "lab.yaml"
+    path.write_bytes(b"\xff\xfe not utf-8")
+    with pytest.raises(TopologyError, match="cannot read"):
+        topology.load(path)
+
+
 def test_json_syntax_error(tmp_path: Path) -> None:
     path = tmp_path / "lab.json"
     path.write_text('{"pcs": }')

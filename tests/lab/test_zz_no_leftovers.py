@@ -1,0 +1,34 @@
+"""Runs last: after every lab test, nothing of any lab remains on the machine."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from wvpclab import cleanup
+
+pytestmark = pytest.mark.lab
+
+
+def test_no_lab_left_anything_behind() -> None:
+    assert cleanup.stale() == []
+    running = []
+    if cleanup.RUN_ROOT.is_dir():
+        for entry in cleanup.RUN_ROOT.iterdir():
+            state = cleanup.read_state(entry.name) or {}
+            if str(state.get("name", "")).startswith("t-"):
+                running.append(state["name"])
+    assert running == [], "test labs still registered as running"
+
+
+def test_no_test_controller_or_node_shell_remains() -> None:
+    mine = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            line = cleanup.cmdline(int(entry))
+            if "controllers.main" in line and f"{cleanup.RUN_ROOT}/" in line:
+                state = cleanup.read_state(line.split(f"{cleanup.RUN_ROOT}/")[1].split("/")[0])
+                if state is None or str(state.get("name", "")).startswith("t-"):
+                    mine.append(line)
+    assert mine == []
