@@ -252,25 +252,23 @@ class WvpcController(app_manager.OSKenApp):
         cleared = link.installed is None
         if cleared:
             messages.append(parser.OFPFlowMod(
-                dp, table_id=0, command=ofp.OFPFC_DELETE, out_port=ofp.OFPP_ANY,
+                dp, table_id=ofp.OFPTT_ALL, command=ofp.OFPFC_DELETE, out_port=ofp.OFPP_ANY,
                 out_group=ofp.OFPG_ANY, match=parser.OFPMatch()))
             to_delete, to_add = frozenset(), desired
         else:
             to_delete, to_add = diff(link.installed, desired)
         for flow in sorted(to_delete, key=sort_key):
             messages.append(parser.OFPFlowMod(
-                dp, cookie=COOKIE, cookie_mask=0xFFFF_FFFF_FFFF_FFFF, table_id=0,
+                dp, cookie=COOKIE, cookie_mask=0xFFFF_FFFF_FFFF_FFFF, table_id=flow.table,
                 command=ofp.OFPFC_DELETE_STRICT, priority=flow.priority,
                 out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
                 match=parser.OFPMatch(**flow.match_dict())))
         for flow in sorted(to_add, key=sort_key):
-            actions = [parser.OFPActionOutput(port, 0) for port in flow.actions]
-            instructions = ([parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)]
-                            if actions else [])
             messages.append(parser.OFPFlowMod(
-                dp, cookie=COOKIE, table_id=0, command=ofp.OFPFC_ADD, priority=flow.priority,
-                buffer_id=ofp.OFP_NO_BUFFER, match=parser.OFPMatch(**flow.match_dict()),
-                instructions=instructions))
+                dp, cookie=COOKIE, table_id=flow.table, command=ofp.OFPFC_ADD,
+                priority=flow.priority, buffer_id=ofp.OFP_NO_BUFFER,
+                match=parser.OFPMatch(**flow.match_dict()),
+                instructions=_instructions(flow, ofp, parser)))
         for msg in messages:
             link.flow_mods[dp.set_xid(msg)] = seq
             dp.send_msg(msg)
@@ -279,7 +277,7 @@ class WvpcController(app_manager.OSKenApp):
         dp.send_msg(barrier)
         link.installed = desired
         LOG.info("switch %s: change %d sent (%s%d deleted, %d added)", _hex(dpid), seq,
-                 "table 0 cleared, " if cleared else "", len(to_delete), len(to_add))
+                 "all tables cleared, " if cleared else "", len(to_delete), len(to_add))
 
     def _link_of(self, datapath: Any) -> tuple[int, _Link] | None:
         for dpid, link in self._links.items():
@@ -291,7 +289,7 @@ class WvpcController(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _on_switch_features(self, ev: Any) -> None:
-        """A switch (re)connected: clear table 0 and install everything registered for it."""
+        """A switch (re)connected: clear every table and install everything registered for it."""
         dp = ev.msg.datapath
         dpid = ev.msg.datapath_id  # dp.id may not be set yet when this app sees the event
         with self._cond:
@@ -349,6 +347,22 @@ class WvpcController(app_manager.OSKenApp):
             while len(failures) > _MAX_KEPT_FAILURES:
                 failures.pop(next(iter(failures)))
             link.installed = None  # we no longer know what is there
+
+
+def _instructions(flow: Flow, ofp: Any, parser: Any) -> list[Any]:
+    """Return the OpenFlow instructions of `flow`: a goto-table, output actions, or none (drop).
+
+    Args:
+        flow: The flow to install.
+        ofp: The datapath's ``ofproto`` module.
+        parser: The datapath's ``ofproto_parser`` module.
+    """
+    if flow.goto is not None:
+        return [parser.OFPInstructionGotoTable(flow.goto)]
+    if flow.actions:
+        actions = [parser.OFPActionOutput(port, 0) for port in flow.actions]
+        return [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)]
+    return []
 
 
 def _hex(dpid: int) -> str:

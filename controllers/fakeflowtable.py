@@ -1,6 +1,8 @@
-"""A tiny model of one OpenFlow 1.3 table, for checking flow sets without a switch.
+"""A tiny model of an OpenFlow 1.3 pipeline, for checking flow sets without a switch.
 
-`FakeFlowTable.outputs()` answers: given an in_port and a frame, where does the winning flow send it?
+`FakeFlowTable.outputs()` answers: given an in_port and a frame, where does it end up? Matching
+starts in table 0 and follows goto-table instructions; in each table the highest-priority match
+wins and a miss drops. As on a real switch, output to the port the frame came in on is skipped.
 """
 
 from __future__ import annotations
@@ -57,14 +59,14 @@ def _field_matches(name: str, wanted: object, have: object) -> bool:
 
 
 class FakeFlowTable:
-    """One flow table: highest priority match wins, no match drops.
+    """The flow tables of one switch: highest priority match wins, a miss drops.
 
     Args:
-        flows: The flows in the table.
+        flows: The flows, of any tables (each `Flow` names its own).
 
     Raises:
-        ValueError: when a flow matches a field without its OXM prerequisite (a real switch
-            would refuse it).
+        ValueError: when a flow matches a field without its OXM prerequisite, or goes to a table
+            that is not later than its own (a real switch would refuse either).
     """
 
     def __init__(self, flows: Iterable[Flow]) -> None:
@@ -74,22 +76,39 @@ class FakeFlowTable:
             for name, (needed, values) in _PREREQUISITES.items():
                 if name in fields and fields.get(needed) not in values:
                     raise ValueError(f"flow {flow} matches {name} without {needed} in {values}")
+            if flow.goto is not None and flow.goto <= flow.table:
+                raise ValueError(f"flow {flow} goes back to table {flow.goto}")
 
-    def winner(self, frame: Frame) -> Flow | None:
-        """Return the flow that takes `frame`, or None on a table miss.
+    def winner(self, frame: Frame, table: int = 0) -> Flow | None:
+        """Return the flow of `table` that takes `frame`, or None on a table miss.
 
         Raises:
-            AmbiguousMatch: when several flows of the top priority match with different actions.
+            AmbiguousMatch: when several flows of the top priority match and disagree on what to
+                do with the frame.
         """
-        hits = [f for f in self.flows
-                if all(_field_matches(n, v, frame.value(n)) for n, v in f.match)]
+        hits = [f for f in self.flows if f.table == table
+                and all(_field_matches(n, v, frame.value(n)) for n, v in f.match)]
         if not hits:
             return None
         top = max(f.priority for f in hits)
         best = [f for f in hits if f.priority == top]
-        if len({f.actions for f in best}) > 1:
-            raise AmbiguousMatch(f"{frame}: flows overlap at priority {top}: {best}")
+        if len({(f.actions, f.goto) for f in best}) > 1:
+            raise AmbiguousMatch(f"{frame}: flows overlap in table {table} at priority {top}: "
+                                 f"{best}")
         return best[0]
+
+    def trace(self, frame: Frame) -> list[Flow]:
+        """Return the flows `frame` goes through, table by table (ends early on a miss)."""
+        path: list[Flow] = []
+        table = 0
+        while True:
+            flow = self.winner(frame, table)
+            if flow is None:
+                return path
+            path.append(flow)
+            if flow.goto is None:
+                return path
+            table = flow.goto
 
     def outputs(self, in_port: int, eth_src: str, eth_dst: str, eth_type: int = 0x0800,
                 ip_proto: int | None = None, udp_dst: int | None = None) -> tuple[int, ...]:
@@ -103,5 +122,7 @@ class FakeFlowTable:
             ip_proto: IP protocol number, for IP frames.
             udp_dst: UDP destination port, for UDP frames.
         """
-        flow = self.winner(Frame(in_port, eth_src, eth_dst, eth_type, ip_proto, udp_dst))
-        return flow.actions if flow is not None else ()
+        path = self.trace(Frame(in_port, eth_src, eth_dst, eth_type, ip_proto, udp_dst))
+        if not path or path[-1].goto is not None:
+            return ()
+        return tuple(port for port in path[-1].actions if port != in_port)

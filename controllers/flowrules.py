@@ -1,6 +1,15 @@
 """The complete flow set wanted on a filter switch or an internal switch, computed from plain data.
 
 No os-ken here: a switch description goes in, a frozenset of `Flow` comes out (DESIGN.md §2).
+
+Two tables keep the set linear in the number of ports. Table 0 (admission) decides whether a
+frame may enter at all: 802.1D reserved groups are dropped, each registered port's legitimate
+frames (a guarded guest's only with its registered source MAC) go on to table 1, anything else is
+dropped. Table 1 (forwarding) then needs no source check: known unicast goes to the owner of the
+destination MAC, group frames to every port, other unicast by the switch kind's rule, and guests'
+DHCP client messages to the responder when steering is on. A switch never sends a frame back out
+of the port it came in on (OpenFlow 1.3 §4.5: only ``OFPP_IN_PORT`` does that), so "every other
+port" and "not back to the source" need no flow per source port.
 """
 
 from __future__ import annotations
@@ -29,13 +38,24 @@ ROLES_WITH_MAC = (ROLE_GUEST, ROLE_HOST, ROLE_DHCP)
 #: Roles of which a switch holds at most one port.
 SINGLE_ROLES = (ROLE_UPLINK, ROLE_HOST, ROLE_DHCP)
 
-# Priorities, highest first. Flows at one priority never overlap (checked by the fake table).
+#: Table 0: what may enter (802.1D drop, per-port admission, spoof guard).
+TABLE_ADMISSION = 0
+#: Table 1: where an admitted frame goes (by destination; DHCP steering by source).
+TABLE_FORWARDING = 1
+TABLES = (TABLE_ADMISSION, TABLE_FORWARDING)
+
+# Priorities, highest first, per table. Flows of one table at one priority never overlap
+# (checked by the fake table).
+# Table 0 (admission):
 PRIO_RESERVED = 1000  # IEEE 802.1D reserved groups: dropped before anything else
+PRIO_ADMIT = 500  # a frame that legitimately entered on a registered port: on to table 1
+PRIO_SPOOF_DROP = 100  # whatever a guarded guest sent that its admission flow did not take
+# Table 1 (forwarding):
 PRIO_DHCP_STEER = 800  # guest DHCP client messages to the responder only
 PRIO_KNOWN_UNICAST = 600  # destination is a registered MAC
 PRIO_MULTICAST = 400  # group bit set (broadcast included)
-PRIO_OTHER_UNICAST = 200  # any other destination, per in_port
-PRIO_SPOOF_DROP = 100  # whatever a guarded guest sent that no flow above took
+PRIO_OTHER_UNICAST = 200  # any other destination
+# Both tables:
 PRIO_TABLE_MISS = 0  # the explicit drop at the bottom
 
 RESERVED_GROUP = ("01:80:c2:00:00:00", "ff:ff:ff:ff:ff:f0")
@@ -201,52 +221,80 @@ class Switch:
 
 @dataclass(frozen=True)
 class Flow:
-    """One flow entry of table 0.
+    """One flow entry of one table.
+
+    A flow either outputs (``actions``), or sends the frame on to a later table (``goto``), or
+    does neither, which drops the frame.
 
     Attributes:
         priority: OpenFlow priority (higher wins).
         match: ``(field, value)`` pairs named as OpenFlow 1.3 OXM fields / os-ken ``OFPMatch``
             keywords, in a canonical order; a masked field's value is ``(value, mask)``.
-        actions: Output port numbers in order; empty means drop.
+        actions: Output port numbers in order; a port equal to the frame's in_port is skipped
+            (as a switch does). Empty (and no ``goto``) means drop.
+        table: The table the entry lives in.
+        goto: The table to continue in (a goto-table instruction), or None.
+
+    Raises:
+        ValueError: when a flow has both outputs and a goto, or a goto that does not lead to a
+            later table.
     """
 
     priority: int
     match: tuple[tuple[str, object], ...]
     actions: tuple[int, ...]
+    table: int = 0
+    goto: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.table, bool) or not isinstance(self.table, int) \
+                or not 0 <= self.table < 0xFF:
+            raise ValueError(f"table must be an integer 0..254, got {self.table!r}")
+        if self.goto is not None:
+            if self.actions:
+                raise ValueError("a flow either outputs or goes to another table, not both")
+            if isinstance(self.goto, bool) or not isinstance(self.goto, int) \
+                    or not self.table < self.goto < 0xFF:
+                raise ValueError(f"goto must name a later table than {self.table}, "
+                                 f"got {self.goto!r}")
 
     @property
-    def key(self) -> tuple[int, tuple[tuple[str, object], ...]]:
-        """What identifies the entry on a switch: priority and match (not actions)."""
-        return (self.priority, self.match)
+    def key(self) -> tuple[int, int, tuple[tuple[str, object], ...]]:
+        """What identifies the entry on a switch: table, priority and match (not instructions)."""
+        return (self.table, self.priority, self.match)
 
     def match_dict(self) -> dict[str, object]:
         """Return the match as keyword arguments for os-ken's ``OFPMatch``."""
         return dict(self.match)
 
 
-def make_flow(priority: int, actions: Iterable[int] = (), **fields: object) -> Flow:
+def make_flow(priority: int, actions: Iterable[int] = (), *, table: int = TABLE_ADMISSION,
+              goto: int | None = None, **fields: object) -> Flow:
     """Build a `Flow`, putting the match fields in canonical order.
 
     Args:
         priority: OpenFlow priority.
-        actions: Output ports; nothing means drop.
+        actions: Output ports; nothing (and no `goto`) means drop.
+        table: The table the flow goes into.
+        goto: The table matching frames continue in (instead of outputs).
         **fields: Match fields (``in_port``, ``eth_src``, ``eth_dst``...).
 
     Raises:
-        ValueError: for a field this module does not know.
+        ValueError: for a field this module does not know, or outputs together with a goto.
     """
     unknown = set(fields) - set(_FIELD_ORDER)
     if unknown:
         raise ValueError(f"unknown match field(s): {', '.join(sorted(unknown))}")
     match = tuple((name, fields[name]) for name in _FIELD_ORDER if name in fields)
-    return Flow(priority, match, tuple(actions))
+    return Flow(priority, match, tuple(actions), table, goto)
 
 
 def baseline_flows() -> frozenset[Flow]:
-    """The flows every switch carries, registered or not: the 802.1D drop and the table-miss drop."""
+    """The flows every switch carries, registered or not: the 802.1D drop and each table's miss."""
     return frozenset({
-        make_flow(PRIO_RESERVED, (), eth_dst=RESERVED_GROUP),
-        make_flow(PRIO_TABLE_MISS, ()),
+        make_flow(PRIO_RESERVED, (), table=TABLE_ADMISSION, eth_dst=RESERVED_GROUP),
+        make_flow(PRIO_TABLE_MISS, (), table=TABLE_ADMISSION),
+        make_flow(PRIO_TABLE_MISS, (), table=TABLE_FORWARDING),
     })
 
 
@@ -258,58 +306,69 @@ def _source_match(port: Port) -> dict[str, object]:
     return fields
 
 
-def _other_unicast_outputs(switch: Switch, src: Port) -> tuple[int, ...]:
-    """Where a frame to an unregistered unicast MAC goes, by switch kind and source role."""
+def _other_unicast_outputs(switch: Switch) -> tuple[int, ...]:
+    """Where a frame to an unregistered unicast MAC goes, whatever port it came in on.
+
+    The source port itself is left out by the switch, which is what the per-source rules need:
+    on a filter switch the uplink's own such frames are dropped (a promiscuous NIC gets them,
+    the driver discards them); on an internal switch a spoofing-allowed port's frames reach the
+    other spoofing-allowed ports only.
+    """
     if switch.kind == KIND_FILTER:
-        if src.role == ROLE_UPLINK:
-            return ()  # a promiscuous NIC gets it, the driver discards it
         uplink = switch.role_port(ROLE_UPLINK)
-        return (uplink.number,) if uplink is not None and uplink is not src else ()
+        return (uplink.number,) if uplink is not None else ()
     # internal: only a port that may carry other MACs can be the owner
-    return tuple(p.number for p in switch.ports if p.allow_spoofing and p is not src)
+    return tuple(p.number for p in switch.ports if p.allow_spoofing)
 
 
 def flows_for(switch: Switch) -> frozenset[Flow]:
-    """Return every flow `switch` should have in table 0.
+    """Return every flow `switch` should have, in both tables.
 
-    The rules look at MACs only (any ethertype passes alike), except DHCP steering. For each
-    source port: a frame to a registered MAC goes to that port only (dropped if it is the source
-    itself); a group frame goes to every other port; any other unicast goes to the uplink (filter,
-    not from the uplink), or to the spoofing-allowed ports (internal). Guarded guests' flows all
-    match their registered source MAC, so anything else they send falls to a drop.
+    The rules look at MACs only (any ethertype passes alike), except DHCP steering. Table 0 admits
+    each registered port's frames (a guarded guest's only with its registered source MAC) to
+    table 1 and drops the rest. In table 1 a frame to a registered MAC goes to that port only
+    (dropped if it is the source itself: a switch never outputs to the in_port); a group frame goes
+    to every port but the source; any other unicast goes to the uplink (filter; dropped when it
+    came from the uplink) or to the spoofing-allowed ports (internal). The set grows linearly with
+    the ports: at most four flows per port plus a constant.
 
     Args:
         switch: The registered switch.
 
     Returns:
-        The complete flow set, including the 802.1D drop and the lowest-priority drop.
+        The complete flow set, including the 802.1D drop and both tables' lowest-priority drops.
     """
     flows = set(baseline_flows())
-    registered = [p for p in switch.ports if p.mac is not None and p.role in ROLES_WITH_MAC]
     dhcp = switch.role_port(ROLE_DHCP)
     steering = switch.kind == KIND_INTERNAL and switch.dhcp_steering and dhcp is not None
-    for src in switch.ports:
-        match = _source_match(src)
-        for dst in registered:
-            out = () if dst is src else (dst.number,)
-            flows.add(make_flow(PRIO_KNOWN_UNICAST, out, eth_dst=dst.mac, **match))
-        others = tuple(p.number for p in switch.ports if p is not src)
-        flows.add(make_flow(PRIO_MULTICAST, others, eth_dst=MULTICAST, **match))
-        flows.add(make_flow(PRIO_OTHER_UNICAST, _other_unicast_outputs(switch, src), **match))
-        if src.guarded:
-            flows.add(make_flow(PRIO_SPOOF_DROP, (), in_port=src.number))
-        if steering and src.role == ROLE_GUEST:
-            flows.add(make_flow(PRIO_DHCP_STEER, (dhcp.number,), eth_type=ETH_TYPE_IPV4,
-                                ip_proto=IP_PROTO_UDP, udp_dst=DHCP_SERVER_PORT, **match))
+    fwd = TABLE_FORWARDING
+    for port in switch.ports:
+        # Table 0: admission and spoof guard.
+        flows.add(make_flow(PRIO_ADMIT, table=TABLE_ADMISSION, goto=fwd, **_source_match(port)))
+        if port.guarded:
+            flows.add(make_flow(PRIO_SPOOF_DROP, (), table=TABLE_ADMISSION, in_port=port.number))
+        # Table 1: known unicast (source-independent) and DHCP steering (per guest).
+        if port.mac is not None and port.role in ROLES_WITH_MAC:
+            flows.add(make_flow(PRIO_KNOWN_UNICAST, (port.number,), table=fwd, eth_dst=port.mac))
+        if steering and port.role == ROLE_GUEST:
+            flows.add(make_flow(PRIO_DHCP_STEER, (dhcp.number,), table=fwd, in_port=port.number,
+                                eth_type=ETH_TYPE_IPV4, ip_proto=IP_PROTO_UDP,
+                                udp_dst=DHCP_SERVER_PORT))
+    if switch.ports:
+        every = tuple(p.number for p in switch.ports)
+        flows.add(make_flow(PRIO_MULTICAST, every, table=fwd, eth_dst=MULTICAST))
+    other = _other_unicast_outputs(switch)
+    if other:  # otherwise the table miss drops it
+        flows.add(make_flow(PRIO_OTHER_UNICAST, other, table=fwd))
     return frozenset(flows)
 
 
 def diff(old: Iterable[Flow], new: Iterable[Flow]) -> tuple[frozenset[Flow], frozenset[Flow]]:
     """Return what to send to turn flow set `old` into `new`.
 
-    A flow whose priority and match stay but whose actions change is only in `to_add`: an
-    OpenFlow ADD with the same priority and match replaces the entry, and a strict delete of the
-    old one would remove the replacement.
+    A flow whose table, priority and match stay but whose actions or goto change is only in
+    `to_add`: an OpenFlow ADD with the same table, priority and match replaces the entry, and a
+    strict delete of the old one would remove the replacement.
 
     Args:
         old: The flows on the switch.
@@ -333,20 +392,21 @@ def _format_value(name: str, value: object) -> str:
 
 
 def sort_key(flow: Flow) -> tuple:
-    """Order flows as a switch evaluates them: priority first (high to low), then match."""
-    return (-flow.priority, [(n, _format_value(n, v)) for n, v in flow.match], flow.actions)
+    """Order flows as a switch evaluates them: table, then priority (high to low), then match."""
+    return (flow.table, -flow.priority, [(n, _format_value(n, v)) for n, v in flow.match],
+            flow.actions, -1 if flow.goto is None else flow.goto)
 
 
 def describe(flows: Iterable[Flow], labels: Mapping[int, str] | None = None) -> list[str]:
-    """Render flows as readable lines, highest priority first.
+    """Render flows as readable lines, by table, highest priority first.
 
     Args:
         flows: The flows to show.
         labels: Optional names for port numbers, shown as ``3(xp)``.
 
     Returns:
-        One line per flow, e.g. ``priority=400 in_port=1 eth_dst=01:00:00:00:00:00/...
-        actions=output:2,3``.
+        One line per flow, e.g. ``table=1 priority=400 eth_dst=01:00:00:00:00:00/...
+        actions=output:1,2,3`` or ``table=0 priority=500 in_port=1 actions=goto_table:1``.
     """
     labels = labels or {}
 
@@ -355,11 +415,13 @@ def describe(flows: Iterable[Flow], labels: Mapping[int, str] | None = None) -> 
 
     lines = []
     for flow in sorted(flows, key=sort_key):
-        parts = [f"priority={flow.priority}"]
+        parts = [f"table={flow.table}", f"priority={flow.priority}"]
         for name, value in flow.match:
             text = port(value) if name == "in_port" else _format_value(name, value)
             parts.append(f"{name}={text}")
-        if flow.actions:
+        if flow.goto is not None:
+            parts.append(f"actions=goto_table:{flow.goto}")
+        elif flow.actions:
             parts.append("actions=output:" + ",".join(port(p) for p in flow.actions))
         else:
             parts.append("actions=drop")

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from wvpclab.controller import cmdline, process_alive
+from wvpclab.procs import cmdline, process_alive
 
 RUN_ROOT = Path("/run/wvpclab")
 #: Names the lab gives to bridges and root-namespace interfaces.

@@ -7,7 +7,6 @@ it registered, so a restarted controller is told everything again and reinstalls
 from __future__ import annotations
 
 import json
-import selectors
 import signal
 import socket
 import subprocess
@@ -16,6 +15,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from wvpclab.procs import wait_ready
 
 READY_LINE = "wvpclab-controller ready"
 
@@ -77,27 +78,14 @@ class Controller:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "controllers.main", "--of-port", str(self.port),
              "--control", str(self.socket_path), "--log", str(self.log_path)],
-            stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True,
+            stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
             start_new_session=True)
         log.close()
-        deadline = time.monotonic() + self.timeout
-        assert self.proc.stdout is not None
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        line = ""
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise ControllerError(f"the controller exited with code {self.proc.returncode} "
-                                      f"while starting; see {self.log_path}")
-            if sel.select(timeout=0.2):
-                line = self.proc.stdout.readline()
-                if READY_LINE in line:
-                    break
-        else:
+        try:
+            wait_ready(self.proc, READY_LINE, self.timeout, "the controller")
+        except RuntimeError as err:
             self.kill()
-            raise ControllerError(f"the controller did not get ready in {self.timeout:.0f} s; "
-                                  f"see {self.log_path}")
-        sel.close()
+            raise ControllerError(f"{err}; see {self.log_path}") from None
         self._connect()
 
     def _connect(self) -> None:
@@ -241,22 +229,4 @@ class Controller:
         return self.request("dump", dpid=dpid)
 
 
-def process_alive(pid: int) -> bool:
-    """True if a process with this PID exists (and is not a zombie)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def cmdline(pid: int) -> str:
-    """The command line of a process, or '' if it is gone."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-__all__ = ["Controller", "ControllerError", "cmdline", "free_port", "process_alive"]
+__all__ = ["Controller", "ControllerError", "free_port"]

@@ -20,8 +20,17 @@ import networkx as nx
 from mininet.net import Mininet
 from mininet.node import Node
 
-from wvpclab import cleanup, topology
-from wvpclab.controller import Controller, ControllerError, process_alive
+from wvpclab import cleanup, macs, topology
+from wvpclab.controller import Controller, ControllerError
+from wvpclab.dhcp.service import (
+    INTERNAL_NETWORK,
+    INTERNAL_POOL,
+    Client,
+    DhcpResponderNode,
+    Responder,
+    internal_exclusions,
+)
+from wvpclab.procs import process_alive
 from wvpclab.nic import MTU, Tulip21140Intf, shaping_commands, shaping_links
 from wvpclab.pc import PhysicalPC
 from wvpclab.vm import GUEST_SYSCTLS, VirtualPC, source_routing
@@ -40,13 +49,21 @@ class LabError(RuntimeError):
 
 @dataclass
 class Bridge:
-    """An OVS bridge of the lab: its name, datapath id, kind and ports (OpenFlow number -> NIC)."""
+    """An OVS bridge of the lab: its name, datapath id, kind and ports (OpenFlow number -> the port's
+    registration: role, mac, allow_spoofing, and ``owner``, a (vm, index) NIC or ("dhcp", key))."""
 
     key: str
     name: str
     dpid: int
     kind: str
-    ports: dict[int, tuple[str, int]] = field(default_factory=dict)
+    dhcp: bool = False
+    ports: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, peer: str, role: str, mac: str, owner: tuple, allow_spoofing: bool = False) -> int:
+        number = len(self.ports) + 1
+        self.ports[number] = {"port": number, "role": role, "mac": mac,
+                              "allow_spoofing": allow_spoofing, "owner": owner, "peer": peer}
+        return number
 
 
 def _run(cmd: list[str], stdin: str | None = None, timeout: float = 60) -> str:
@@ -98,6 +115,9 @@ class Lab:
         self.bridges: dict[str, Bridge] = {}
         self.cables: dict[tuple[str, int], str] = {}  # (vm, index) -> root-namespace end
         self._nodes: dict[str, Node] = {}
+        self.responders: dict[str, Responder] = {}
+        self.clients: dict[tuple[str, int], Client] = {}
+        self._service_ends: list[tuple[str, Node, str, str]] = []  # (key, node, mac, root end)
         self._started = False
         self._t0 = 0.0
 
@@ -189,20 +209,43 @@ class Lab:
             self._nodes[key] = self.net.addHost(key, cls=VirtualPC, pc=vm["pc"])
         self._save_state()
 
-        # Internal networks: one bridge per (PC, network) that has NICs.
-        for i, (key, _) in enumerate(topology.nodes_of(g, "internal")):
+        # Internal networks: one bridge per (PC, network) that has NICs, and its DHCP responder.
+        for i, (key, net) in enumerate(topology.nodes_of(g, "internal")):
             dpid = (0x5776 << 48) | (int(self.prefix[2:], 16) << 20) | i
-            self.bridges[key] = Bridge(key, f"{self.prefix}-i{i}", dpid, "internal")
+            self.bridges[key] = Bridge(key, f"{self.prefix}-i{i}", dpid, "internal", net["dhcp"])
+            if net["dhcp"]:
+                self._add_responder(key, net, i)
 
         self._make_cables()
         self._make_bridges()
         self._configure_guests()
         self._save_state()
         self._register()
+        for responder in self.responders.values():
+            responder.start()
+        self._start_clients()
         self._started = True
+        self._wait_for_leases()
         nvm = len(topology.nodes_of(g, "vm"))
         self._say(f"lab {self.name} is up: {nvm} VMs, {len(self.cables)} NICs, "
                   f"{len(self.bridges)} switches, in {time.monotonic() - self._t0:.2f} s")
+
+    def _add_responder(self, key: str, net: dict, i: int) -> None:
+        """An internal network's built-in DHCP server: a node of its own on the network's bridge."""
+        assert self.net is not None
+        name = f"dhcp.{net['pc']}.{net['name']}"
+        node = self.net.addHost(name, cls=DhcpResponderNode)
+        self._nodes[name] = node
+        static = [d["ip"] for _, d in topology.nodes_of(self.graph, "nic")
+                  if d["mode"] == "internal" and d["ip"]
+                  and f"{self.graph.nodes[d['vm']]['pc']}/{d['target']}" == key]
+        self.responders[key] = Responder(
+            key=key, node=node, dev="eth0", network=INTERNAL_NETWORK,
+            server_ip=str(topology.INTERNAL_SERVER.ip), pool=INTERNAL_POOL,
+            files=self.run_dir / f"dhcp-{net['pc']}-{net['name']}",
+            exclude=internal_exclusions(static))
+        self._service_ends.append((key, node, macs.derive_adapter(net["pc"], f"dhcp/{net['name']}"),
+                                   f"{self.prefix}-d{i}"))
 
     def _make_cables(self) -> None:
         """Every NIC: a veth whose guest end is ``ethN`` in the VM (MAC, MTU) and whose other end is in
@@ -220,10 +263,14 @@ class Lab:
             self.cables[(nic["vm"], nic["index"])] = peer
             if nic["mode"] != "none":
                 up.append(f"link set {peer} up")
+        for _, node, mac, peer in self._service_ends:
+            lines.append(f"link add name {peer} mtu {MTU} type veth peer name eth0 "
+                         f"address {mac} mtu {MTU} netns {node.pid}")
+            up.append(f"link set {peer} up")
         if not lines:
             return
         _run(["ip", "-batch", "-"], "\n".join(lines) + "\n")
-        for peer in self.cables.values():
+        for peer in list(self.cables.values()) + [end[3] for end in self._service_ends]:
             harden_root_interface(peer)
         if up:
             _run(["ip", "-batch", "-"], "\n".join(up) + "\n")
@@ -252,15 +299,18 @@ class Lab:
                      "--", f"--id=@c{br.dpid:x}", "create", "Controller",
                      f"target=\"{self.controller.target}\"", "max_backoff=1000",
                      "--", "set", "Bridge", br.name, f"controller=@c{br.dpid:x}"]
+        for key, _, mac, peer in self._service_ends:
+            self.bridges[key].add(peer, "dhcp", mac, ("dhcp", key))
         for _, nic in topology.nodes_of(self.graph, "nic"):
             if nic["mode"] != "internal":
                 continue
             br = self.bridges[f"{self.graph.nodes[nic['vm']]['pc']}/{nic['target']}"]
-            number = len(br.ports) + 1
-            br.ports[number] = (nic["vm"], nic["index"])
-            peer = self.cables[(nic["vm"], nic["index"])]
-            args += ["--", "add-port", br.name, peer, "--", "set", "Interface", peer,
-                     f"ofport_request={number}"]
+            br.add(self.cables[(nic["vm"], nic["index"])], "guest", nic["mac"],
+                   (nic["vm"], nic["index"]), nic["allow_mac_spoofing"])
+        for br in self.bridges.values():
+            for number, port in br.ports.items():
+                args += ["--", "add-port", br.name, port["peer"], "--", "set", "Interface",
+                         port["peer"], f"ofport_request={number}"]
         cleanup.ovs(*args[1:])
         names = [br.name for br in self.bridges.values()]
         if not cleanup.wait_until(lambda: all(os.path.exists(f"/sys/class/net/{n}") for n in names),
@@ -292,18 +342,49 @@ class Lab:
             out = vm.cmd(script + " ; echo rc=$?")
             if "rc=0" not in out:
                 raise LabError(f"configuring {key} failed: {out.strip()[:500]}")
+        for key, node, _, _ in self._service_ends:
+            responder = self.responders[key]
+            out = node.cmd(f"ip link set lo up && ip link set eth0 up && ip addr add "
+                           f"{topology.INTERNAL_SERVER} dev eth0 ; echo rc=$?")
+            if "rc=0" not in out:
+                raise LabError(f"configuring {responder.node.name} failed: {out.strip()[:500]}")
+
+    def _start_clients(self) -> None:
+        """A DHCP client on every guest NIC without a static address, as a guest OS would run."""
+        for key, vm in topology.nodes_of(self.graph, "vm"):
+            for nic in topology.nics_of(self.graph, key):
+                if nic["ip"]:
+                    continue
+                client = Client(key, nic["index"], vm["dhcp_client"], self._nodes[key],
+                                self.run_dir / f"client-{key}-eth{nic['index']}")
+                client.start()
+                self.clients[(key, nic["index"])] = client
+
+    def expects_lease(self, vm: str, index: int) -> bool:
+        """True when NIC ``index`` of ``vm`` uses DHCP on a network that has a server running."""
+        nic = self.graph.nodes[f"{vm}/{index}"]
+        if nic["ip"] or nic["mode"] != "internal":
+            return False
+        return f"{self.graph.nodes[vm]['pc']}/{nic['target']}" in self.responders
+
+    def _wait_for_leases(self, timeout: float = 30.0) -> None:
+        """Returns once every NIC that has a server holds a lease; after ``timeout``, a warning
+        naming the NICs that do not."""
+        waiting = [c for (vm, i), c in self.clients.items() if self.expects_lease(vm, i)]
+        cleanup.wait_until(lambda: all(c.lease() for c in waiting), timeout, interval=0.05)
+        missing = [f"{c.vm} eth{c.index}" for c in waiting if not c.lease()]
+        if missing:
+            self._say(f"warning: no DHCP lease after {timeout:.0f} s for: {', '.join(missing)}")
 
     def _register(self) -> None:
         """Tells the controller every switch, port, role and MAC; returns when flows are in force."""
         assert self.controller is not None
         for br in self.bridges.values():
-            ports = []
-            for number, (vm, index) in sorted(br.ports.items()):
-                nic = self.graph.nodes[f"{vm}/{index}"]
-                ports.append({"port": number, "role": "guest", "mac": nic["mac"],
-                              "allow_spoofing": nic["allow_mac_spoofing"]})
+            ports = [{k: p[k] for k in ("port", "role", "mac", "allow_spoofing")}
+                     for _, p in sorted(br.ports.items())]
             try:
-                self.controller.add_switch(br.dpid, br.kind, br.name, ports)
+                self.controller.add_switch(br.dpid, br.kind, br.name, ports,
+                                           dhcp_steering=br.key in self.responders)
             except ControllerError as err:
                 raise LabError(f"switch {br.name} ({br.key}): {err}") from None
 
@@ -387,3 +468,24 @@ class Lab:
             return self.cables[(vm, index)]
         except KeyError:
             raise LabError(f"{vm} has no NIC {index}") from None
+
+    def responder(self, network: str) -> Responder:
+        """The DHCP responder of internal network ``PC/NAME``."""
+        try:
+            return self.responders[network]
+        except KeyError:
+            raise LabError(f"no DHCP responder for {network!r} (networks with one: "
+                           f"{', '.join(sorted(self.responders)) or 'none'})") from None
+
+    def leases(self, network: str | None = None) -> dict[str, list[dict[str, Any]]]:
+        """The lease tables of one network (``PC/NAME``) or of every network with a responder."""
+        keys = [network] if network else sorted(self.responders)
+        return {key: self.responder(key).leases() for key in keys}
+
+    def dhcp_client(self, vm: str, index: int) -> Client:
+        """The DHCP client of a guest NIC (NICs with a static address have none)."""
+        try:
+            return self.clients[(vm, index)]
+        except KeyError:
+            raise LabError(f"{vm} eth{index} runs no DHCP client (static address or no such NIC)") \
+                from None

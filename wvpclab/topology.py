@@ -11,7 +11,7 @@ Graph schema (node key: attributes; every node has ``kind`` and ``name``):
 - ``LAN``: kind ``lan``; ``subnet``, ``gateway`` (CIDR of the .1 gateway), ``dhcp`` (bool).
 - ``SERVER``: kind ``server``; ``lan``, ``ip`` (CIDR).
 - ``PC/NAME``: kind ``internal``; ``pc``, ``dhcp`` (bool).
-- ``VM``: kind ``vm``; ``pc``.
+- ``VM``: kind ``vm``; ``pc``; ``dhcp_client`` (udhcpc|dhclient: the guest's DHCP client).
 - ``VM/N``: kind ``nic``; ``vm``, ``index``, ``mode`` (none|shared|bridge|internal), ``target``
   (adapter or internal network name, else None), ``mac``, ``mac_source``, ``ip`` (CIDR or None for
   DHCP), ``speed`` (10|100|"unlimited"), ``allow_mac_spoofing``, ``forward`` (list of
@@ -61,7 +61,8 @@ _PC_KEYS = ("adapters", "nat")
 _ADAPTER_KEYS = ("type", "mac", "lan", "ip")
 _LAN_KEYS = ("subnet", "dhcp", "servers")
 _INTERNAL_KEYS = ("dhcp",)
-_VM_KEYS = ("pc", "nics")
+_VM_KEYS = ("pc", "nics", "dhcp_client")
+DHCP_CLIENTS = ("udhcpc", "dhclient")
 _NIC_OPTION_KEYS = ("ip", "mac", "speed", "allow_mac_spoofing", "forward")
 _FORWARD_RE = re.compile(r"^(tcp|udp):(\d{1,5}):(\d{1,5})$")
 
@@ -584,8 +585,13 @@ class _Builder:
             elif pc not in pcs:
                 self.err(_path(path, "pc"), f"no PC {_fmt(pc)} (declared: {', '.join(pcs) or 'none'})")
                 pc = None
+            client = body.get("dhcp_client", "udhcpc")
+            if client not in DHCP_CLIENTS:
+                self.err(_path(path, "dhcp_client"), f"{_fmt(client)} is not a DHCP client "
+                                                     f"({' or '.join(DHCP_CLIENTS)})")
+                client = "udhcpc"
             if pc is not None:
-                self.g.add_node(name, kind="vm", name=name, pc=pc)
+                self.g.add_node(name, kind="vm", name=name, pc=pc, dhcp_client=client)
                 self.g.add_edge(name, pc, rel="host")
             nics = body.get("nics", [])
             if nics is None:
@@ -864,6 +870,8 @@ def to_document(graph: nx.Graph) -> tuple[dict, list[Issue]]:
         vm: dict[str, Any] = {"nics": []}
         if data.get("pc") is not None:
             vm["pc"] = data["pc"]
+        if data.get("dhcp_client") not in (None, "udhcpc"):
+            vm["dhcp_client"] = data["dhcp_client"]
         doc["vms"][name_of(key, data)] = vm
     nics: dict[Any, dict[int, dict]] = {}
     for key, data in by_kind.get("nic", []):
@@ -952,7 +960,7 @@ def summary(graph: nx.Graph) -> str:
     for key, net in nodes_of(graph, "internal"):
         lines.append(f"internal {key}  dhcp {'on' if net['dhcp'] else 'off'}")
     for key, vm in nodes_of(graph, "vm"):
-        lines.append(f"vm {key}  (pc {vm['pc']})")
+        lines.append(f"vm {key}  (pc {vm['pc']}, dhcp client {vm['dhcp_client']})")
         for nic in nics_of(graph, key):
             extra = [f"ip {nic['ip'] or 'dhcp'}", f"speed {nic['speed']}"]
             if nic["allow_mac_spoofing"]:

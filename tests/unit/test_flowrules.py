@@ -1,15 +1,20 @@
 """Every forwarding rule of DESIGN.md §2 checked on a fake flow table (no root, no switch).
 
-Filter switch rows, spoof guard, 802.1D drop, internal switching, DHCP steering and diff().
+Filter switch rows, spoof guard, 802.1D drop, internal switching, DHCP steering, diff(), the
+two-table layout and how the flow count grows with the ports.
 """
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
-from controllers.fakeflowtable import AmbiguousMatch, FakeFlowTable
+from controllers.fakeflowtable import AmbiguousMatch, FakeFlowTable, Frame
 from controllers.flowrules import (
     PRIO_TABLE_MISS,
+    TABLE_ADMISSION,
+    TABLE_FORWARDING,
     Flow,
     Port,
     Switch,
@@ -17,6 +22,7 @@ from controllers.flowrules import (
     describe,
     diff,
     flows_for,
+    is_group_mac,
     make_flow,
 )
 
@@ -315,10 +321,166 @@ def test_fake_table_flags_overlaps_and_bad_prerequisites():
 
 def test_describe_lines():
     lines = describe(flows_for(internal_switch(True)), labels={A: "a", D: "dhcp"})
-    assert lines[0] == ("priority=1000 eth_dst=01:80:c2:00:00:00/ff:ff:ff:ff:ff:f0 "
+    assert lines[0] == ("table=0 priority=1000 eth_dst=01:80:c2:00:00:00/ff:ff:ff:ff:ff:f0 "
                         "actions=drop")
-    assert lines[-1] == "priority=0 actions=drop"
-    assert (f"priority=800 in_port=1(a) eth_src={A_MAC} eth_type=0x0800 ip_proto=17 "
-            f"udp_dst=67 actions=output:4(dhcp)") in lines
-    assert ("priority=400 in_port=4(dhcp) eth_dst=01:00:00:00:00:00/01:00:00:00:00:00 "
-            "actions=output:1(a),2,3") in lines
+    assert lines[-1] == "table=1 priority=0 actions=drop"
+    assert "table=0 priority=0 actions=drop" in lines
+    assert f"table=0 priority=500 in_port=1(a) eth_src={A_MAC} actions=goto_table:1" in lines
+    assert "table=0 priority=500 in_port=3 actions=goto_table:1" in lines  # spoofing allowed
+    assert "table=0 priority=100 in_port=1(a) actions=drop" in lines
+    assert ("table=1 priority=800 in_port=1(a) eth_type=0x0800 ip_proto=17 udp_dst=67 "
+            "actions=output:4(dhcp)") in lines
+    assert f"table=1 priority=600 eth_dst={B_MAC} actions=output:2" in lines
+    assert ("table=1 priority=400 eth_dst=01:00:00:00:00:00/01:00:00:00:00:00 "
+            "actions=output:1(a),2,3,4(dhcp)") in lines
+    assert "table=1 priority=200 actions=output:3" in lines
+    tables = [int(line.split()[0].removeprefix("table=")) for line in lines]
+    assert tables == sorted(tables)
+
+
+# ---- the two-table layout ---------------------------------------------------------------------
+
+
+def reference_outputs(switch: Switch, in_port: int, eth_src: str, eth_dst: str,
+                      udp_dst: int | None) -> set[int]:
+    """Where DESIGN.md §2 says a frame goes, written out directly from the rule table."""
+    src = switch.port(in_port)
+    if src is None or (src.guarded and eth_src != src.mac):
+        return set()  # unregistered port, or spoof guard
+    if eth_dst.startswith("01:80:c2:00:00:0"):
+        return set()  # 802.1D reserved group
+    dhcp = switch.role_port("dhcp")
+    if (switch.dhcp_steering and dhcp is not None and src.role == "guest"
+            and udp_dst == 67):
+        return {dhcp.number}
+    others = {p.number for p in switch.ports if p is not src}
+    if is_group_mac(eth_dst):
+        return others
+    owner = next((p for p in switch.ports if p.mac == eth_dst), None)
+    if owner is not None:
+        return {owner.number} - {in_port}
+    if switch.kind == "filter":
+        uplink = switch.role_port("uplink")
+        if src.role == "uplink" or uplink is None:
+            return set()
+        return {uplink.number}
+    return {p.number for p in switch.ports if p.allow_spoofing} - {in_port}
+
+
+SWITCHES = {
+    "filter": filter_switch(),
+    "filter, g1 may spoof": filter_switch(spoof_g1=True),
+    "filter, no uplink": Switch(0x11, "filter", (Port(H, "host", HOST_MAC),
+                                                 Port(G1, "guest", G1_MAC),
+                                                 Port(G2, "guest", G2_MAC, True))),
+    "filter, uplink only": Switch(0x12, "filter", (Port(U, "uplink", None),)),
+    "internal, steering": internal_switch(steering=True),
+    "internal, no steering": internal_switch(steering=False),
+    "internal, steering, no responder": internal_switch(steering=True, with_dhcp=False),
+    "internal, two spoofers": Switch(0x22, "internal", (
+        Port(A, "guest", A_MAC, True), Port(B, "guest", B_MAC, True), Port(C, "guest", C_MAC),
+        Port(D, "dhcp", D_MAC)), dhcp_steering=True),
+}
+
+
+@pytest.mark.parametrize("name", SWITCHES)
+def test_every_frame_goes_where_the_rule_table_says(name):
+    switch = SWITCHES[name]
+    table = FakeFlowTable(flows_for(switch))
+    numbers = [p.number for p in switch.ports] + [9]
+    macs = sorted({p.mac for p in switch.ports if p.mac} | {SPOOFED, LAN_MAC})
+    dsts = macs + [BCAST, MCAST_V4, MCAST_V6, STP, LLDP, "01:80:c2:00:00:10"]
+    udp = [(IPV4, None, None), (IPV4, 17, 67), (IPV4, 17, 68), (ARP, None, None)]
+    for in_port, src, dst, (eth_type, proto, port) in itertools.product(numbers, macs, dsts, udp):
+        got = table.outputs(in_port, src, dst, eth_type, proto, port)
+        assert len(got) == len(set(got)), (in_port, src, dst, got)
+        assert set(got) == reference_outputs(switch, in_port, src, dst, port), \
+            (name, in_port, src, dst, port, table.trace(Frame(in_port, src, dst, eth_type,
+                                                               proto, port)))
+
+
+@pytest.mark.parametrize("steering", [False, True])
+def test_flow_count_grows_linearly(steering):
+    def internal(n: int) -> Switch:
+        guests = tuple(Port(i, "guest", f"00:03:ff:00:{i >> 8:02x}:{i & 0xff:02x}")
+                       for i in range(1, n + 1))
+        return Switch(0x30, "internal", guests + (Port(n + 1, "dhcp", D_MAC),),
+                      dhcp_steering=steering)
+
+    counts = {n: len(flows_for(internal(n))) for n in (10, 100, 200)}
+    # 200 guests: admission, spoof drop, known unicast (and steering) per port, plus a constant.
+    per_port = 4 if steering else 3
+    assert counts[200] <= per_port * 201 + 6
+    assert counts[200] / 201 < 5
+    # Each guest adds the same few flows, however many there are already.
+    assert counts[200] - counts[100] == 100 * per_port
+    assert counts[100] - counts[10] == 90 * per_port
+
+
+def test_one_port_more_is_a_few_flow_mods():
+    ports = tuple(Port(i, "guest", f"00:03:ff:00:00:{i:02x}") for i in range(1, 101))
+    before = Switch(0x31, "internal", ports + (Port(101, "dhcp", D_MAC),), dhcp_steering=True)
+    after = before.with_port(Port(102, "guest", "00:03:ff:00:01:02"))
+    to_delete, to_add = diff(flows_for(before), flows_for(after))
+    assert not to_delete
+    # admission, spoof drop, known unicast, steering; the group flow gains an output.
+    assert len(to_add) == 5
+    to_delete, to_add = diff(flows_for(after), flows_for(before))
+    assert len(to_delete) == 4 and len(to_add) == 1
+
+
+def test_tables_hold_what_they_should():
+    flows = flows_for(internal_switch(steering=True))
+    assert {f.table for f in flows} == {TABLE_ADMISSION, TABLE_FORWARDING}
+    for flow in flows:
+        if flow.table == TABLE_ADMISSION:
+            assert not flow.actions  # admission only drops or goes on
+            assert flow.goto in (None, TABLE_FORWARDING)
+        else:
+            assert flow.goto is None
+    admitted = [f for f in flows if f.goto == TABLE_FORWARDING]
+    assert sorted(f.match_dict()["in_port"] for f in admitted) == [A, B, C, D]
+
+
+def test_flow_is_output_or_goto_not_both():
+    with pytest.raises(ValueError, match="not both"):
+        Flow(5, (), (1,), 0, 1)
+    with pytest.raises(ValueError, match="later table"):
+        Flow(5, (), (), 1, 1)
+    with pytest.raises(ValueError, match="later table"):
+        make_flow(5, table=1, goto=0)
+    with pytest.raises(ValueError, match="table must be"):
+        Flow(5, (), (), 255)
+    assert make_flow(5, goto=1, in_port=2) == Flow(5, (("in_port", 2),), (), 0, 1)
+
+
+def test_fake_table_follows_goto_skips_in_port_and_drops_on_miss():
+    flows = [
+        make_flow(10, goto=1, in_port=1),
+        make_flow(10, goto=2, in_port=2),
+        make_flow(10, (1, 2, 3), table=1, eth_dst=BCAST),
+        make_flow(10, (3,), table=2),
+    ]
+    table = FakeFlowTable(flows)
+    assert table.outputs(1, A_MAC, BCAST) == (2, 3)  # output to in_port 1 skipped
+    assert table.outputs(1, A_MAC, B_MAC) == ()  # miss in table 1
+    assert table.outputs(2, B_MAC, B_MAC) == (3,)  # table 1 skipped altogether
+    assert table.outputs(3, C_MAC, BCAST) == ()  # miss in table 0
+    assert [f.table for f in table.trace(Frame(1, A_MAC, BCAST))] == [0, 1]
+    # A goto and an output at one priority disagree.
+    with pytest.raises(AmbiguousMatch):
+        FakeFlowTable([make_flow(5, goto=1, in_port=2),
+                       make_flow(5, (3,), eth_dst=BCAST)]).outputs(2, A_MAC, BCAST)
+    # The same match in two tables is no overlap.
+    assert FakeFlowTable([make_flow(5, goto=1), make_flow(5, (4,), table=1)]).outputs(
+        2, A_MAC, BCAST) == (4,)
+
+
+def test_diff_keys_include_the_table():
+    old = {make_flow(5, (1,), table=1, eth_dst=BCAST)}
+    new = {make_flow(5, (1,), table=0, eth_dst=BCAST)}
+    to_delete, to_add = diff(old, new)
+    assert to_delete == frozenset(old) and to_add == frozenset(new)
+    # Same key, a goto instead of outputs: replaced by the add alone.
+    to_delete, to_add = diff({make_flow(5, (1,), in_port=2)}, {make_flow(5, goto=1, in_port=2)})
+    assert not to_delete and len(to_add) == 1

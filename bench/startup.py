@@ -1,0 +1,526 @@
+#!/usr/bin/env python3
+"""Start-up benchmark: how long until 4N interfaces are up and every node reaches a neighbour.
+
+For each N (``--sizes``, default 10,50,100) three ways of standing up 4N interfaces are timed:
+
+1. **wvpclab**: N VMs x 4 NICs, NIC i of every VM on internal network ``n{i}``, static addresses,
+   built with ``wvpclab.Lab``; every VM pings its neighbour (j+1 mod N) on ``n0``.
+2. **plain Mininet**: 4N hosts on one ``OVSBridge(datapath='user', batch=True)``; every host pings
+   its neighbour.
+3. **iproute2 floor**: 4N named namespaces, veths made with ``ip -batch``, one Linux bridge in the
+   root namespace (hardened); every namespace pings its neighbour via ``ip netns exec``.
+
+Each is timed as build+start, then "reach" (pings in waves of at most 50 at once; failures are asked
+again until all succeeded or a bounded time passed), then stop. Figures go to stdout, progress to
+stderr. It is a measurement, not a test: it prints figures and never fails on a slow result.
+
+Run as root from the checkout: ``.venv/bin/python bench/startup.py [--quick] [--repeat R]``.
+
+Everything it creates is named ``bnch…`` (namespaces ``bnchf*``, Linux bridge ``bnchbr0``, veths
+``bnchv*``, OVS bridge ``bnchs1`` and its ports, Mininet hosts ``bnchh*``) or belongs to a wvpclab lab
+named ``bench-startup-N`` (which cleans itself up). It never runs ``mn -c``, ``killall`` or ``pkill``:
+processes are stopped by the PIDs it started, namespaces and links by their names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime
+import io
+import os
+import platform
+import pstats
+import re
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+WAVE = 50  # concurrent pings at most (../shared/STACK.md: hundreds at once through one bridge stall)
+REACH_TIMEOUT = 60.0  # seconds of retries before a size's "reach" is given up
+PING = ["ping", "-n", "-q", "-c1", "-W1"]
+ROOT_SYSCTLS = (("ipv4", "arp_ignore", "8"), ("ipv4", "rp_filter", "1"),
+                ("ipv6", "disable_ipv6", "1"))
+
+FLOOR_BRIDGE = "bnchbr0"
+MN_SWITCH = "bnchs1"
+OURS_RE = re.compile(r"^bnch")
+METHODS = ("wvpclab", "mininet", "floor")
+LABELS = {"wvpclab": "wvpclab", "mininet": "plain Mininet", "floor": "iproute2 floor"}
+
+#: Child processes running right now (pings): stopped by PID if we are interrupted.
+LIVE: dict[int, subprocess.Popen] = {}
+
+
+def log(message: str) -> None:
+    print(f"[startup] {message}", file=sys.stderr, flush=True)
+
+
+def now() -> float:
+    return time.perf_counter()
+
+
+def harden(name: str) -> None:
+    """No ARP answers, strict rp_filter, no IPv6 on a root-namespace interface we created."""
+    for family, key, value in ROOT_SYSCTLS:
+        with open(f"/proc/sys/net/{family}/conf/{name}/{key}", "w", encoding="ascii") as f:
+            f.write(value)
+
+
+def run(cmd: list[str], stdin: str | None = None, timeout: float = 120, check: bool = True) -> str:
+    res = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout)
+    if check and res.returncode != 0:
+        raise RuntimeError(f"{shlex.join(cmd[:4])} failed ({res.returncode}): {res.stderr.strip()[:400]}")
+    return res.stdout
+
+
+def ip_batch(lines: list[str], force: bool = False, check: bool = True) -> None:
+    if lines:
+        run(["ip"] + (["-force"] if force else []) + ["-batch", "-"], "\n".join(lines) + "\n",
+            check=check)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
+    deadline = now() + timeout
+    while not condition():
+        if now() >= deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
+def links_matching(pattern: str) -> list[str]:
+    rx = re.compile(pattern)
+    return [n for n in os.listdir("/sys/class/net") if rx.match(n)]
+
+
+def netns_matching(pattern: str) -> list[str]:
+    rx = re.compile(pattern)
+    try:
+        return [n for n in os.listdir("/run/netns") if rx.match(n)]
+    except FileNotFoundError:
+        return []
+
+
+def ovs_bridges() -> list[str]:
+    try:
+        return run(["ovs-vsctl", "--timeout=10", "list-br"], timeout=30).split()
+    except (RuntimeError, subprocess.TimeoutExpired, FileNotFoundError):
+        return []
+
+
+def kill_live() -> None:
+    """Stops the pings we started and have not reaped (by PID)."""
+    for pid, proc in list(LIVE.items()):
+        if proc.poll() is None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        LIVE.pop(pid, None)
+
+
+# -- reachability ------------------------------------------------------------------------------------
+def reach(count: int, start: Callable[[int], subprocess.Popen]) -> tuple[float, list[int], int]:
+    """Starts ``start(k)`` (a ping) for k in range(count) in waves of at most WAVE at once; asks the
+    failed ones again until all succeeded or REACH_TIMEOUT passed. Returns (seconds until all
+    succeeded or it gave up, keys that never succeeded, rounds)."""
+    t0 = now()
+    pending = list(range(count))
+    rounds = 0
+    while pending:
+        rounds += 1
+        failed: list[int] = []
+        for i in range(0, len(pending), WAVE):
+            wave: list[tuple[int, subprocess.Popen]] = []
+            try:
+                for k in pending[i:i + WAVE]:
+                    proc = start(k)
+                    LIVE[proc.pid] = proc
+                    wave.append((k, proc))
+                for k, proc in wave:
+                    try:
+                        rc = proc.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait(5)
+                        rc = -1
+                    LIVE.pop(proc.pid, None)
+                    if rc != 0:
+                        failed.append(k)
+            finally:
+                kill_live()
+        pending = failed
+        if pending:
+            if now() - t0 > REACH_TIMEOUT:
+                break
+            time.sleep(0.05)
+    return now() - t0, pending, rounds
+
+
+# -- 1. wvpclab --------------------------------------------------------------------------------------
+def vm_address(nic: int, j: int) -> str:
+    """VM j's NIC ``nic``: 169.254.{nic+1}.{j+10} for j < 200, then further third octets."""
+    return f"169.254.{nic + 1 + 4 * (j // 200)}.{10 + j % 200}"
+
+
+def known_test_prefixes() -> set[str]:
+    """Prefixes of the lab names the project's tests use (another engineer may be running them)."""
+    from wvpclab import cleanup
+
+    names: set[str] = set()
+    for path in (REPO / "tests").rglob("*.py"):
+        try:
+            names.update(re.findall(r"""["'](t-[A-Za-z0-9_.-]+)["']""", path.read_text()))
+        except OSError:
+            pass
+    return {cleanup.prefix_for(n) for n in names}
+
+
+def lab_name(n: int) -> str:
+    """``bench-startup-N`` (or a variant) whose prefix no running lab, leftover or test lab uses."""
+    from wvpclab import cleanup
+
+    taken = known_test_prefixes()
+    if cleanup.RUN_ROOT.is_dir():
+        taken |= {p.name for p in cleanup.RUN_ROOT.iterdir()}
+    taken |= {cleanup.NAME_RE.match(x).group(0)[:-1]  # type: ignore[union-attr]
+              for x in cleanup.lab_bridges() + cleanup.lab_links()}
+    for suffix in [""] + [f"-{c}" for c in "abcdefghijklmnopqrstuvwxyz"]:
+        name = f"bench-startup-{n}{suffix}"
+        if cleanup.prefix_for(name) not in taken:
+            return name
+    raise RuntimeError("no lab name with a free prefix")
+
+
+def run_wvpclab(n: int, speed: Any, profile: cProfile.Profile | None) -> dict[str, Any]:
+    from wvpclab import Lab, topology
+
+    name = lab_name(n)
+    nic_opts = {} if speed is None else {"speed": speed}
+    doc = {
+        "name": name,
+        "pcs": {"pc": {}},
+        "internal": {f"n{i}": {"dhcp": False} for i in range(4)},
+        "vms": {f"vm{j}": {"nics": [{"internal": f"n{i}", "ip": f"{vm_address(i, j)}/16", **nic_opts}
+                                    for i in range(4)]}
+                for j in range(n)},
+    }
+    graph = topology.from_document(doc)
+    log(f"wvpclab N={n}: lab {name}, {n} VMs x 4 NICs, starting")
+    t0 = now()
+    if profile:
+        profile.enable()
+    try:
+        with Lab(graph, quiet=True) as lab:
+            if profile:
+                profile.disable()
+            t1 = now()
+            log(f"wvpclab N={n}: up in {t1 - t0:.2f} s, pinging")
+
+            def ping(j: int) -> subprocess.Popen:
+                return lab.vm(f"vm{j}").popen(
+                    PING + ["-I", vm_address(0, j), vm_address(0, (j + 1) % n)],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+            secs, failed, rounds = reach(n, ping)
+            log(f"wvpclab N={n}: reach {secs:.2f} s in {rounds} round(s), {len(failed)} failed; "
+                "stopping")
+            t2 = now()
+    finally:
+        if profile:
+            profile.disable()
+        kill_live()
+    t3 = now()
+    return {"start": t1 - t0, "reach": secs, "stop": t3 - t2, "failed": len(failed), "pings": n,
+            "rounds": rounds}
+
+
+# -- 2. plain Mininet --------------------------------------------------------------------------------
+def run_mininet(n: int) -> dict[str, Any]:
+    from mininet.log import setLogLevel
+    from mininet.net import Mininet
+    from mininet.node import OVSBridge
+
+    setLogLevel("warning")
+    Mininet.inited = True  # skip Mininet.init(): it raises machine-wide limits and sysctls
+    m = 4 * n
+    net = None
+    stopped = False
+    log(f"mininet N={n}: {m} hosts on one userspace OVSBridge, building")
+    t0 = now()
+    try:
+        net = Mininet(topo=None, build=False, controller=None,
+                      switch=partial(OVSBridge, datapath="user", batch=True), autoSetMacs=True,
+                      waitConnected=False, ipBase="172.31.0.0/16")
+        sw = net.addSwitch(MN_SWITCH, dpid="0000626e63680001")
+        hosts = [net.addHost(f"bnchh{k + 1}") for k in range(m)]
+        for h in hosts:
+            net.addLink(h, sw)
+        net.build()
+        for intf in sw.intfNames():  # the root-namespace ends of the veths
+            if intf.startswith(MN_SWITCH + "-"):
+                harden(intf)
+        net.start()
+        # The bridge's own (internal) port: OVS makes it shortly after; left down, but hardened.
+        if wait_until(lambda: os.path.exists(f"/sys/class/net/{MN_SWITCH}"), 10):
+            harden(MN_SWITCH)
+        t1 = now()
+        log(f"mininet N={n}: up in {t1 - t0:.2f} s, pinging")
+        addrs = [h.IP() for h in hosts]
+
+        def ping(k: int) -> subprocess.Popen:
+            return hosts[k].popen(PING + [addrs[(k + 1) % m]], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        secs, failed, rounds = reach(m, ping)
+        log(f"mininet N={n}: reach {secs:.2f} s in {rounds} round(s), {len(failed)} failed; stopping")
+        t2 = now()
+        net.stop()
+        stopped = True
+        t3 = now()
+    finally:
+        kill_live()
+        if net is not None and not stopped:
+            mininet_fallback_cleanup(net)
+    return {"start": t1 - t0, "reach": secs, "stop": t3 - t2, "failed": len(failed), "pings": m,
+            "rounds": rounds}
+
+
+def mininet_fallback_cleanup(net: Any) -> None:
+    """After an error: net.stop(), and if that fails, our bridge, links and node shells by PID."""
+    try:
+        net.stop()
+        return
+    except BaseException as err:  # noqa: BLE001 - fall back to removing things by name and PID
+        log(f"mininet: net.stop() failed ({err!r}); removing by name and PID")
+    run(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", MN_SWITCH], check=False)
+    for node in list(net.hosts) + list(net.switches):
+        shell = getattr(node, "shell", None)
+        if shell is not None and shell.poll() is None:
+            try:
+                os.kill(shell.pid, signal.SIGKILL)
+                shell.wait(5)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+    ip_batch([f"link del {x}" for x in links_matching(r"^bnch[hs]")], force=True, check=False)
+
+
+# -- 3. iproute2 floor -------------------------------------------------------------------------------
+def floor_address(k: int) -> str:
+    return f"172.31.{k // 250}.{k % 250 + 1}"
+
+
+def run_floor(n: int) -> dict[str, Any]:
+    m = 4 * n
+    names = [f"bnchf{k}" for k in range(m)]
+    log(f"floor N={n}: {m} namespaces on Linux bridge {FLOOR_BRIDGE}, building")
+    done = False
+    t0 = now()
+    try:
+        # Namespaces, the bridge, and each veth with its inner end made directly in its namespace.
+        ip_batch([f"netns add {x}" for x in names] + [f"link add {FLOOR_BRIDGE} type bridge"] +
+                 [f"link add bnchv{k} type veth peer name eth0 netns {names[k]}" for k in range(m)])
+        harden(FLOOR_BRIDGE)
+        for k in range(m):
+            harden(f"bnchv{k}")
+        ip_batch([f"link set {FLOOR_BRIDGE} up"] +
+                 [f"link set bnchv{k} master {FLOOR_BRIDGE} up" for k in range(m)])
+        # Inside each namespace: one `ip -n NS -batch` (address, link up), all from one shell.
+        script = "".join(f"ip -n {names[k]} -batch - <<EOF\naddress add {floor_address(k)}/16 dev eth0\n"
+                         f"link set eth0 up\nEOF\n" for k in range(m))
+        with tempfile.NamedTemporaryFile("w", suffix=".sh", prefix="bnch-") as f:
+            f.write("set -e\n" + script)
+            f.flush()
+            run(["sh", f.name])
+        t1 = now()
+        log(f"floor N={n}: up in {t1 - t0:.2f} s, pinging")
+
+        def ping(k: int) -> subprocess.Popen:
+            return subprocess.Popen(["ip", "netns", "exec", names[k]] + PING +
+                                    [floor_address((k + 1) % m)], stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        secs, failed, rounds = reach(m, ping)
+        log(f"floor N={n}: reach {secs:.2f} s in {rounds} round(s), {len(failed)} failed; stopping")
+        t2 = now()
+        ip_batch([f"netns del {x}" for x in names] + [f"link del {FLOOR_BRIDGE}"])
+        # The veths go with their namespaces, asynchronously: stop ends when the last is gone.
+        wait_until(lambda: not links_matching(r"^bnchv\d"), 30)
+        t3 = now()
+        done = True
+    finally:
+        kill_live()
+        if not done:
+            floor_cleanup(names)
+    return {"start": t1 - t0, "reach": secs, "stop": t3 - t2, "failed": len(failed), "pings": m,
+            "rounds": rounds}
+
+
+def floor_cleanup(names: list[str]) -> None:
+    ns = [x for x in names if os.path.exists(f"/run/netns/{x}")]
+    lines = [f"netns del {x}" for x in ns]
+    links = links_matching(r"^bnchv\d") + links_matching(rf"^{FLOOR_BRIDGE}$")
+    ip_batch(lines + [f"link del {x}" for x in links], force=True, check=False)
+    wait_until(lambda: not links_matching(r"^bnchv\d"), 30)
+
+
+# -- leftovers ---------------------------------------------------------------------------------------
+def our_leftovers(prefixes: set[str]) -> dict[str, list[str]]:
+    def mine(name: str) -> bool:
+        return bool(OURS_RE.match(name)) or any(name.startswith(p + "-") for p in prefixes)
+
+    return {"netns": [x for x in netns_matching(r".") if mine(x)],
+            "ovs bridges": [x for x in ovs_bridges() if mine(x)],
+            "links": [x for x in os.listdir("/sys/class/net") if mine(x)]}
+
+
+def preclean() -> None:
+    """Removes what an earlier, killed run of this benchmark left (only ``bnch…`` names)."""
+    found = our_leftovers(set())
+    if not any(found.values()):
+        return
+    log(f"removing leftovers of an earlier run: {found}")
+    if MN_SWITCH in found["ovs bridges"]:
+        run(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", MN_SWITCH], check=False)
+    ip_batch([f"netns del {x}" for x in found["netns"]], force=True, check=False)
+    ip_batch([f"link del {x}" for x in links_matching(r"^bnch")], force=True, check=False)
+    wait_until(lambda: not links_matching(r"^bnch"), 30)
+
+
+# -- report ------------------------------------------------------------------------------------------
+def median_of(runs: list[dict[str, Any]], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def report(sizes: list[int], methods: list[str], results: dict, repeat: int) -> None:
+    head = (f"{'N':>4}  {'setup':<15} {'ifaces':>6}  {'build+start':>11}  {'reach':>7}  "
+            f"{'start+reach':>11}  {'stop':>7}  note")
+    print(head)
+    print("-" * len(head))
+    for n in sizes:
+        totals = {}
+        for method in methods:
+            runs = results[(n, method)]
+            if not runs:
+                print(f"{n:>4}  {LABELS[method]:<15} {4 * n:>6}  (no run completed)")
+                continue
+            start, reach_s, stop = (median_of(runs, k) for k in ("start", "reach", "stop"))
+            total = statistics.median(r["start"] + r["reach"] for r in runs)
+            totals[method] = total
+            notes = []
+            failed = max(r["failed"] for r in runs)
+            if failed:
+                notes.append(f"{failed}/{runs[0]['pings']} pings never succeeded")
+            rounds = max(r["rounds"] for r in runs)
+            if rounds > 1:
+                notes.append(f"{rounds} ping rounds")
+            if len(runs) > 1:
+                notes.append(f"median of {len(runs)}")
+            print(f"{n:>4}  {LABELS[method]:<15} {4 * n:>6}  {start:>11.3f}  {reach_s:>7.3f}  "
+                  f"{total:>11.3f}  {stop:>7.3f}  {'; '.join(notes)}")
+        ratios = []
+        if "wvpclab" in totals:
+            for other in ("mininet", "floor"):
+                if totals.get(other):
+                    ratios.append(f"wvpclab/{LABELS[other]} = {totals['wvpclab'] / totals[other]:.2f}x")
+        if ratios:
+            print(f"{'':>4}  time to full reachability (start+reach): " + ", ".join(ratios))
+    print("(seconds; start = build+start; reach = until every node's ping to its neighbour "
+          f"succeeded, waves of <= {WAVE}; {repeat} run(s) per cell)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10,50,100", help="comma-separated N (VMs; 4N interfaces)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per cell; the median is shown")
+    parser.add_argument("--quick", action="store_true", help="N=10 only")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help=f"comma-separated subset of {','.join(METHODS)}")
+    parser.add_argument("--speed", default=None, choices=["10", "100", "unlimited"],
+                        help="wvpclab NIC speed (default: the topology default, 100 Mbit/s shaped)")
+    parser.add_argument("--profile", action="store_true",
+                        help="cProfile wvpclab's start at the largest N (top entries on stderr)")
+    args = parser.parse_args(argv)
+    sizes = [10] if args.quick else [int(x) for x in args.sizes.split(",") if x.strip()]
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not sizes or args.repeat < 1 or any(n < 2 for n in sizes):
+        parser.error(f"bad --methods {bad}, --sizes or --repeat")
+    speed = None if args.speed is None else (args.speed if args.speed == "unlimited" else int(args.speed))
+    if os.geteuid() != 0:
+        print("startup.py needs root (namespaces, Open vSwitch)", file=sys.stderr)
+        return 2
+
+    # A SIGTERM unwinds like Ctrl-C, so every `finally` runs.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    cmdline = shlex.join([sys.executable, os.path.relpath(__file__)] + sys.argv[1:])
+    print(f"# {cmdline}   [{datetime.datetime.now().isoformat(timespec='seconds')}, "
+          f"{platform.node()}, Linux {platform.release()}, {os.cpu_count()} cores, "
+          f"sizes {','.join(map(str, sizes))}, repeat {args.repeat}, "
+          f"wvpclab speed {args.speed or 'default'}]", flush=True)
+
+    from wvpclab import cleanup
+
+    used_prefixes: set[str] = set()
+    results: dict[tuple[int, str], list[dict[str, Any]]] = {(n, m): [] for n in sizes for m in methods}
+    profile = cProfile.Profile() if args.profile else None
+    rc = 0
+    try:
+        preclean()
+        for rep in range(args.repeat):
+            for n in sizes:
+                for method in methods:
+                    if method == "wvpclab":
+                        used_prefixes.add(cleanup.prefix_for(lab_name(n)))
+                        prof = profile if (profile and rep == 0 and n == max(sizes)) else None
+                        res = run_wvpclab(n, speed, prof)
+                    elif method == "mininet":
+                        res = run_mininet(n)
+                    else:
+                        res = run_floor(n)
+                    results[(n, method)].append(res)
+    except KeyboardInterrupt:
+        log("interrupted: cleaned up; figures so far follow")
+        rc = 130
+    except Exception as err:  # noqa: BLE001 - report the figures we have, then the error
+        log(f"error: {err!r}")
+        rc = 1
+    finally:
+        kill_live()
+        left = our_leftovers(used_prefixes)
+        if any(left.values()):
+            log(f"leftovers found, removing: {left}")
+            preclean()
+            left = our_leftovers(used_prefixes)
+        log("leftover check (ip netns list / ovs-vsctl list-br / ip link, bnch* and our labs' "
+            f"prefixes {sorted(used_prefixes)}): " +
+            ("nothing left" if not any(left.values()) else f"STILL THERE: {left}"))
+
+    report(sizes, methods, results, args.repeat)
+    if profile is not None:
+        out = io.StringIO()
+        pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(30)
+        print(f"--- cProfile of wvpclab's start at N={max(sizes)} (cumulative) ---", file=sys.stderr)
+        print(out.getvalue(), file=sys.stderr)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

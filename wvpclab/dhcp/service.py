@@ -1,0 +1,192 @@
+"""DHCP in a running lab: responder processes in their nodes, and a real client on each guest NIC.
+
+The lab decides where they go; this module starts, restarts and reads them. Clients run with the lab's
+hook (``client-hook.sh``), private pid/lease files and a state file the lab waits on.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mininet.node import Host
+
+from wvpclab.dhcp.leases import LeaseTable
+from wvpclab.dhcp.server import READY_LINE
+from wvpclab.procs import wait_ready
+
+HOOK = Path(__file__).with_name("client-hook.sh")
+CLIENTS = ("udhcpc", "dhclient")
+#: WVPC's internal network DHCP pool (169.254.0.16-169.254.10.254), mask 255.255.0.0.
+INTERNAL_POOL = ("169.254.0.16", "169.254.10.254")
+INTERNAL_NETWORK = "169.254.0.0/16"
+
+
+class DhcpResponderNode(Host):
+    """The node that answers DHCP on one network (an internal network's built-in DHCP server)."""
+
+
+@dataclass
+class Responder:
+    """One network's DHCP server process, in its node, with its lease file."""
+
+    key: str
+    node: Host
+    dev: str
+    network: str
+    server_ip: str
+    pool: tuple[str, str]
+    files: Path  # prefix of this responder's files in the lab's run directory
+    router: str | None = None
+    dns: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    lease_time: int = 3600
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def leases_path(self) -> Path:
+        return self.files.with_name(self.files.name + ".leases.json")
+
+    @property
+    def log_path(self) -> Path:
+        return self.files.with_name(self.files.name + ".log")
+
+    @property
+    def stats_path(self) -> Path:
+        return self.files.with_name(self.files.name + ".stats.json")
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc and self.proc.poll() is None else None
+
+    def command(self) -> list[str]:
+        cmd = [sys.executable, "-m", "wvpclab.dhcp.server", "--iface", self.dev,
+               "--network", self.network, "--server", self.server_ip,
+               "--pool", f"{self.pool[0]}-{self.pool[1]}", "--leases", str(self.leases_path),
+               "--log", str(self.log_path), "--stats", str(self.stats_path),
+               "--lease-time", str(self.lease_time)]
+        if self.router:
+            cmd += ["--router", self.router]
+        if self.dns:
+            cmd += ["--dns", ",".join(self.dns)]
+        if self.exclude:
+            cmd += ["--exclude", ",".join(self.exclude)]
+        return cmd
+
+    def start(self, timeout: float = 20) -> None:
+        """Starts the server; returns once it listens."""
+        self.proc = self.node.popen(self.command(), stdout=subprocess.PIPE,
+                                    stderr=open(self.log_path, "a"))  # noqa: SIM115
+        wait_ready(self.proc, READY_LINE, timeout, f"the DHCP responder of {self.key}")
+
+    def stop(self, kill: bool = False) -> None:
+        """Ends the server: SIGTERM (it finishes its batch) or, with ``kill``, SIGKILL at once."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.proc and self.proc.stdout:
+            self.proc.stdout.close()
+
+    def restart(self, kill: bool = False) -> None:
+        self.stop(kill)
+        self.start()
+
+    def leases(self) -> list[dict[str, Any]]:
+        """The lease table as the server last wrote it (one dict per record)."""
+        try:
+            data = json.loads(self.leases_path.read_text())
+        except (OSError, ValueError):
+            return []
+        return LeaseTable.from_json(data).snapshot(time.time())
+
+    def stats(self) -> dict[str, int]:
+        try:
+            return json.loads(self.stats_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+
+@dataclass
+class Client:
+    """A guest NIC's DHCP client process (udhcpc or dhclient)."""
+
+    vm: str
+    index: int
+    kind: str
+    node: Host
+    files: Path
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def dev(self) -> str:
+        return f"eth{self.index}"
+
+    @property
+    def state_path(self) -> Path:
+        return self.files.with_name(self.files.name + ".state.json")
+
+    def command(self) -> list[str]:
+        pidfile = self.files.with_name(self.files.name + ".pid")
+        if self.kind == "udhcpc":
+            # -f foreground; retry discovers every second, 3 at a time, pause 2 s, forever
+            return ["busybox", "udhcpc", "-f", "-i", self.dev, "-s", str(HOOK), "-p", str(pidfile),
+                    "-t", "3", "-T", "1", "-A", "2", "-x", f"hostname:{self.vm}"]
+        conf = self.files.with_name(self.files.name + ".dhclient.conf")
+        conf.write_text(f'send host-name "{self.vm}";\n'
+                        "request subnet-mask, broadcast-address, routers, domain-name-servers;\n"
+                        "timeout 300;\nretry 2;\ninitial-interval 1;\nbackoff-cutoff 2;\n")
+        leasefile = self.files.with_name(self.files.name + ".dhclient.leases")
+        # dhclient gives its script a fresh environment: pass the lab's variables with -e
+        return ["dhclient", "-4", "-d", "-sf", str(HOOK), "-cf", str(conf), "-lf", str(leasefile),
+                "-pf", str(pidfile), "-e", f"WVPC_STATE={self.state_path}",
+                "-e", f"WVPC_INDEX={self.index}", self.dev]
+
+    def start(self) -> None:
+        env = dict(os.environ, WVPC_STATE=str(self.state_path), WVPC_INDEX=str(self.index))
+        self.proc = self.node.popen(self.command(), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+
+    def lease(self) -> dict[str, Any] | None:
+        """What the hook last wrote: ip, mask, router, lease (None before the first lease)."""
+        try:
+            return json.loads(self.state_path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def renew(self) -> None:
+        """Asks the client to renew now (as Windows does on media connect)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        if self.kind == "udhcpc":
+            self.proc.send_signal(signal.SIGUSR1)
+        else:  # dhclient has no renew signal: restart it, it re-requests its lease (INIT-REBOOT)
+            self.stop()
+            self.start()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def internal_exclusions(static: list[str]) -> tuple[str, ...]:
+    """The static addresses of a network that fall in the internal pool (never handed out)."""
+    lo, hi = (ipaddress.IPv4Address(a) for a in INTERNAL_POOL)
+    out = []
+    for cidr in static:
+        ip = ipaddress.IPv4Interface(cidr).ip
+        if lo <= ip <= hi:
+            out.append(str(ip))
+    return tuple(out)

@@ -1,0 +1,48 @@
+"""Processes the lab starts: waiting for their ready line, and reading /proc about a PID."""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import time
+
+
+def wait_ready(proc: subprocess.Popen, line: str, timeout: float, what: str) -> None:
+    """Reads ``proc``'s stdout until ``line`` appears; raises RuntimeError if it exits or the time
+    runs out (reading the raw descriptor, so nothing sits unseen in a Python buffer)."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            chunk = os.read(fd, 4096)
+            seen += chunk
+            if line.encode() in seen:
+                return
+            if not chunk:
+                proc.wait(5)
+                raise RuntimeError(f"{what} exited with code {proc.returncode} while starting")
+        elif proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode} while starting")
+    raise RuntimeError(f"{what} did not get ready in {timeout:.0f} s")
+
+
+def process_alive(pid: int) -> bool:
+    """True if a process with this PID exists (and is not a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def cmdline(pid: int) -> str:
+    """The command line of a process, or '' if it is gone."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
