@@ -62,8 +62,41 @@ class LabCLI(CLI):
                 sys.stdout.write(data)
                 sys.stdout.flush()
 
+    def _fail(self, message: str) -> None:
+        """One line of error on stderr; the CLI goes on."""
+        sys.stderr.write(f"*** {message}\n")
+
+    def do_leases(self, line: str) -> None:
+        """Show DHCP lease tables: every network with a responder, or one.
+        Usage: leases [PC/NETWORK]"""
+        args = line.split()
+        if len(args) > 1:
+            self._fail("Usage: leases [PC/NETWORK]")
+            return
+        try:
+            tables = self.lab.leases(args[0] if args else None)
+        except Exception as err:  # noqa: BLE001 - LabError: a bad argument, reported in one line
+            self._fail(str(err))
+            return
+        if not tables:
+            sys.stdout.write("no DHCP responders in this lab\n")
+        for key, rows in tables.items():
+            sys.stdout.write(format_leases(key, rows))
+        sys.stdout.flush()
+
     def do_EOF(self, line: str) -> str:  # noqa: N802 - cmd.Cmd's name
         """Exit (end of input)."""
         if self.isatty():
             sys.stdout.write("\n")
         return "exited"
+
+
+def format_leases(key: str, rows: list[dict[str, Any]]) -> str:
+    """A lease table for people: address, MAC, state, seconds left, hostname."""
+    lines = [f"{key}: {len(rows)} lease{'s' if len(rows) != 1 else ''}"]
+    if rows:
+        lines.append(f"  {'ADDRESS':<16}{'MAC':<19}{'STATE':<10}{'LEFT':>7}  HOSTNAME")
+    for r in rows:
+        lines.append(f"  {r['ip']:<16}{r['mac']:<19}{r['state']:<10}{r['remaining']:>6}s  "
+                     f"{r.get('hostname') or '-'}")
+    return "\n".join(lines) + "\n"

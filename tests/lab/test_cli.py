@@ -42,7 +42,7 @@ def test_run_reads_piped_cli_commands_and_exits_0_at_eof(tmp_path: Path) -> None
     assert res.returncode == 0, res.stderr
     assert "1 packets transmitted, 1 received" in res.stdout
     assert "eth0" in res.stdout and "00:03:ff:" not in res.stderr
-    assert "a b pc" in res.stdout  # `nodes`
+    assert "a b dhcp.pc.lab pc" in res.stdout  # `nodes`: the VMs, the responder, the PC
     assert "lab t-cli-pipe is up" in res.stderr
     assert leftovers(cleanup.prefix_for("t-cli-pipe")) == []
 
@@ -78,7 +78,7 @@ def test_run_bad_node_name_is_a_clear_error_and_the_lab_is_torn_down(tmp_path: P
     topo = write_topology(tmp_path, "t-cli-bad")
     res = run("run", str(topo), "--no-cli", "--cmd", "nosuchvm ls")
     assert res.returncode == 2
-    assert "no node 'nosuchvm' in lab t-cli-bad (nodes: a, b, pc)" in res.stderr
+    assert "no node 'nosuchvm' in lab t-cli-bad (nodes: a, b, dhcp.pc.lab, pc)" in res.stderr
     assert "lab t-cli-bad is down" in res.stderr
     assert leftovers(cleanup.prefix_for("t-cli-bad")) == []
 
@@ -120,7 +120,8 @@ def test_clean_after_kill_9_of_a_running_lab(tmp_path: Path) -> None:
     assert cleanup.lab_bridges(prefix)
     res = run("clean")
     assert res.returncode == 0, res.stderr
-    assert f"{prefix}: ended 1 processes left in the lab's namespaces" in res.stdout
+    # the daemon, the responder and a's DHCP client on its unplugged NIC
+    assert f"{prefix}: ended 3 processes left in the lab's namespaces" in res.stdout
     assert f"{prefix}: ended the controller (pid {ctl})" in res.stdout
     wait_for(lambda: not cleanup.cmdline(daemon[0]), what="the daemon to end")
     wait_for(lambda: leftovers(prefix) == [], what=f"no leftovers of {prefix}")
@@ -192,3 +193,17 @@ def _as_nobody(topo: Path) -> None:
     res = subprocess.run([*as_nobody, WVPCLAB, "check", str(topo)], capture_output=True, text=True,
                          timeout=60)
     assert res.returncode == 0 and "vm a" in res.stdout  # check needs no root
+
+
+def test_leases_command_in_the_cli(tmp_path: Path) -> None:
+    path = tmp_path / "t-cli-leases.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "t-cli-leases", "pcs": {"pc": {}}, "internal": {"lab": None},
+        "vms": {"a": {"nics": ["internal:lab"]}, "b": {"nics": ["internal:lab"]}}}))
+    res = run("run", str(path), "--quiet", stdin="leases\nleases pc/nope\nleases a b\nleases pc/lab\n")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("pc/lab: 2 leases") == 2
+    assert "no DHCP responder for 'pc/nope'" in res.stderr
+    assert "Usage: leases [PC/NETWORK]" in res.stderr
+    rows = [l.split() for l in res.stdout.splitlines() if l.strip().startswith("169.254.")]
+    assert {r[4] for r in rows} == {"a", "b"} and {r[2] for r in rows} == {"bound"}
