@@ -149,3 +149,32 @@ def test_internal_dhcp_is_captured_nowhere_else(lab: Lab, tmp_path: Path) -> Non
     wait_for(lambda: (tmp_path / "ctl.pcap").stat().st_size > 24, what="u1's DHCP at its responder")
     assert control.stop()
     assert {k: len(c.stop()) for k, c in elsewhere.items()} == {k: 0 for k in elsewhere}
+
+
+def test_malformed_packets_are_counted_and_the_server_keeps_serving(lab: Lab) -> None:
+    from wvpclab.dhcp.message import MessageType, build_request
+
+    good = build_request(MessageType.DISCOVER, bytes.fromhex("0003ff0000aa"))
+    bad = {
+        "truncated": good[:100],
+        "not a BOOTREQUEST": b"\x02" + good[1:],
+        "option overload": good[:240] + bytes([52, 1, 3, 53, 1, 1, 255]),
+        "bad option length": good[:240] + bytes([53, 40, 1]),
+    }
+    payloads = ", ".join(
+        f"Ether(src='{lab.graph.nodes['u1/0']['mac']}', dst='ff:ff:ff:ff:ff:ff')/"
+        f"IP(src='0.0.0.0', dst='255.255.255.255')/UDP(sport=68, dport=67)/Raw({p!r})"
+        for p in bad.values())
+    from tests.lab.helpers import send_frames
+
+    send_frames(lab.vm("u1"), "eth0", f"[{payloads}]")
+    responder = lab.responder("pc/lab")
+
+    def counted() -> bool:
+        stats = responder.stats()
+        return all(stats.get(f"dropped: {reason}", 0) >= 1 for reason in bad)
+
+    wait_for(counted, timeout=15, what=f"the drops counted: {responder.stats()}")
+    assert responder.pid is not None
+    out = lab.vm("u2").cmd("busybox udhcpc -q -n -f -i eth0 -s /bin/true -t 3 -T 1 2>&1")
+    assert "lease of" in out or "obtained" in out, out
