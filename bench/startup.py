@@ -420,16 +420,23 @@ def report(sizes: list[int], methods: list[str], results: dict, repeat: int) -> 
             if not runs:
                 print(f"{n:>4}  {LABELS[method]:<15} {4 * n:>6}  (no run completed)")
                 continue
-            start, reach_s, stop = (median_of(runs, k) for k in ("start", "reach", "stop"))
-            total = statistics.median(r["start"] + r["reach"] for r in runs)
-            totals[method] = total
+            # A run in which some node never reached its neighbour counts as unreached (inf).
+            def reached(r: dict[str, Any], value: float) -> float:
+                return float("inf") if r["failed"] else value
+
+            start, stop = (median_of(runs, k) for k in ("start", "stop"))
+            reach_s = statistics.median(reached(r, r["reach"]) for r in runs)
+            total = statistics.median(reached(r, r["start"] + r["reach"]) for r in runs)
+            if total != float("inf"):
+                totals[method] = total
             notes = []
-            failed = max(r["failed"] for r in runs)
-            if failed:
-                notes.append(f"{failed}/{runs[0]['pings']} pings never succeeded")
-            rounds = max(r["rounds"] for r in runs)
-            if rounds > 1:
-                notes.append(f"{rounds} ping rounds")
+            for i, r in enumerate(runs, 1):
+                which = f"run {i}/{len(runs)}: " if len(runs) > 1 else ""
+                if r["failed"]:
+                    notes.append(f"{which}{r['failed']}/{r['pings']} pings never succeeded "
+                                 f"(gave up after {r['reach']:.1f} s, {r['rounds']} rounds)")
+                elif r["rounds"] > 1:
+                    notes.append(f"{which}{r['rounds']} ping rounds")
             if len(runs) > 1:
                 notes.append(f"median of {len(runs)}")
             print(f"{n:>4}  {LABELS[method]:<15} {4 * n:>6}  {start:>11.3f}  {reach_s:>7.3f}  "
