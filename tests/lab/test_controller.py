@@ -1,6 +1,7 @@
 """The controller process driving a real userspace OVS bridge with namespaces on it (root).
 
-Registration, forwarding with real frames, spoof guard, flows in OVS, kill -9 and restart.
+Registration, forwarding with real frames, spoof guard, flows in OVS (two tables), no frame back to
+its sender, kill -9 and restart.
 """
 
 from __future__ import annotations
@@ -215,11 +216,12 @@ def ofctl_flows(bridge: str) -> list[str]:
 
 
 def table_miss_packets(bridge: str) -> int:
+    """Packets counted by table 0's lowest drop (what no registered port admitted)."""
     out = run("ovs-ofctl", "-O", "OpenFlow13", "dump-flows", bridge).stdout
     for line in out.splitlines():
-        if re.search(r"\bpriority=0 actions=drop", line):
+        if re.search(r"\btable=0,", line) and re.search(r"\bpriority=0 actions=drop", line):
             return int(re.search(r"n_packets=(\d+)", line).group(1))
-    raise AssertionError(f"no table-miss drop on {bridge}:\n{out}")
+    raise AssertionError(f"no table-miss drop in table 0 of {bridge}:\n{out}")
 
 
 def ovs_connections(of_port: int) -> list[str]:
@@ -452,11 +454,36 @@ def test_flows_visible_in_ovs(net: Net) -> None:
     described = net.client.ok("dump", dpid=net.dpid)["flows"]
     assert len(flows) == len(described)
     assert all(f"cookie={COOKIE:#x}," in line for line in flows), flows
-    assert any("priority=1000,dl_dst=01:80:c2:00:00:00/ff:ff:ff:ff:ff:f0 actions=drop" in line
-               for line in flows), flows
+    assert {re.search(r"\btable=(\d+),", line).group(1) for line in flows} == {"0", "1"}
+    assert any("table=0, priority=1000,dl_dst=01:80:c2:00:00:00/ff:ff:ff:ff:ff:f0 actions=drop"
+               in line for line in flows), flows
     a, b = net.guests["a"], net.guests["b"]
-    assert any(f"priority=600,in_port={a.port},dl_src={a.mac},dl_dst={b.mac} "
-               f"actions=output:{b.port}" in line for line in flows), flows
+    assert any(f"table=0, priority=500,in_port={a.port},dl_src={a.mac} actions=goto_table:1"
+               in line for line in flows), flows
+    assert any(f"table=0, priority=100,in_port={a.port} actions=drop" in line
+               for line in flows), flows
+    assert any(f"table=1, priority=600,dl_dst={b.mac} actions=output:{b.port}" in line
+               for line in flows), flows
+    assert any("table=1, priority=400,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 "
+               "actions=output:1,output:2,output:3" in line for line in flows), flows
+    # Linear: admission, spoof drop and known unicast per guest, plus a constant.
+    assert len(flows) == 3 * 3 + 4
+
+
+def test_no_frame_goes_back_to_its_sender(net: Net) -> None:
+    # One group flow lists every port and one flow per MAC outputs to its owner: the switch
+    # itself must skip the in_port (OpenFlow 1.3), or a guest would hear its own frames.
+    a, b = net.guests["a"], net.guests["b"]
+    receiver = Receiver(a, stop_marker="STOP")
+    try:
+        send_frames(a, (a.mac, BCAST, "SELF-BCAST"), (a.mac, "01:00:5e:00:00:fb", "SELF-MCAST"),
+                    (a.mac, a.mac, "SELF-UNICAST"))
+        send_frames(b, (b.mac, a.mac, "STOP"))
+        got = receiver.finish()
+    finally:
+        receiver.close()
+    assert f"STOP {b.mac}" in got
+    assert not [line for line in got if line.startswith("SELF")], got
 
 
 def test_change_is_in_force_when_acknowledged(net: Net) -> None:
