@@ -30,7 +30,9 @@ def shaping_links(dev: str, speed: int | str) -> list[str]:
     """``ip -batch`` lines (in the guest) for the receive shaper of ``dev`` (none for unlimited)."""
     if rate_of(speed) is None:
         return []
-    return [f"link add {rx_shaper(dev)} mtu {MTU} type ifb", f"link set {rx_shaper(dev)} up"]
+    return [f"link add {rx_shaper(dev)} mtu {MTU} type ifb",
+            f"link set dev {rx_shaper(dev)} addrgenmode none",  # no IPv6 address on the shaper
+            f"link set {rx_shaper(dev)} up"]
 
 
 def shaping_commands(dev: str, speed: int | str) -> list[str]:
@@ -72,6 +74,16 @@ class Tulip21140Intf(Intf):
 
     def config(self, **params: Any) -> dict:  # noqa: D102 - see class docstring
         return {}
+
+    def updateIP(self) -> str | None:  # noqa: N802 - Mininet's name
+        """The NIC's current IPv4 address (static or from DHCP), read with iproute2."""
+        out = self.node.cmd(f"ip -4 -o addr show dev {self.name} scope global")
+        fields = out.split()
+        if "inet" in fields:
+            self.ip, self.prefixLen = fields[fields.index("inet") + 1].split("/")
+            return self.ip
+        self.ip = None
+        return None
 
     def carrier(self) -> bool:
         """True when the guest sees a carrier (the cable is plugged in)."""
