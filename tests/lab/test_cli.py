@@ -207,3 +207,13 @@ def test_leases_command_in_the_cli(tmp_path: Path) -> None:
     assert "Usage: leases [PC/NETWORK]" in res.stderr
     rows = [l.split() for l in res.stdout.splitlines() if l.strip().startswith("169.254.")]
     assert {r[4] for r in rows} == {"a", "b"} and {r[2] for r in rows} == {"bound"}
+
+
+def test_missing_tools_are_named_with_what_to_run(tmp_path: Path) -> None:
+    topo = write_topology(tmp_path, "t-cli-tools")
+    env = dict(os.environ, PATH=str(Path(WVPCLAB).parent))  # no /usr/bin: no mnexec, ip, ovs-vsctl
+    res = subprocess.run([WVPCLAB, "run", str(topo), "--no-cli", "--cmd", "a ls"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1
+    assert res.stderr.strip() == ("wvpclab: mnexec is not installed: run `make install` "
+                                  "(scripts/install.sh)")

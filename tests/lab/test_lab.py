@@ -225,3 +225,20 @@ def test_unbuilt_modes_are_refused_before_anything_starts() -> None:
     with pytest.raises(LabError, match=r"vms.xp.nics\[0\]: shared networking \(NAT\) is not built"):
         lab.start()
     assert leftovers(lab.prefix) == []
+
+
+def test_a_start_failing_half_way_tears_down_and_reports_the_cause() -> None:
+    from wvpclab import LabError
+
+    class Broken(Lab):
+        def _configure_guests(self) -> None:  # a fault injected after nodes, veths and bridges
+            raise LabError("injected: configuring a guest failed")
+
+    lab = Broken(topology.from_document({"name": "t-halfway", "pcs": {"pc": {}},
+                                         "internal": {"n": None},
+                                         "vms": {"a": {"nics": ["internal:n"]}}}), quiet=True)
+    with pytest.raises(LabError, match="injected: configuring a guest failed"):
+        lab.start()
+    assert lab.nodes  # it had built nodes before the fault
+    assert leftovers(lab.prefix) == []
+    assert shells_alive([n.pid for n in lab.nodes.values() if n.pid]) == []
