@@ -7,6 +7,7 @@ not one command at a time.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -32,11 +33,13 @@ from wvpclab.dhcp.service import (
 )
 from wvpclab.procs import process_alive
 from wvpclab.nic import MTU, Tulip21140Intf, shaping_commands, shaping_links
-from wvpclab.pc import PhysicalPC
+from wvpclab.pc import LanGateway, LanServer, PhysicalPC
+from wvpclab.procs import wait_ready
+from wvpclab.services import READY_LINE as SERVICES_READY
 from wvpclab.vm import GUEST_SYSCTLS, VirtualPC, source_routing
 
 #: Modes this release builds; the others are refused before anything starts.
-BUILT_MODES = ("none", "internal")
+BUILT_MODES = ("none", "internal", "bridge")
 
 #: Hardening of every interface the lab puts in the root namespace (../shared/STACK.md).
 ROOT_SYSCTLS = (("ipv4", "arp_ignore", "8"), ("ipv4", "rp_filter", "1"),
@@ -58,12 +61,38 @@ class Bridge:
     kind: str
     dhcp: bool = False
     ports: dict[int, dict[str, Any]] = field(default_factory=dict)
+    uplink: str | None = None  # a filter switch's LAN (a patch port to its switch)
+    uplink_port: int | None = None
 
-    def add(self, peer: str, role: str, mac: str, owner: tuple, allow_spoofing: bool = False) -> int:
+    def add(self, peer: str, role: str | None, mac: str, owner: tuple,
+            allow_spoofing: bool = False) -> int:
         number = len(self.ports) + 1
         self.ports[number] = {"port": number, "role": role, "mac": mac,
                               "allow_spoofing": allow_spoofing, "owner": owner, "peer": peer}
         return number
+
+
+@dataclass
+class _End:
+    """A veth the lab makes besides guest NICs: which bridge, which node and device, its MAC, its
+    root-namespace end, the role the controller gives its port, who it is, and its static address."""
+
+    bridge: str
+    node: Node
+    dev: str
+    mac: str
+    peer: str
+    role: str | None
+    owner: tuple
+    ip: str | None
+
+
+def lan_pool(subnet: str) -> tuple[str, str]:
+    """A LAN gateway's DHCP pool: from .100 (or the subnet's middle, if smaller) to the last address
+    below broadcast."""
+    net = ipaddress.IPv4Network(subnet)
+    start = net.network_address + max(2, min(100, net.num_addresses // 2))
+    return str(start), str(net.broadcast_address - 1)
 
 
 def _run(cmd: list[str], stdin: str | None = None, timeout: float = 60) -> str:
@@ -117,7 +146,9 @@ class Lab:
         self._nodes: dict[str, Node] = {}
         self.responders: dict[str, Responder] = {}
         self.clients: dict[tuple[str, int], Client] = {}
-        self._service_ends: list[tuple[str, Node, str, str]] = []  # (key, node, mac, root end)
+        self._ends: list[_End] = []  # every veth that is not a guest NIC
+        self.services: dict[str, subprocess.Popen] = {}
+        self._counter = 0
         self._started = False
         self._t0 = 0.0
 
@@ -143,10 +174,14 @@ class Lab:
         """Key paths of NICs whose mode this release does not build."""
         out = []
         for key, nic in topology.nodes_of(self.graph, "nic"):
+            where = f"vms.{nic['vm']}.nics[{nic['index']}]"
             if nic["mode"] not in BUILT_MODES:
-                what = "shared networking (NAT)" if nic["mode"] == "shared" else "bridge mode"
-                out.append(f"vms.{nic['vm']}.nics[{nic['index']}]: {what} is not built yet in "
-                           "this release")
+                out.append(f"{where}: shared networking (NAT) is not built yet in this release")
+            elif nic["mode"] == "bridge":
+                adapter = self.graph.nodes[self._nic_bridge(nic)]
+                if adapter["type"] == "wireless":
+                    out.append(f"{where}: bridging onto wireless adapter {adapter['name']} (MAC "
+                               "translation) is not built yet in this release")
         return out
 
     def start(self) -> None:
@@ -191,11 +226,6 @@ class Lab:
 
     def _build(self) -> None:
         g = self.graph
-        skipped = [k for k, _ in topology.nodes_of(g, "adapter")] + \
-                  [k for k, _ in topology.nodes_of(g, "lan")]
-        if skipped:
-            self._say(f"declared but not built in this release (bridge mode and LANs come later): "
-                      f"{', '.join(skipped)}")
         self.controller = Controller(self.run_dir)
         self.controller.start()
         self._save_state()
@@ -209,20 +239,44 @@ class Lab:
             self._nodes[key] = self.net.addHost(key, cls=VirtualPC, pc=vm["pc"])
         self._save_state()
 
+        # The emulated external LANs: a learning switch, a gateway (router + DHCP), the servers.
+        for i, (key, lan) in enumerate(topology.nodes_of(g, "lan")):
+            self.bridges[key] = Bridge(key, f"{self.prefix}-l{i}", self._dpid(0x1, i), "lan")
+            self._add_gateway(key, lan)
+        for key, server in topology.nodes_of(g, "server"):
+            node = self.net.addHost(key, cls=LanServer)
+            self._nodes[key] = node
+            self._ends.append(_End(server["lan"], node, "eth0", macs.derive_adapter(key, "eth0"),
+                                   self._peer("s"), None, ("server", key), server["ip"]))
+        # Host adapters: wired ones through a filter switch, wireless ones straight onto their LAN.
+        for i, (key, adapter) in enumerate(topology.nodes_of(g, "adapter")):
+            pc = self._nodes[adapter["pc"]]
+            ip = None if adapter["ip"] == "dhcp" else adapter["ip"]
+            if adapter["type"] == "wired":
+                self.bridges[key] = Bridge(key, f"{self.prefix}-f{i}", self._dpid(0x2, i), "filter")
+                self._ends.append(_End(key, pc, adapter["name"], adapter["mac"], self._peer("h"),
+                                       "host", ("adapter", key), ip))
+                if adapter["lan"]:
+                    self.bridges[key].uplink = adapter["lan"]
+            elif adapter["lan"]:
+                self._ends.append(_End(adapter["lan"], pc, adapter["name"], adapter["mac"],
+                                       self._peer("h"), None, ("adapter", key), ip))
         # Internal networks: one bridge per (PC, network) that has NICs, and its DHCP responder.
         for i, (key, net) in enumerate(topology.nodes_of(g, "internal")):
-            dpid = (0x5776 << 48) | (int(self.prefix[2:], 16) << 20) | i
-            self.bridges[key] = Bridge(key, f"{self.prefix}-i{i}", dpid, "internal", net["dhcp"])
+            self.bridges[key] = Bridge(key, f"{self.prefix}-i{i}", self._dpid(0x0, i), "internal",
+                                       net["dhcp"])
             if net["dhcp"]:
-                self._add_responder(key, net, i)
+                self._add_responder(key, net)
 
         self._make_cables()
         self._make_bridges()
         self._configure_guests()
+        self._configure_service_nodes()
         self._save_state()
         self._register()
         for responder in self.responders.values():
             responder.start()
+        self._start_services()
         self._start_clients()
         self._started = True
         self._wait_for_leases()
@@ -230,7 +284,42 @@ class Lab:
         self._say(f"lab {self.name} is up: {nvm} VMs, {len(self.cables)} NICs, "
                   f"{len(self.bridges)} switches, in {time.monotonic() - self._t0:.2f} s")
 
-    def _add_responder(self, key: str, net: dict, i: int) -> None:
+    def _dpid(self, kind: int, index: int) -> int:
+        return (0x5776 << 48) | (kind << 40) | (int(self.prefix[2:], 16) << 20) | index
+
+    def _peer(self, letter: str) -> str:
+        """A fresh root-namespace interface name: ``wvXXX-`` + letter + count."""
+        self._counter += 1
+        return f"{self.prefix}-{letter}{self._counter}"
+
+    def _add_gateway(self, key: str, lan: dict) -> None:
+        """A LAN's gateway at .1: its router and, unless ``dhcp: false``, its DHCP server."""
+        assert self.net is not None
+        name = f"gw.{key}"
+        node = self.net.addHost(name, cls=LanGateway)
+        self._nodes[name] = node
+        self._ends.append(_End(key, node, "eth0", macs.derive_adapter(name, "eth0"),
+                               self._peer("g"), None, ("gateway", key), lan["gateway"]))
+        if lan["dhcp"]:
+            gw = ipaddress.IPv4Interface(lan["gateway"])
+            self.responders[key] = Responder(
+                key=key, node=node, dev="eth0", network=lan["subnet"], server_ip=str(gw.ip),
+                pool=lan_pool(lan["subnet"]), files=self.run_dir / f"dhcp-{key}",
+                router=str(gw.ip), exclude=tuple(self._static_on_lan(key)))
+
+    def _static_on_lan(self, lan: str) -> list[str]:
+        g = self.graph
+        out = [d["ip"] for _, d in topology.nodes_of(g, "server") if d["lan"] == lan]
+        out += [d["ip"] for _, d in topology.nodes_of(g, "adapter")
+                if d["lan"] == lan and d["ip"] != "dhcp"]
+        for _, nic in topology.nodes_of(g, "nic"):
+            if nic["mode"] == "bridge" and nic["ip"]:
+                adapter = g.nodes[f"{g.nodes[nic['vm']]['pc']}/{nic['target']}"]
+                if adapter["lan"] == lan:
+                    out.append(nic["ip"])
+        return [str(ipaddress.IPv4Interface(x).ip) for x in out]
+
+    def _add_responder(self, key: str, net: dict) -> None:
         """An internal network's built-in DHCP server: a node of its own on the network's bridge."""
         assert self.net is not None
         name = f"dhcp.{net['pc']}.{net['name']}"
@@ -244,33 +333,43 @@ class Lab:
             server_ip=str(topology.INTERNAL_SERVER.ip), pool=INTERNAL_POOL,
             files=self.run_dir / f"dhcp-{net['pc']}-{net['name']}",
             exclude=internal_exclusions(static))
-        self._service_ends.append((key, node, macs.derive_adapter(net["pc"], f"dhcp/{net['name']}"),
-                                   f"{self.prefix}-d{i}"))
+        self._ends.append(_End(key, node, "eth0",
+                               macs.derive_adapter(net["pc"], f"dhcp/{net['name']}"),
+                               self._peer("d"), "dhcp", ("dhcp", key),
+                               str(topology.INTERNAL_SERVER)))
+
+    def _nic_bridge(self, nic: dict) -> str | None:
+        """The bridge key a NIC's cable plugs into, or None (Not connected)."""
+        pc = self.graph.nodes[nic["vm"]]["pc"]
+        if nic["mode"] in ("internal", "bridge"):
+            return f"{pc}/{nic['target']}"
+        return None
 
     def _make_cables(self) -> None:
-        """Every NIC: a veth whose guest end is ``ethN`` in the VM (MAC, MTU) and whose other end is in
-        the root namespace, hardened, up only if the NIC is connected — in one ``ip -batch``."""
+        """Every NIC, adapter, gateway, server and responder: a veth whose inner end is in its node
+        (name, MAC, MTU) and whose other end is in the root namespace, hardened, up unless the NIC is
+        Not connected — in one ``ip -batch``."""
         lines, up = [], []
         nics = topology.nodes_of(self.graph, "nic")
-        # Both ends are made at once, the guest end directly in its namespace (moving an interface
+        # Both ends are made at once, the inner end directly in its namespace (moving an interface
         # there afterwards costs ~18 ms of RCU wait each).
-        for k, (_, nic) in enumerate(nics):
+        for _, nic in nics:
             vm = self._nodes[nic["vm"]]
-            peer = f"{self.prefix}-n{k}"
+            peer = self._peer("n")
             dev = f"eth{nic['index']}"
             lines.append(f"link add name {peer} mtu {MTU} type veth peer name {dev} "
                          f"address {nic['mac']} mtu {MTU} netns {vm.pid}")
             self.cables[(nic["vm"], nic["index"])] = peer
             if nic["mode"] != "none":
                 up.append(f"link set {peer} up")
-        for _, node, mac, peer in self._service_ends:
-            lines.append(f"link add name {peer} mtu {MTU} type veth peer name eth0 "
-                         f"address {mac} mtu {MTU} netns {node.pid}")
-            up.append(f"link set {peer} up")
+        for end in self._ends:
+            lines.append(f"link add name {end.peer} mtu {MTU} type veth peer name {end.dev} "
+                         f"address {end.mac} mtu {MTU} netns {end.node.pid}")
+            up.append(f"link set {end.peer} up")
         if not lines:
             return
         _run(["ip", "-batch", "-"], "\n".join(lines) + "\n")
-        for peer in list(self.cables.values()) + [end[3] for end in self._service_ends]:
+        for peer in list(self.cables.values()) + [end.peer for end in self._ends]:
             harden_root_interface(peer)
         if up:
             _run(["ip", "-batch", "-"], "\n".join(up) + "\n")
@@ -284,33 +383,44 @@ class Lab:
                 intf.ip, intf.prefixLen = nic["ip"].split("/")
 
     def _make_bridges(self) -> None:
-        """All bridges and their ports in one ``ovs-vsctl`` transaction (secure fail mode, userspace
-        datapath, OpenFlow 1.3, our controller on loopback)."""
+        """All bridges and their ports in one ``ovs-vsctl`` transaction: filter and internal switches
+        in secure fail mode under our controller on loopback, LAN switches as plain learning switches
+        (standalone, NORMAL); all on the userspace datapath."""
         if not self.bridges:
             return
         assert self.controller is not None
-        args: list[str] = []
-        for br in self.bridges.values():
-            args += ["--", "add-br", br.name,
-                     "--", "set", "Bridge", br.name, "datapath_type=netdev", "fail_mode=secure",
-                     "protocols=OpenFlow13", f"other-config:datapath-id={br.dpid:016x}",
-                     "other-config:disable-in-band=true",
-                     f"external-ids:wvpclab-lab={self.name}",
-                     "--", f"--id=@c{br.dpid:x}", "create", "Controller",
-                     f"target=\"{self.controller.target}\"", "max_backoff=1000",
-                     "--", "set", "Bridge", br.name, f"controller=@c{br.dpid:x}"]
-        for key, _, mac, peer in self._service_ends:
-            self.bridges[key].add(peer, "dhcp", mac, ("dhcp", key))
+        for end in self._ends:
+            self.bridges[end.bridge].add(end.peer, end.role, end.mac, end.owner)
         for _, nic in topology.nodes_of(self.graph, "nic"):
-            if nic["mode"] != "internal":
+            key = self._nic_bridge(nic)
+            if key is not None:
+                self.bridges[key].add(self.cables[(nic["vm"], nic["index"])], "guest", nic["mac"],
+                                      (nic["vm"], nic["index"]), nic["allow_mac_spoofing"])
+        args: list[str] = []
+        for i, br in enumerate(self.bridges.values()):
+            args += ["--", "add-br", br.name,
+                     "--", "set", "Bridge", br.name, "datapath_type=netdev",
+                     f"other-config:datapath-id={br.dpid:016x}",
+                     "other-config:disable-in-band=true", f"external-ids:wvpclab-lab={self.name}"]
+            if br.kind == "lan":
+                args += ["fail_mode=standalone"]
                 continue
-            br = self.bridges[f"{self.graph.nodes[nic['vm']]['pc']}/{nic['target']}"]
-            br.add(self.cables[(nic["vm"], nic["index"])], "guest", nic["mac"],
-                   (nic["vm"], nic["index"]), nic["allow_mac_spoofing"])
+            args += ["fail_mode=secure", "protocols=OpenFlow13",
+                     "--", f"--id=@c{i}", "create", "Controller",
+                     f"target=\"{self.controller.target}\"", "max_backoff=1000",
+                     "--", "set", "Bridge", br.name, f"controller=@c{i}"]
         for br in self.bridges.values():
             for number, port in br.ports.items():
                 args += ["--", "add-port", br.name, port["peer"], "--", "set", "Interface",
                          port["peer"], f"ofport_request={number}"]
+            if br.uplink:  # a patch cable from the filter switch to its LAN's switch
+                lan = self.bridges[br.uplink]
+                mine, theirs = f"{br.name}-up", f"{lan.name}-{br.name[-3:]}"
+                br.uplink_port = len(br.ports) + 1
+                args += ["--", "add-port", br.name, mine, "--", "set", "Interface", mine,
+                         "type=patch", f"options:peer={theirs}", f"ofport_request={br.uplink_port}",
+                         "--", "add-port", lan.name, theirs, "--", "set", "Interface", theirs,
+                         "type=patch", f"options:peer={mine}"]
         cleanup.ovs(*args[1:])
         names = [br.name for br in self.bridges.values()]
         if not cleanup.wait_until(lambda: all(os.path.exists(f"/sys/class/net/{n}") for n in names),
@@ -333,24 +443,52 @@ class Lab:
                     ip_lines += source_routing(dev, nic["index"], nic["ip"])
                 ip_lines += shaping_links(dev, nic["speed"])
                 tc_lines += shaping_commands(dev, nic["speed"])
-            ipf, tcf = self.run_dir / f"{key}.ip", self.run_dir / f"{key}.tc"
-            ipf.write_text("\n".join(ip_lines) + "\n")
-            script = f"sysctl -qw {sysctls} && ip -batch {ipf}"
-            if tc_lines:
-                tcf.write_text("\n".join(tc_lines) + "\n")
-                script += f" && tc -batch {tcf}"
-            out = vm.cmd(script + " ; echo rc=$?")
-            if "rc=0" not in out:
-                raise LabError(f"configuring {key} failed: {out.strip()[:500]}")
-        for key, node, _, _ in self._service_ends:
-            responder = self.responders[key]
-            out = node.cmd(f"ip link set lo up && ip link set eth0 up && ip addr add "
-                           f"{topology.INTERNAL_SERVER} dev eth0 ; echo rc=$?")
-            if "rc=0" not in out:
-                raise LabError(f"configuring {responder.node.name} failed: {out.strip()[:500]}")
+            self._node_script(vm, ip_lines, tc_lines, sysctls)
+
+    def _node_script(self, node: Node, ip_lines: list[str], tc_lines: list[str] = (),
+                     sysctls: str = "") -> None:
+        """One shell round trip in ``node``: sysctls, an ``ip -batch`` and a ``tc -batch``."""
+        ipf, tcf = self.run_dir / f"{node.name}.ip", self.run_dir / f"{node.name}.tc"
+        ipf.write_text("\n".join(ip_lines) + "\n")
+        script = f"sysctl -qw {sysctls} && " if sysctls else ""
+        script += f"ip -batch {ipf}"
+        if tc_lines:
+            tcf.write_text("\n".join(tc_lines) + "\n")
+            script += f" && tc -batch {tcf}"
+        out = node.cmd(script + " ; echo rc=$?")
+        if "rc=0" not in out:
+            raise LabError(f"configuring {node.name} failed: {out.strip()[:500]}")
+
+    def _configure_service_nodes(self) -> None:
+        """PCs' adapters, gateways, servers and responders: links up, static addresses, routes."""
+        per_node: dict[str, list[str]] = {}
+        for end in self._ends:
+            lines = per_node.setdefault(end.node.name, ["link set lo up"])
+            lines.append(f"link set {end.dev} up")
+            if end.ip:
+                lines.append(f"address add {end.ip} dev {end.dev}")
+                kind, key = end.owner
+                lan = self.graph.nodes[key]["lan"] if kind in ("server", "adapter") else None
+                if lan:
+                    gw = ipaddress.IPv4Interface(self.graph.nodes[lan]["gateway"]).ip
+                    lines.append(f"route replace default via {gw} dev {end.dev}")
+        for name, lines in per_node.items():
+            sysctls = "net.ipv4.ip_forward=1" if name.startswith("gw.") else ""
+            self._node_script(self._nodes[name], lines, sysctls=sysctls)
+
+    def _start_services(self) -> None:
+        """TCP/UDP echo and HTTP on every LAN server."""
+        for key, _ in topology.nodes_of(self.graph, "server"):
+            node = self._nodes[key]
+            proc = node.popen([sys.executable, "-m", "wvpclab.services", "--name", key, "--log",
+                               str(self.run_dir / f"server-{key}.log")], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL)
+            wait_ready(proc, SERVICES_READY, 20, f"the services of {key}")
+            self.services[key] = proc
 
     def _start_clients(self) -> None:
-        """A DHCP client on every guest NIC without a static address, as a guest OS would run."""
+        """A DHCP client on every guest NIC and PC adapter without a static address, as their
+        operating systems would run."""
         for key, vm in topology.nodes_of(self.graph, "vm"):
             for nic in topology.nics_of(self.graph, key):
                 if nic["ip"]:
@@ -359,32 +497,61 @@ class Lab:
                                 self.run_dir / f"client-{key}-eth{nic['index']}")
                 client.start()
                 self.clients[(key, nic["index"])] = client
+        for key, pc in topology.nodes_of(self.graph, "pc"):
+            adapters = [d for _, d in topology.nodes_of(self.graph, "adapter") if d["pc"] == key]
+            for index, adapter in enumerate(adapters):
+                if adapter["ip"] != "dhcp" or (adapter["type"] == "wireless" and not adapter["lan"]):
+                    continue
+                client = Client(key, index, "udhcpc", self._nodes[key],
+                                self.run_dir / f"client-{key}-{adapter['name']}",
+                                dev_name=adapter["name"])
+                client.start()
+                self.clients[(key, index)] = client
 
-    def expects_lease(self, vm: str, index: int) -> bool:
-        """True when NIC ``index`` of ``vm`` uses DHCP on a network that has a server running."""
-        nic = self.graph.nodes[f"{vm}/{index}"]
-        if nic["ip"] or nic["mode"] != "internal":
+    def expects_lease(self, node: str, index: int) -> bool:
+        """True when NIC ``index`` of VM ``node`` (or adapter ``index`` of PC ``node``) uses DHCP on a
+        network whose DHCP server the lab runs."""
+        data = self.graph.nodes[node]
+        if data["kind"] == "pc":
+            adapters = [d for _, d in topology.nodes_of(self.graph, "adapter") if d["pc"] == node]
+            lan = adapters[index]["lan"]
+            return adapters[index]["ip"] == "dhcp" and lan in self.responders
+        nic = self.graph.nodes[f"{node}/{index}"]
+        if nic["ip"] or nic["mode"] not in ("internal", "bridge"):
             return False
-        return f"{self.graph.nodes[vm]['pc']}/{nic['target']}" in self.responders
+        key = self._nic_bridge(nic)
+        if nic["mode"] == "bridge":
+            return self.graph.nodes[key]["lan"] in self.responders
+        return key in self.responders
 
     def _wait_for_leases(self, timeout: float = 30.0) -> None:
         """Returns once every NIC that has a server holds a lease; after ``timeout``, a warning
         naming the NICs that do not."""
         waiting = [c for (vm, i), c in self.clients.items() if self.expects_lease(vm, i)]
         cleanup.wait_until(lambda: all(c.lease() for c in waiting), timeout, interval=0.05)
-        missing = [f"{c.vm} eth{c.index}" for c in waiting if not c.lease()]
+        missing = [f"{c.vm} {c.dev}" for c in waiting if not c.lease()]
         if missing:
             self._say(f"warning: no DHCP lease after {timeout:.0f} s for: {', '.join(missing)}")
+
+    def registration(self, br: Bridge) -> list[dict[str, Any]]:
+        """The ports, roles and MACs the controller is told for a bridge."""
+        ports = [{k: p[k] for k in ("port", "role", "mac", "allow_spoofing")}
+                 for _, p in sorted(br.ports.items())]
+        if br.uplink_port:
+            ports.append({"port": br.uplink_port, "role": "uplink", "mac": None,
+                          "allow_spoofing": False})
+        return ports
 
     def _register(self) -> None:
         """Tells the controller every switch, port, role and MAC; returns when flows are in force."""
         assert self.controller is not None
         for br in self.bridges.values():
-            ports = [{k: p[k] for k in ("port", "role", "mac", "allow_spoofing")}
-                     for _, p in sorted(br.ports.items())]
+            if br.kind == "lan":
+                continue
             try:
-                self.controller.add_switch(br.dpid, br.kind, br.name, ports,
-                                           dhcp_steering=br.key in self.responders)
+                self.controller.add_switch(br.dpid, br.kind, br.name, self.registration(br),
+                                           dhcp_steering=br.kind == "internal"
+                                           and br.key in self.responders)
             except ControllerError as err:
                 raise LabError(f"switch {br.name} ({br.key}): {err}") from None
 

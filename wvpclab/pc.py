@@ -14,3 +14,12 @@ class PhysicalPC(Host):
     Its switches (filter switches, internal networks) are OVS bridges in the root namespace, and its
     NAT engines and DHCP responders are nodes of their own; this node is the host's own stack only.
     """
+
+
+class LanGateway(Host):
+    """An emulated LAN's gateway at the subnet's .1: its router and (unless ``dhcp: false``) its DHCP
+    server. Named ``gw.LAN``."""
+
+
+class LanServer(Host):
+    """A plain host on an emulated LAN answering TCP/UDP echo (port 7) and HTTP (port 80)."""

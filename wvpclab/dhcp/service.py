@@ -127,11 +127,12 @@ class Client:
     kind: str
     node: Host
     files: Path
+    dev_name: str | None = None  # default eth{index} (a guest NIC); a PC adapter's own name
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
     def dev(self) -> str:
-        return f"eth{self.index}"
+        return self.dev_name or f"eth{self.index}"
 
     @property
     def state_path(self) -> Path:
