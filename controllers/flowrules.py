@@ -427,3 +427,51 @@ def describe(flows: Iterable[Flow], labels: Mapping[int, str] | None = None) -> 
             parts.append("actions=drop")
         lines.append(" ".join(parts))
     return lines
+
+
+def explain(flows: Iterable[Flow], labels: Mapping[int, str]) -> list[str]:
+    """The flows in words, for people, from the same flow set that goes on the switch.
+
+    Args:
+        flows: Usually ``flows_for(switch)``.
+        labels: A name for every port number, e.g. ``{1: "host stack (pc eth0)", 2: "guest xp/eth1"}``.
+
+    Returns:
+        One sentence per flow, admission rules first, e.g. ``to 00:1a:2b:3c:4d:5e: host stack (pc
+        eth0) only`` or ``from guest xp/eth1 with source 00:03:ff:12:34:56: admitted``.
+    """
+    def name(number: int) -> str:
+        return labels.get(number, f"port {number}")
+
+    def outputs(actions: tuple[int, ...]) -> str:
+        return ", ".join(name(p) for p in actions)
+
+    lines = []
+    for flow in sorted(flows, key=sort_key):
+        m = flow.match_dict()
+        src = f" with source {m['eth_src']}" if "eth_src" in m else ""
+        if flow.table == TABLE_ADMISSION:
+            if flow.priority == PRIO_RESERVED:
+                lines.append("802.1D reserved groups (01:80:c2:00:00:0x): dropped everywhere")
+            elif flow.goto is not None:
+                lines.append(f"from {name(m['in_port'])}{src}: admitted")
+            elif "in_port" in m:
+                lines.append(f"from {name(m['in_port'])}, any other source MAC: dropped "
+                             "(spoof guard)")
+            else:
+                lines.append("anything else entering: dropped")
+            continue
+        if flow.priority == PRIO_DHCP_STEER:
+            lines.append(f"DHCP client messages from {name(m['in_port'])}{src}: "
+                         f"{outputs(flow.actions)} only")
+        elif flow.priority == PRIO_KNOWN_UNICAST:
+            lines.append(f"to {m['eth_dst']}: {outputs(flow.actions)} only")
+        elif flow.priority == PRIO_MULTICAST:
+            lines.append(f"broadcast and multicast: {outputs(flow.actions)}, never back where it "
+                         "came from")
+        elif flow.priority == PRIO_OTHER_UNICAST:
+            lines.append(f"any other unicast: {outputs(flow.actions)}, never back where it came "
+                         "from (so from there: dropped)")
+        else:
+            lines.append("anything else: dropped")
+    return lines

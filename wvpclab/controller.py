@@ -51,6 +51,8 @@ class Controller:
         self._watch: threading.Thread | None = None
         self._stopping = threading.Event()
         self.restarts = 0
+        #: While False, a dead controller stays dead (to watch the switches fail closed).
+        self.supervised = True
 
     @property
     def target(self) -> str:
@@ -98,7 +100,7 @@ class Controller:
         """Restarts the controller if it dies while the lab runs, and tells it everything again."""
         while not self._stopping.wait(0.3):
             proc = self.proc
-            if proc is None or proc.poll() is None:
+            if proc is None or proc.poll() is None or not self.supervised:
                 continue
             with self._lock:
                 if self._stopping.is_set() or self.proc is not proc:

@@ -21,6 +21,7 @@ import networkx as nx
 from mininet.net import Mininet
 from mininet.node import Node
 
+from controllers.flowrules import Port, Switch, explain, flows_for
 from wvpclab import cleanup, macs, topology
 from wvpclab.controller import Controller, ControllerError
 from wvpclab.dhcp.service import (
@@ -656,3 +657,35 @@ class Lab:
         except KeyError:
             raise LabError(f"{vm} eth{index} runs no DHCP client (static address or no such NIC)") \
                 from None
+
+    def port_labels(self, br: Bridge) -> dict[int, str]:
+        """A name for each port of a bridge, for people."""
+        labels = {}
+        for number, port in br.ports.items():
+            kind, key = port["owner"][0], port["owner"][1]
+            if port["role"] == "guest":
+                labels[number] = f"guest {kind}/eth{key}"
+            elif kind == "adapter":
+                adapter = self.graph.nodes[key]
+                labels[number] = f"host stack ({adapter['pc']} {adapter['name']})"
+            elif kind == "dhcp":
+                labels[number] = "DHCP responder"
+            else:
+                labels[number] = f"{kind} {key}"
+        if br.uplink_port:
+            labels[br.uplink_port] = f"uplink (LAN {br.uplink})"
+        return labels
+
+    def filter_rules(self, key: str) -> list[str]:
+        """The rules of a filter switch (``PC/ADAPTER``) or internal switch (``PC/NAME``) in words,
+        from the same code that builds its flows."""
+        br = self.bridges.get(key)
+        if br is None or br.kind == "lan":
+            have = sorted(k for k, b in self.bridges.items() if b.kind != "lan")
+            raise LabError(f"no filter or internal switch {key!r} (switches: "
+                           f"{', '.join(have) or 'none'})")
+        ports = tuple(Port(p["port"], p["role"], p["mac"], p["allow_spoofing"])
+                      for p in self.registration(br))
+        switch = Switch(br.dpid, br.kind, ports,
+                        br.kind == "internal" and br.key in self.responders)
+        return explain(flows_for(switch), self.port_labels(br))

@@ -84,6 +84,21 @@ class LabCLI(CLI):
             sys.stdout.write(format_leases(key, rows))
         sys.stdout.flush()
 
+    def do_rules(self, line: str) -> None:
+        """Show a filter switch's (or internal network's) rules in words.
+        Usage: rules PC/ADAPTER | PC/NETWORK"""
+        args = line.split()
+        if len(args) != 1:
+            self._fail("Usage: rules PC/ADAPTER | PC/NETWORK")
+            return
+        try:
+            lines = self.lab.filter_rules(args[0])
+        except Exception as err:  # noqa: BLE001 - LabError: a bad argument, reported in one line
+            self._fail(str(err))
+            return
+        sys.stdout.write(f"{args[0]}:\n" + "".join(f"  {l}\n" for l in lines))
+        sys.stdout.flush()
+
     def do_EOF(self, line: str) -> str:  # noqa: N802 - cmd.Cmd's name
         """Exit (end of input)."""
         if self.isatty():

@@ -484,3 +484,18 @@ def test_diff_keys_include_the_table():
     # Same key, a goto instead of outputs: replaced by the add alone.
     to_delete, to_add = diff({make_flow(5, (1,), in_port=2)}, {make_flow(5, goto=1, in_port=2)})
     assert not to_delete and len(to_add) == 1
+
+
+def test_explain_says_every_flow_in_words() -> None:
+    from controllers.flowrules import explain
+
+    sw = Switch(1, "filter", (Port(1, "host", "00:1a:2b:3c:4d:5e"),
+                              Port(2, "guest", "00:03:ff:00:00:01"), Port(3, "uplink", None)))
+    flows = flows_for(sw)
+    lines = explain(flows, {1: "host stack", 2: "guest xp/eth1", 3: "uplink"})
+    assert len(lines) == len(flows)
+    assert "to 00:1a:2b:3c:4d:5e: host stack only" in lines
+    assert "from guest xp/eth1 with source 00:03:ff:00:00:01: admitted" in lines
+    assert "from guest xp/eth1, any other source MAC: dropped (spoof guard)" in lines
+    assert any(l.startswith("any other unicast: uplink") for l in lines)
+    assert "802.1D reserved groups (01:80:c2:00:00:0x): dropped everywhere" in lines
