@@ -31,9 +31,11 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: floa
 class Capture:
     """tcpdump on one interface of a node (or of the root namespace when node is None) into a pcap."""
 
-    def __init__(self, node: Any, iface: str, path: Path, bpf: str = "") -> None:
+    def __init__(self, node: Any, iface: str, path: Path, bpf: str = "", inbound: bool = False) -> None:
         self.path = path
-        cmd = ["tcpdump", "-i", iface, "-U", "-n", "-w", str(path)] + (bpf.split() if bpf else [])
+        cmd = ["tcpdump", "-i", iface, "-U", "-n", "-w", str(path)]
+        cmd += ["-Q", "in"] if inbound else []
+        cmd += bpf.split() if bpf else []
         if node is None:
             self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                          bufsize=0, start_new_session=True)
@@ -59,6 +61,7 @@ class Capture:
 
     def stop(self) -> list:
         """Stops tcpdump and returns the frames it captured (scapy packets)."""
+        import scapy.layers.all  # noqa: F401 - dissect Ethernet, IP, ARP ...
         from scapy.utils import rdpcap
 
         if self.proc.poll() is None:
@@ -80,6 +83,21 @@ class Capture:
             return os.getpgid(self.proc.pid) == self.proc.pid
         except ProcessLookupError:
             return False
+
+
+def read_pcap(path: Path) -> list:
+    """The frames in a pcap that tcpdump may still be writing (a partial last record is ignored)."""
+    import scapy.layers.all  # noqa: F401 - dissect Ethernet, IP, ARP ...
+    from scapy.utils import PcapReader
+
+    frames = []
+    try:
+        with PcapReader(str(path)) as reader:
+            for frame in reader:
+                frames.append(frame)
+    except Exception:  # noqa: BLE001 - a record cut short while tcpdump writes it
+        pass
+    return frames
 
 
 def send_frames(node: Any, iface: str, frames_py: str) -> None:
