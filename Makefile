@@ -1,6 +1,6 @@
 # The two front-door commands: `make lab` brings up the default lab, `make test` runs every test.
 # Both install what they need first (idempotent; fast when already done). Run as root.
-LAB ?= topologies/default.yaml
+LAB ?= topologies/xp_mode.yaml
 PYTEST_ARGS ?=
 
 .PHONY: install lab test check clean

@@ -34,13 +34,14 @@ from wvpclab.dhcp.service import (
 )
 from wvpclab.procs import process_alive
 from wvpclab.nic import MTU, Tulip21140Intf, shaping_commands, shaping_links
-from wvpclab.pc import LanGateway, LanServer, PhysicalPC
+from wvpclab.nat import OUTSIDE, NatNic, dhcp_pool, engine_rules, pc_rules
+from wvpclab.pc import LanGateway, LanServer, NatEngine, PhysicalPC
 from wvpclab.procs import wait_ready
 from wvpclab.services import READY_LINE as SERVICES_READY
 from wvpclab.vm import GUEST_SYSCTLS, VirtualPC, source_routing
 
 #: Modes this release builds; the others are refused before anything starts.
-BUILT_MODES = ("none", "internal", "bridge")
+BUILT_MODES = ("none", "internal", "bridge", "shared")
 
 #: Hardening of every interface the lab puts in the root namespace (../shared/STACK.md).
 ROOT_SYSCTLS = (("ipv4", "arp_ignore", "8"), ("ipv4", "rp_filter", "1"),
@@ -149,6 +150,7 @@ class Lab:
         self.clients: dict[tuple[str, int], Client] = {}
         self._ends: list[_End] = []  # every veth that is not a guest NIC
         self.services: dict[str, subprocess.Popen] = {}
+        self.nats: dict[tuple[str, int], NatNic] = {}
         self._counter = 0
         self._started = False
         self._t0 = 0.0
@@ -262,6 +264,10 @@ class Lab:
             elif adapter["lan"]:
                 self._ends.append(_End(adapter["lan"], pc, adapter["name"], adapter["mac"],
                                        self._peer("h"), None, ("adapter", key), ip))
+        # Shared networking: per shared NIC a NAT engine on a private network of its own.
+        for k, (key, nic) in enumerate((k, d) for k, d in topology.nodes_of(g, "nic")
+                                       if d["mode"] == "shared"):
+            self._add_nat(key, nic, k)
         # Internal networks: one bridge per (PC, network) that has NICs, and its DHCP responder.
         for i, (key, net) in enumerate(topology.nodes_of(g, "internal")):
             self.bridges[key] = Bridge(key, f"{self.prefix}-i{i}", self._dpid(0x0, i), "internal",
@@ -273,6 +279,7 @@ class Lab:
         self._make_bridges()
         self._configure_guests()
         self._configure_service_nodes()
+        self._configure_nat()
         self._save_state()
         self._register()
         for responder in self.responders.values():
@@ -339,11 +346,35 @@ class Lab:
                                self._peer("d"), "dhcp", ("dhcp", key),
                                str(topology.INTERNAL_SERVER)))
 
+    def _add_nat(self, key: str, nic: dict, k: int) -> None:
+        """A shared NIC's NAT engine: its node, its private network's switch, its DHCP server."""
+        assert self.net is not None
+        pc = self.graph.nodes[nic["vm"]]["pc"]
+        subnet = self.graph.nodes[pc]["nat_subnet"]
+        pool = dhcp_pool(subnet)
+        guest_ip = str(ipaddress.IPv4Interface(nic["ip"]).ip) if nic["ip"] else pool[0]
+        nat = NatNic(nic["vm"], nic["index"], k, subnet, guest_ip, tuple(nic["forward"]))
+        node = self.net.addHost(nat.node, cls=NatEngine)
+        self._nodes[nat.node] = node
+        self.nats[(nic["vm"], nic["index"])] = nat
+        bkey = f"nat:{key}"
+        self.bridges[bkey] = Bridge(bkey, f"{self.prefix}-a{k}", self._dpid(0x3, k), "internal",
+                                    True)
+        inside = str(nat.inside.ip)
+        self.responders[bkey] = Responder(
+            key=bkey, node=node, dev="eth0", network=subnet, server_ip=inside, pool=pool,
+            files=self.run_dir / f"dhcp-nat-{nic['vm']}-{nic['index']}", router=inside,
+            dns=(inside,), exclude=(guest_ip,) if nic["ip"] else ())
+        self._ends.append(_End(bkey, node, "eth0", macs.derive_adapter(nat.node, "eth0"),
+                               self._peer("a"), "dhcp", ("nat", key), str(nat.inside)))
+
     def _nic_bridge(self, nic: dict) -> str | None:
         """The bridge key a NIC's cable plugs into, or None (Not connected)."""
         pc = self.graph.nodes[nic["vm"]]["pc"]
         if nic["mode"] in ("internal", "bridge"):
             return f"{pc}/{nic['target']}"
+        if nic["mode"] == "shared":
+            return f"nat:{nic['vm']}/{nic['index']}"
         return None
 
     def _make_cables(self) -> None:
@@ -367,6 +398,10 @@ class Lab:
             lines.append(f"link add name {end.peer} mtu {MTU} type veth peer name {end.dev} "
                          f"address {end.mac} mtu {MTU} netns {end.node.pid}")
             up.append(f"link set {end.peer} up")
+        for nat in self.nats.values():  # transit links: both ends in namespaces, none in the root
+            pc = self._nodes[self.graph.nodes[nat.vm]["pc"]]
+            lines.append(f"link add name {OUTSIDE} netns {self._nodes[nat.node].pid} mtu {MTU} "
+                         f"type veth peer name {nat.pc_dev} netns {pc.pid} mtu {MTU}")
         if not lines:
             return
         _run(["ip", "-batch", "-"], "\n".join(lines) + "\n")
@@ -477,6 +512,34 @@ class Lab:
             sysctls = "net.ipv4.ip_forward=1" if name.startswith("gw.") else ""
             self._node_script(self._nodes[name], lines, sysctls=sysctls)
 
+    def _configure_nat(self) -> None:
+        """NAT engines and their PCs: transit addresses, forwarding in their own namespaces, rules."""
+        by_pc: dict[str, list[NatNic]] = {}
+        for nat in self.nats.values():
+            by_pc.setdefault(self.graph.nodes[nat.vm]["pc"], []).append(nat)
+            node = self._nodes[nat.node]
+            self._node_script(node, [f"link set {OUTSIDE} up",
+                                     f"address add {nat.nat_side} dev {OUTSIDE}",
+                                     f"route replace default via {nat.pc_side.ip} dev {OUTSIDE}"],
+                              sysctls="net.ipv4.ip_forward=1")
+            self._load_rules(node, engine_rules(nat))
+        for pc, nats in by_pc.items():
+            node = self._nodes[pc]
+            lines = []
+            for nat in nats:
+                lines += [f"link set {nat.pc_dev} up", f"address add {nat.pc_side} dev {nat.pc_dev}"]
+            self._node_script(node, lines, sysctls="net.ipv4.ip_forward=1")
+            adapters = [d["name"] for _, d in topology.nodes_of(self.graph, "adapter")
+                        if d["pc"] == pc and d["lan"]]
+            self._load_rules(node, pc_rules(nats, adapters))
+
+    def _load_rules(self, node: Node, rules: str) -> None:
+        path = self.run_dir / f"{node.name}.rules"
+        path.write_text(rules)
+        out = node.cmd(f"iptables-restore < {path} ; echo rc=$?")
+        if "rc=0" not in out:
+            raise LabError(f"loading the firewall of {node.name} failed: {out.strip()[:500]}")
+
     def _start_services(self) -> None:
         """TCP/UDP echo and HTTP on every LAN server."""
         for key, _ in topology.nodes_of(self.graph, "server"):
@@ -518,7 +581,7 @@ class Lab:
             lan = adapters[index]["lan"]
             return adapters[index]["ip"] == "dhcp" and lan in self.responders
         nic = self.graph.nodes[f"{node}/{index}"]
-        if nic["ip"] or nic["mode"] not in ("internal", "bridge"):
+        if nic["ip"] or nic["mode"] == "none":
             return False
         key = self._nic_bridge(nic)
         if nic["mode"] == "bridge":
@@ -689,3 +752,13 @@ class Lab:
         switch = Switch(br.dpid, br.kind, ports,
                         br.kind == "internal" and br.key in self.responders)
         return explain(flows_for(switch), self.port_labels(br))
+
+    def nat_rules(self, vm: str, index: int) -> dict[str, str]:
+        """The firewall and NAT rules in force for a shared NIC: its NAT engine's and its PC's, as
+        ``iptables-save`` prints them in their namespaces."""
+        nat = self.nats.get((vm, index))
+        if nat is None:
+            raise LabError(f"{vm} NIC {index} is not in shared networking (NAT) mode")
+        pc = self.graph.nodes[vm]["pc"]
+        return {who: self._nodes[who].cmd("iptables-save | grep -v '^#'").replace("\r\n", "\n")
+                for who in (nat.node, pc)}

@@ -99,6 +99,22 @@ class LabCLI(CLI):
         sys.stdout.write(f"{args[0]}:\n" + "".join(f"  {l}\n" for l in lines))
         sys.stdout.flush()
 
+    def do_nat(self, line: str) -> None:
+        """Show the NAT and firewall rules of a shared NIC: its NAT engine's and its PC's.
+        Usage: nat VM N"""
+        args = line.split()
+        if len(args) != 2 or not args[1].isdigit():
+            self._fail("Usage: nat VM N")
+            return
+        try:
+            tables = self.lab.nat_rules(args[0], int(args[1]))
+        except Exception as err:  # noqa: BLE001 - LabError: a bad argument, reported in one line
+            self._fail(str(err))
+            return
+        for who, rules in tables.items():
+            sys.stdout.write(f"# {who}\n{rules}")
+        sys.stdout.flush()
+
     def do_EOF(self, line: str) -> str:  # noqa: N802 - cmd.Cmd's name
         """Exit (end of input)."""
         if self.isatty():

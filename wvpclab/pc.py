@@ -23,3 +23,8 @@ class LanGateway(Host):
 
 class LanServer(Host):
     """A plain host on an emulated LAN answering TCP/UDP echo (port 7) and HTTP (port 80)."""
+
+
+class NatEngine(Host):
+    """One shared NIC's NAT engine (``nat.VM.N``): the guest's gateway, DHCP and DNS address (.254),
+    MASQUERADE and a stateful firewall onto a transit link into the PC."""
