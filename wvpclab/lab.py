@@ -368,6 +368,17 @@ class Lab:
         self._ends.append(_End(bkey, node, "eth0", macs.derive_adapter(nat.node, "eth0"),
                                self._peer("a"), "dhcp", ("nat", key), str(nat.inside)))
 
+    def _gateway_for(self, nic: dict) -> str | None:
+        """The router a NIC with a static address uses, as DHCP would have told it: the LAN's
+        gateway when bridged, the NAT engine when shared, none on an internal network."""
+        if nic["mode"] == "shared":
+            return str(self.nats[(nic["vm"], nic["index"])].inside.ip)
+        if nic["mode"] == "bridge":
+            lan = self.graph.nodes[self._nic_bridge(nic)]["lan"]
+            if lan:
+                return str(ipaddress.IPv4Interface(self.graph.nodes[lan]["gateway"]).ip)
+        return None
+
     def _nic_bridge(self, nic: dict) -> str | None:
         """The bridge key a NIC's cable plugs into, or None (Not connected)."""
         pc = self.graph.nodes[nic["vm"]]["pc"]
@@ -475,8 +486,12 @@ class Lab:
                 dev = f"eth{nic['index']}"
                 ip_lines.append(f"link set {dev} up")
                 if nic["ip"]:
+                    gateway = self._gateway_for(nic)
                     ip_lines.append(f"address add {nic['ip']} dev {dev}")
-                    ip_lines += source_routing(dev, nic["index"], nic["ip"])
+                    ip_lines += source_routing(dev, nic["index"], nic["ip"], gateway)
+                    if gateway:
+                        ip_lines.append(f"route replace default via {gateway} dev {dev} "
+                                        f"metric {100 + nic['index']}")
                 ip_lines += shaping_links(dev, nic["speed"])
                 tc_lines += shaping_commands(dev, nic["speed"])
             self._node_script(vm, ip_lines, tc_lines, sysctls)

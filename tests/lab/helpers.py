@@ -130,3 +130,23 @@ def leftovers(prefix: str) -> list[str]:
 
 def shells_alive(pids: list[int]) -> list[int]:
     return [p for p in pids if "mininet:" in cleanup.cmdline(p)]
+
+
+UDP_CLIENT = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(float(sys.argv[4]))
+s.sendto(sys.argv[3].encode(), (sys.argv[1], int(sys.argv[2])))
+try:
+    print(s.recvfrom(4096)[0].decode())
+except OSError:
+    print("no answer")
+"""
+
+
+def udp_exchange(node: Any, host: str, port: int, payload: str, timeout: float = 2.0) -> str:
+    """Sends one UDP datagram from a node and returns the answer, or 'no answer'."""
+    proc = node.popen([sys.executable, "-c", UDP_CLIENT, host, str(port), payload, str(timeout)],
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, _ = proc.communicate(timeout=timeout + 10)
+    return out.strip()
