@@ -7,6 +7,7 @@ not one command at a time.
 
 from __future__ import annotations
 
+import atexit
 import ipaddress
 import os
 import shutil
@@ -198,6 +199,7 @@ class Lab:
         preflight()
         self._claim()
         self._started = True
+        atexit.register(self.stop)  # a lab left running by a script is torn down at exit
         self._t0 = time.monotonic()
         try:
             self._build()
@@ -640,6 +642,7 @@ class Lab:
         if not self._started:
             return
         self._started = False
+        atexit.unregister(self.stop)
         if self.controller:
             self.controller._stopping.set()  # no restarts while tearing down
         shells = [n.pid for n in self._nodes.values() if n.pid]

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.lab.helpers import Capture, leftovers, marker_frames, send_frames, shells_alive, wait_for
 from wvpclab import Lab, topology
@@ -217,13 +218,31 @@ def test_lab_is_torn_down_after_an_exception() -> None:
     assert shells_alive(shells) == []
 
 
-def test_unbuilt_modes_are_refused_before_anything_starts() -> None:
+def test_bridging_onto_a_wireless_adapter_is_refused_before_anything_starts() -> None:
     from wvpclab import LabError
 
-    graph = topology.load(Path(__file__).parents[2] / "topologies" / "four_modes.yaml")
-    lab = Lab(graph, quiet=True)
-    with pytest.raises(LabError, match=r"vms.xp.nics\[0\]: shared networking \(NAT\) is not built"):
+    doc = yaml.safe_load((Path(__file__).parents[2] / "topologies" / "four_modes.yaml").read_text())
+    doc["vms"]["xp"]["nics"][1] = {"bridge": "wlan0"}
+    lab = Lab(topology.from_document(doc), quiet=True)
+    with pytest.raises(LabError, match=r"vms.xp.nics\[1\]: bridging onto wireless adapter wlan0"):
         lab.start()
+    assert leftovers(lab.prefix) == []
+
+
+def test_one_vm_with_all_four_modes() -> None:
+    graph = topology.load(Path(__file__).parents[2] / "topologies" / "four_modes.yaml")
+    with Lab(graph, quiet=True) as lab:
+        shared, bridged, internal = (lab.dhcp_client("xp", i).lease() for i in range(3))
+        assert shared["ip"].startswith("192.168.131.") and shared["router"] == "192.168.131.254"
+        assert bridged["ip"].startswith("192.168.50.") and bridged["router"] == "192.168.50.1"
+        assert internal["ip"].startswith("169.254.") and internal["router"] == ""
+        assert not lab.vm("xp").nic(3).carrier()
+        xp = lab.vm("xp")
+        assert "1 received" in xp.cmd("ping -n -c1 -W2 -I eth2 169.254.1.10")  # lab1, internal
+        assert "1 received" in xp.cmd("ping -n -c1 -W2 -I eth1 192.168.50.80")  # web, bridged
+        page = xp.cmd("curl -s -m 5 --interface eth0 http://192.168.50.80/").strip()
+        pc = lab.dhcp_client("pc", 0).lease()["ip"]
+        assert page == f"web: hello from web; you are {pc}"  # through the NAT: the PC's address
     assert leftovers(lab.prefix) == []
 
 
