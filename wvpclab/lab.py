@@ -38,6 +38,7 @@ from wvpclab.nic import MTU, Tulip21140Intf, shaping_commands, shaping_links
 from wvpclab.nat import OUTSIDE, NatNic, dhcp_pool, engine_rules, pc_rules
 from wvpclab.pc import LanGateway, LanServer, NatEngine, PhysicalPC
 from wvpclab.procs import wait_ready
+from wvpclab.runtime import RuntimeChanges
 from wvpclab.services import READY_LINE as SERVICES_READY
 from wvpclab.vm import GUEST_SYSCTLS, VirtualPC, source_routing
 
@@ -69,10 +70,24 @@ class Bridge:
 
     def add(self, peer: str, role: str | None, mac: str, owner: tuple,
             allow_spoofing: bool = False) -> int:
-        number = len(self.ports) + 1
+        number = self.free_number()
         self.ports[number] = {"port": number, "role": role, "mac": mac,
                               "allow_spoofing": allow_spoofing, "owner": owner, "peer": peer}
         return number
+
+    def free_number(self) -> int:
+        """The lowest OpenFlow port number not in use (the uplink's included)."""
+        used = set(self.ports) | ({self.uplink_port} if self.uplink_port else set())
+        number = 1
+        while number in used:
+            number += 1
+        return number
+
+    def number_of(self, owner: tuple) -> int | None:
+        for number, port in self.ports.items():
+            if port["owner"] == owner:
+                return number
+        return None
 
 
 @dataclass
@@ -130,7 +145,7 @@ def harden_root_interface(name: str) -> None:
             f.write(value)
 
 
-class Lab:
+class Lab(RuntimeChanges):
     """A running Windows Virtual PC lab built from a validated topology graph."""
 
     def __init__(self, graph: nx.Graph, quiet: bool = False) -> None:
@@ -152,6 +167,8 @@ class Lab:
         self._ends: list[_End] = []  # every veth that is not a guest NIC
         self.services: dict[str, subprocess.Popen] = {}
         self.nats: dict[tuple[str, int], NatNic] = {}
+        self.cable_on: dict[tuple[str, int], bool] = {}
+        self.captures: dict[tuple[str, int], tuple[subprocess.Popen, Path]] = {}
         self._counter = 0
         self._started = False
         self._t0 = 0.0
@@ -446,18 +463,8 @@ class Lab:
                 self.bridges[key].add(self.cables[(nic["vm"], nic["index"])], "guest", nic["mac"],
                                       (nic["vm"], nic["index"]), nic["allow_mac_spoofing"])
         args: list[str] = []
-        for i, br in enumerate(self.bridges.values()):
-            args += ["--", "add-br", br.name,
-                     "--", "set", "Bridge", br.name, "datapath_type=netdev",
-                     f"other-config:datapath-id={br.dpid:016x}",
-                     "other-config:disable-in-band=true", f"external-ids:wvpclab-lab={self.name}"]
-            if br.kind == "lan":
-                args += ["fail_mode=standalone"]
-                continue
-            args += ["fail_mode=secure", "protocols=OpenFlow13",
-                     "--", f"--id=@c{i}", "create", "Controller",
-                     f"target=\"{self.controller.target}\"", "max_backoff=1000",
-                     "--", "set", "Bridge", br.name, f"controller=@c{i}"]
+        for br in self.bridges.values():
+            args += self._bridge_args(br)
         for br in self.bridges.values():
             for number, port in br.ports.items():
                 args += ["--", "add-port", br.name, port["peer"], "--", "set", "Interface",
@@ -465,7 +472,7 @@ class Lab:
             if br.uplink:  # a patch cable from the filter switch to its LAN's switch
                 lan = self.bridges[br.uplink]
                 mine, theirs = f"{br.name}-up", f"{lan.name}-{br.name[-3:]}"
-                br.uplink_port = len(br.ports) + 1
+                br.uplink_port = br.free_number()
                 args += ["--", "add-port", br.name, mine, "--", "set", "Interface", mine,
                          "type=patch", f"options:peer={theirs}", f"ofport_request={br.uplink_port}",
                          "--", "add-port", lan.name, theirs, "--", "set", "Interface", theirs,
@@ -477,6 +484,21 @@ class Lab:
             raise LabError("Open vSwitch did not create the bridges' ports in 10 s")
         for name in names:  # the bridge's own (internal) port stays down; harden it anyway
             harden_root_interface(name)
+
+    def _bridge_args(self, br: Bridge) -> list[str]:
+        """``ovs-vsctl`` arguments creating one bridge: LAN switches standalone (NORMAL), the others
+        secure under our controller on loopback; all on the userspace datapath."""
+        assert self.controller is not None
+        args = ["--", "add-br", br.name,
+                "--", "set", "Bridge", br.name, "datapath_type=netdev",
+                f"other-config:datapath-id={br.dpid:016x}",
+                "other-config:disable-in-band=true", f"external-ids:wvpclab-lab={self.name}"]
+        if br.kind == "lan":
+            return args + ["fail_mode=standalone"]
+        return args + ["fail_mode=secure", "protocols=OpenFlow13",
+                       "--", f"--id=@c{br.dpid:x}", "create", "Controller",
+                       f"target=\"{self.controller.target}\"", "max_backoff=1000",
+                       "--", "set", "Bridge", br.name, f"controller=@c{br.dpid:x}"]
 
     def _configure_guests(self) -> None:
         """Per VM, one shell round trip: sysctls, links up, addresses, source routing, shaping."""
@@ -529,10 +551,12 @@ class Lab:
             sysctls = "net.ipv4.ip_forward=1" if name.startswith("gw.") else ""
             self._node_script(self._nodes[name], lines, sysctls=sysctls)
 
-    def _configure_nat(self) -> None:
-        """NAT engines and their PCs: transit addresses, forwarding in their own namespaces, rules."""
+    def _configure_nat(self, new: list[NatNic] | None = None) -> None:
+        """NAT engines (all, or the ``new`` ones) and their PCs: transit addresses, forwarding in their
+        own namespaces, rules (a PC's rules are rewritten whole, for all its NAT engines)."""
+        new = list(self.nats.values()) if new is None else new
         by_pc: dict[str, list[NatNic]] = {}
-        for nat in self.nats.values():
+        for nat in new:
             by_pc.setdefault(self.graph.nodes[nat.vm]["pc"], []).append(nat)
             node = self._nodes[nat.node]
             self._node_script(node, [f"link set {OUTSIDE} up",
@@ -548,7 +572,8 @@ class Lab:
             self._node_script(node, lines, sysctls="net.ipv4.ip_forward=1")
             adapters = [d["name"] for _, d in topology.nodes_of(self.graph, "adapter")
                         if d["pc"] == pc and d["lan"]]
-            self._load_rules(node, pc_rules(nats, adapters))
+            every = [n for n in self.nats.values() if self.graph.nodes[n.vm]["pc"] == pc]
+            self._load_rules(node, pc_rules(every, adapters))
 
     def _load_rules(self, node: Node, rules: str) -> None:
         path = self.run_dir / f"{node.name}.rules"
@@ -643,6 +668,7 @@ class Lab:
             return
         self._started = False
         atexit.unregister(self.stop)
+        self.stop_captures()
         if self.controller:
             self.controller._stopping.set()  # no restarts while tearing down
         shells = [n.pid for n in self._nodes.values() if n.pid]
@@ -711,7 +737,7 @@ class Lab:
         except KeyError:
             raise LabError(f"no internal network {network!r} on {pc}") from None
 
-    def cable(self, vm: str, index: int) -> str:
+    def cable_end(self, vm: str, index: int) -> str:
         """The root-namespace end of a NIC's veth (the switch port)."""
         try:
             return self.cables[(vm, index)]

@@ -69,7 +69,7 @@ def test_not_connected_nic_is_up_without_carrier(lab: Lab) -> None:
     assert eth2["operstate"] in ("DOWN", "LOWERLAYERDOWN")
     assert not lab.vm("multi").nic(2).carrier()
     assert lab.vm("multi").nic(0).carrier()
-    root_end = Path(f"/sys/class/net/{lab.cable('multi', 2)}/operstate").read_text().strip()
+    root_end = Path(f"/sys/class/net/{lab.cable_end('multi', 2)}/operstate").read_text().strip()
     assert root_end == "down"  # only the switch side of the cable is down
 
 
@@ -113,7 +113,7 @@ def test_a_frame_on_one_internal_network_is_captured_nowhere_else(lab: Lab, tmp_
         "g1 (green)": Capture(lab.vm("g1"), "eth0", tmp_path / "g1.pcap", bpf),
         "far (red on pc2)": Capture(lab.vm("far"), "eth0", tmp_path / "far.pcap", bpf),
         "pc (host stack)": Capture(lab.pc("pc"), "any", tmp_path / "pc.pcap", bpf),
-        "root end of b1's cable": Capture(None, lab.cable("b1", 0), tmp_path / "rb1.pcap", bpf),
+        "root end of b1's cable": Capture(None, lab.cable_end("b1", 0), tmp_path / "rb1.pcap", bpf),
     }
     frames = (f"[Ether(dst='ff:ff:ff:ff:ff:ff', src='{lab.graph.nodes['r1/0']['mac']}', "
               f"type=0x88b5)/Raw({marker!r}), Ether(dst='{lab.graph.nodes['b1/0']['mac']}', "

@@ -167,14 +167,27 @@ class Client:
             return None
 
     def renew(self) -> None:
-        """Asks the client to renew now (as Windows does on media connect)."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        if self.kind == "udhcpc":
+        """Asks the client to renew now (as Windows does on media connect); a released client
+        starts over with DISCOVER."""
+        if self.kind == "udhcpc" and self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGUSR1)
-        else:  # dhclient has no renew signal: restart it, it re-requests its lease (INIT-REBOOT)
-            self.stop()
-            self.start()
+            return
+        # dhclient has no renew signal: (re)start it; it asks for its lease again (INIT-REBOOT)
+        self.stop()
+        self.start()
+
+    def release(self, timeout: float = 5.0) -> None:
+        """Gives the lease back (DHCPRELEASE) and deconfigures the NIC, before it moves network."""
+        if self.kind == "udhcpc" and self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGUSR2)  # busybox: release, run deconfig, wait
+            deadline = time.monotonic() + timeout
+            while self.state_path.exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            return
+        self.stop()
+        env = {"reason": "STOP", "interface": self.dev, "WVPC_STATE": str(self.state_path),
+               "WVPC_INDEX": str(self.index), "PATH": os.environ.get("PATH", "")}
+        self.node.popen([str(HOOK)], env=env).wait(10)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
