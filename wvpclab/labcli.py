@@ -14,6 +14,8 @@ from typing import Any, TextIO
 from mininet.cli import CLI
 from mininet.log import LEVELS, lg
 
+from wvpclab import topology
+
 
 class _SplitHandler(logging.StreamHandler):
     """Mininet's ``output()`` (results) to stdout; its info, warnings and errors to stderr."""
@@ -113,6 +115,112 @@ class LabCLI(CLI):
             return
         for who, rules in tables.items():
             sys.stdout.write(f"# {who}\n{rules}")
+        sys.stdout.flush()
+
+    def _vm_nic(self, args: list[str], usage: str) -> tuple[str, int] | None:
+        if len(args) < 2 or not args[1].isdigit():
+            self._fail(f"Usage: {usage}")
+            return None
+        return args[0], int(args[1])
+
+    def do_vms(self, line: str) -> None:
+        """List the VMs: PC, DHCP client and each NIC's mode.
+        Usage: vms"""
+        for key, vm in topology.nodes_of(self.lab.graph, "vm"):
+            modes = ", ".join(f"{n['index']}:{topology.mode_label(n)}"
+                              for n in topology.nics_of(self.lab.graph, key))
+            sys.stdout.write(f"{key:<12} pc {vm['pc']:<10} {modes or 'no NICs'}\n")
+        sys.stdout.flush()
+
+    def do_nics(self, line: str) -> None:
+        """Show NICs: number, MAC, mode, carrier and address, of one VM or all.
+        Usage: nics [VM]"""
+        args = line.split()
+        if len(args) > 1:
+            self._fail("Usage: nics [VM]")
+            return
+        vms = [k for k, _ in topology.nodes_of(self.lab.graph, "vm")]
+        if args:
+            if args[0] not in vms:
+                self._fail(f"no VM {args[0]!r} (VMs: {', '.join(vms)})")
+                return
+            vms = args
+        sys.stdout.write(f"{'VM':<10}{'NIC':<5}{'MAC':<19}{'MODE':<18}{'CARRIER':<9}ADDRESS\n")
+        for vm in vms:
+            for nic in topology.nics_of(self.lab.graph, vm):
+                intf = self.lab.vm(vm).nic(nic["index"])
+                addr = intf.updateIP()
+                prefix = f"/{intf.prefixLen}" if addr else ""
+                sys.stdout.write(f"{vm:<10}{nic['index']:<5}{nic['mac']:<19}"
+                                 f"{topology.mode_label(nic):<18}"
+                                 f"{'yes' if intf.carrier() else 'no':<9}{addr or '-'}{prefix}\n")
+        sys.stdout.flush()
+
+    def do_nic(self, line: str) -> None:
+        """Move a NIC to another network while the VM runs (WVPC's Settings dialog).
+        Usage: nic VM N none|shared|bridge ADAPTER|internal NAME"""
+        usage = "nic VM N none|shared|bridge ADAPTER|internal NAME"
+        args = line.split()
+        where = self._vm_nic(args, usage)
+        if where is None:
+            return
+        if len(args) not in (3, 4):
+            self._fail(f"Usage: {usage}")
+            return
+        try:
+            self.lab.set_nic(where[0], where[1], " ".join(args[2:]))
+        except Exception as err:  # noqa: BLE001 - LabError: a bad argument, one line
+            self._fail(str(err))
+            return
+        nic = self.lab.graph.nodes[f"{where[0]}/{where[1]}"]
+        lease = self.lab.clients.get(where)
+        addr = (lease.lease() or {}).get("ip") if lease else nic["ip"]
+        sys.stdout.write(f"{where[0]} NIC {where[1]}: {topology.mode_label(nic)}"
+                         f"{', address ' + addr if addr else ''}\n")
+        sys.stdout.flush()
+
+    def do_cable(self, line: str) -> None:
+        """Plug or pull a NIC's cable (the guest sees carrier come and go).
+        Usage: cable VM N on|off"""
+        args = line.split()
+        where = self._vm_nic(args, "cable VM N on|off")
+        if where is None:
+            return
+        if len(args) != 3 or args[2] not in ("on", "off"):
+            self._fail("Usage: cable VM N on|off")
+            return
+        try:
+            self.lab.cable(where[0], where[1], args[2] == "on")
+        except Exception as err:  # noqa: BLE001 - LabError: a bad argument, one line
+            self._fail(str(err))
+            return
+        sys.stdout.write(f"{where[0]} NIC {where[1]}: cable {'plugged' if args[2] == 'on' else 'pulled'}"
+                         "\n")
+        sys.stdout.flush()
+
+    def do_capture(self, line: str) -> None:
+        """Capture a NIC to a pcap file (Wireshark opens it) until `capture stop`.
+        Usage: capture VM N [FILE] | capture stop"""
+        args = line.split()
+        if args == ["stop"]:
+            done = self.lab.stop_captures()
+            if not done:
+                sys.stdout.write("no capture running\n")
+            for nic, path in done:
+                sys.stdout.write(f"{nic}: {path}\n")
+            sys.stdout.flush()
+            return
+        where = self._vm_nic(args, "capture VM N [FILE] | capture stop")
+        if where is None or len(args) > 3:
+            if where is not None:
+                self._fail("Usage: capture VM N [FILE] | capture stop")
+            return
+        try:
+            path = self.lab.capture(where[0], where[1], args[2] if len(args) == 3 else None)
+        except Exception as err:  # noqa: BLE001 - LabError: a bad argument, one line
+            self._fail(str(err))
+            return
+        sys.stdout.write(f"capturing {where[0]} eth{where[1]} to {path} (capture stop ends it)\n")
         sys.stdout.flush()
 
     def do_EOF(self, line: str) -> str:  # noqa: N802 - cmd.Cmd's name
