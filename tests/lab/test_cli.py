@@ -217,3 +217,43 @@ def test_missing_tools_are_named_with_what_to_run(tmp_path: Path) -> None:
     assert res.returncode == 1
     assert res.stderr.strip() == ("wvpclab: mnexec is not installed: run `make install` "
                                   "(scripts/install.sh)")
+
+
+def test_runtime_cli_commands_and_their_errors(tmp_path: Path) -> None:
+    topo = Path(__file__).resolve().parents[2] / "topologies" / "four_modes.yaml"
+    pcap = tmp_path / "xp0.pcap"
+    script = "\n".join([
+        "vms", "nics xp", "nic xp 0 internal lab", "nics xp",
+        "cable xp 0 off", "nics xp", "cable xp 0 on",
+        f"capture xp 0 {pcap}", "xp ping -n -c 3 -i 0.2 -W 1 -I eth0 lab1", "capture stop",
+        "rules pc/eth0", "nat xp 0", "nic xp 1 shared", "nat xp 1",
+        # errors: one line each, the CLI goes on
+        "nic xp 9 none", "nic xp 0 warp", "nic", "cable xp 0 sideways", "nics nobody",
+        "rules pc/eth7", "nat xp 2", "capture nobody 0", "leases pc/none",
+        "nics xp"]) + "\n"
+    res = run("run", str(topo), "--quiet", stdin=script)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    assert "xp           pc pc         0:shared, 1:bridge eth0, 2:internal lab, 3:none" in out
+    assert "xp NIC 0: internal lab, address 169.254." in out
+    assert "xp NIC 0: cable pulled" in out and "xp NIC 0: cable plugged" in out
+    rows = [l.removeprefix("wvpclab> ") for l in out.splitlines()]
+    carriers = [r[52:61].strip() for r in rows if r.startswith("xp        0 ")]
+    assert "no" in carriers and "yes" in carriers
+    assert "3 packets transmitted, 3 received" in out
+    assert f"xp eth0: {pcap}" in out
+    assert "from uplink (LAN office): admitted" in out
+    assert "# nat.xp.1" in out and "MASQUERADE" in out
+    errors = [l for l in res.stderr.splitlines() if l.startswith("***")]
+    assert len(errors) == 10, res.stderr
+    assert "*** xp has no NIC 9" in errors
+    assert "*** Usage: nic VM N none|shared|bridge ADAPTER|internal NAME" in errors
+    assert "*** Usage: cable VM N on|off" in errors
+    assert any(e.startswith("*** no VM 'nobody'") for e in errors)
+    assert any("xp NIC 2 is not in shared networking" in e for e in errors)
+    # the pcap opens as Wireshark would, and holds the pings sent during the capture
+    from scapy.all import ICMP, rdpcap
+
+    frames = rdpcap(str(pcap))
+    requests = [f for f in frames if f.haslayer(ICMP) and f[ICMP].type == 8]
+    assert len(requests) == 3 and all(f.dst != "ff:ff:ff:ff:ff:ff" for f in requests)
