@@ -119,7 +119,7 @@ class RuntimeChanges:
                            f"{self.captures[(vm, index)][1]}")
         out = Path(path) if path else Path.cwd() / f"capture-{vm}-eth{index}.pcap"
         out = out.resolve()
-        proc = self._nodes[vm].popen(["tcpdump", "-i", f"eth{index}", "-U", "-n", "-w", str(out)],
+        proc = self._nodes[vm].popen(["tcpdump", "-i", f"eth{index}", "-U", "--immediate-mode", "-n", "-w", str(out)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, bufsize=0)
         seen = b""
         deadline = time.monotonic() + 10

@@ -33,7 +33,7 @@ class Capture:
 
     def __init__(self, node: Any, iface: str, path: Path, bpf: str = "", inbound: bool = False) -> None:
         self.path = path
-        cmd = ["tcpdump", "-i", iface, "-U", "-n", "-w", str(path)]
+        cmd = ["tcpdump", "-i", iface, "-U", "--immediate-mode", "-n", "-w", str(path)]
         cmd += ["-Q", "in"] if inbound else []
         cmd += bpf.split() if bpf else []
         if node is None:
