@@ -247,7 +247,7 @@ def test_any_valid_topology_has_unique_wvpc_macs_stable_across_loads(nic_counts:
 # ---- files -----------------------------------------------------------------------------------------
 
 def test_load_yaml_files_shipped(tmp_path: Path) -> None:
-    for path in sorted(TOPOLOGIES.glob("*.yaml")):
+    for path in sorted(TOPOLOGIES.glob("*.yaml")) + sorted(TOPOLOGIES.glob("*.py")):
         g = topology.load(path)
         assert topology.validate(g) == []
 
