@@ -102,6 +102,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Builds the lab, probes every pair against the model, prints the table; 1 on any mismatch."""
+    graph = _load(args.topology)
+    if graph is None:
+        return EXIT_INVALID
+    from wvpclab.lab import Lab, LabError
+    from wvpclab.verify import format_matrix, matrix
+
+    signal.signal(signal.SIGTERM, _on_term)
+    try:
+        with Lab(graph, quiet=args.quiet) as lab:
+            rows, wrong = matrix(lab)
+    except LabError as err:
+        _err(str(err))
+        return 1
+    sys.stdout.write(format_matrix(rows))
+    pairs = len(rows) - 1
+    if wrong:
+        for line in wrong:
+            _err(f"mismatch: {line}")
+        _err(f"{len(wrong)} of {pairs} pairs differ from the model")
+        return 1
+    if not args.quiet:
+        _err(f"all {pairs} pairs behave as the model says (probed in {rows[-1]['seconds']} s)")
+    return 0
+
+
 def cmd_clean(args: argparse.Namespace) -> int:
     """Removes what crashed labs left behind (by name prefix and recorded PIDs)."""
     if os.geteuid() != 0:
@@ -137,6 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seconds a --cmd may take (default 120)")
     run.add_argument("--quiet", action="store_true", help="no progress on stderr")
     run.set_defaults(func=cmd_run)
+    verify = sub.add_parser("verify", help="probe what reaches what against the model (root)",
+                            description="Builds the lab, computes from the model whether each "
+                                        "endpoint (VM NIC, PC adapter, LAN server) reaches each other "
+                                        "one and why, pings every pair, prints the table, and exits "
+                                        "1 naming every pair that differs.")
+    verify.add_argument("topology")
+    verify.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    verify.set_defaults(func=cmd_verify)
     clean = sub.add_parser("clean", help="remove what a crashed lab left behind (root)")
     clean.add_argument("--force", action="store_true",
                        help="also remove labs whose owner process still runs")

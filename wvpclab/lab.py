@@ -610,7 +610,7 @@ class Lab(RuntimeChanges):
                     continue
                 client = Client(key, index, "udhcpc", self._nodes[key],
                                 self.run_dir / f"client-{key}-{adapter['name']}",
-                                dev_name=adapter["name"])
+                                dev_name=adapter["name"], source_routing=False)
                 client.start()
                 self.clients[(key, index)] = client
 

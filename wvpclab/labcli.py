@@ -223,6 +223,20 @@ class LabCLI(CLI):
         sys.stdout.write(f"capturing {where[0]} eth{where[1]} to {path} (capture stop ends it)\n")
         sys.stdout.flush()
 
+    def do_matrix(self, line: str) -> None:
+        """Probe what reaches what in the running lab against the model, with the reason.
+        Usage: matrix"""
+        from wvpclab.verify import format_matrix, matrix
+
+        if line.strip():
+            self._fail("Usage: matrix")
+            return
+        rows, wrong = matrix(self.lab)
+        sys.stdout.write(format_matrix(rows))
+        sys.stdout.flush()
+        for w in wrong:
+            sys.stderr.write(f"*** mismatch: {w}\n")
+
     def do_EOF(self, line: str) -> str:  # noqa: N802 - cmd.Cmd's name
         """Exit (end of input)."""
         if self.isatty():

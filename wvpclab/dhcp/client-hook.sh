@@ -40,12 +40,14 @@ if [ -n "$old" ] && [ "$old" != "$addr" ]; then
 fi
 ip addr replace "$addr/$mask" dev "$dev" || exit 1
 net=$(ip -4 -o route show dev "$dev" proto kernel scope link | awk '{print $1}' | head -n1)
-ip rule del priority "$prio" 2>/dev/null
-ip rule add from "$addr" table "$table" priority "$prio"
-ip route flush table "$table" 2>/dev/null
-[ -n "$net" ] && ip route replace "$net" dev "$dev" src "$addr" table "$table"
+if [ "${WVPC_SOURCE_ROUTING:-1}" = 1 ]; then   # a guest: strong host, replies leave by this NIC
+    ip rule del priority "$prio" 2>/dev/null
+    ip rule add from "$addr" table "$table" priority "$prio"
+    ip route flush table "$table" 2>/dev/null
+    [ -n "$net" ] && ip route replace "$net" dev "$dev" src "$addr" table "$table"
+    [ -n "${router:-}" ] && ip route replace default via "$router" dev "$dev" table "$table"
+fi
 if [ -n "${router:-}" ]; then
-    ip route replace default via "$router" dev "$dev" table "$table"
     ip route replace default via "$router" dev "$dev" metric $((100 + idx))
 fi
 if [ -n "$state" ]; then

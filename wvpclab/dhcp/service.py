@@ -128,6 +128,7 @@ class Client:
     node: Host
     files: Path
     dev_name: str | None = None  # default eth{index} (a guest NIC); a PC adapter's own name
+    source_routing: bool = True  # a guest's strong-host routing; a PC routes its NAT engines too
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -152,10 +153,12 @@ class Client:
         # dhclient gives its script a fresh environment: pass the lab's variables with -e
         return ["dhclient", "-4", "-d", "-sf", str(HOOK), "-cf", str(conf), "-lf", str(leasefile),
                 "-pf", str(pidfile), "-e", f"WVPC_STATE={self.state_path}",
-                "-e", f"WVPC_INDEX={self.index}", self.dev]
+                "-e", f"WVPC_INDEX={self.index}",
+                "-e", f"WVPC_SOURCE_ROUTING={int(self.source_routing)}", self.dev]
 
     def start(self) -> None:
-        env = dict(os.environ, WVPC_STATE=str(self.state_path), WVPC_INDEX=str(self.index))
+        env = dict(os.environ, WVPC_STATE=str(self.state_path), WVPC_INDEX=str(self.index),
+                   WVPC_SOURCE_ROUTING=str(int(self.source_routing)))
         self.proc = self.node.popen(self.command(), stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
 

@@ -1,0 +1,70 @@
+"""The reachability model (wvpclab.verify.expect) on small graphs, without root."""
+
+from __future__ import annotations
+
+import pytest
+
+from wvpclab import topology
+from wvpclab.verify import endpoints, expect, pairs
+
+DOC = {
+    "pcs": {"pc": {"adapters": {"eth0": {"lan": "office"}, "eth1": {}}},
+            "pc2": {"adapters": {"eth0": {"lan": "office", "mac": "00:1a:00:00:00:01"}}}},
+    "lans": {"office": {"subnet": "192.168.50.0/24", "servers": {"web": "192.168.50.80"}},
+             "far": {"subnet": "192.168.60.0/24", "servers": {"db": "192.168.60.5"},
+                     "dhcp": False}},
+    "internal": {"lab": None, "quiet": {"dhcp": False}},
+    "vms": {
+        "a": {"pc": "pc", "nics": ["internal:lab", "bridge:eth0", "shared", "none"]},
+        "b": {"pc": "pc", "nics": ["internal:lab", "internal:quiet"]},
+        "c": {"pc": "pc2", "nics": ["internal:lab", "shared", "bridge:eth0"]},
+        "d": {"pc": "pc", "nics": ["bridge:eth1", {"bridge": "eth1", "ip": "10.9.0.2/24"}]},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def graph():  # noqa: ANN201
+    return topology.from_document(DOC)
+
+
+def ep(graph, label: str):  # noqa: ANN001, ANN201
+    return next(e for e in endpoints(graph) if e.label == label)
+
+
+@pytest.mark.parametrize("a, b, reaches, why", [
+    ("a/eth0", "b/eth0", True, "same internal network"),
+    ("a/eth0", "c/eth0", False, "different internal networks"),  # lab on pc2 is another network
+    ("a/eth0", "web", False, "internal networks are isolated"),
+    ("web", "a/eth0", False, "internal networks are isolated"),
+    ("b/eth1", "a/eth0", False, "no address (no DHCP server there)"),
+    ("a/eth1", "web", True, "same LAN"),
+    ("web", "a/eth1", True, "same LAN"),
+    ("a/eth1", "pc/eth0", True, "same LAN"),
+    ("pc/eth0", "a/eth1", True, "same LAN"),
+    ("a/eth1", "c/eth2", True, "same LAN"),  # guests of two PCs bridged onto one LAN
+    ("a/eth1", "db", False, "different LANs (no route between them)"),
+    ("a/eth2", "web", True, "NAT: outbound, as the PC"),
+    ("a/eth2", "pc/eth0", True, "NAT: to its own PC"),
+    ("a/eth2", "pc2/eth0", True, "NAT: outbound, as the PC"),
+    ("a/eth2", "db", False, "NAT: no route from the PC"),
+    ("web", "a/eth2", False, "NAT: inbound blocked"),
+    ("c/eth1", "a/eth2", False, "NAT: inbound blocked"),
+    ("web", "a/eth3", False, "not connected"),
+    ("a/eth3", "web", False, "not connected"),
+    ("d/eth1", "d/eth0", None, None),  # same node: not a pair
+    ("d/eth1", "pc/eth1", False, "no address (no DHCP server there)"),
+])
+def test_expectations(graph, a: str, b: str, reaches: bool | None, why: str | None) -> None:  # noqa: ANN001
+    ea, eb = ep(graph, a), ep(graph, b)
+    if reaches is None:
+        assert (ea, eb) not in pairs(graph)
+        return
+    assert expect(graph, ea, eb) == (reaches, why)
+
+
+def test_endpoints_cover_nics_adapters_and_servers(graph) -> None:  # noqa: ANN001
+    labels = {e.label for e in endpoints(graph)}
+    assert {"a/eth0", "a/eth3", "pc/eth0", "pc/eth1", "pc2/eth0", "web", "db"} <= labels
+    assert len(pairs(graph)) == sum(1 for a in endpoints(graph) for b in endpoints(graph)
+                                    if a.node != b.node)

@@ -1,0 +1,176 @@
+"""What can reach what, and why: the model's expectation for every pair of endpoints, and real probes.
+
+``expect`` is a pure function of the topology graph (unit-tested without root); ``probe`` pings every pair
+in a running lab, from the source's own interface, in parallel waves; ``matrix`` puts them side by side.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+
+from wvpclab import topology
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Something that has an address: a VM's NIC, a PC's adapter (its own stack), a LAN server."""
+
+    label: str  # "xp/eth0", "pc/eth0", "web"
+    node: str  # the Mininet node
+    dev: str  # its interface there
+    kind: str  # "nic", "adapter", "server"
+    key: str  # the graph node
+
+
+def endpoints(graph: nx.Graph) -> list[Endpoint]:
+    out = []
+    for key, nic in topology.nodes_of(graph, "nic"):
+        out.append(Endpoint(f"{nic['vm']}/eth{nic['index']}", nic["vm"], f"eth{nic['index']}",
+                            "nic", key))
+    for key, adapter in topology.nodes_of(graph, "adapter"):
+        out.append(Endpoint(f"{adapter['pc']}/{adapter['name']}", adapter["pc"], adapter["name"],
+                            "adapter", key))
+    for key, _ in topology.nodes_of(graph, "server"):
+        out.append(Endpoint(key, key, "eth0", "server", key))
+    return out
+
+
+def _where(graph: nx.Graph, ep: Endpoint) -> tuple[str, Any]:
+    """Where an endpoint sits: ("lan", LAN), ("internal", PC/NAME), ("nat", PC), ("none", None)."""
+    data = graph.nodes[ep.key]
+    if ep.kind == "server":
+        return "lan", data["lan"]
+    if ep.kind == "adapter":
+        if data["lan"] is not None:
+            return "lan", data["lan"]
+        # a wired adapter without a LAN still has its filter switch (host and bridged guests)
+        return ("segment", ep.key) if data["type"] == "wired" else ("none", None)
+    pc = graph.nodes[data["vm"]]["pc"]
+    if data["mode"] == "internal":
+        return "internal", f"{pc}/{data['target']}"
+    if data["mode"] == "bridge":
+        lan = graph.nodes[f"{pc}/{data['target']}"]["lan"]
+        return ("lan", lan) if lan else ("segment", f"{pc}/{data['target']}")
+    if data["mode"] == "shared":
+        return "nat", pc
+    return "none", None
+
+
+def has_address(graph: nx.Graph, ep: Endpoint) -> bool:
+    """Whether the model gives this endpoint an address (static, or a DHCP server on its network)."""
+    data = graph.nodes[ep.key]
+    if ep.kind == "server":
+        return True
+    if ep.kind == "adapter":
+        return data["ip"] != "dhcp" or bool(data["lan"] and graph.nodes[data["lan"]]["dhcp"])
+    if data["ip"]:
+        return data["mode"] != "none"
+    where, what = _where(graph, ep)
+    if where == "internal":
+        return graph.nodes[what]["dhcp"]
+    if where == "lan":
+        return graph.nodes[what]["dhcp"]
+    return where == "nat"
+
+
+def expect(graph: nx.Graph, a: Endpoint, b: Endpoint) -> tuple[bool, str]:
+    """Does ``a`` reach ``b`` (a ping from a's interface to b's address), and why, by the model."""
+    wa, xa = _where(graph, a)
+    wb, xb = _where(graph, b)
+    if wa == "none" or wb == "none":
+        return False, "not connected"
+    if not has_address(graph, a) or not has_address(graph, b):
+        return False, "no address (no DHCP server there)"
+    if wb == "nat":
+        return False, "NAT: inbound blocked"
+    if wa == "internal" or wb == "internal":
+        if wa == wb and xa == xb:
+            return True, "same internal network"
+        if wa == wb:
+            return False, "different internal networks"
+        return False, "internal networks are isolated"
+    if wa == "nat":
+        pc = xa
+        if b.kind == "adapter" and graph.nodes[b.key]["pc"] == pc:
+            return True, "NAT: to its own PC"
+        lans = {d["lan"] for _, d in topology.nodes_of(graph, "adapter") if d["pc"] == pc
+                and d["lan"] and has_address(graph, Endpoint("", "", "", "adapter",
+                                                              f"{pc}/{d['name']}"))}
+        if wb == "lan" and xb in lans:
+            return True, "NAT: outbound, as the PC"
+        return False, "NAT: no route from the PC"
+    if wa == wb and xa == xb:
+        return True, "same LAN" if wa == "lan" else "same filter switch"
+    return False, "different LANs (no route between them)"
+
+
+def pairs(graph: nx.Graph) -> list[tuple[Endpoint, Endpoint]]:
+    """Every ordered pair of endpoints on different nodes."""
+    eps = endpoints(graph)
+    return [(a, b) for a in eps for b in eps if a.node != b.node]
+
+
+def address_of(lab: Any, ep: Endpoint) -> str | None:
+    """The endpoint's current IPv4 address in the running lab."""
+    out = lab.node(ep.node).cmd(f"ip -4 -o addr show dev {ep.dev} scope global")
+    fields = out.split()
+    return fields[fields.index("inet") + 1].split("/")[0] if "inet" in fields else None
+
+
+def probe(lab: Any, todo: list[tuple[Endpoint, Endpoint]], wave: int = 50) -> dict:
+    """Pings every pair from the source's interface; returns {(a.label, b.label): reached}."""
+    addresses = {ep.label: address_of(lab, ep) for pair in todo for ep in pair}
+    results: dict[tuple[str, str], bool] = {}
+    runnable = []
+    for a, b in todo:
+        if addresses[a.label] is None or addresses[b.label] is None:
+            results[(a.label, b.label)] = False
+        else:
+            runnable.append((a, b))
+    for start in range(0, len(runnable), wave):
+        procs = []
+        for a, b in runnable[start:start + wave]:
+            cmd = ["ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", "-I", a.dev,
+                   addresses[b.label]]
+            procs.append(((a, b), lab.node(a.node).popen(cmd, stdout=subprocess.PIPE,
+                                                         stderr=subprocess.DEVNULL, text=True)))
+        for (a, b), proc in procs:
+            out, _ = proc.communicate(timeout=30)
+            results[(a.label, b.label)] = " 0 received" not in out and "received" in out
+    return results
+
+
+def matrix(lab: Any) -> tuple[list[dict], list[str]]:
+    """Expectation and probe for every pair of the running lab: rows, and the mismatches."""
+    t0 = time.monotonic()
+    todo = pairs(lab.graph)
+    probed = probe(lab, todo)
+    rows, wrong = [], []
+    for a, b in todo:
+        ok, why = expect(lab.graph, a, b)
+        got = probed[(a.label, b.label)]
+        rows.append({"from": a.label, "to": b.label, "expected": ok, "probed": got, "why": why})
+        if ok != got:
+            wrong.append(f"{a.label} -> {b.label}: expected {'reaches' if ok else 'blocked'} "
+                         f"({why}), probed {'reaches' if got else 'blocked'}")
+    rows.append({"seconds": round(time.monotonic() - t0, 2)})
+    return rows, wrong
+
+
+def format_matrix(rows: list[dict]) -> str:
+    width = max([len(r["from"]) for r in rows if "from" in r] + [4])
+    to_w = max([len(r["to"]) for r in rows if "to" in r] + [2])
+    lines = [f"{'FROM':<{width}}  {'TO':<{to_w}}  {'EXPECTED':<9} {'PROBED':<9} WHY"]
+    for r in rows:
+        if "from" not in r:
+            continue
+        mark = "" if r["expected"] == r["probed"] else "   <-- MISMATCH"
+        lines.append(f"{r['from']:<{width}}  {r['to']:<{to_w}}  "
+                     f"{'reaches' if r['expected'] else 'blocked':<9} "
+                     f"{'reaches' if r['probed'] else 'blocked':<9} {r['why']}{mark}")
+    return "\n".join(lines) + "\n"
