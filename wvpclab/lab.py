@@ -248,6 +248,11 @@ class Lab(RuntimeChanges):
 
     def _build(self) -> None:
         g = self.graph
+        counts = {k: len(topology.nodes_of(g, k)) for k in ("pc", "vm", "nic", "lan", "server",
+                                                             "internal")}
+        self._say(f"building lab {self.name}: {counts['pc']} PCs, {counts['vm']} VMs with "
+                  f"{counts['nic']} NICs, {counts['lan']} LANs with {counts['server']} servers, "
+                  f"{counts['internal']} internal networks")
         self.controller = Controller(self.run_dir)
         self.controller.start()
         self._save_state()
@@ -294,6 +299,8 @@ class Lab(RuntimeChanges):
             if net["dhcp"]:
                 self._add_responder(key, net)
 
+        self._say(f"{len(self._nodes)} nodes started ({time.monotonic() - self._t0:.2f} s); "
+                  "cables and switches next")
         self._make_cables()
         self._make_bridges()
         self._configure_guests()
@@ -306,6 +313,8 @@ class Lab(RuntimeChanges):
         self._start_services()
         self._start_clients()
         self._started = True
+        self._say(f"{len(self.bridges)} switches in force ({time.monotonic() - self._t0:.2f} s); "
+                  f"waiting for {len(self.clients)} DHCP clients")
         self._wait_for_leases()
         nvm = len(topology.nodes_of(g, "vm"))
         self._say(f"lab {self.name} is up: {nvm} VMs, {len(self.cables)} NICs, "
