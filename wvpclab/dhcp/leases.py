@@ -7,7 +7,7 @@ every case of the RFC is a table-driven unit test. The server loop persists the 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from wvpclab.dhcp.message import (
@@ -86,9 +86,8 @@ class Lease:
         return self.state in (BOUND, OFFERED) and self.expires > now
 
     def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["ip"] = str(self.ip)
-        return d
+        return {"client": self.client, "ip": str(self.ip), "expires": self.expires,
+                "state": self.state, "mac": self.mac, "hostname": self.hostname}
 
 
 @dataclass

@@ -118,26 +118,33 @@ class Server:
             self._write_stats()
             return
         now = time.time()
-        replies, persist = [], False
+        held, persist = [], False
         for _ in range(BATCH):
             try:
                 data = self.sock.recv(4096)
             except BlockingIOError:
                 break
             reply, must_save = self.handle(data, now)
-            persist = persist or must_save
-            if reply is not None:
-                replies.append(reply)
+            if reply is None:
+                persist = persist or must_save
+            elif must_save:  # an ACK that binds a lease leaves only once the lease is on disk
+                persist = True
+                held.append(reply)
+            else:  # OFFER, NAK, INFORM's ACK: nothing to keep, no reason to wait for the disk
+                self.send(reply)
         if persist:
             save(self.leases_path, self.table.to_json())
-        for reply in replies:
-            addr, port = destination(reply.request, reply)
-            try:
-                self.sock.sendto(reply.build(), (str(addr), port))
-                self.stats[f"out {reply.mtype.name}"] += 1
-            except OSError as err:
-                self.stats[f"send failed: {errno.errorcode.get(err.errno, err.errno)}"] += 1
+        for reply in held:
+            self.send(reply)
         self._write_stats()
+
+    def send(self, reply: Any) -> None:
+        addr, port = destination(reply.request, reply)
+        try:
+            self.sock.sendto(reply.build(), (str(addr), port))
+            self.stats[f"out {reply.mtype.name}"] += 1
+        except OSError as err:
+            self.stats[f"send failed: {errno.errorcode.get(err.errno, err.errno)}"] += 1
 
     def _write_stats(self) -> None:
         if self.stats_path is None or time.monotonic() - self._stats_written < 0.5:
