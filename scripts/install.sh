@@ -22,6 +22,7 @@ packages=(
     busybox              # udhcpc
     isc-dhcp-client      # dhclient
     ruby                 # checks the Vagrantfile's syntax
+    graphviz             # dot, for `wvpclab draw`
     procps make
 )
 missing=()

@@ -129,6 +129,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_draw(args: argparse.Namespace) -> int:
+    """Draws a topology to an SVG or PNG file (no root)."""
+    graph = _load(args.topology)
+    if graph is None:
+        return EXIT_INVALID
+    from wvpclab.draw import render
+
+    try:
+        out = render(graph, args.output)
+    except (ValueError, RuntimeError, OSError) as err:
+        _err(str(err))
+        return EXIT_INVALID if isinstance(err, ValueError) else 1
+    print(out)
+    return 0
+
+
 def cmd_clean(args: argparse.Namespace) -> int:
     """Removes what crashed labs left behind (by name prefix and recorded PIDs)."""
     if os.geteuid() != 0:
@@ -172,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("topology")
     verify.add_argument("--quiet", action="store_true", help="no progress on stderr")
     verify.set_defaults(func=cmd_verify)
+    draw = sub.add_parser("draw", help="draw a topology to an SVG or PNG file (no root)")
+    draw.add_argument("topology")
+    draw.add_argument("-o", "--output", required=True, metavar="FILE",
+                      help="where to write: .svg or .png")
+    draw.set_defaults(func=cmd_draw)
     clean = sub.add_parser("clean", help="remove what a crashed lab left behind (root)")
     clean.add_argument("--force", action="store_true",
                        help="also remove labs whose owner process still runs")

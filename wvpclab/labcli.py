@@ -237,6 +237,25 @@ class LabCLI(CLI):
         for w in wrong:
             sys.stderr.write(f"*** mismatch: {w}\n")
 
+    def do_draw(self, line: str) -> None:
+        """Draw the running lab, with every NIC's current mode, to an SVG or PNG file.
+        Usage: draw [FILE]   (default: ./LAB.svg)"""
+        from pathlib import Path
+
+        from wvpclab.draw import render
+
+        args = line.split()
+        if len(args) > 1:
+            self._fail("Usage: draw [FILE]")
+            return
+        try:
+            out = render(self.lab.graph, args[0] if args else Path.cwd() / f"{self.lab.name}.svg")
+        except (ValueError, RuntimeError, OSError) as err:
+            self._fail(str(err))
+            return
+        sys.stdout.write(f"drew {out}\n")
+        sys.stdout.flush()
+
     def do_EOF(self, line: str) -> str:  # noqa: N802 - cmd.Cmd's name
         """Exit (end of input)."""
         if self.isatty():

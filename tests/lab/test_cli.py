@@ -257,3 +257,23 @@ def test_runtime_cli_commands_and_their_errors(tmp_path: Path) -> None:
     frames = rdpcap(str(pcap))
     requests = [f for f in frames if f.haslayer(ICMP) and f[ICMP].type == 8]
     assert len(requests) == 3 and all(f.dst != "ff:ff:ff:ff:ff:ff" for f in requests)
+
+
+def test_draw_command_line_and_cli(tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    topo = Path(__file__).resolve().parents[2] / "topologies" / "four_modes.yaml"
+    svg = tmp_path / "lab.svg"
+    res = run("draw", str(topo), "-o", str(svg))
+    assert res.returncode == 0 and res.stdout.strip() == str(svg)
+    text = " ".join(t for t in ET.parse(svg).getroot().itertext())
+    assert "internal → lab" in text and "00:03:ff:00:00:10" in text
+    bad = run("draw", str(topo), "-o", str(tmp_path / "lab.pdf"))
+    assert bad.returncode == 2 and ".svg or .png" in bad.stderr
+    drawn = tmp_path / "running.svg"
+    res = run("run", str(topo), "--quiet", stdin=f"nic xp 3 internal lab\ndraw {drawn}\ndraw a b\n")
+    assert res.returncode == 0, res.stderr
+    assert f"drew {drawn}" in res.stdout and "*** Usage: draw [FILE]" in res.stderr
+    running = " ".join(ET.parse(drawn).getroot().itertext())
+    # NIC 3 is drawn on the internal network now: "not connected" is left only in the legend
+    assert running.count("not connected") == text.count("not connected") - 1
