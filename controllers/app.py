@@ -1,6 +1,9 @@
 """The os-ken app: keeps what the lab registered and puts the matching flows on each switch.
 
-Flows are proactive (no learning, no packet-in); each change is confirmed with an OpenFlow barrier.
+Flows are proactive; each change is confirmed with an OpenFlow barrier. The one exception is the
+wireless switch: its guests' ARP and DHCP and the server's DHCP answers come here as packet-ins,
+`controllers.wireless.packet_in` decides (pure), the app installs the per-IP flows it learned and
+then sends the frames out (packet-out).
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from os_ken.controller.handler import (
 )
 from os_ken.ofproto import ofproto_v1_3
 
+from controllers import wireless
 from controllers.flowrules import (
+    KIND_WIRELESS,
     ROLE_GUEST,
     Flow,
     Port,
@@ -176,6 +181,8 @@ class WvpcController(app_manager.OSKenApp):
                 ],
                 "flows": describe(flows_for(sw), {p.number: p.role for p in sw.ports
                                                   if p.role != ROLE_GUEST}),
+                "learned": [e.as_dict() for e in sorted(
+                    sw.learned, key=lambda e: tuple(int(x) for x in e.ip.split(".")))],
             }
 
     def switches(self) -> list[dict[str, Any]]:
@@ -324,6 +331,48 @@ class WvpcController(app_manager.OSKenApp):
             self._confirmed[dpid] = max(self._confirmed[dpid], seq)
             self._cond.notify_all()
 
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def _on_packet_in(self, ev: Any) -> None:
+        """A wireless switch's ARP/DHCP: learn, install the per-IP flows, send the frames on.
+
+        The flow-mods (and their barrier) go before the packet-outs on the same connection, so
+        a reply to a frame sent here already finds its per-IP flow on the switch.
+        """
+        msg = ev.msg
+        dp = msg.datapath
+        try:
+            with self._cond:
+                found = self._link_of(dp)
+                if found is None:
+                    return
+                dpid, _link = found
+                reg = self._registered.get(dpid)
+                if reg is None or reg.switch.kind != KIND_WIRELESS:
+                    return
+                in_port = msg.match.get("in_port")
+                if not isinstance(in_port, int) or msg.data is None:
+                    return
+                sw = reg.switch
+                decision = wireless.packet_in(sw, sw.learned, in_port, bytes(msg.data))
+                if decision.learned:
+                    new = sw.with_learned(decision.learned)
+                    if new != sw:
+                        reg.switch = new
+                        for entry in decision.learned:
+                            LOG.info("switch %s: learned %s -> port %d (%s) from %s", _hex(dpid),
+                                     entry.ip, entry.port, entry.mac, entry.how)
+                        self._apply(dpid)
+                if not decision.packets:
+                    LOG.debug("switch %s: packet-in on %d %s", _hex(dpid), in_port,
+                              decision.reason)
+                ofp, parser = dp.ofproto, dp.ofproto_parser
+                for port, data in decision.packets:
+                    dp.send_msg(parser.OFPPacketOut(
+                        dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
+                        actions=[parser.OFPActionOutput(port, 0)], data=data))
+        except Exception:  # never let one frame take the controller down
+            LOG.exception("packet-in failed")
+
     @set_ev_cls(ofp_event.EventOFPErrorMsg, _ALL_STATES)
     def _on_error(self, ev: Any) -> None:
         """The switch refused one of our messages: fail that change, resend everything next."""
@@ -350,7 +399,7 @@ class WvpcController(app_manager.OSKenApp):
 
 
 def _instructions(flow: Flow, ofp: Any, parser: Any) -> list[Any]:
-    """Return the OpenFlow instructions of `flow`: a goto-table, output actions, or none (drop).
+    """Return the OpenFlow instructions of `flow`: a goto-table, actions, or none (drop).
 
     Args:
         flow: The flow to install.
@@ -359,8 +408,13 @@ def _instructions(flow: Flow, ofp: Any, parser: Any) -> list[Any]:
     """
     if flow.goto is not None:
         return [parser.OFPInstructionGotoTable(flow.goto)]
-    if flow.actions:
-        actions = [parser.OFPActionOutput(port, 0) for port in flow.actions]
+    actions = []
+    if flow.to_controller:
+        actions.append(parser.OFPActionOutput(ofp.OFPP_CONTROLLER, ofp.OFPCML_NO_BUFFER))
+    actions += [parser.OFPActionOutput(port, 0) for port in flow.actions]
+    actions += [parser.OFPActionSetField(**{name: value}) for name, value in flow.set_fields]
+    actions += [parser.OFPActionOutput(port, 0) for port in flow.set_outputs]
+    if actions:
         return [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)]
     return []
 

@@ -3,16 +3,22 @@
 `FakeFlowTable.outputs()` answers: given an in_port and a frame, where does it end up? Matching
 starts in table 0 and follows goto-table instructions; in each table the highest-priority match
 wins and a miss drops. As on a real switch, output to the port the frame came in on is skipped.
+`FakeFlowTable.deliveries()` also gives the frame as it leaves each port (set-field actions
+applied); a copy to the controller shows as port `CONTROLLER`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from controllers.flowrules import Flow, normalize_mac
 
-_MAC_FIELDS = ("eth_src", "eth_dst")
+#: The pseudo-port a packet-in goes to (OFPP_CONTROLLER).
+CONTROLLER = 0xFFFFFFFD
+
+_MAC_FIELDS = ("eth_src", "eth_dst", "arp_sha", "arp_tha")
 # OXM prerequisites (OpenFlow 1.3 §7.2.3.8): a field may only be matched when these hold too.
 _PREREQUISITES: dict[str, tuple[str, tuple[object, ...]]] = {
     "ip_proto": ("eth_type", (0x0800, 0x86DD)),
@@ -20,6 +26,12 @@ _PREREQUISITES: dict[str, tuple[str, tuple[object, ...]]] = {
     "udp_src": ("ip_proto", (17,)),
     "tcp_dst": ("ip_proto", (6,)),
     "tcp_src": ("ip_proto", (6,)),
+    "ipv4_dst": ("eth_type", (0x0800,)),
+    "ipv4_src": ("eth_type", (0x0800,)),
+    "arp_tpa": ("eth_type", (0x0806,)),
+    "arp_spa": ("eth_type", (0x0806,)),
+    "arp_sha": ("eth_type", (0x0806,)),
+    "arp_tha": ("eth_type", (0x0806,)),
 }
 
 
@@ -37,10 +49,52 @@ class Frame:
     eth_type: int = 0x0800
     ip_proto: int | None = None
     udp_dst: int | None = None
+    udp_src: int | None = None
+    ipv4_dst: str | None = None
+    arp_tpa: str | None = None
+    arp_sha: str | None = None
+    arp_tha: str | None = None
 
     def value(self, name: str) -> object:
         """Return the frame's value for match field `name`."""
         return getattr(self, name, None)
+
+    def rewritten(self, set_fields: Iterable[tuple[str, object]]) -> Frame:
+        """Return the frame with set-field actions applied.
+
+        Raises:
+            ValueError: when a field is set that the frame does not have (OpenFlow refuses a
+                set-field without its prerequisite; the flows must not try).
+        """
+        changes = {}
+        for name, value in set_fields:
+            if self.value(name) is None:
+                raise ValueError(f"set_field {name} on a frame without it: {self}")
+            changes[name] = value
+        return dataclasses.replace(self, **changes)
+
+
+def frame_from_bytes(in_port: int, data: bytes) -> Frame:
+    """Build the `Frame` of a raw Ethernet frame (the fields the flows match on and rewrite)."""
+    from controllers import packets
+
+    eth = packets.parse_ethernet(data)
+    if eth is None:
+        raise ValueError("not an Ethernet frame")
+    fields: dict[str, object] = {}
+    if eth.ethertype == 0x0806:
+        arp = packets.parse_arp(eth.payload)
+        if arp is not None:
+            fields.update(arp_tpa=arp.tpa, arp_sha=arp.sha, arp_tha=arp.tha)
+    elif eth.ethertype == 0x0800:
+        ip = packets.parse_ipv4(eth.payload)
+        if ip is not None:
+            fields.update(ip_proto=ip.proto, ipv4_dst=ip.dst)
+            if ip.proto == 17:
+                udp = packets.parse_udp(ip)
+                if udp is not None:
+                    fields.update(udp_src=udp.sport, udp_dst=udp.dport)
+    return Frame(in_port, eth.src, eth.dst, eth.ethertype, **fields)
 
 
 def _mac_int(mac: str) -> int:
@@ -56,6 +110,10 @@ def _field_matches(name: str, wanted: object, have: object) -> bool:
             return _mac_int(have) & mask == value & mask
         return _mac_int(have) == _mac_int(wanted)
     return have == wanted
+
+
+def _what(flow: Flow) -> tuple:
+    return (flow.actions, flow.goto, flow.set_fields, flow.set_outputs, flow.to_controller)
 
 
 class FakeFlowTable:
@@ -76,6 +134,11 @@ class FakeFlowTable:
             for name, (needed, values) in _PREREQUISITES.items():
                 if name in fields and fields.get(needed) not in values:
                     raise ValueError(f"flow {flow} matches {name} without {needed} in {values}")
+            for name, _ in flow.set_fields:
+                if name in _PREREQUISITES:
+                    needed, values = _PREREQUISITES[name]
+                    if fields.get(needed) not in values:
+                        raise ValueError(f"flow {flow} sets {name} without {needed} in {values}")
             if flow.goto is not None and flow.goto <= flow.table:
                 raise ValueError(f"flow {flow} goes back to table {flow.goto}")
 
@@ -92,7 +155,7 @@ class FakeFlowTable:
             return None
         top = max(f.priority for f in hits)
         best = [f for f in hits if f.priority == top]
-        if len({(f.actions, f.goto) for f in best}) > 1:
+        if len({_what(f) for f in best}) > 1:
             raise AmbiguousMatch(f"{frame}: flows overlap in table {table} at priority {top}: "
                                  f"{best}")
         return best[0]
@@ -110,9 +173,30 @@ class FakeFlowTable:
                 return path
             table = flow.goto
 
+    def deliver(self, frame: Frame) -> list[tuple[int, Frame]]:
+        """Return ``(port, frame as sent)`` for every copy of `frame` the switch sends out."""
+        path = self.trace(frame)
+        if not path or path[-1].goto is not None:
+            return []
+        flow = path[-1]
+        out: list[tuple[int, Frame]] = []
+        if flow.to_controller:
+            out.append((CONTROLLER, frame))
+        out += [(port, frame) for port in flow.actions if port != frame.in_port]
+        if flow.set_fields:
+            changed = frame.rewritten(flow.set_fields)
+            out += [(port, changed) for port in flow.set_outputs if port != frame.in_port]
+        return out
+
+    def deliveries(self, in_port: int, eth_src: str, eth_dst: str, eth_type: int = 0x0800,
+                   **fields: object) -> list[tuple[int, Frame]]:
+        """`deliver()` for a frame given by its fields."""
+        return self.deliver(Frame(in_port, eth_src, eth_dst, eth_type, **fields))
+
     def outputs(self, in_port: int, eth_src: str, eth_dst: str, eth_type: int = 0x0800,
-                ip_proto: int | None = None, udp_dst: int | None = None) -> tuple[int, ...]:
-        """Return the ports a frame is sent to (empty: dropped).
+                ip_proto: int | None = None, udp_dst: int | None = None,
+                **fields: object) -> tuple[int, ...]:
+        """Return the ports a frame is sent to (empty: dropped; `CONTROLLER` for a packet-in).
 
         Args:
             in_port: The port the frame enters on.
@@ -121,8 +205,7 @@ class FakeFlowTable:
             eth_type: Ethertype (IPv4 unless told).
             ip_proto: IP protocol number, for IP frames.
             udp_dst: UDP destination port, for UDP frames.
+            **fields: Other `Frame` fields (``udp_src``, ``ipv4_dst``, ``arp_tpa``...).
         """
-        path = self.trace(Frame(in_port, eth_src, eth_dst, eth_type, ip_proto, udp_dst))
-        if not path or path[-1].goto is not None:
-            return ()
-        return tuple(port for port in path[-1].actions if port != in_port)
+        frame = Frame(in_port, eth_src, eth_dst, eth_type, ip_proto, udp_dst, **fields)
+        return tuple(port for port, _ in self.deliver(frame))

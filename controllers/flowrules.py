@@ -15,28 +15,39 @@ port" and "not back to the source" need no flow per source port.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 ROLE_GUEST = "guest"
 ROLE_UPLINK = "uplink"
 ROLE_HOST = "host"
 ROLE_DHCP = "dhcp"
-ROLES = (ROLE_GUEST, ROLE_UPLINK, ROLE_HOST, ROLE_DHCP)
+ROLE_STATION = "station"  # ap: the patch towards the PC's wireless adapter (its MAC)
+ROLE_LAN = "lan"  # ap: towards the LAN switch
+ROLES = (ROLE_GUEST, ROLE_UPLINK, ROLE_HOST, ROLE_DHCP, ROLE_STATION, ROLE_LAN)
 
 KIND_INTERNAL = "internal"
 KIND_FILTER = "filter"
-KINDS = (KIND_INTERNAL, KIND_FILTER)
+KIND_WIRELESS = "wireless"  # the filter switch of an 802.11 host adapter (MAC translation)
+KIND_AP = "ap"  # the access point between a wireless adapter and its LAN
+KINDS = (KIND_INTERNAL, KIND_FILTER, KIND_WIRELESS, KIND_AP)
 
 #: Roles each kind of switch accepts.
 ROLES_BY_KIND: dict[str, tuple[str, ...]] = {
     KIND_FILTER: (ROLE_GUEST, ROLE_UPLINK, ROLE_HOST),
     KIND_INTERNAL: (ROLE_GUEST, ROLE_DHCP),
+    KIND_WIRELESS: (ROLE_GUEST, ROLE_UPLINK, ROLE_HOST),
+    KIND_AP: (ROLE_STATION, ROLE_LAN),
 }
 #: Roles that must carry a registered MAC.
-ROLES_WITH_MAC = (ROLE_GUEST, ROLE_HOST, ROLE_DHCP)
+ROLES_WITH_MAC = (ROLE_GUEST, ROLE_HOST, ROLE_DHCP, ROLE_STATION)
 #: Roles of which a switch holds at most one port.
-SINGLE_ROLES = (ROLE_UPLINK, ROLE_HOST, ROLE_DHCP)
+SINGLE_ROLES = (ROLE_UPLINK, ROLE_HOST, ROLE_DHCP, ROLE_STATION, ROLE_LAN)
+#: How a learned IP -> guest entry of a wireless switch was learned.
+LEARNED_HOW = ("arp", "dhcp")
+#: At most this many learned IPs per guest port (the oldest is forgotten first): a guest
+#: claiming addresses by the thousand cannot grow the flow table without bound.
+MAX_LEARNED_PER_PORT = 16
 
 #: Table 0: what may enter (802.1D drop, per-port admission, spoof guard).
 TABLE_ADMISSION = 0
@@ -55,19 +66,34 @@ PRIO_DHCP_STEER = 800  # guest DHCP client messages to the responder only
 PRIO_KNOWN_UNICAST = 600  # destination is a registered MAC
 PRIO_MULTICAST = 400  # group bit set (broadcast included)
 PRIO_OTHER_UNICAST = 200  # any other destination
+# Table 1 of a wireless switch (DESIGN.md §2, wireless host adapters), besides the above:
+PRIO_W_DHCP_SERVER = 820  # from the uplink, UDP 67 -> 68: to the controller (deliver by chaddr)
+PRIO_W_LEARNED = 700  # from the uplink to the adapter's MAC, for a learned guest IP
+PRIO_W_UPLINK_TO_GUEST = 650  # from the uplink to a guest's own MAC: dropped (not on the LAN)
+PRIO_W_GUEST_CONTROLLER = 560  # a guest's ARP and DHCP client messages: to the controller
+PRIO_W_GUEST_GROUP_IPV4 = 540  # a guest's IPv4 group frame: local ports, uplink translated
+PRIO_W_GUEST_GROUP = 530  # a guest's other group frame: local ports only
+PRIO_W_GUEST_IPV4 = 520  # a guest's IPv4 to another unicast MAC: uplink, translated
+PRIO_W_GUEST_DROP = 510  # a guest's anything else towards the uplink: dropped
 # Both tables:
 PRIO_TABLE_MISS = 0  # the explicit drop at the bottom
 
 RESERVED_GROUP = ("01:80:c2:00:00:00", "ff:ff:ff:ff:ff:f0")
 MULTICAST = ("01:00:00:00:00:00", "01:00:00:00:00:00")
 ETH_TYPE_IPV4 = 0x0800
+ETH_TYPE_ARP = 0x0806
+ETH_TYPE_IPV6 = 0x86DD
 IP_PROTO_UDP = 17
 DHCP_SERVER_PORT = 67
+DHCP_CLIENT_PORT = 68
 
 OFPP_MAX = 0xFFFFFF00  # highest number of a physical/logical OpenFlow 1.3 port
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 # Canonical order of match fields in a Flow (also the order describe() prints them in).
-_FIELD_ORDER = ("in_port", "eth_src", "eth_dst", "eth_type", "ip_proto", "udp_dst")
+_FIELD_ORDER = ("in_port", "eth_src", "eth_dst", "eth_type", "ip_proto", "udp_src", "udp_dst",
+                "ipv4_dst", "arp_tpa")
+#: Fields a flow may rewrite (OFPActionSetField keywords).
+SET_FIELDS = ("eth_src", "eth_dst", "arp_sha", "arp_tha")
 
 
 def normalize_mac(mac: str) -> str:
@@ -136,6 +162,84 @@ class Port:
         return self.role == ROLE_GUEST and not self.allow_spoofing
 
 
+def normalize_ipv4(ip: str) -> str:
+    """Return `ip` as a dotted-quad IPv4 address.
+
+    Raises:
+        ValueError: when `ip` is not an IPv4 address.
+    """
+    import ipaddress
+
+    if not isinstance(ip, str):
+        raise TypeError(f"IPv4 address must be a string, got {ip!r}")
+    return str(ipaddress.IPv4Address(ip))
+
+
+def learnable_ipv4(ip: str) -> bool:
+    """Tell whether a guest may be reached at `ip` (a unicast address, not 0.0.0.0, loopback...)."""
+    import ipaddress
+
+    try:
+        addr = ipaddress.IPv4Address(ip)
+    except ValueError:
+        return False
+    return not (addr.is_unspecified or addr.is_multicast or addr.is_loopback
+                or addr == ipaddress.IPv4Address("255.255.255.255"))
+
+
+@dataclass(frozen=True)
+class Learned:
+    """One entry of a wireless switch's IP -> guest table, learned from a guest's frames.
+
+    Attributes:
+        ip: The guest's IPv4 address (from ARP's sender address or a DHCPACK's yiaddr).
+        port: The guest's port.
+        mac: The guest's MAC (what frames for `ip` get as destination).
+        how: ``arp`` or ``dhcp``.
+    """
+
+    ip: str
+    port: int
+    mac: str
+    how: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ip", normalize_ipv4(self.ip))
+        object.__setattr__(self, "mac", normalize_mac(self.mac))
+        if not learnable_ipv4(self.ip):
+            raise ValueError(f"{self.ip} cannot be a guest's address")
+        if self.how not in LEARNED_HOW:
+            raise ValueError(f"learned how? {self.how!r} (one of {', '.join(LEARNED_HOW)})")
+        if isinstance(self.port, bool) or not isinstance(self.port, int):
+            raise TypeError(f"port must be an integer, got {self.port!r}")
+
+    def as_dict(self) -> dict[str, object]:
+        """The entry as JSON-ready data."""
+        return {"ip": self.ip, "port": self.port, "mac": self.mac, "how": self.how}
+
+
+def merge_learned(table: Iterable[Learned], new: Iterable[Learned]) -> tuple[Learned, ...]:
+    """Return `table` with `new` entries added, oldest first.
+
+    An entry for an IP already there replaces it (the latest claim wins; a guest that moved
+    keeps being reachable) and becomes the newest; a port holding more than
+    `MAX_LEARNED_PER_PORT` IPs forgets its oldest.
+    """
+    entries = list(table)
+    for entry in new:
+        same = [i for i, e in enumerate(entries)
+                if (e.ip, e.port, e.mac) == (entry.ip, entry.port, entry.mac)]
+        if same:  # known already: keep its place (and the flows), note how it was seen last
+            entries[same[0]] = entry
+            continue
+        entries = [e for e in entries if e.ip != entry.ip] + [entry]
+        mine = [e for e in entries if e.port == entry.port]
+        while len(mine) > MAX_LEARNED_PER_PORT:
+            oldest = mine.pop(0)
+            entries.remove(oldest)
+    return tuple(entries)
+
+
 @dataclass(frozen=True)
 class Switch:
     """A switch the lab registered: its datapath id, kind and ports.
@@ -146,12 +250,16 @@ class Switch:
         ports: The registered ports (any order; numbers and MACs unique).
         dhcp_steering: Internal kind only: send guests' DHCP client messages to the ``dhcp`` port
             alone.
+        learned: Wireless kind only: the IP -> guest table learned from the guests' ARP and the
+            server's DHCPACKs, oldest first. Entries of a port that is no longer a guest (or whose
+            registered MAC changed, unless it may spoof) are forgotten.
     """
 
     dpid: int
     kind: str
     ports: tuple[Port, ...] = field(default=())
     dhcp_steering: bool = False
+    learned: tuple[Learned, ...] = field(default=())
 
     def __post_init__(self) -> None:
         if isinstance(self.dpid, bool) or not isinstance(self.dpid, int):
@@ -189,6 +297,19 @@ class Switch:
             if len(numbers) > 1:
                 raise ValueError(f"switch {self.dpid:#x}: more than one {role} port "
                                  f"({', '.join(map(str, numbers))})")
+        learned = tuple(self.learned)
+        for entry in learned:
+            if not isinstance(entry, Learned):
+                raise TypeError(f"switch {self.dpid:#x}: not a Learned entry: {entry!r}")
+        if learned and self.kind != KIND_WIRELESS:
+            raise ValueError(f"switch {self.dpid:#x}: only a wireless switch learns addresses")
+        guests = {p.number: p for p in ports if p.role == ROLE_GUEST}
+
+        def current(entry: Learned) -> bool:
+            port = guests.get(entry.port)
+            return port is not None and (port.allow_spoofing or port.mac == entry.mac)
+
+        object.__setattr__(self, "learned", merge_learned((), filter(current, learned)))
 
     def port(self, number: int) -> Port | None:
         """Return the port with this number, or None."""
@@ -200,16 +321,27 @@ class Switch:
     def with_port(self, port: Port) -> Switch:
         """Return a copy with `port` added, replacing any port of the same number."""
         others = tuple(p for p in self.ports if p.number != port.number)
-        return Switch(self.dpid, self.kind, others + (port,), self.dhcp_steering)
+        return replace(self, ports=others + (port,))
 
     def without_port(self, number: int) -> Switch:
         """Return a copy without the port of this number."""
         others = tuple(p for p in self.ports if p.number != number)
-        return Switch(self.dpid, self.kind, others, self.dhcp_steering)
+        return replace(self, ports=others)
 
     def with_steering(self, on: bool) -> Switch:
         """Return a copy with DHCP steering switched on or off."""
-        return Switch(self.dpid, self.kind, self.ports, on)
+        return replace(self, dhcp_steering=on)
+
+    def with_learned(self, entries: Iterable[Learned]) -> Switch:
+        """Return a copy with `entries` merged into the learned table (see `merge_learned`)."""
+        return replace(self, learned=merge_learned(self.learned, entries))
+
+    def guest_by_mac(self, mac: str) -> Port | None:
+        """Return the guest port registered with `mac`, or None."""
+        for port in self.ports:
+            if port.role == ROLE_GUEST and port.mac == mac:
+                return port
+        return None
 
     def role_port(self, role: str) -> Port | None:
         """Return the (single) port of `role`, or None."""
@@ -223,8 +355,11 @@ class Switch:
 class Flow:
     """One flow entry of one table.
 
-    A flow either outputs (``actions``), or sends the frame on to a later table (``goto``), or
-    does neither, which drops the frame.
+    A flow either acts on the frame (a copy to the controller, outputs, rewrites), or sends it on
+    to a later table (``goto``), or does neither, which drops the frame. The actions run in this
+    order: the copy to the controller (``to_controller``), the outputs of the frame as it came
+    (``actions``), the rewrites (``set_fields``), the outputs of the rewritten frame
+    (``set_outputs``). Every output skips the frame's in_port.
 
     Attributes:
         priority: OpenFlow priority (higher wins).
@@ -234,10 +369,13 @@ class Flow:
             (as a switch does). Empty (and no ``goto``) means drop.
         table: The table the entry lives in.
         goto: The table to continue in (a goto-table instruction), or None.
+        set_fields: ``(field, value)`` rewrites (OXM set-field), applied after ``actions``.
+        set_outputs: Output ports of the rewritten frame.
+        to_controller: Send the frame to the controller (packet-in, whole frame) first.
 
     Raises:
-        ValueError: when a flow has both outputs and a goto, or a goto that does not lead to a
-            later table.
+        ValueError: when a flow has both actions and a goto, or a goto that does not lead to a
+            later table, or rewrites without outputs (or the reverse).
     """
 
     priority: int
@@ -245,18 +383,32 @@ class Flow:
     actions: tuple[int, ...]
     table: int = 0
     goto: int | None = None
+    set_fields: tuple[tuple[str, object], ...] = ()
+    set_outputs: tuple[int, ...] = ()
+    to_controller: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.table, bool) or not isinstance(self.table, int) \
                 or not 0 <= self.table < 0xFF:
             raise ValueError(f"table must be an integer 0..254, got {self.table!r}")
+        if bool(self.set_fields) != bool(self.set_outputs):
+            raise ValueError("set_fields and set_outputs go together")
+        for name, _ in self.set_fields:
+            if name not in SET_FIELDS:
+                raise ValueError(f"cannot rewrite {name!r} (one of {', '.join(SET_FIELDS)})")
         if self.goto is not None:
-            if self.actions:
+            if self.actions or self.set_outputs or self.to_controller:
                 raise ValueError("a flow either outputs or goes to another table, not both")
             if isinstance(self.goto, bool) or not isinstance(self.goto, int) \
                     or not self.table < self.goto < 0xFF:
                 raise ValueError(f"goto must name a later table than {self.table}, "
                                  f"got {self.goto!r}")
+
+    @property
+    def drops(self) -> bool:
+        """True when the flow neither acts on the frame nor sends it on."""
+        return (self.goto is None and not self.actions and not self.set_outputs
+                and not self.to_controller)
 
     @property
     def key(self) -> tuple[int, int, tuple[tuple[str, object], ...]]:
@@ -269,7 +421,9 @@ class Flow:
 
 
 def make_flow(priority: int, actions: Iterable[int] = (), *, table: int = TABLE_ADMISSION,
-              goto: int | None = None, **fields: object) -> Flow:
+              goto: int | None = None, set_fields: Mapping[str, object] | None = None,
+              set_outputs: Iterable[int] = (), to_controller: bool = False,
+              **fields: object) -> Flow:
     """Build a `Flow`, putting the match fields in canonical order.
 
     Args:
@@ -277,6 +431,9 @@ def make_flow(priority: int, actions: Iterable[int] = (), *, table: int = TABLE_
         actions: Output ports; nothing (and no `goto`) means drop.
         table: The table the flow goes into.
         goto: The table matching frames continue in (instead of outputs).
+        set_fields: Rewrites applied after `actions` (in `SET_FIELDS` order).
+        set_outputs: Outputs of the rewritten frame.
+        to_controller: Send the frame to the controller first.
         **fields: Match fields (``in_port``, ``eth_src``, ``eth_dst``...).
 
     Raises:
@@ -286,7 +443,13 @@ def make_flow(priority: int, actions: Iterable[int] = (), *, table: int = TABLE_
     if unknown:
         raise ValueError(f"unknown match field(s): {', '.join(sorted(unknown))}")
     match = tuple((name, fields[name]) for name in _FIELD_ORDER if name in fields)
-    return Flow(priority, match, tuple(actions), table, goto)
+    sets = dict(set_fields or {})
+    unknown = set(sets) - set(SET_FIELDS)
+    if unknown:
+        raise ValueError(f"cannot rewrite: {', '.join(sorted(unknown))}")
+    rewrites = tuple((name, sets[name]) for name in SET_FIELDS if name in sets)
+    return Flow(priority, match, tuple(actions), table, goto, rewrites, tuple(set_outputs),
+                to_controller)
 
 
 def baseline_flows() -> frozenset[Flow]:
@@ -338,6 +501,10 @@ def flows_for(switch: Switch) -> frozenset[Flow]:
     Returns:
         The complete flow set, including the 802.1D drop and both tables' lowest-priority drops.
     """
+    if switch.kind == KIND_AP:
+        return _ap_flows(switch)
+    if switch.kind == KIND_WIRELESS:
+        return _wireless_flows(switch)
     flows = set(baseline_flows())
     dhcp = switch.role_port(ROLE_DHCP)
     steering = switch.kind == KIND_INTERNAL and switch.dhcp_steering and dhcp is not None
@@ -360,6 +527,105 @@ def flows_for(switch: Switch) -> frozenset[Flow]:
     other = _other_unicast_outputs(switch)
     if other:  # otherwise the table miss drops it
         flows.add(make_flow(PRIO_OTHER_UNICAST, other, table=fwd))
+    return frozenset(flows)
+
+
+def _ap_flows(switch: Switch) -> frozenset[Flow]:
+    """The access point: the station's own frames to the LAN, the LAN's for the station back.
+
+    Table 0 admits the station port's frames only with the station's MAC as source (an 802.11
+    AP accepts nothing else from an associated station) and the LAN port's frames. Table 1 sends
+    frames for the station's MAC or a group address to the station, and whatever the station sent
+    to the LAN; any other unicast from the LAN is dropped (the output would be its in_port).
+    """
+    flows = set(baseline_flows())
+    fwd = TABLE_FORWARDING
+    station = switch.role_port(ROLE_STATION)
+    lan = switch.role_port(ROLE_LAN)
+    if station is not None:
+        flows.add(make_flow(PRIO_ADMIT, goto=fwd, in_port=station.number, eth_src=station.mac))
+        flows.add(make_flow(PRIO_SPOOF_DROP, (), in_port=station.number))
+        flows.add(make_flow(PRIO_KNOWN_UNICAST, (station.number,), table=fwd,
+                            eth_dst=station.mac))
+    if lan is not None:
+        flows.add(make_flow(PRIO_ADMIT, goto=fwd, in_port=lan.number))
+        flows.add(make_flow(PRIO_OTHER_UNICAST, (lan.number,), table=fwd))
+    if switch.ports:
+        flows.add(make_flow(PRIO_MULTICAST, tuple(p.number for p in switch.ports), table=fwd,
+                            eth_dst=MULTICAST))
+    return frozenset(flows)
+
+
+def _wireless_flows(switch: Switch) -> frozenset[Flow]:
+    """The filter switch of a wireless adapter: the wired rules plus MAC translation.
+
+    Between guests and the host stack, and from the host stack anywhere, it is the wired filter
+    (same admission, known unicast, group and other-unicast flows). A guest's frames towards the
+    uplink differ: IPv4 leaves with the adapter's MAC as source; ARP and DHCP client messages go
+    to the controller (it learns the guest's IP, rewrites and sends them on); IPv6 and other
+    ethertypes do not leave (a group frame still reaches the host stack and the other guests).
+    IPv6 is refused rather than translated: neighbour discovery carries link-layer addresses in
+    ICMPv6 options under a checksum, guests pick their own addresses (SLAAC, privacy addresses)
+    that no ARP or DHCP exchange reveals, and duplicate address detection would see the adapter's
+    MAC answer for every guest; half-translated ND would be worse than none.
+    From the uplink: DHCP server messages go to the controller (delivered by chaddr, DHCPACKs
+    learned), frames for the adapter's MAC carrying a learned guest IP (IPv4 destination, ARP
+    target) go to that guest with its MAC put back, frames for a guest's own MAC are dropped (no
+    such station on the LAN), the rest as on the wired filter.
+    """
+    flows = set(baseline_flows())
+    fwd = TABLE_FORWARDING
+    uplink = switch.role_port(ROLE_UPLINK)
+    host = switch.role_port(ROLE_HOST)
+    guests = [p for p in switch.ports if p.role == ROLE_GUEST]
+    adapter = host.mac if host is not None else None
+    local = tuple(p.number for p in switch.ports if p.role != ROLE_UPLINK)  # host and guests
+    for port in switch.ports:
+        flows.add(make_flow(PRIO_ADMIT, table=TABLE_ADMISSION, goto=fwd, **_source_match(port)))
+        if port.guarded:
+            flows.add(make_flow(PRIO_SPOOF_DROP, (), table=TABLE_ADMISSION, in_port=port.number))
+        if port.mac is not None and port.role in ROLES_WITH_MAC:
+            flows.add(make_flow(PRIO_KNOWN_UNICAST, (port.number,), table=fwd, eth_dst=port.mac))
+    for guest in guests:
+        g = guest.number
+        flows.add(make_flow(PRIO_W_GUEST_CONTROLLER, to_controller=True, table=fwd, in_port=g,
+                            eth_type=ETH_TYPE_ARP))
+        flows.add(make_flow(PRIO_W_GUEST_CONTROLLER, to_controller=True, table=fwd, in_port=g,
+                            eth_type=ETH_TYPE_IPV4, ip_proto=IP_PROTO_UDP,
+                            udp_dst=DHCP_SERVER_PORT))
+        translate = uplink is not None and adapter is not None
+        flows.add(make_flow(PRIO_W_GUEST_GROUP_IPV4, local, table=fwd,
+                            set_fields={"eth_src": adapter} if translate else None,
+                            set_outputs=(uplink.number,) if translate else (),
+                            in_port=g, eth_dst=MULTICAST, eth_type=ETH_TYPE_IPV4))
+        flows.add(make_flow(PRIO_W_GUEST_GROUP, local, table=fwd, in_port=g, eth_dst=MULTICAST))
+        if translate:
+            flows.add(make_flow(PRIO_W_GUEST_IPV4, (), table=fwd,
+                                set_fields={"eth_src": adapter}, set_outputs=(uplink.number,),
+                                in_port=g, eth_type=ETH_TYPE_IPV4))
+        flows.add(make_flow(PRIO_W_GUEST_DROP, (), table=fwd, in_port=g))
+        if uplink is not None:
+            flows.add(make_flow(PRIO_W_UPLINK_TO_GUEST, (), table=fwd, in_port=uplink.number,
+                                eth_dst=guest.mac))
+    if uplink is not None:
+        u = uplink.number
+        flows.add(make_flow(PRIO_W_DHCP_SERVER, to_controller=True, table=fwd, in_port=u,
+                            eth_type=ETH_TYPE_IPV4, ip_proto=IP_PROTO_UDP,
+                            udp_src=DHCP_SERVER_PORT, udp_dst=DHCP_CLIENT_PORT))
+        if adapter is not None:
+            for entry in switch.learned:
+                flows.add(make_flow(PRIO_W_LEARNED, (), table=fwd,
+                                    set_fields={"eth_dst": entry.mac},
+                                    set_outputs=(entry.port,), in_port=u, eth_dst=adapter,
+                                    eth_type=ETH_TYPE_IPV4, ipv4_dst=entry.ip))
+                flows.add(make_flow(PRIO_W_LEARNED, (), table=fwd,
+                                    set_fields={"eth_dst": entry.mac, "arp_tha": entry.mac},
+                                    set_outputs=(entry.port,), in_port=u, eth_dst=adapter,
+                                    eth_type=ETH_TYPE_ARP, arp_tpa=entry.ip))
+        flows.add(make_flow(PRIO_OTHER_UNICAST, (u,), table=fwd))
+    if switch.ports:
+        flows.add(make_flow(PRIO_MULTICAST, tuple(p.number for p in switch.ports), table=fwd,
+                            eth_dst=MULTICAST))
     return frozenset(flows)
 
 
@@ -394,7 +660,22 @@ def _format_value(name: str, value: object) -> str:
 def sort_key(flow: Flow) -> tuple:
     """Order flows as a switch evaluates them: table, then priority (high to low), then match."""
     return (flow.table, -flow.priority, [(n, _format_value(n, v)) for n, v in flow.match],
-            flow.actions, -1 if flow.goto is None else flow.goto)
+            flow.actions, -1 if flow.goto is None else flow.goto,
+            [(n, str(v)) for n, v in flow.set_fields], flow.set_outputs, flow.to_controller)
+
+
+def _action_text(flow: Flow, port: Callable[[int], str]) -> str:
+    """The actions of a non-goto flow, e.g. ``output:2,3,set_field:eth_src=...,output:1``."""
+    parts = []
+    if flow.to_controller:
+        parts.append("CONTROLLER")
+    if flow.actions:
+        parts.append("output:" + ",".join(port(p) for p in flow.actions))
+    for name, value in flow.set_fields:
+        parts.append(f"set_field:{name}={value}")
+    if flow.set_outputs:
+        parts.append("output:" + ",".join(port(p) for p in flow.set_outputs))
+    return ",".join(parts) if parts else "drop"
 
 
 def describe(flows: Iterable[Flow], labels: Mapping[int, str] | None = None) -> list[str]:
@@ -421,20 +702,20 @@ def describe(flows: Iterable[Flow], labels: Mapping[int, str] | None = None) -> 
             parts.append(f"{name}={text}")
         if flow.goto is not None:
             parts.append(f"actions=goto_table:{flow.goto}")
-        elif flow.actions:
-            parts.append("actions=output:" + ",".join(port(p) for p in flow.actions))
         else:
-            parts.append("actions=drop")
+            parts.append("actions=" + _action_text(flow, port))
         lines.append(" ".join(parts))
     return lines
 
 
-def explain(flows: Iterable[Flow], labels: Mapping[int, str]) -> list[str]:
+def explain(flows: Iterable[Flow], labels: Mapping[int, str],
+            learned: Iterable[Learned] = ()) -> list[str]:
     """The flows in words, for people, from the same flow set that goes on the switch.
 
     Args:
         flows: Usually ``flows_for(switch)``.
         labels: A name for every port number, e.g. ``{1: "host stack (pc eth0)", 2: "guest xp/eth1"}``.
+        learned: A wireless switch's learned table, told after the flows (one line an entry).
 
     Returns:
         One sentence per flow, admission rules first, e.g. ``to 00:1a:2b:3c:4d:5e: host stack (pc
@@ -461,7 +742,43 @@ def explain(flows: Iterable[Flow], labels: Mapping[int, str]) -> list[str]:
             else:
                 lines.append("anything else entering: dropped")
             continue
-        if flow.priority == PRIO_DHCP_STEER:
+        rewritten = ""
+        if flow.set_fields:
+            sets = ", ".join(f"{n} {v}" for n, v in flow.set_fields)
+            rewritten = f"{outputs(flow.set_outputs)} with {sets}"
+        if flow.priority == PRIO_W_DHCP_SERVER:
+            lines.append(f"DHCP server messages from {name(m['in_port'])}: to the controller, "
+                         "which delivers each to the guest named by its chaddr (and learns a "
+                         "DHCPACK's address)")
+        elif flow.priority == PRIO_W_LEARNED:
+            what = (f"IPv4 to {m['ipv4_dst']}" if "ipv4_dst" in m
+                    else f"ARP for {m['arp_tpa']}")
+            lines.append(f"from {name(m['in_port'])} to {m['eth_dst']}, {what} (learned): "
+                         f"{rewritten} only")
+        elif flow.priority == PRIO_W_UPLINK_TO_GUEST:
+            lines.append(f"from {name(m['in_port'])} to guest MAC {m['eth_dst']}: dropped "
+                         "(a guest's own MAC is not on the wireless LAN)")
+        elif flow.priority == PRIO_W_GUEST_CONTROLLER:
+            what = "ARP" if m.get("eth_type") == ETH_TYPE_ARP else "DHCP client messages"
+            lines.append(f"{what} from {name(m['in_port'])} (not to a registered MAC): to the "
+                         "controller, which learns the guest's address and sends it on, "
+                         "translated to the uplink")
+        elif flow.priority == PRIO_W_GUEST_GROUP_IPV4:
+            text = f"IPv4 broadcast and multicast from {name(m['in_port'])}: " \
+                   f"{outputs(flow.actions)} as sent"
+            if rewritten:
+                text += f", {rewritten}"
+            lines.append(text)
+        elif flow.priority == PRIO_W_GUEST_GROUP:
+            lines.append(f"other broadcast and multicast from {name(m['in_port'])}: "
+                         f"{outputs(flow.actions)} only (IPv6 and non-IP never leave a wireless "
+                         "adapter)")
+        elif flow.priority == PRIO_W_GUEST_IPV4:
+            lines.append(f"IPv4 from {name(m['in_port'])} to any other unicast: {rewritten}")
+        elif flow.priority == PRIO_W_GUEST_DROP:
+            lines.append(f"anything else from {name(m['in_port'])} towards the uplink: dropped "
+                         "(IPv6 and non-IP cannot be translated)")
+        elif flow.priority == PRIO_DHCP_STEER:
             lines.append(f"DHCP client messages from {name(m['in_port'])}{src}: "
                          f"{outputs(flow.actions)} only")
         elif flow.priority == PRIO_KNOWN_UNICAST:
@@ -474,4 +791,7 @@ def explain(flows: Iterable[Flow], labels: Mapping[int, str]) -> list[str]:
                          "from (so from there: dropped)")
         else:
             lines.append("anything else: dropped")
+    for entry in learned:
+        lines.append(f"learned: {entry.ip} is {labels.get(entry.port, f'port {entry.port}')} "
+                     f"({entry.mac}), from its {entry.how.upper()}")
     return lines

@@ -22,7 +22,7 @@ import networkx as nx
 from mininet.net import Mininet
 from mininet.node import Node
 
-from controllers.flowrules import Port, Switch, explain, flows_for
+from controllers.flowrules import Learned, Port, Switch, explain, flows_for
 from wvpclab import cleanup, macs, topology
 from wvpclab.controller import Controller, ControllerError
 from wvpclab.dhcp.service import (
@@ -65,19 +65,20 @@ class Bridge:
     kind: str
     dhcp: bool = False
     ports: dict[int, dict[str, Any]] = field(default_factory=dict)
-    uplink: str | None = None  # a filter switch's LAN (a patch port to its switch)
-    uplink_port: int | None = None
 
-    def add(self, peer: str, role: str | None, mac: str, owner: tuple,
-            allow_spoofing: bool = False) -> int:
+    def add(self, peer: str, role: str | None, mac: str | None, owner: tuple,
+            allow_spoofing: bool = False, patch: str | None = None) -> int:
+        """Adds a port: ``peer`` is the interface (or, with ``patch``, this side's patch port whose
+        other side is named ``patch``)."""
         number = self.free_number()
         self.ports[number] = {"port": number, "role": role, "mac": mac,
-                              "allow_spoofing": allow_spoofing, "owner": owner, "peer": peer}
+                              "allow_spoofing": allow_spoofing, "owner": owner, "peer": peer,
+                              "patch": patch}
         return number
 
     def free_number(self) -> int:
-        """The lowest OpenFlow port number not in use (the uplink's included)."""
-        used = set(self.ports) | ({self.uplink_port} if self.uplink_port else set())
+        """The lowest OpenFlow port number not in use."""
+        used = set(self.ports)
         number = 1
         while number in used:
             number += 1
@@ -103,6 +104,15 @@ class _End:
     role: str | None
     owner: tuple
     ip: str | None
+
+
+def port_args(bridge: str, port: dict, number: int) -> list[str]:
+    """``ovs-vsctl`` arguments adding one port (an interface, or one side of a patch cable)."""
+    args = ["--", "add-port", bridge, port["peer"], "--", "set", "Interface", port["peer"],
+            f"ofport_request={number}"]
+    if port.get("patch"):
+        args += ["type=patch", f"options:peer={port['patch']}"]
+    return args
 
 
 def lan_pool(subnet: str) -> tuple[str, str]:
@@ -197,12 +207,7 @@ class Lab(RuntimeChanges):
         for key, nic in topology.nodes_of(self.graph, "nic"):
             where = f"vms.{nic['vm']}.nics[{nic['index']}]"
             if nic["mode"] not in BUILT_MODES:
-                out.append(f"{where}: shared networking (NAT) is not built yet in this release")
-            elif nic["mode"] == "bridge":
-                adapter = self.graph.nodes[self._nic_bridge(nic)]
-                if adapter["type"] == "wireless":
-                    out.append(f"{where}: bridging onto wireless adapter {adapter['name']} (MAC "
-                               "translation) is not built yet in this release")
+                out.append(f"{where}: mode {nic['mode']} is not built in this release")
         return out
 
     def start(self) -> None:
@@ -284,10 +289,19 @@ class Lab(RuntimeChanges):
                 self._ends.append(_End(key, pc, adapter["name"], adapter["mac"], self._peer("h"),
                                        "host", ("adapter", key), ip))
                 if adapter["lan"]:
-                    self.bridges[key].uplink = adapter["lan"]
-            elif adapter["lan"]:
-                self._ends.append(_End(adapter["lan"], pc, adapter["name"], adapter["mac"],
-                                       self._peer("h"), None, ("adapter", key), ip))
+                    self._patch(key, "uplink", None, adapter["lan"], None, None)
+            else:
+                # a wireless adapter: its own filter switch (MAC translation), and an access point
+                # between it and the LAN that passes only frames with the adapter's MAC
+                self.bridges[key] = Bridge(key, f"{self.prefix}-w{i}", self._dpid(0x4, i),
+                                           "wireless")
+                self._ends.append(_End(key, pc, adapter["name"], adapter["mac"], self._peer("h"),
+                                       "host", ("adapter", key), ip))
+                if adapter["lan"]:
+                    ap = f"ap:{key}"
+                    self.bridges[ap] = Bridge(ap, f"{self.prefix}-p{i}", self._dpid(0x5, i), "ap")
+                    self._patch(key, "uplink", None, ap, "station", adapter["mac"])
+                    self._patch(ap, "lan", None, adapter["lan"], None, None)
         # Shared networking: per shared NIC a NAT engine on a private network of its own.
         for k, (key, nic) in enumerate((k, d) for k, d in topology.nodes_of(g, "nic")
                                        if d["mode"] == "shared"):
@@ -319,6 +333,14 @@ class Lab(RuntimeChanges):
         nvm = len(topology.nodes_of(g, "vm"))
         self._say(f"lab {self.name} is up: {nvm} VMs, {len(self.cables)} NICs, "
                   f"{len(self.bridges)} switches, in {time.monotonic() - self._t0:.2f} s")
+
+    def _patch(self, a: str, role_a: str | None, mac_a: str | None, b: str, role_b: str | None,
+               mac_b: str | None) -> None:
+        """A patch cable between two bridges (no kernel interface: one datapath pass)."""
+        ba, bb = self.bridges[a], self.bridges[b]
+        name_a, name_b = f"{ba.name}-x{len(ba.ports)}", f"{bb.name}-x{len(bb.ports)}"
+        ba.add(name_a, role_a, mac_a, ("patch", b), patch=name_b)
+        bb.add(name_b, role_b, mac_b, ("patch", a), patch=name_a)
 
     def _dpid(self, kind: int, index: int) -> int:
         return (0x5776 << 48) | (kind << 40) | (int(self.prefix[2:], 16) << 20) | index
@@ -476,16 +498,7 @@ class Lab(RuntimeChanges):
             args += self._bridge_args(br)
         for br in self.bridges.values():
             for number, port in br.ports.items():
-                args += ["--", "add-port", br.name, port["peer"], "--", "set", "Interface",
-                         port["peer"], f"ofport_request={number}"]
-            if br.uplink:  # a patch cable from the filter switch to its LAN's switch
-                lan = self.bridges[br.uplink]
-                mine, theirs = f"{br.name}-up", f"{lan.name}-{br.name[-3:]}"
-                br.uplink_port = br.free_number()
-                args += ["--", "add-port", br.name, mine, "--", "set", "Interface", mine,
-                         "type=patch", f"options:peer={theirs}", f"ofport_request={br.uplink_port}",
-                         "--", "add-port", lan.name, theirs, "--", "set", "Interface", theirs,
-                         "type=patch", f"options:peer={mine}"]
+                args += port_args(br.name, port, number)
         cleanup.ovs(*args[1:])
         names = [br.name for br in self.bridges.values()]
         if not cleanup.wait_until(lambda: all(os.path.exists(f"/sys/class/net/{n}") for n in names),
@@ -650,12 +663,8 @@ class Lab(RuntimeChanges):
 
     def registration(self, br: Bridge) -> list[dict[str, Any]]:
         """The ports, roles and MACs the controller is told for a bridge."""
-        ports = [{k: p[k] for k in ("port", "role", "mac", "allow_spoofing")}
-                 for _, p in sorted(br.ports.items())]
-        if br.uplink_port:
-            ports.append({"port": br.uplink_port, "role": "uplink", "mac": None,
-                          "allow_spoofing": False})
-        return ports
+        return [{k: p[k] for k in ("port", "role", "mac", "allow_spoofing")}
+                for _, p in sorted(br.ports.items()) if p["role"] is not None]
 
     def _register(self) -> None:
         """Tells the controller every switch, port, role and MAC; returns when flows are in force."""
@@ -786,10 +795,16 @@ class Lab(RuntimeChanges):
                 labels[number] = f"host stack ({adapter['pc']} {adapter['name']})"
             elif kind == "dhcp":
                 labels[number] = "DHCP responder"
+            elif kind == "patch" and key.startswith("ap:"):
+                labels[number] = "uplink (access point)"
+            elif kind == "patch" and self.bridges[key].kind == "lan":
+                labels[number] = f"uplink (LAN {key})" if port["role"] == "uplink" \
+                    else f"LAN {key}"
+            elif kind == "patch":
+                labels[number] = f"station ({self.graph.nodes[key]['pc']} "\
+                    f"{self.graph.nodes[key]['name']})"
             else:
                 labels[number] = f"{kind} {key}"
-        if br.uplink_port:
-            labels[br.uplink_port] = f"uplink (LAN {br.uplink})"
         return labels
 
     def filter_rules(self, key: str) -> list[str]:
@@ -802,9 +817,14 @@ class Lab(RuntimeChanges):
                            f"{', '.join(have) or 'none'})")
         ports = tuple(Port(p["port"], p["role"], p["mac"], p["allow_spoofing"])
                       for p in self.registration(br))
+        learned: tuple = ()
+        if br.kind == "wireless" and self.controller is not None:
+            # what the controller learned from the guests' ARP and DHCP (it lives there only)
+            learned = tuple(Learned(e["ip"], e["port"], e["mac"], e["how"])
+                            for e in self.controller.dump(br.dpid).get("learned", []))
         switch = Switch(br.dpid, br.kind, ports,
-                        br.kind == "internal" and br.key in self.responders)
-        return explain(flows_for(switch), self.port_labels(br))
+                        br.kind == "internal" and br.key in self.responders, learned=learned)
+        return explain(flows_for(switch), self.port_labels(br), learned)
 
     def nat_rules(self, vm: str, index: int) -> dict[str, str]:
         """The firewall and NAT rules in force for a shared NIC: its NAT engine's and its PC's, as

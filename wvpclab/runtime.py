@@ -58,9 +58,6 @@ class RuntimeChanges:
                         if d["pc"] == pc]
                 raise LabError(f"no adapter {target!r} on pc {pc} (it has: "
                                f"{', '.join(have) or 'none'})")
-            if adapter["type"] == "wireless":
-                raise LabError(f"bridging onto wireless adapter {target} (MAC translation) is not "
-                               "built yet in this release")
         if mode == "internal" and not _NAME_RE.match(target or ""):
             raise LabError(f"{target!r} is not a valid internal network name")
         if (nic["mode"], nic["target"]) == (mode, target):
@@ -232,10 +229,11 @@ class RuntimeChanges:
 
     def _new_bridge(self, br: Any) -> None:
         """Creates one controlled bridge (secure, userspace, OpenFlow 1.3) with the ports it has."""
+        from wvpclab.lab import port_args
+
         args = self._bridge_args(br)
         for number, port in br.ports.items():
-            args += ["--", "add-port", br.name, port["peer"], "--", "set", "Interface",
-                     port["peer"], f"ofport_request={number}"]
+            args += port_args(br.name, port, number)
         cleanup.ovs(*args[1:])
         if not cleanup.wait_until(lambda: os.path.exists(f"/sys/class/net/{br.name}"), 10):
             from wvpclab.lab import LabError

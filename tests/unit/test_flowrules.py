@@ -499,3 +499,45 @@ def test_explain_says_every_flow_in_words() -> None:
     assert "from guest xp/eth1, any other source MAC: dropped (spoof guard)" in lines
     assert any(l.startswith("any other unicast: uplink") for l in lines)
     assert "802.1D reserved groups (01:80:c2:00:00:0x): dropped everywhere" in lines
+
+
+# ---- set-field and controller actions (wireless adapters) -------------------------------------
+
+
+def test_flow_set_fields_and_controller():
+    flow = make_flow(5, (2,), table=1, set_fields={"eth_src": HOST_MAC}, set_outputs=(1,),
+                     to_controller=True, in_port=3)
+    assert flow.set_fields == (("eth_src", HOST_MAC),) and flow.set_outputs == (1,)
+    assert describe([flow]) == [f"table=1 priority=5 in_port=3 actions=CONTROLLER,output:2,"
+                                f"set_field:eth_src={HOST_MAC},output:1"]
+    with pytest.raises(ValueError, match="go together"):
+        make_flow(5, set_fields={"eth_src": HOST_MAC})
+    with pytest.raises(ValueError, match="cannot rewrite"):
+        make_flow(5, set_fields={"vlan_vid": 3}, set_outputs=(1,))
+    with pytest.raises(ValueError, match="not both"):
+        make_flow(5, goto=1, to_controller=True)
+    assert make_flow(5).drops and not flow.drops
+
+
+def test_fake_table_applies_set_fields_in_order():
+    from controllers.fakeflowtable import CONTROLLER
+
+    flow = make_flow(5, (2,), set_fields={"eth_src": HOST_MAC}, set_outputs=(1, 3),
+                     to_controller=True, in_port=3)
+    got = FakeFlowTable([flow]).deliveries(3, G1_MAC, BCAST)
+    assert [(p, f.eth_src) for p, f in got] == [(CONTROLLER, G1_MAC), (2, G1_MAC), (1, HOST_MAC)]
+    with pytest.raises(ValueError, match="sets arp_tha"):
+        FakeFlowTable([make_flow(5, set_fields={"arp_tha": HOST_MAC}, set_outputs=(1,))])
+
+
+def test_diff_replaces_when_only_rewrites_change():
+    old = make_flow(5, table=1, set_fields={"eth_dst": G1_MAC}, set_outputs=(3,), in_port=1)
+    new = make_flow(5, table=1, set_fields={"eth_dst": G2_MAC}, set_outputs=(4,), in_port=1)
+    to_delete, to_add = diff({old}, {new})
+    assert not to_delete and to_add == {new}
+
+
+def test_wired_kinds_unchanged_by_new_kinds():
+    # No wired flow rewrites or goes to the controller.
+    for sw in (filter_switch(), internal_switch(True)):
+        assert not any(f.set_fields or f.to_controller for f in flows_for(sw))

@@ -1,0 +1,199 @@
+"""What the controller does with a wireless switch's packet-ins: pure, no os-ken (DESIGN.md §2).
+
+`packet_in()` takes the switch description, its learned table, the port a frame came in on and
+the frame's bytes, and returns the frames to send (port, bytes) and the IP -> guest entries to
+learn. Only ARP and DHCP come here (the flows send nothing else); anything malformed or
+unexpected is dropped with a reason, never raised.
+
+- ARP from a guest: learn ``arp_spa`` -> (guest port, source MAC); to the uplink with the source
+  MAC and ``arp_sha`` rewritten to the adapter's; if it was a group frame, also unchanged to the
+  host stack and the other guests; to a registered MAC: unchanged to that port only.
+- DHCP client message from a guest (UDP to 67): BOOTP broadcast flag set (so the server's answer
+  is a broadcast the access point passes, not a unicast to the guest's MAC, which is not on the
+  LAN), UDP checksum recomputed, source MAC the adapter's, to the uplink; group: also unchanged
+  to the host stack and the other guests.
+- DHCP server message from the uplink (UDP 67 -> 68), for the adapter's MAC or a group address:
+  to the guest whose MAC is the BOOTP chaddr, with that MAC as destination; a DHCPACK teaches
+  ``yiaddr`` -> that guest. When chaddr is no guest's, delivered as the wired rules say (host
+  stack for the adapter's MAC; host stack and every guest for a group address).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from controllers import packets
+from controllers.flowrules import (
+    DHCP_CLIENT_PORT,
+    DHCP_SERVER_PORT,
+    KIND_WIRELESS,
+    ROLE_GUEST,
+    ROLE_HOST,
+    ROLE_UPLINK,
+    Learned,
+    Switch,
+    is_group_mac,
+    learnable_ipv4,
+)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with one packet-in.
+
+    Attributes:
+        packets: ``(port, frame bytes)`` to send, in order.
+        learned: Entries to add to the switch's learned table.
+        reason: A short note for the log.
+    """
+
+    packets: tuple[tuple[int, bytes], ...] = ()
+    learned: tuple[Learned, ...] = ()
+    reason: str = ""
+
+
+def _drop(reason: str) -> Decision:
+    return Decision((), (), f"dropped: {reason}")
+
+
+def _local_ports(switch: Switch, exclude: int) -> list[int]:
+    """The host stack and every guest, but `exclude`."""
+    return [p.number for p in switch.ports
+            if p.role in (ROLE_HOST, ROLE_GUEST) and p.number != exclude]
+
+
+def _registered(switch: Switch, mac: str) -> int | None:
+    for port in switch.ports:
+        if port.role in (ROLE_HOST, ROLE_GUEST) and port.mac == mac:
+            return port.number
+    return None
+
+
+def packet_in(switch: Switch, learned: Iterable[Learned], in_port: int, frame: bytes) -> Decision:
+    """Decide what a wireless switch's packet-in becomes.
+
+    Args:
+        switch: The registered switch (kind ``wireless``).
+        learned: Its learned IP -> guest table.
+        in_port: The port the frame entered on.
+        frame: The whole Ethernet frame.
+
+    Returns:
+        The frames to send and the entries to learn (nothing, when the frame is dropped).
+    """
+    try:
+        return _decide(switch, tuple(learned), in_port, bytes(frame))
+    except Exception as exc:  # a bug must not kill the controller: drop the frame
+        return _drop(f"internal error {exc!r}")
+
+
+def _decide(switch: Switch, learned: tuple[Learned, ...], in_port: int, frame: bytes) -> Decision:
+    if switch.kind != KIND_WIRELESS:
+        return _drop(f"a {switch.kind} switch sends no packet-ins")
+    port = switch.port(in_port)
+    if port is None:
+        return _drop(f"port {in_port} is not registered")
+    eth = packets.parse_ethernet(frame)
+    if eth is None:
+        return _drop("not an Ethernet frame")
+    if port.guarded and eth.src != port.mac:
+        return _drop("spoofed source MAC")
+    if eth.dst.startswith("01:80:c2:00:00:0"):
+        return _drop("802.1D reserved group")
+    host = switch.role_port(ROLE_HOST)
+    uplink = switch.role_port(ROLE_UPLINK)
+    adapter = host.mac if host is not None else None
+    if port.role == ROLE_GUEST:
+        if eth.ethertype == packets.ETH_TYPE_ARP:
+            return _guest_arp(switch, port.number, eth, frame, adapter, uplink)
+        if eth.ethertype == packets.ETH_TYPE_IPV4:
+            return _guest_dhcp(switch, port.number, eth, frame, adapter, uplink)
+        return _drop(f"ethertype {eth.ethertype:#06x} from a guest is not translated")
+    if port.role == ROLE_UPLINK:
+        if eth.ethertype == packets.ETH_TYPE_IPV4:
+            return _server_dhcp(switch, port.number, eth, frame, adapter)
+        return _drop(f"ethertype {eth.ethertype:#06x} from the uplink is not ours")
+    return _drop(f"no packet-in expected from a {port.role} port")
+
+
+def _guest_outputs(switch: Switch, in_port: int, eth: packets.Ethernet, frame: bytes,
+                   translated: bytes | None, uplink_port: int | None) -> list[tuple[int, bytes]]:
+    """Where a guest's frame (ARP or DHCP) goes: by destination, translated to the uplink."""
+    owner = _registered(switch, eth.dst)
+    if owner is not None:  # to the host stack or a guest: as on the wired filter
+        return [] if owner == in_port else [(owner, frame)]
+    out: list[tuple[int, bytes]] = []
+    if is_group_mac(eth.dst):
+        out += [(p, frame) for p in _local_ports(switch, in_port)]
+    if translated is not None and uplink_port is not None:
+        out.append((uplink_port, translated))
+    return out
+
+
+def _guest_arp(switch: Switch, in_port: int, eth: packets.Ethernet, frame: bytes,
+               adapter: str | None, uplink) -> Decision:
+    arp = packets.parse_arp(eth.payload)
+    if arp is None:
+        return _drop("malformed ARP")
+    learn: tuple[Learned, ...] = ()
+    if learnable_ipv4(arp.spa) and not is_group_mac(eth.src):
+        learn = (Learned(arp.spa, in_port, eth.src, "arp"),)
+    translated = None
+    if adapter is not None:
+        translated = packets.set_arp(packets.set_eth(frame, src=adapter), sha=adapter)
+    out = _guest_outputs(switch, in_port, eth, frame, translated,
+                         uplink.number if uplink is not None else None)
+    return Decision(tuple(out), learn, f"guest ARP op {arp.op} {arp.spa} -> {arp.tpa}")
+
+
+def _guest_dhcp(switch: Switch, in_port: int, eth: packets.Ethernet, frame: bytes,
+                adapter: str | None, uplink) -> Decision:
+    ip = packets.parse_ipv4(eth.payload)
+    udp = packets.parse_udp(ip) if ip is not None else None
+    if ip is None or udp is None or udp.dport != DHCP_SERVER_PORT:
+        return _drop("not a whole DHCP client message")
+    segment = ip.data[:udp.length]
+    # no checksum check: a frame from a veth may carry one left to offload (see with_udp_checksum)
+    bootp = packets.parse_bootp(segment[8:])
+    if bootp is None or bootp.op != 1:
+        return _drop("malformed BOOTP request")
+    frame = packets.with_udp_checksum(frame, ip, udp)
+    translated = None
+    if adapter is not None:
+        translated = packets.set_eth(packets.set_bootp_broadcast(frame, ip, udp), src=adapter)
+    out = _guest_outputs(switch, in_port, eth, frame, translated,
+                         uplink.number if uplink is not None else None)
+    return Decision(tuple(out), (), f"guest DHCP type {bootp.message_type}")
+
+
+def _server_dhcp(switch: Switch, in_port: int, eth: packets.Ethernet, frame: bytes,
+                 adapter: str | None) -> Decision:
+    group = is_group_mac(eth.dst)
+    if not group and eth.dst != adapter:
+        return _drop(f"DHCP from the uplink for {eth.dst}, not the adapter")
+    ip = packets.parse_ipv4(eth.payload)
+    udp = packets.parse_udp(ip) if ip is not None else None
+    if ip is None or udp is None or (udp.sport, udp.dport) != (DHCP_SERVER_PORT,
+                                                               DHCP_CLIENT_PORT):
+        return _drop("not a whole DHCP server message")
+    segment = ip.data[:udp.length]
+    bootp = packets.parse_bootp(segment[8:])
+    if bootp is None or bootp.op != 2:
+        return _drop("malformed BOOTP reply")
+    frame = packets.with_udp_checksum(frame, ip, udp)
+    guest = switch.guest_by_mac(bootp.chaddr) if bootp.chaddr else None
+    if guest is None:  # the host stack's own DHCP (or a stranger's): the wired rules
+        if group:
+            targets = _local_ports(switch, in_port)
+        else:
+            host = switch.role_port(ROLE_HOST)
+            targets = [host.number] if host is not None else []
+        return Decision(tuple((p, frame) for p in targets), (),
+                        f"DHCP for {bootp.chaddr}: not a guest's")
+    learn: tuple[Learned, ...] = ()
+    if bootp.message_type == packets.DHCPACK and learnable_ipv4(bootp.yiaddr):
+        learn = (Learned(bootp.yiaddr, guest.number, guest.mac, "dhcp"),)
+    out = packets.set_eth(frame, dst=guest.mac)
+    return Decision(((guest.number, out),), learn,
+                    f"DHCP type {bootp.message_type} for guest port {guest.number}")

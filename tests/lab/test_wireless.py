@@ -1,0 +1,97 @@
+"""Bridging onto a wireless host adapter, as root: an access point that passes only the adapter's own
+MAC, MAC translation by the controller (ARP and DHCP learned from the frames), two guests with their own
+IPs on the LAN, non-IP and IPv6 not translated."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.lab.helpers import Capture, leftovers, read_pcap, send_frames, wait_for
+from wvpclab import Lab, topology
+
+pytestmark = pytest.mark.lab
+
+WLAN = "00:1a:2b:3c:4d:5f"
+TOPO = {
+    "name": "t-wireless",
+    "pcs": {"pc": {"adapters": {"wlan0": {"type": "wireless", "mac": WLAN, "lan": "cafe"}}}},
+    "lans": {"cafe": {"subnet": "192.168.60.0/24", "servers": {"web": "192.168.60.80"}}},
+    "vms": {"w1": {"nics": ["bridge:wlan0"]}, "w2": {"nics": ["bridge:wlan0"]}},
+}
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    with Lab(topology.from_document(TOPO), quiet=True) as running:
+        yield running
+    assert leftovers(running.prefix) == []
+
+
+def ip_of(lab: Lab, vm: str) -> str:
+    lease = lab.dhcp_client(vm, 0).lease()
+    assert lease, f"{vm} has no lease"
+    return lease["ip"]
+
+
+def test_two_guests_get_their_own_leases_on_the_lan(lab: Lab) -> None:
+    a, b = ip_of(lab, "w1"), ip_of(lab, "w2")
+    assert a != b and a.startswith("192.168.60.") and b.startswith("192.168.60.")
+    rows = lab.leases("cafe")["cafe"]
+    assert {r["hostname"] for r in rows} >= {"w1", "w2", "pc"}
+
+
+def test_guests_reach_the_server_with_their_own_ip_and_the_adapters_mac(lab: Lab,
+                                                                        tmp_path: Path) -> None:
+    cap = Capture(lab.node("web"), "eth0", tmp_path / "web.pcap", "tcp port 80", inbound=True)
+    for vm in ("w1", "w2"):
+        page = lab.vm(vm).cmd("curl -s -m 5 http://192.168.60.80/").strip()
+        assert page == f"web: hello from web; you are {ip_of(lab, vm)}"
+    wait_for(lambda: len(read_pcap(tmp_path / "web.pcap")) >= 6, what="the guests' TCP at web")
+    frames = cap.stop()
+    assert {f.src for f in frames} == {WLAN}  # every frame carries the adapter's MAC
+    assert {f["IP"].src for f in frames} == {ip_of(lab, "w1"), ip_of(lab, "w2")}
+
+
+def test_guests_reach_each_other_and_the_pc(lab: Lab) -> None:
+    assert "1 received" in lab.vm("w1").cmd(f"ping -n -c1 -W2 {ip_of(lab, 'w2')}")
+    pc = lab.dhcp_client("pc", 0).lease()["ip"]
+    assert "1 received" in lab.vm("w2").cmd(f"ping -n -c1 -W2 {pc}")
+
+
+def test_non_ip_and_ipv6_are_not_translated(lab: Lab, tmp_path: Path) -> None:
+    cap = Capture(lab.node("web"), "eth0", tmp_path / "web.pcap", inbound=True)
+    mac = lab.graph.nodes["w1/0"]["mac"]
+    send_frames(lab.vm("w1"), "eth0", "[" + ", ".join([
+        f"Ether(src='{mac}', dst='ff:ff:ff:ff:ff:ff', type=0x88b5)/Raw(b'wvpclab-nonip')",
+        f"Ether(src='{mac}', dst='33:33:00:00:00:01')/IPv6(dst='ff02::1')/UDP(dport=9)"
+        "/Raw(b'wvpclab-v6')",
+        f"Ether(src='{mac}', dst='ff:ff:ff:ff:ff:ff')/IP(src='{ip_of(lab, 'w1')}', "
+        "dst='192.168.60.255')/UDP(dport=9)/Raw(b'wvpclab-control')"]) + "]")
+    wait_for(lambda: any(b"wvpclab-control" in bytes(f) for f in read_pcap(tmp_path / "web.pcap")),
+             what="the IPv4 control frame at web")
+    frames = cap.stop()
+    assert not [f for f in frames if b"wvpclab-nonip" in bytes(f) or b"wvpclab-v6" in bytes(f)]
+    control = [f for f in frames if b"wvpclab-control" in bytes(f)]
+    assert control and all(f.src == WLAN for f in control)
+
+
+def test_the_access_point_drops_any_other_source_mac(lab: Lab, tmp_path: Path) -> None:
+    cap = Capture(lab.node("web"), "eth0", tmp_path / "web.pcap", "ether proto 0x88b6", inbound=True)
+    send_frames(lab.pc("pc"), "wlan0", "[Ether(src='02:00:00:00:00:99', dst='ff:ff:ff:ff:ff:ff', "
+                "type=0x88b6)/Raw(b'spoofed'), Ether(src='" + WLAN + "', dst='ff:ff:ff:ff:ff:ff', "
+                "type=0x88b6)/Raw(b'adapter')]")
+    wait_for(lambda: any(b"adapter" in bytes(f) for f in read_pcap(tmp_path / "web.pcap")),
+             what="the adapter's own frame at web")
+    frames = cap.stop()
+    assert not [f for f in frames if b"spoofed" in bytes(f)]
+
+
+def test_rules_show_the_learned_table(lab: Lab) -> None:
+    lines = lab.filter_rules("pc/wlan0")
+    text = "\n".join(lines)
+    for vm in ("w1", "w2"):
+        assert ip_of(lab, vm) in text
