@@ -95,3 +95,33 @@ def test_rules_show_the_learned_table(lab: Lab) -> None:
     text = "\n".join(lines)
     for vm in ("w1", "w2"):
         assert ip_of(lab, vm) in text
+
+
+def test_host_separation_and_guest_switching_hold_on_wireless(lab: Lab, tmp_path: Path) -> None:
+    pc_ip = lab.dhcp_client("pc", 0).lease()["ip"]
+    w1_mac, w2_mac = (lab.graph.nodes[f"{vm}/0"]["mac"] for vm in ("w1", "w2"))
+    web_mac = json.loads(lab.node("web").cmd("ip -j link show eth0"))[0]["address"]
+    places = {"pc": (lab.pc("pc"), "wlan0"), "w1": (lab.vm("w1"), "eth0"),
+              "w2": (lab.vm("w2"), "eth0"), "web": (lab.node("web"), "eth0")}
+    caps = {k: Capture(n, d, tmp_path / f"{k}.pcap", inbound=True) for k, (n, d) in places.items()}
+    send_frames(lab.node("web"), "eth0", "[" + ", ".join([
+        f"Ether(src='{web_mac}', dst='{WLAN}')/IP(src='192.168.60.80', dst='{pc_ip}')"
+        "/UDP(dport=9)/Raw(b'wv-to-host')",
+        f"Ether(src='{web_mac}', dst='{WLAN}')/IP(src='192.168.60.80', dst='{ip_of(lab, 'w1')}')"
+        "/UDP(dport=9)/Raw(b'wv-to-w1')"]) + "]")
+    send_frames(lab.vm("w1"), "eth0",
+                f"Ether(src='{w1_mac}', dst='{w2_mac}', type=0x88b5)/Raw(b'wv-w1-w2')")
+    expected = {"wv-to-host": {"pc"}, "wv-to-w1": {"w1"}, "wv-w1-w2": {"w2"}}
+
+    def arrived() -> bool:
+        return all(any(tag.encode() in bytes(f) for f in read_pcap(tmp_path / f"{where}.pcap"))
+                   for tag, wheres in expected.items() for where in wheres)
+
+    wait_for(arrived, what="every frame at its destination")
+    got = {k: c.stop() for k, c in caps.items()}
+    senders = {"wv-to-host": "web", "wv-to-w1": "web", "wv-w1-w2": "w1"}
+    seen = {tag: {k for k, frames in got.items() if k != senders[tag]
+                  and any(tag.encode() in bytes(f) for f in frames)} for tag in expected}
+    assert seen == expected
+    to_w1 = [f for f in got["w1"] if b"wv-to-w1" in bytes(f)]
+    assert all(f.dst == w1_mac for f in to_w1)  # delivered by its learned IP, MAC put back
