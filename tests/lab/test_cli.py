@@ -3,12 +3,14 @@ bad node names, and clean after a lab process was killed with SIGKILL."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import tempfile
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -91,8 +93,9 @@ def test_run_invalid_topology_exits_2_before_building(tmp_path: Path) -> None:
     assert "vms.a.nics[0]: 'warp' is not a NIC mode" in res.stderr
 
 
-def test_clean_after_kill_9_of_a_running_lab(tmp_path: Path) -> None:
-    name = "t-cli-kill"
+@contextlib.contextmanager
+def lab_process(tmp_path: Path, name: str) -> Iterator[tuple[subprocess.Popen, str, dict]]:
+    """`wvpclab run` with its CLI on a pipe, up and running; ended (by PID) on the way out."""
     prefix = cleanup.prefix_for(name)
     topo = write_topology(tmp_path, name)
     proc = subprocess.Popen([WVPCLAB, "run", str(topo)], stdin=subprocess.PIPE,
@@ -100,6 +103,20 @@ def test_clean_after_kill_9_of_a_running_lab(tmp_path: Path) -> None:
     try:
         state = wait_for(lambda: (cleanup.read_state(prefix) or {}).get("bridges")
                          and cleanup.read_state(prefix), timeout=60, what="the lab to be up")
+        yield proc, prefix, state
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+
+
+def kill_9(proc: subprocess.Popen) -> None:
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+
+
+def test_clean_after_kill_9_of_a_running_lab(tmp_path: Path) -> None:
+    with lab_process(tmp_path, "t-cli-kill") as (proc, prefix, state):
         # a daemon started in a VM outlives the VM's shell and keeps its namespace
         assert proc.stdin is not None
         proc.stdin.write("a setsid sleep 300 >/dev/null 2>&1 < /dev/null &\n")
@@ -108,12 +125,7 @@ def test_clean_after_kill_9_of_a_running_lab(tmp_path: Path) -> None:
         daemon = wait_for(lambda: [p for p in cleanup.pids_in_netns(inodes)
                                    if cleanup.cmdline(p).startswith("sleep 300")],
                           what="the daemon in VM a")
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=10)
+        kill_9(proc)
     ctl = int(state["controller_pid"])
     assert cleanup.cmdline(daemon[0]).startswith("sleep 300")
     assert "controllers.main" in cleanup.cmdline(ctl)
@@ -130,46 +142,24 @@ def test_clean_after_kill_9_of_a_running_lab(tmp_path: Path) -> None:
 
 
 def test_a_new_lab_removes_its_own_stale_leftovers(tmp_path: Path) -> None:
-    name = "t-cli-stale"
-    prefix = cleanup.prefix_for(name)
-    topo = write_topology(tmp_path, name)
-    proc = subprocess.Popen([WVPCLAB, "run", str(topo)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(lambda: (cleanup.read_state(prefix) or {}).get("bridges"), timeout=60,
-                 what="the lab to be up")
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=10)
-    res = run("run", str(topo), "--no-cli", "--cmd", "a ping -n -c 1 -W 2 169.254.5.2")
+    with lab_process(tmp_path, "t-cli-stale") as (proc, prefix, _):
+        kill_9(proc)
+    res = run("run", str(tmp_path / "t-cli-stale.yaml"), "--no-cli", "--cmd",
+              "a ping -n -c 1 -W 2 169.254.5.2")
     assert res.returncode == 0, res.stderr
     assert "stale leftovers of an earlier run" in res.stderr
     assert leftovers(prefix) == []
 
 
 def test_clean_leaves_a_running_lab_alone(tmp_path: Path) -> None:
-    name = "t-cli-alive"
-    prefix = cleanup.prefix_for(name)
-    topo = write_topology(tmp_path, name)
-    proc = subprocess.Popen([WVPCLAB, "run", str(topo)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(lambda: (cleanup.read_state(prefix) or {}).get("bridges"), timeout=60,
-                 what="the lab to be up")
+    with lab_process(tmp_path, "t-cli-alive") as (proc, prefix, _):
         res = run("clean")
         assert res.returncode == 0
-        assert f"{prefix}: lab {name} is running" in res.stdout
+        assert f"{prefix}: lab t-cli-alive is running" in res.stdout
         assert cleanup.lab_bridges(prefix)
         out, err = proc.communicate("a ping -n -c 1 -W 2 169.254.5.2\n", timeout=60)
         assert proc.returncode == 0, err
         assert "1 received" in out
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=10)
     assert leftovers(prefix) == []
 
 
