@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wvpclab.procs import wait_ready
+from wvpclab.procs import end, wait_ready
 
 READY_LINE = "wvpclab-controller ready"
 
@@ -128,15 +128,7 @@ class Controller:
             if self._sock:
                 self._sock.close()
                 self._sock = None
-            if self.proc and self.proc.poll() is None:
-                self.proc.send_signal(sig)
-                try:
-                    self.proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(5)
-            if self.proc and self.proc.stdout:
-                self.proc.stdout.close()
+            end(self.proc, sig)
 
     def stop(self) -> None:
         """Stops supervising and ends the process."""

@@ -256,6 +256,16 @@ class RuntimeChanges:
             self.bridges[e.bridge].add(e.peer, e.role, e.mac, e.owner)
         self._ends.extend(ends)
 
+    def _realize_ends_since(self, before: int) -> None:
+        """Makes the veths that ``_add_responder``/``_add_nat`` planned (the ends listed after
+        ``before``) and configures their nodes: link up and address."""
+        ends = self._ends[before:]
+        del self._ends[before:]
+        self._new_ends(ends)
+        for e in ends:
+            self._node_script(e.node, ["link set lo up", f"link set {e.dev} up",
+                                       f"address add {e.ip} dev {e.dev}"])
+
     def _create_internal(self, pc: str, name: str) -> None:
         """An internal network used for the first time on this PC: its switch and, unless the
         topology switched its DHCP off, its responder."""
@@ -273,12 +283,7 @@ class RuntimeChanges:
         if dhcp:
             before = len(self._ends)
             self._add_responder(key, self.graph.nodes[key])
-            ends = self._ends[before:]
-            del self._ends[before:]
-            self._new_ends(ends)
-            for e in ends:
-                self._node_script(e.node, ["link set lo up", f"link set {e.dev} up",
-                                           f"address add {e.ip} dev {e.dev}"])
+            self._realize_ends_since(before)
         self._new_bridge(br)
         self.controller.add_switch(br.dpid, "internal", br.name, self.registration(br),
                                    dhcp_steering=key in self.responders)
@@ -295,12 +300,7 @@ class RuntimeChanges:
         number = next(i for i in range(len(used) + 1) if i not in used)
         before = len(self._ends)
         self._add_nat(key, nic, number)
-        ends = self._ends[before:]
-        del self._ends[before:]
-        self._new_ends(ends)
-        for e in ends:
-            self._node_script(e.node, ["link set lo up", f"link set {e.dev} up",
-                                       f"address add {e.ip} dev {e.dev}"])
+        self._realize_ends_since(before)
         nat = self.nats[(nic["vm"], nic["index"])]
         pc = self._nodes[self.graph.nodes[nic["vm"]]["pc"]]
         _run(["ip", "-batch", "-"], f"link add name {OUTSIDE} netns {self._nodes[nat.node].pid} "

@@ -143,9 +143,18 @@ def test_speed_10_is_shaped_near_10_mbit(lab: Lab) -> None:
     try:
         wait_for(lambda: "169.254.3.20:5201" in lab.vm("g1").cmd("ss -ltn"), what="iperf3 server")
         for reverse in ("", "-R"):
-            out = lab.vm("multi").cmd(f"iperf3 -c 169.254.3.20 -B 169.254.3.10 -t 3 -O 1 -J {reverse}")
-            mbit = json.loads(out[out.index("{"):])["end"]["sum_received"]["bits_per_second"] / 1e6
-            assert 8.0 < mbit < 10.6, f"{reverse or 'send'}: {mbit:.2f} Mbit/s"
+            # the shaper caps the rate (never above ~10); CPU contention can only lower what a run
+            # reaches, so the best of up to three runs must land near 10
+            rates = []
+            for _ in range(3):
+                out = lab.vm("multi").cmd(f"iperf3 -c 169.254.3.20 -B 169.254.3.10 -t 3 -O 1 -J "
+                                          f"{reverse}")
+                rates.append(json.loads(out[out.index("{"):])["end"]["sum_received"]
+                             ["bits_per_second"] / 1e6)
+                assert rates[-1] < 10.6, f"{reverse or 'send'}: {rates[-1]:.2f} Mbit/s"
+                if rates[-1] > 8.0:
+                    break
+            assert max(rates) > 8.0, f"{reverse or 'send'}: {rates} Mbit/s"
     finally:
         server.kill()
         server.wait(5)

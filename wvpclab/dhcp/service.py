@@ -21,7 +21,7 @@ from mininet.node import Host
 
 from wvpclab.dhcp.leases import LeaseTable
 from wvpclab.dhcp.server import READY_LINE
-from wvpclab.procs import wait_ready
+from wvpclab.procs import end, wait_ready
 
 HOOK = Path(__file__).with_name("client-hook.sh")
 CLIENTS = ("udhcpc", "dhclient")
@@ -89,15 +89,7 @@ class Responder:
 
     def stop(self, kill: bool = False) -> None:
         """Ends the server: SIGTERM (it finishes its batch) or, with ``kill``, SIGKILL at once."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self.proc and self.proc.stdout:
-            self.proc.stdout.close()
+        end(self.proc, signal.SIGKILL if kill else signal.SIGTERM, grace=10)
 
     def restart(self, kill: bool = False) -> None:
         self.stop(kill)
