@@ -48,13 +48,9 @@ address or forwarding in the root namespace.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
-import platform
 import re
 import select
-import shlex
 import signal
 import statistics
 import subprocess
@@ -63,12 +59,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+BENCH = str(Path(__file__).resolve().parent)
+if BENCH not in sys.path:  # `import common` also under `python -m bench.bridge`
+    sys.path.insert(0, BENCH)
 
-ROOT_SYSCTLS = (("ipv4", "arp_ignore", "8"), ("ipv4", "rp_filter", "1"),
-                ("ipv6", "disable_ipv6", "1"))
+from common import (LIVE, NetnsSetup, Setup, harden, header, iperf, kill_live, lab_name,  # noqa: E402
+                    loadavg, logger, med, now, ovs, remove_ovs_ours, run, still_there, stop_proc,
+                    wait_until)
+
 OURS_RE = re.compile(r"^bnchb-")
 
 SERVER_IP = "192.168.50.80"
@@ -97,8 +95,7 @@ ETH_BENCH = 0x88B5
 MAGIC = b"wvbnchb1"
 REG_PORT = 40  # OpenFlow port number for g2's cable on the filter switch (free: the lab uses 1..3)
 
-#: Child processes running right now: stopped by PID if we are interrupted.
-LIVE: dict[int, subprocess.Popen] = {}
+log = logger("bridge")
 
 LISTENER = r"""
 import socket, struct, sys
@@ -145,87 +142,6 @@ while True:
 """ % (ETH_BENCH, MAGIC)
 
 
-def log(message: str) -> None:
-    print(f"[bridge] {message}", file=sys.stderr, flush=True)
-
-
-def now() -> float:
-    return time.perf_counter()
-
-
-def loadavg() -> str:
-    with open("/proc/loadavg", encoding="ascii") as f:
-        return " ".join(f.read().split()[:3])
-
-
-def harden(name: str) -> None:
-    """No ARP answers, strict rp_filter, no IPv6 on a root-namespace interface we created."""
-    for family, key, value in ROOT_SYSCTLS:
-        with open(f"/proc/sys/net/{family}/conf/{name}/{key}", "w", encoding="ascii") as f:
-            f.write(value)
-
-
-def run(cmd: list[str], stdin: str | None = None, timeout: float = 120, check: bool = True) -> str:
-    res = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout)
-    if check and res.returncode != 0:
-        raise RuntimeError(f"{shlex.join(cmd[:5])} failed ({res.returncode}): {res.stderr.strip()[:400]}")
-    return res.stdout
-
-
-def ovs(*args: str, check: bool = True) -> str:
-    return run(["ovs-vsctl", "--timeout=10", *args], timeout=30, check=check)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
-    deadline = now() + timeout
-    while not condition():
-        if now() >= deadline:
-            return False
-        time.sleep(interval)
-    return True
-
-
-def links_matching(rx: re.Pattern) -> list[str]:
-    return [n for n in os.listdir("/sys/class/net") if rx.match(n)]
-
-
-def netns_matching(rx: re.Pattern) -> list[str]:
-    try:
-        return [n for n in os.listdir("/run/netns") if rx.match(n)]
-    except FileNotFoundError:
-        return []
-
-
-def ovs_bridges() -> list[str]:
-    try:
-        return ovs("list-br").split()
-    except (RuntimeError, subprocess.TimeoutExpired, FileNotFoundError):
-        return []
-
-
-def stop_proc(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    """Stops one process we started, by its PID, and reaps it."""
-    if proc.poll() is None:
-        try:
-            os.kill(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-    for f in (proc.stdout, proc.stderr, proc.stdin):
-        if f:
-            f.close()
-    LIVE.pop(proc.pid, None)
-
-
-def kill_live() -> None:
-    for proc in list(LIVE.values()):
-        stop_proc(proc)
-
-
 class Lines:
     """Reads a child's stdout line by line with timeouts (raw descriptor, nothing hidden in buffers)."""
 
@@ -260,37 +176,6 @@ class Lines:
 
 
 # -- the two setups ---------------------------------------------------------------------------------
-class Setup:
-    """Where to run the guest's and the server's commands."""
-
-    label = ""
-    server_ip = SERVER_IP
-
-    def popen(self, where: str, argv: list[str], **kw: Any) -> subprocess.Popen:
-        raise NotImplementedError
-
-    def start(self, where: str, argv: list[str], **kw: Any) -> subprocess.Popen:
-        kw.setdefault("stdin", subprocess.DEVNULL)
-        kw.setdefault("stdout", subprocess.PIPE)
-        kw.setdefault("stderr", subprocess.PIPE)
-        proc = self.popen(where, argv, **kw)
-        LIVE[proc.pid] = proc
-        return proc
-
-    def output(self, where: str, argv: list[str], timeout: float) -> str:
-        proc = self.start(where, argv)
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            stop_proc(proc, signal.SIGKILL)
-            raise RuntimeError(f"{self.label}: {shlex.join(argv)} took over {timeout:.0f} s") from None
-        LIVE.pop(proc.pid, None)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{self.label}: {shlex.join(argv)} failed ({proc.returncode}): "
-                               f"{(err or out).decode(errors='replace').strip()[:400]}")
-        return out.decode(errors="replace")
-
-
 class LabSetup(Setup):
     """A guest of the running lab and its LAN server (``g1``/``web`` wired, ``w1``/``cafeweb`` wireless)."""
 
@@ -304,12 +189,10 @@ class LabSetup(Setup):
         return self.nodes[where].popen(argv, **kw)
 
 
-class BaselineSetup(Setup):
+class BaselineSetup(NetnsSetup):
     label = NORMAL
+    server_ip = SERVER_IP
     where = {"guest": "bnchb-g", "server": "bnchb-srv"}
-
-    def popen(self, where: str, argv: list[str], **kw: Any) -> subprocess.Popen:
-        return subprocess.Popen(["ip", "netns", "exec", self.where[where]] + argv, **kw)
 
     def build(self) -> None:
         lines = [f"netns add {ns}" for ns, *_ in BASE_HOSTS]
@@ -336,19 +219,7 @@ class BaselineSetup(Setup):
 
 def remove_ours() -> dict[str, list[str]]:
     """Removes our namespaces, bridge and veths (by name); returns what was found."""
-    found = {"netns": netns_matching(OURS_RE), "ovs bridges": [b for b in ovs_bridges() if OURS_RE.match(b)],
-             "links": links_matching(OURS_RE)}
-    if found["ovs bridges"]:
-        args: list[str] = []
-        for br in found["ovs bridges"]:
-            args += ["--", "--if-exists", "del-br", br]
-        ovs(*args[1:], check=False)
-    lines = [f"netns del {x}" for x in found["netns"]]
-    lines += [f"link del {x}" for x in links_matching(OURS_RE) if x != BASE_BRIDGE]
-    if lines:
-        run(["ip", "-force", "-batch", "-"], "\n".join(lines) + "\n", check=False)
-    wait_until(lambda: not links_matching(OURS_RE), 20)
-    return found
+    return remove_ovs_ours(OURS_RE, lambda x: x == BASE_BRIDGE)
 
 
 # -- measurements ------------------------------------------------------------------------------------
@@ -359,18 +230,6 @@ def start_iperf_server(setup: Setup) -> subprocess.Popen:
                       10, 0.1):
         raise RuntimeError(f"{setup.label}: the iperf3 server does not listen")
     return proc
-
-
-def iperf(setup: Setup, seconds: int, streams: int) -> dict[str, float]:
-    argv = ["iperf3", "-c", setup.server_ip, "-t", str(seconds), "-O", "1", "-J"]
-    if streams > 1:
-        argv += ["-P", str(streams)]
-    data = json.loads(setup.output("guest", argv, seconds + 30))
-    if "error" in data:
-        raise RuntimeError(f"{setup.label}: iperf3: {data['error']}")
-    end = data["end"]
-    return {"gbps": end["sum_received"]["bits_per_second"] / 1e9,
-            "retr": end["sum_sent"].get("retransmits", 0)}
 
 
 def warm_up(setup: Setup, timeout: float = 15.0) -> dict[str, float]:
@@ -507,33 +366,6 @@ def registration(lab: Any, setup: LabSetup, reps: int, interval: float) -> list[
 
 
 # -- lab name ------------------------------------------------------------------------------------------
-def known_test_prefixes() -> set[str]:
-    from wvpclab import cleanup
-
-    names: set[str] = set()
-    for path in (REPO / "tests").rglob("*.py"):
-        try:
-            names.update(re.findall(r"""["'](t-[A-Za-z0-9_.-]+)["']""", path.read_text()))
-        except OSError:
-            pass
-    return {cleanup.prefix_for(n) for n in names}
-
-
-def lab_name() -> str:
-    """``bench-bridge`` (or a variant) whose prefix no running lab, leftover or test lab uses."""
-    from wvpclab import cleanup
-
-    taken = known_test_prefixes()
-    if cleanup.RUN_ROOT.is_dir():
-        taken |= {p.name for p in cleanup.RUN_ROOT.iterdir()}
-    taken |= {cleanup.NAME_RE.match(x).group(0)[:-1]  # type: ignore[union-attr]
-              for x in cleanup.lab_bridges() + cleanup.lab_links()}
-    for suffix in [""] + [f"-{c}" for c in "abcdefghijklmnopqrstuvwxyz"]:
-        if cleanup.prefix_for(LAB_BASE + suffix) not in taken:
-            return LAB_BASE + suffix
-    raise RuntimeError("no lab name with a free prefix")
-
-
 def topology_doc(name: str) -> dict[str, Any]:
     return {
         "name": name,
@@ -549,10 +381,6 @@ def topology_doc(name: str) -> dict[str, Any]:
 
 
 # -- report ------------------------------------------------------------------------------------------
-def med(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
 def report(setups: list[str], results: dict[str, dict[str, list[float]]], reg: list[dict[str, float]],
            warm: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
     wired, wireless, base = setups
@@ -635,9 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
-    cmdline = shlex.join([sys.executable, os.path.relpath(__file__)] + sys.argv[1:])
-    print(f"# {cmdline}   [{datetime.datetime.now().isoformat(timespec='seconds')}, "
-          f"{platform.node()}, Linux {platform.release()}, {os.cpu_count()} cores, "
+    print(header(__file__) + f", "
           f"load average at start {loadavg()}, repeat {args.repeat}, iperf3 -t {args.seconds}]",
           flush=True)
 
@@ -657,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
         left = remove_ours()
         if any(left.values()):
             log(f"removed leftovers of an earlier run: {left}")
-        name = lab_name()
+        name = lab_name(LAB_BASE)
         prefix = cleanup.prefix_for(name)
         graph = topology.from_document(topology_doc(name))
         log(f"starting lab {name} (prefix {prefix})")
@@ -698,8 +524,7 @@ def main(argv: list[str] | None = None) -> int:
             stop_proc(proc)
         kill_live()
         remove_ours()
-        mine = [x for x in ovs_bridges() + os.listdir("/sys/class/net") + netns_matching(re.compile("."))
-                if OURS_RE.match(x) or (prefix and x.startswith(prefix + "-"))]
+        mine = still_there(OURS_RE, prefix)
         log(f"leftover check (ip netns list / ovs-vsctl list-br / ip link; bnchb-* and lab prefix "
             f"{prefix}): " + ("nothing left" if not mine else f"STILL THERE: {mine}"))
     print(f"# load average at end: {loadavg()}")

@@ -40,13 +40,11 @@ traffic stays inside these namespaces and the bridge.
 from __future__ import annotations
 
 import argparse
-import datetime
 import io
 import ipaddress
 import json
 import math
 import os
-import platform
 import pstats
 import random
 import re
@@ -62,7 +60,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+BENCH = str(Path(__file__).resolve().parent)
+if BENCH not in sys.path:  # `import common` also under `python -m bench.dhcp`
+    sys.path.insert(0, BENCH)
+
+from common import (LIVE, REPO, cmdline, harden, header, ip_batch, links_matching,  # noqa: E402
+                    logger, netns_matching, now, run, stop_proc, wait_until)
 
 # -- names and addresses ---------------------------------------------------------------------------
 SRV_NS = "bnchd-srv"
@@ -79,8 +82,6 @@ RELAY_IP = "169.254.0.2"
 INTERNAL_POOL = ("169.254.0.16", "169.254.10.254")
 RATE_POOL = ("169.254.16.0", "169.254.255.254")
 LEASE_TIME = 3600
-ROOT_SYSCTLS = (("ipv4", "arp_ignore", "8"), ("ipv4", "rp_filter", "1"),
-                ("ipv6", "disable_ipv6", "1"))
 
 # -- the measurements ------------------------------------------------------------------------------
 SERVERS = ("wvpclab", "dnsmasq", "kea")
@@ -100,31 +101,7 @@ BURST_TIMEOUT = 40.0  # udhcpc gives up by itself after ~5-6 s; this only guards
 TOOLS = {"ip": "iproute2", "perfdhcp": "kea-admin", "busybox": "busybox",
          "dnsmasq": "dnsmasq-base", "kea-dhcp4": "kea-dhcp4-server"}
 
-#: Every child process running right now, by PID: stopped by PID in `finally`.
-LIVE: dict[int, subprocess.Popen] = {}
-
-
-def log(message: str) -> None:
-    print(f"[dhcp] {message}", file=sys.stderr, flush=True)
-
-
-def now() -> float:
-    return time.perf_counter()
-
-
-def run(cmd: list[str], stdin: str | None = None, timeout: float = 120, check: bool = True) -> str:
-    res = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout,
-                         check=False)
-    if check and res.returncode != 0:
-        raise RuntimeError(f"{shlex.join(cmd[:5])} failed ({res.returncode}): "
-                           f"{res.stderr.strip()[:400]}")
-    return res.stdout
-
-
-def ip_batch(lines: list[str], force: bool = False, check: bool = True) -> None:
-    if lines:
-        run(["ip"] + (["-force"] if force else []) + ["-batch", "-"], "\n".join(lines) + "\n",
-            check=check)
+log = logger("dhcp")
 
 
 def ns_script(per_ns: dict[str, list[str]]) -> None:
@@ -137,54 +114,12 @@ def ns_script(per_ns: dict[str, list[str]]) -> None:
         run(["sh", f.name])
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
-    deadline = now() + timeout
-    while not condition():
-        if now() >= deadline:
-            return False
-        time.sleep(interval)
-    return True
-
-
-def harden(name: str) -> None:
-    """No ARP answers, strict rp_filter, no IPv6 on a root-namespace interface we created."""
-    for family, key, value in ROOT_SYSCTLS:
-        with open(f"/proc/sys/net/{family}/conf/{name}/{key}", "w", encoding="ascii") as f:
-            f.write(value)
-
-
 def our_links() -> list[str]:
-    return sorted(n for n in os.listdir("/sys/class/net") if OURS_LINK.match(n))
+    return sorted(links_matching(OURS_LINK))
 
 
 def our_netns() -> list[str]:
-    try:
-        return sorted(n for n in os.listdir("/run/netns") if OURS_NS.match(n))
-    except FileNotFoundError:
-        return []
-
-
-def stop_proc(proc: subprocess.Popen, term_wait: float = 10.0,
-              sig: int = signal.SIGTERM) -> int | None:
-    """Ends one process we started, by its PID: ``sig``, then SIGKILL after ``term_wait`` s."""
-    if proc.poll() is None:
-        try:
-            os.kill(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(term_wait)
-        except subprocess.TimeoutExpired:
-            try:
-                os.kill(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
-    LIVE.pop(proc.pid, None)
-    return proc.returncode
+    return sorted(netns_matching(OURS_NS))
 
 
 def stop_live() -> None:
@@ -368,7 +303,7 @@ class Server:
             return udp_port_bound(proc.pid, 67)
 
         if not wait_until(ready, timeout, 0.01) or proc.poll() is not None:
-            stop_proc(proc)
+            stop_proc(proc, term_wait=10)
             raise RuntimeError(f"{self.kind} did not start (exit {proc.returncode}): "
                                f"{self.tail(600)}")
         time.sleep(0.1)  # the last steps after binding (Kea: its raw socket)
@@ -396,7 +331,7 @@ class Server:
             if udp and self.udp_before:
                 info["rcvbuf_errors"] = (udp.get("RcvbufErrors", 0)
                                          - self.udp_before.get("RcvbufErrors", 0))
-        rc = stop_proc(self.proc)
+        rc = stop_proc(self.proc, term_wait=10)
         if rc not in (0, None, -signal.SIGTERM) and "crash" not in info and self.kind == "wvpclab":
             info["crash"] = f"exit status {rc} at SIGTERM: {self.tail(800)}"
         if self.kind == "wvpclab":
@@ -456,7 +391,7 @@ def perf_step(server: Server, rate: int, period: float) -> dict[str, Any]:
         try:
             text, _ = proc.communicate(timeout=period + 60)
         finally:
-            stop_proc(proc, 1, signal.SIGKILL)
+            stop_proc(proc, signal.SIGKILL, 1)
     finally:
         info = server.stop()
     assert server.dir is not None
@@ -627,11 +562,11 @@ def burst_test(server: Server, n: int, tag: str) -> dict[str, Any]:
         hung = len(pending)
         drops = backlog_drops() - drops0
         for p in list(pending.values()):
-            stop_proc(p, 1, signal.SIGKILL)
+            stop_proc(p, signal.SIGKILL, 1)
     finally:
         for p in procs:
             if p.poll() is None:
-                stop_proc(p, 1, signal.SIGKILL)
+                stop_proc(p, signal.SIGKILL, 1)
         info = server.stop()
     ok = [p for p in procs if p.returncode == 0]
     times = sorted(done[p.pid] for p in ok)
@@ -678,7 +613,7 @@ def kill_ns_pids(names: list[str]) -> None:
         for pid in pids:
             try:
                 log(f"stopping PID {pid} left in namespace {ns}: "
-                    f"{Path(f'/proc/{pid}/cmdline').read_text().replace(chr(0), ' ')[:120]}")
+                    f"{cmdline(int(pid))[:120]}")
                 os.kill(int(pid), signal.SIGKILL)
             except (OSError, ValueError):
                 pass
@@ -869,14 +804,12 @@ def main(argv: list[str] | None = None) -> int:
     ver = versions(servers)
     first_ip, last_ip = (int(ipaddress.IPv4Address(x)) for x in RATE_POOL)
     pool_size = last_ip - first_ip + 1
-    cmdline = shlex.join([sys.executable, os.path.relpath(__file__)] + sys.argv[1:])
     desc = {"wvpclab": f"wvpclab ({ver['wvpclab']}, JSON lease file fsynced per batch"
                        + (", UNDER cProfile" if args.profile else "") + ")",
             "dnsmasq": f"dnsmasq {ver.get('dnsmasq', '?')} (-k --no-ping --quiet-dhcp, lease file)",
             "kea": f"Kea {ver.get('kea', '?')} (memfile persist=true, raw sockets, "
                    "default threading)"}
-    print(f"# {cmdline}   [{datetime.datetime.now().isoformat(timespec='seconds')}, "
-          f"{platform.node()}, Linux {platform.release()}, {os.cpu_count()} cores] "
+    print(header(__file__) + "] "
           f"servers: {'; '.join(desc[s] for s in servers)}. "
           + ("" if args.skip == "rate" else
              f"Rate: perfdhcp {ver['perfdhcp']} -4 -g single as a relay ({RELAY_IP} -> "

@@ -39,36 +39,33 @@ nobody uses), which cleans itself up. Processes are stopped by the PIDs it start
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import re
-import select
-import shlex
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Callable
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+BENCH = str(Path(__file__).resolve().parent)
+if BENCH not in sys.path:  # `import common` also under `python -m bench.nat`
+    sys.path.insert(0, BENCH)
 
-ROOT_SYSCTLS = (("ipv4", "arp_ignore", "8"), ("ipv4", "rp_filter", "1"),
-                ("ipv6", "disable_ipv6", "1"))
+from common import NetnsSetup as _NetnsSetup  # noqa: E402
+from common import (Setup, harden, header, iperf, kill_live, lab_name, loadavg,  # noqa: E402
+                    logger, med, now, ovs, remove_ovs_ours, run, still_there, stop_proc, wait_ready,
+                    wait_until)
+
 OURS_RE = re.compile(r"^bnchn-")
 LAB_BASE = "bench-nat"
 LAB_SERVER = "192.168.50.80"
 GUEST_SYSCTLS = "net.ipv4.ip_local_port_range='1024 65535' net.ipv4.tcp_tw_reuse=1"
 
-#: Child processes running right now: stopped by PID if we are interrupted.
-LIVE: dict[int, subprocess.Popen] = {}
+log = logger("nat")
 
 CONNECT = r"""
 import json, socket, sys, threading, time
@@ -106,138 +103,11 @@ print(json.dumps({"connections": sum(counts), "errors": sum(errors), "seconds": 
 """
 
 
-def log(message: str) -> None:
-    print(f"[nat] {message}", file=sys.stderr, flush=True)
-
-
-def now() -> float:
-    return time.perf_counter()
-
-
-def loadavg() -> str:
-    with open("/proc/loadavg", encoding="ascii") as f:
-        return " ".join(f.read().split()[:3])
-
-
-def harden(name: str) -> None:
-    """No ARP answers, strict rp_filter, no IPv6 on a root-namespace interface we created."""
-    for family, key, value in ROOT_SYSCTLS:
-        with open(f"/proc/sys/net/{family}/conf/{name}/{key}", "w", encoding="ascii") as f:
-            f.write(value)
-
-
-def run(cmd: list[str], stdin: str | None = None, timeout: float = 120, check: bool = True) -> str:
-    res = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout)
-    if check and res.returncode != 0:
-        raise RuntimeError(f"{shlex.join(cmd[:5])} failed ({res.returncode}): {res.stderr.strip()[:400]}")
-    return res.stdout
-
-
-def ovs(*args: str, check: bool = True) -> str:
-    return run(["ovs-vsctl", "--timeout=10", *args], timeout=30, check=check)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
-    deadline = now() + timeout
-    while not condition():
-        if now() >= deadline:
-            return False
-        time.sleep(interval)
-    return True
-
-
-def links_matching(rx: re.Pattern) -> list[str]:
-    return [n for n in os.listdir("/sys/class/net") if rx.match(n)]
-
-
-def netns_matching(rx: re.Pattern) -> list[str]:
-    try:
-        return [n for n in os.listdir("/run/netns") if rx.match(n)]
-    except FileNotFoundError:
-        return []
-
-
-def ovs_bridges() -> list[str]:
-    try:
-        return ovs("list-br").split()
-    except (RuntimeError, subprocess.TimeoutExpired, FileNotFoundError):
-        return []
-
-
-def stop_proc(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    """Stops one process we started, by its PID, and reaps it."""
-    if proc.poll() is None:
-        try:
-            os.kill(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-    for f in (proc.stdout, proc.stderr, proc.stdin):
-        if f:
-            f.close()
-    LIVE.pop(proc.pid, None)
-
-
-def kill_live() -> None:
-    for proc in list(LIVE.values()):
-        stop_proc(proc)
-
-
-def wait_line(proc: subprocess.Popen, text: str, timeout: float, what: str) -> None:
-    """Reads ``proc``'s stdout (raw descriptor) until ``text`` appears."""
-    assert proc.stdout is not None
-    fd, seen, deadline = proc.stdout.fileno(), b"", now() + timeout
-    while text.encode() not in seen:
-        left = deadline - now()
-        if left <= 0 or proc.poll() is not None:
-            raise RuntimeError(f"{what} did not say {text!r} (exit code {proc.poll()})")
-        if select.select([fd], [], [], min(left, 0.2))[0]:
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                raise RuntimeError(f"{what} exited before saying {text!r}")
-            seen += chunk
-
-
 # -- setups ------------------------------------------------------------------------------------------
-class Setup:
-    """Where to run the guest's and the server's commands, and the server's address."""
-
-    label = ""
-    server_ip = ""
-
-    def popen(self, where: str, argv: list[str], **kw: Any) -> subprocess.Popen:
-        raise NotImplementedError
-
-    def start(self, where: str, argv: list[str], **kw: Any) -> subprocess.Popen:
-        kw.setdefault("stdin", subprocess.DEVNULL)
-        kw.setdefault("stdout", subprocess.PIPE)
-        kw.setdefault("stderr", subprocess.PIPE)
-        proc = self.popen(where, argv, **kw)
-        LIVE[proc.pid] = proc
-        return proc
-
-    def output(self, where: str, argv: list[str], timeout: float) -> str:
-        proc = self.start(where, argv)
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            stop_proc(proc, signal.SIGKILL)
-            raise RuntimeError(f"{self.label}: {shlex.join(argv[:4])} took over {timeout:.0f} s") \
-                from None
-        LIVE.pop(proc.pid, None)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{self.label}: {shlex.join(argv[:4])} failed ({proc.returncode}): "
-                               f"{(err or out).decode(errors='replace').strip()[:400]}")
-        return out.decode(errors="replace")
-
-
 class LabSetup(Setup):
     label = "wvpclab NAT"
     server_ip = LAB_SERVER
+    shown_args = 4
 
     def __init__(self, lab: Any) -> None:
         self.nodes = {"guest": lab.vm("xp"), "server": lab.node("web")}
@@ -249,15 +119,14 @@ class LabSetup(Setup):
         return self.nodes[where].popen(argv, **kw)
 
 
-class NetnsSetup(Setup):
+class NetnsSetup(_NetnsSetup):
     """A routed path of iproute2 namespaces (no NAT, no rules)."""
+
+    shown_args = 4
 
     def __init__(self, label: str, guest: str, server: str, server_ip: str) -> None:
         self.label, self.server_ip = label, server_ip
         self.where = {"guest": guest, "server": server}
-
-    def popen(self, where: str, argv: list[str], **kw: Any) -> subprocess.Popen:
-        return subprocess.Popen(["ip", "netns", "exec", self.where[where]] + argv, **kw)
 
 
 def ns_script(ns: str, lines: list[str], sysctls: str = "") -> None:
@@ -323,20 +192,7 @@ def build_same_hops() -> NetnsSetup:
 
 def remove_ours() -> dict[str, list[str]]:
     """Removes our namespaces, bridges and veths (by name); returns what was found."""
-    found = {"netns": netns_matching(OURS_RE),
-             "ovs bridges": [b for b in ovs_bridges() if OURS_RE.match(b)],
-             "links": links_matching(OURS_RE)}
-    if found["ovs bridges"]:
-        args: list[str] = []
-        for br in found["ovs bridges"]:
-            args += ["--", "--if-exists", "del-br", br]
-        ovs(*args[1:], check=False)
-    lines = [f"netns del {x}" for x in found["netns"]]
-    lines += [f"link del {x}" for x in links_matching(OURS_RE) if not x.startswith("bnchn-b")]
-    if lines:
-        run(["ip", "-force", "-batch", "-"], "\n".join(lines) + "\n", check=False)
-    wait_until(lambda: not links_matching(OURS_RE), 20)
-    return found
+    return remove_ovs_ours(OURS_RE, lambda x: x.startswith("bnchn-b"))
 
 
 # -- measurements ------------------------------------------------------------------------------------
@@ -350,7 +206,7 @@ def start_servers(setup: Setup, logdir: Path | None) -> list[subprocess.Popen]:
                 str(logdir / f"server-{setup.where['server']}.log")]  # type: ignore[attr-defined]
         svc = setup.start("server", argv, stderr=subprocess.DEVNULL)
         procs.append(svc)
-        wait_line(svc, READY_LINE, 20, f"{setup.label}: wvpclab.services")
+        wait_ready(svc, READY_LINE, 20, f"{setup.label}: wvpclab.services")
     procs.append(setup.start("server", ["iperf3", "-s", "-B", setup.server_ip],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
@@ -361,18 +217,6 @@ def start_servers(setup: Setup, logdir: Path | None) -> list[subprocess.Popen]:
     if not wait_until(listening, 15, 0.1):
         raise RuntimeError(f"{setup.label}: the server does not listen on 7, 80 and 5201")
     return procs
-
-
-def iperf(setup: Setup, seconds: int, streams: int) -> dict[str, float]:
-    argv = ["iperf3", "-c", setup.server_ip, "-t", str(seconds), "-O", "1", "-J"]
-    if streams > 1:
-        argv += ["-P", str(streams)]
-    data = json.loads(setup.output("guest", argv, seconds + 30))
-    if "error" in data:
-        raise RuntimeError(f"{setup.label}: iperf3: {data['error']}")
-    end = data["end"]
-    return {"value": end["sum_received"]["bits_per_second"] / 1e9,
-            "retr": end["sum_sent"].get("retransmits", 0)}
 
 
 def connections(setup: Setup, seconds: float, workers: int) -> dict[str, float]:
@@ -395,8 +239,8 @@ def ping(setup: Setup, count: int) -> dict[str, float]:
 def measure(setups: list[Setup], args: argparse.Namespace,
             results: dict[str, dict[str, list[float]]]) -> None:
     tests: list[tuple[str, Callable[[Setup], dict[str, float]]]] = [
-        ("tcp1", lambda s: iperf(s, args.seconds, 1)),
-        ("tcp2", lambda s: iperf(s, args.seconds, 2)),
+        ("tcp1", lambda s: iperf(s, args.seconds, 1, "value")),
+        ("tcp2", lambda s: iperf(s, args.seconds, 2, "value")),
         ("conn", lambda s: connections(s, args.conn_seconds, args.workers)),
         ("rtt", lambda s: ping(s, args.pings)),
     ]
@@ -424,33 +268,6 @@ def measure(setups: list[Setup], args: argparse.Namespace,
 
 
 # -- lab name ------------------------------------------------------------------------------------------
-def known_test_prefixes() -> set[str]:
-    from wvpclab import cleanup
-
-    names: set[str] = set()
-    for path in (REPO / "tests").rglob("*.py"):
-        try:
-            names.update(re.findall(r"""["'](t-[A-Za-z0-9_.-]+)["']""", path.read_text()))
-        except OSError:
-            pass
-    return {cleanup.prefix_for(n) for n in names}
-
-
-def lab_name() -> str:
-    """``bench-nat`` (or a variant) whose prefix no running lab, leftover or test lab uses."""
-    from wvpclab import cleanup
-
-    taken = known_test_prefixes()
-    if cleanup.RUN_ROOT.is_dir():
-        taken |= {p.name for p in cleanup.RUN_ROOT.iterdir()}
-    taken |= {cleanup.NAME_RE.match(x).group(0)[:-1]  # type: ignore[union-attr]
-              for x in cleanup.lab_bridges() + cleanup.lab_links()}
-    for suffix in [""] + [f"-{c}" for c in "abcdefghijklmnopqrstuvwxyz"]:
-        if cleanup.prefix_for(LAB_BASE + suffix) not in taken:
-            return LAB_BASE + suffix
-    raise RuntimeError("no lab name with a free prefix")
-
-
 def topology_doc(name: str) -> dict[str, Any]:
     """topologies/xp_mode.yaml with the guest's NIC unshaped."""
     return {
@@ -463,10 +280,6 @@ def topology_doc(name: str) -> dict[str, Any]:
 
 
 # -- report ------------------------------------------------------------------------------------------
-def med(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
 def report(labels: list[str], results: dict[str, dict[str, list[float]]],
            args: argparse.Namespace) -> None:
     subject, base = labels[0], labels[1]
@@ -525,9 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
-    cmdline = shlex.join([sys.executable, os.path.relpath(__file__)] + sys.argv[1:])
-    print(f"# {cmdline}   [{datetime.datetime.now().isoformat(timespec='seconds')}, "
-          f"{platform.node()}, Linux {platform.release()}, {os.cpu_count()} cores, "
+    print(header(__file__) + f", "
           f"load average at start {loadavg()}, repeat {args.repeat}, iperf3 -t {args.seconds}, "
           f"connections {args.workers} threads x {args.conn_seconds:g} s]", flush=True)
 
@@ -545,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         if any(left.values()):
             log(f"removed leftovers of an earlier run: {left}")
         logdir = Path(tempfile.mkdtemp(prefix="bnchn-", dir="/run" if os.path.isdir("/run") else None))
-        name = lab_name()
+        name = lab_name(LAB_BASE)
         prefix = cleanup.prefix_for(name)
         log(f"starting lab {name} (prefix {prefix})")
         t0 = now()
@@ -575,8 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         remove_ours()
         if logdir is not None:
             shutil.rmtree(logdir, ignore_errors=True)
-        mine = [x for x in ovs_bridges() + os.listdir("/sys/class/net") + netns_matching(re.compile("."))
-                if OURS_RE.match(x) or (prefix and x.startswith(prefix + "-"))]
+        mine = still_there(OURS_RE, prefix)
         log(f"leftover check (ip netns list / ovs-vsctl list-br / ip link; bnchn-* and lab prefix "
             f"{prefix}): " + ("nothing left" if not mine else f"STILL THERE: {mine}"))
     print(f"# load average at end: {loadavg()}")

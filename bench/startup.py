@@ -26,13 +26,10 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import datetime
 import io
 import os
-import platform
 import pstats
 import re
-import shlex
 import signal
 import statistics
 import subprocess
@@ -43,15 +40,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+BENCH = str(Path(__file__).resolve().parent)
+if BENCH not in sys.path:  # `import common` also under `python -m bench.startup`
+    sys.path.insert(0, BENCH)
+
+from common import (LIVE, harden, header, ip_batch, kill_live, lab_name as free_lab_name,  # noqa: E402
+                    links_matching, logger, netns_matching, now, ovs_bridges, run, wait_until)
 
 WAVE = 50  # concurrent pings at most (../shared/STACK.md: hundreds at once through one bridge stall)
 REACH_TIMEOUT = 60.0  # seconds of retries before a size's "reach" is given up
 PING = ["ping", "-n", "-q", "-c1", "-W1"]
-ROOT_SYSCTLS = (("ipv4", "arp_ignore", "8"), ("ipv4", "rp_filter", "1"),
-                ("ipv6", "disable_ipv6", "1"))
 
 FLOOR_BRIDGE = "bnchbr0"
 MN_SWITCH = "bnchs1"
@@ -59,80 +57,7 @@ OURS_RE = re.compile(r"^bnch")
 METHODS = ("wvpclab", "mininet", "floor")
 LABELS = {"wvpclab": "wvpclab", "mininet": "plain Mininet", "floor": "iproute2 floor"}
 
-#: Child processes running right now (pings): stopped by PID if we are interrupted.
-LIVE: dict[int, subprocess.Popen] = {}
-
-
-def log(message: str) -> None:
-    print(f"[startup] {message}", file=sys.stderr, flush=True)
-
-
-def now() -> float:
-    return time.perf_counter()
-
-
-def harden(name: str) -> None:
-    """No ARP answers, strict rp_filter, no IPv6 on a root-namespace interface we created."""
-    for family, key, value in ROOT_SYSCTLS:
-        with open(f"/proc/sys/net/{family}/conf/{name}/{key}", "w", encoding="ascii") as f:
-            f.write(value)
-
-
-def run(cmd: list[str], stdin: str | None = None, timeout: float = 120, check: bool = True) -> str:
-    res = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout)
-    if check and res.returncode != 0:
-        raise RuntimeError(f"{shlex.join(cmd[:4])} failed ({res.returncode}): {res.stderr.strip()[:400]}")
-    return res.stdout
-
-
-def ip_batch(lines: list[str], force: bool = False, check: bool = True) -> None:
-    if lines:
-        run(["ip"] + (["-force"] if force else []) + ["-batch", "-"], "\n".join(lines) + "\n",
-            check=check)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
-    deadline = now() + timeout
-    while not condition():
-        if now() >= deadline:
-            return False
-        time.sleep(interval)
-    return True
-
-
-def links_matching(pattern: str) -> list[str]:
-    rx = re.compile(pattern)
-    return [n for n in os.listdir("/sys/class/net") if rx.match(n)]
-
-
-def netns_matching(pattern: str) -> list[str]:
-    rx = re.compile(pattern)
-    try:
-        return [n for n in os.listdir("/run/netns") if rx.match(n)]
-    except FileNotFoundError:
-        return []
-
-
-def ovs_bridges() -> list[str]:
-    try:
-        return run(["ovs-vsctl", "--timeout=10", "list-br"], timeout=30).split()
-    except (RuntimeError, subprocess.TimeoutExpired, FileNotFoundError):
-        return []
-
-
-def kill_live() -> None:
-    """Stops the pings we started and have not reaped (by PID)."""
-    for pid, proc in list(LIVE.items()):
-        if proc.poll() is None:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-        LIVE.pop(pid, None)
+log = logger("startup")
 
 
 # -- reachability ------------------------------------------------------------------------------------
@@ -164,7 +89,7 @@ def reach(count: int, start: Callable[[int], subprocess.Popen]) -> tuple[float, 
                     if rc != 0:
                         failed.append(k)
             finally:
-                kill_live()
+                kill_live(signal.SIGKILL)
         pending = failed
         if pending:
             if now() - t0 > REACH_TIMEOUT:
@@ -179,33 +104,9 @@ def vm_address(nic: int, j: int) -> str:
     return f"169.254.{nic + 1 + 4 * (j // 200)}.{10 + j % 200}"
 
 
-def known_test_prefixes() -> set[str]:
-    """Prefixes of the lab names the project's tests use (another engineer may be running them)."""
-    from wvpclab import cleanup
-
-    names: set[str] = set()
-    for path in (REPO / "tests").rglob("*.py"):
-        try:
-            names.update(re.findall(r"""["'](t-[A-Za-z0-9_.-]+)["']""", path.read_text()))
-        except OSError:
-            pass
-    return {cleanup.prefix_for(n) for n in names}
-
-
 def lab_name(n: int) -> str:
     """``bench-startup-N`` (or a variant) whose prefix no running lab, leftover or test lab uses."""
-    from wvpclab import cleanup
-
-    taken = known_test_prefixes()
-    if cleanup.RUN_ROOT.is_dir():
-        taken |= {p.name for p in cleanup.RUN_ROOT.iterdir()}
-    taken |= {cleanup.NAME_RE.match(x).group(0)[:-1]  # type: ignore[union-attr]
-              for x in cleanup.lab_bridges() + cleanup.lab_links()}
-    for suffix in [""] + [f"-{c}" for c in "abcdefghijklmnopqrstuvwxyz"]:
-        name = f"bench-startup-{n}{suffix}"
-        if cleanup.prefix_for(name) not in taken:
-            return name
-    raise RuntimeError("no lab name with a free prefix")
+    return free_lab_name(f"bench-startup-{n}")
 
 
 def run_wvpclab(n: int, speed: Any, profile: cProfile.Profile | None) -> dict[str, Any]:
@@ -245,7 +146,7 @@ def run_wvpclab(n: int, speed: Any, profile: cProfile.Profile | None) -> dict[st
     finally:
         if profile:
             profile.disable()
-        kill_live()
+        kill_live(signal.SIGKILL)
     t3 = now()
     return {"start": t1 - t0, "reach": secs, "stop": t3 - t2, "failed": len(failed), "pings": n,
             "rounds": rounds}
@@ -295,7 +196,7 @@ def run_mininet(n: int) -> dict[str, Any]:
         stopped = True
         t3 = now()
     finally:
-        kill_live()
+        kill_live(signal.SIGKILL)
         if net is not None and not stopped:
             mininet_fallback_cleanup(net)
     return {"start": t1 - t0, "reach": secs, "stop": t3 - t2, "failed": len(failed), "pings": m,
@@ -365,7 +266,7 @@ def run_floor(n: int) -> dict[str, Any]:
         t3 = now()
         done = True
     finally:
-        kill_live()
+        kill_live(signal.SIGKILL)
         if not done:
             floor_cleanup(names)
     return {"start": t1 - t0, "reach": secs, "stop": t3 - t2, "failed": len(failed), "pings": m,
@@ -477,9 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     # A SIGTERM unwinds like Ctrl-C, so every `finally` runs.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
-    cmdline = shlex.join([sys.executable, os.path.relpath(__file__)] + sys.argv[1:])
-    print(f"# {cmdline}   [{datetime.datetime.now().isoformat(timespec='seconds')}, "
-          f"{platform.node()}, Linux {platform.release()}, {os.cpu_count()} cores, "
+    print(header(__file__) + f", "
           f"sizes {','.join(map(str, sizes))}, repeat {args.repeat}, "
           f"wvpclab speed {args.speed or 'default'}]", flush=True)
 
@@ -510,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"error: {err!r}")
         rc = 1
     finally:
-        kill_live()
+        kill_live(signal.SIGKILL)
         left = our_leftovers(used_prefixes)
         if any(left.values()):
             log(f"leftovers found, removing: {left}")
