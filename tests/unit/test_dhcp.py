@@ -350,3 +350,53 @@ def test_snapshot_for_people() -> None:
     assert rows[0]["state"] == "bound"
     assert t.snapshot(T0 + 700)[0]["state"] == "expired"
     json.dumps(rows)
+
+
+def write_journal(path: Path, records: list[dict]) -> None:
+    from wvpclab.dhcp.server import journal_path
+
+    with open(journal_path(path), "a", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r) + "\n")
+
+
+def test_snapshot_plus_journal_is_the_table(tmp_path: Path) -> None:
+    from wvpclab.dhcp.server import read_table
+
+    path = tmp_path / "leases.json"
+    t, c = L.LeaseTable(), cfg()
+    a = dora(t, c, MAC_A)
+    save(path, t.to_json())
+    t.journal.clear()
+    b = dora(t, c, MAC_B, now=T0 + 1)                      # bound after the snapshot
+    decide(t, c, MT.RELEASE, T0 + 2, MAC_A, ciaddr=a)       # released after it
+    decide(t, c, MT.DECLINE, T0 + 3, MAC_B, requested_ip=b, server_id=SERVER)
+    assert {next(iter(r)) for r in t.journal} == {"set", "drop", "decline"}
+    write_journal(path, t.journal)
+    again = read_table(path)
+    assert {k: (v.ip, v.state) for k, v in again.by_client.items()} == \
+        {k: (v.ip, v.state) for k, v in t.by_client.items() if v.state != L.OFFERED}
+    assert again.declined == t.declined
+    # replaying the journal over a snapshot that already holds it changes nothing
+    save(path, again.to_json())
+    assert read_table(path).to_json() == again.to_json()
+
+
+def test_a_journal_line_cut_short_by_a_crash_is_ignored(tmp_path: Path) -> None:
+    from wvpclab.dhcp.server import journal_path, read_table
+
+    path = tmp_path / "leases.json"
+    t, c = L.LeaseTable(), cfg()
+    ip = dora(t, c, MAC_A)
+    write_journal(path, t.journal)
+    with open(journal_path(path), "a", encoding="utf-8") as f:
+        f.write('{"set": {"client": "mac:00:03:ff:00:00:09", "ip": "169.2')
+    again = read_table(path)
+    assert list(again.by_client) == ["mac:00:03:ff:00:00:01"]
+    assert str(again.by_client["mac:00:03:ff:00:00:01"].ip) == ip
+
+
+def test_offers_are_not_journaled() -> None:
+    t, c = L.LeaseTable(), cfg()
+    decide(t, c, MT.DISCOVER)
+    assert t.journal == []

@@ -98,8 +98,16 @@ class LeaseTable:
     by_ip: dict[IPv4, Lease] = field(default_factory=dict)
     declined: dict[IPv4, float] = field(default_factory=dict)
     cursor: int = 0  # next never-used pool offset
+    #: Changes not yet on disk, as journal records ({"set": lease}, {"drop": client},
+    #: {"decline": ip, "until": t}); the server appends them to its journal and clears this.
+    journal: list[dict[str, Any]] = field(default_factory=list)
 
     def set(self, lease: Lease) -> None:
+        if lease.state != OFFERED:  # an offer is not kept across a restart
+            self.journal.append({"set": lease.as_dict()})
+        self._set(lease)
+
+    def _set(self, lease: Lease) -> None:
         old = self.by_client.get(lease.client)
         if old is not None and self.by_ip.get(old.ip) is old and old.ip != lease.ip:
             del self.by_ip[old.ip]
@@ -110,6 +118,8 @@ class LeaseTable:
         self.by_ip[lease.ip] = lease
 
     def drop(self, client: str) -> None:
+        if client in self.by_client:
+            self.journal.append({"drop": client})
         lease = self.by_client.pop(client, None)
         if lease is not None and self.by_ip.get(lease.ip) is lease:
             del self.by_ip[lease.ip]
@@ -158,14 +168,31 @@ class LeaseTable:
                            if lease.state != OFFERED],
                 "declined": {str(ip): until for ip, until in self.declined.items()}}
 
+    def decline(self, ip: IPv4, until: float) -> None:
+        self.declined[ip] = until
+        self.journal.append({"decline": str(ip), "until": until})
+
+    @staticmethod
+    def _lease(row: dict[str, Any]) -> Lease:
+        return Lease(client=row["client"], ip=IPv4(row["ip"]), expires=float(row["expires"]),
+                     state=row["state"], mac=row.get("mac", ""), hostname=row.get("hostname"))
+
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> LeaseTable:
+    def from_json(cls, data: dict[str, Any], journal: list[dict[str, Any]] = ()) -> LeaseTable:
+        """The table from a snapshot and the journal records written after it (replaying a record
+        that the snapshot already holds changes nothing)."""
         table = cls()
         for row in data.get("leases", []):
-            table.set(Lease(client=row["client"], ip=IPv4(row["ip"]), expires=float(row["expires"]),
-                            state=row["state"], mac=row.get("mac", ""),
-                            hostname=row.get("hostname")))
+            table._set(cls._lease(row))
         table.declined = {IPv4(ip): float(until) for ip, until in data.get("declined", {}).items()}
+        for record in journal:
+            if "set" in record:
+                table._set(cls._lease(record["set"]))
+            elif "drop" in record:
+                table.drop(record["drop"])
+            elif "decline" in record:
+                table.declined[IPv4(record["decline"])] = float(record["until"])
+        table.journal.clear()
         return table
 
 
@@ -258,12 +285,12 @@ def decide(table: LeaseTable, cfg: PoolConfig, req: Request, now: float) -> Deci
             return Decision(None, note=f"{key}: DECLINE without a usable address")
         if known is not None and known.ip == ip:
             table.drop(key)
-        table.declined[ip] = now + cfg.decline_hold
+        table.decline(ip, now + cfg.decline_hold)
         return Decision(None, persist=True, note=f"{key} declined {ip}: set aside")
 
     if mtype == MessageType.RELEASE:
         if known is not None and known.ip == req.ciaddr and known.state == BOUND:
-            known.state, known.expires = RELEASED, now
+            table.set(Lease(key, known.ip, now, RELEASED, known.mac, known.hostname))
             return Decision(None, persist=True, note=f"{key} released {req.ciaddr}")
         return Decision(None)
 

@@ -43,14 +43,36 @@ def save(path: Path, data: dict[str, Any]) -> None:
         os.close(dirfd)
 
 
+def journal_path(path: Path) -> Path:
+    return path.with_name(path.name + ".journal")
+
+
+def read_table(path: Path) -> LeaseTable:
+    """The lease table on disk: the snapshot, then the journal written after it. A last journal line
+    cut short by a crash is ignored (its ACK had not left: the lease was not promised)."""
+    data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    records = []
+    jpath = journal_path(path)
+    if jpath.exists():
+        for line in jpath.read_text(encoding="utf-8").splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                break
+    return LeaseTable.from_json(data, records)
+
+
 def load(path: Path, log: Any) -> LeaseTable:
-    if not path.exists():
+    if not path.exists() and not journal_path(path).exists():
         return LeaseTable()
     try:
-        return LeaseTable.from_json(json.loads(path.read_text(encoding="utf-8")))
+        return read_table(path)
     except (ValueError, KeyError, TypeError) as err:
         bad = path.with_name(path.name + ".corrupt")
-        os.replace(path, bad)
+        if path.exists():
+            os.replace(path, bad)
+        if journal_path(path).exists():
+            os.replace(journal_path(path), bad.with_name(bad.name + ".journal"))
         log(f"lease file {path} unreadable ({err}); moved to {bad}, starting empty")
         return LeaseTable()
 
@@ -67,6 +89,8 @@ class Server:
         self._log_file = open(log_path, "a", encoding="utf-8") if log_path else sys.stderr  # noqa: SIM115
         self.stats: Counter[str] = Counter()
         self.table = load(leases, self.log)
+        self._journal = None  # the open journal file (after the first compaction)
+        self._journal_lines = 0
         self._notes_window = (0.0, 0)
         self._stats_written = 0.0
         self._running = True
@@ -132,11 +156,35 @@ class Server:
                 held.append(reply)
             else:  # OFFER, NAK, INFORM's ACK: nothing to keep, no reason to wait for the disk
                 self.send(reply)
-        if persist:
-            save(self.leases_path, self.table.to_json())
+        if persist or self.table.journal:
+            self.flush()
         for reply in held:
             self.send(reply)
         self._write_stats()
+
+    def compact(self) -> None:
+        """Writes the whole table as the snapshot and starts an empty journal."""
+        save(self.leases_path, self.table.to_json())
+        self.table.journal.clear()
+        if self._journal is not None:
+            self._journal.close()
+        self._journal = open(journal_path(self.leases_path), "w", encoding="utf-8")  # noqa: SIM115
+        self._journal.flush()
+        os.fsync(self._journal.fileno())
+        self._journal_lines = 0
+
+    def flush(self) -> None:
+        """Appends the batch's changes to the journal and fsyncs it: one write and one fsync per
+        batch, however many leases it bound; the snapshot is rewritten only now and then."""
+        assert self._journal is not None
+        lines = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in self.table.journal)
+        self.table.journal.clear()
+        self._journal.write(lines)
+        self._journal.flush()
+        os.fsync(self._journal.fileno())
+        self._journal_lines += lines.count("\n")
+        if self._journal_lines > max(4096, 2 * len(self.table.by_client)):
+            self.compact()
 
     def send(self, reply: Any) -> None:
         addr, port = destination(reply.request, reply)
@@ -160,7 +208,7 @@ class Server:
     def serve(self) -> None:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
-        save(self.leases_path, self.table.to_json())
+        self.compact()
         self.log(f"serving {self.cfg.start}-{self.cfg.end} of {self.cfg.network} on {self.iface} "
                  f"as {self.cfg.server}; {len(self.table.by_client)} leases loaded")
         print(READY_LINE, flush=True)

@@ -19,8 +19,7 @@ from typing import Any
 
 from mininet.node import Host
 
-from wvpclab.dhcp.leases import LeaseTable
-from wvpclab.dhcp.server import READY_LINE
+from wvpclab.dhcp.server import READY_LINE, read_table
 from wvpclab.procs import end, wait_ready
 
 HOOK = Path(__file__).with_name("client-hook.sh")
@@ -98,10 +97,9 @@ class Responder:
     def leases(self) -> list[dict[str, Any]]:
         """The lease table as the server last wrote it (one dict per record)."""
         try:
-            data = json.loads(self.leases_path.read_text())
-        except (OSError, ValueError):
+            return read_table(self.leases_path).snapshot(time.time())
+        except (OSError, ValueError, KeyError):
             return []
-        return LeaseTable.from_json(data).snapshot(time.time())
 
     def stats(self) -> dict[str, int]:
         try:
