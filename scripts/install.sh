@@ -18,7 +18,7 @@ packages=(
     openvswitch-switch   # the switches (userspace datapath)
     mininet              # for its mnexec helper; the Python package comes from the venv
     python3-venv         # the .venv on Debian's python3.11
-    iproute2 iputils-ping ethtool iptables tcpdump iperf3
+    iproute2 iputils-ping ethtool iptables tcpdump iperf3 curl
     busybox              # udhcpc
     isc-dhcp-client      # dhclient
     ruby                 # checks the Vagrantfile's syntax
