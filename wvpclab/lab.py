@@ -255,9 +255,12 @@ class Lab(RuntimeChanges):
         g = self.graph
         counts = {k: len(topology.nodes_of(g, k)) for k in ("pc", "vm", "nic", "lan", "server",
                                                              "internal")}
-        self._say(f"building lab {self.name}: {counts['pc']} PCs, {counts['vm']} VMs with "
-                  f"{counts['nic']} NICs, {counts['lan']} LANs with {counts['server']} servers, "
-                  f"{counts['internal']} internal networks")
+        def n(count: int, word: str) -> str:
+            return f"{count} {word}{'' if count == 1 else 's'}"
+
+        self._say(f"building lab {self.name}: {n(counts['pc'], 'PC')}, {n(counts['vm'], 'VM')} with "
+                  f"{n(counts['nic'], 'NIC')}, {n(counts['lan'], 'LAN')} with "
+                  f"{n(counts['server'], 'server')}, {n(counts['internal'], 'internal network')}")
         self.controller = Controller(self.run_dir)
         self.controller.start()
         self._save_state()
@@ -331,8 +334,9 @@ class Lab(RuntimeChanges):
                   f"waiting for {len(self.clients)} DHCP clients")
         self._wait_for_leases()
         nvm = len(topology.nodes_of(g, "vm"))
-        self._say(f"lab {self.name} is up: {nvm} VMs, {len(self.cables)} NICs, "
-                  f"{len(self.bridges)} switches, in {time.monotonic() - self._t0:.2f} s")
+        self._say(f"lab {self.name} is up: {nvm} VM{'' if nvm == 1 else 's'}, {len(self.cables)} "
+                  f"NIC{'' if len(self.cables) == 1 else 's'}, {len(self.bridges)} switches, in "
+                  f"{time.monotonic() - self._t0:.2f} s")
 
     def _patch(self, a: str, role_a: str | None, mac_a: str | None, b: str, role_b: str | None,
                mac_b: str | None) -> None:
