@@ -158,18 +158,45 @@ def wait_until(condition, timeout: float, interval: float = 0.05) -> bool:  # no
         time.sleep(interval)
 
 
+def own_namespace(prefix: str, state: dict[str, Any], inode: int) -> list[int]:
+    """The processes in namespace ``inode`` if it is still this lab's (see ``clean_prefix``)."""
+    pids = pids_in_netns([inode], state.get("owner_start"))
+    mark = f"{run_dir(prefix)}/"
+    shells = {f"mininet:{name}" for name in state.get("nodes", [])}
+    for pid in pids:
+        line = cmdline(pid)
+        if mark in line or shells.intersection(line.split()):
+            return pids
+    return []
+
+
+def owner_running(state: dict[str, Any] | None) -> int | None:
+    """The PID of the process that runs the lab of ``state``, if that process still does (a PID
+    reused by another process since does not count)."""
+    owner = (state or {}).get("owner_pid")
+    if not owner or not process_alive(int(owner)):
+        return None
+    started = (state or {}).get("owner_start")
+    if started is not None and start_ticks(int(owner)) != started:
+        return None
+    return int(owner)
+
+
 def clean_prefix(prefix: str, state: dict[str, Any] | None) -> list[str]:
     """Removes one lab's leftovers; returns what was done, for the user."""
     done = []
     if state:
         # The node shells die with the lab's terminal; what was started inside the nodes may not,
-        # and keeps their namespaces: find it by the namespaces the lab recorded.
-        pids = pids_in_netns([int(i) for i in state.get("netns", [])], state.get("owner_start"))
+        # and keeps their namespaces: find it by the namespaces the lab recorded. A namespace inode
+        # is reused once freed, so a namespace counts as this lab's only while it still holds a
+        # process that provably is: one whose command line names this lab's run directory (its
+        # DHCP servers and clients) or a node shell of one of its nodes.
+        pids = [p for ino in state.get("netns", []) for p in own_namespace(prefix, state, int(ino))]
         if pids:
             kill_pids(pids)
             done.append(f"ended {len(pids)} processes left in the lab's namespaces")
         ctl = state.get("controller_pid")
-        if ctl and "controllers.main" in cmdline(int(ctl)):
+        if ctl and f"--control {run_dir(prefix)}/" in cmdline(int(ctl)):
             os.kill(int(ctl), signal.SIGKILL)
             done.append(f"ended the controller (pid {ctl})")
     bridges, links = lab_bridges(prefix), lab_links(prefix)
@@ -186,8 +213,7 @@ def stale() -> list[str]:
     found, running = [], set()
     if RUN_ROOT.is_dir():
         for entry in sorted(RUN_ROOT.iterdir()):
-            owner = (read_state(entry.name) or {}).get("owner_pid")
-            if owner and process_alive(int(owner)):
+            if owner_running(read_state(entry.name)):
                 running.add(entry.name)
             else:
                 found.append(entry.name)
@@ -204,8 +230,8 @@ def clean(force: bool = False) -> list[str]:
     if RUN_ROOT.is_dir():
         for entry in sorted(RUN_ROOT.iterdir()):
             state = read_state(entry.name)
-            owner = (state or {}).get("owner_pid")
-            if owner and process_alive(int(owner)) and not force:
+            owner = owner_running(state)
+            if owner and not force:
                 running.add(entry.name)
                 report.append(f"{entry.name}: lab {state.get('name')} is running (pid {owner}); "
                               "left alone")

@@ -11,6 +11,7 @@ import atexit
 import ipaddress
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -33,11 +34,10 @@ from wvpclab.dhcp.service import (
     Responder,
     internal_exclusions,
 )
-from wvpclab.procs import process_alive
 from wvpclab.nic import MTU, Tulip21140Intf, shaping_commands, shaping_links
 from wvpclab.nat import OUTSIDE, NatNic, dhcp_pool, engine_rules, pc_rules
 from wvpclab.pc import LanGateway, LanServer, NatEngine, PhysicalPC
-from wvpclab.procs import wait_ready
+from wvpclab.procs import end, wait_ready
 from wvpclab.runtime import RuntimeChanges
 from wvpclab.services import READY_LINE as SERVICES_READY
 from wvpclab.vm import GUEST_SYSCTLS, VirtualPC, source_routing
@@ -48,6 +48,10 @@ BUILT_MODES = ("none", "internal", "bridge", "shared")
 #: Hardening of every interface the lab puts in the root namespace (../shared/STACK.md).
 ROOT_SYSCTLS = (("ipv4", "arp_ignore", "8"), ("ipv4", "rp_filter", "1"),
                 ("ipv6", "disable_ipv6", "1"))
+
+
+#: Prefixes of the labs this process has started and not stopped.
+_STARTED: set[str] = set()
 
 
 class LabError(RuntimeError):
@@ -231,10 +235,15 @@ class Lab(RuntimeChanges):
 
     def _claim(self) -> None:
         state = cleanup.read_state(self.prefix)
-        owner = (state or {}).get("owner_pid")
-        if owner and int(owner) != os.getpid() and process_alive(int(owner)):
-            raise LabError(f"lab {self.name} is already running (pid {owner}); stop it first, "
-                           "or run `wvpclab clean --force`")
+        owner = cleanup.owner_running(state)
+        other = (state or {}).get("name")
+        if self.prefix in _STARTED or (owner and owner != os.getpid()):
+            if other and other != self.name:
+                raise LabError(f"lab {self.name} shares the prefix {self.prefix} with running lab "
+                               f"{other}: rename one of them")
+            raise LabError(f"lab {self.name} is already running (pid {owner or os.getpid()}); "
+                           "stop it first, or run `wvpclab clean --force`")
+        _STARTED.add(self.prefix)
         if state or cleanup.lab_bridges(self.prefix) or cleanup.lab_links(self.prefix):
             for line in cleanup.clean_prefix(self.prefix, state):
                 self._say(f"stale leftovers of an earlier run of {self.name}: {line}")
@@ -245,7 +254,7 @@ class Lab(RuntimeChanges):
         shells = [n.pid for n in self._nodes.values() if n.pid]
         netns = [cleanup.netns_inode(pid) for pid in shells]
         cleanup.write_state(self.prefix, {
-            "name": self.name, "owner_pid": os.getpid(),
+            "name": self.name, "owner_pid": os.getpid(), "nodes": sorted(self._nodes),
             "owner_start": cleanup.start_ticks(os.getpid()), "shells": shells,
             "netns": [i for i in netns if i is not None],
             "controller_pid": self.controller.pid if self.controller else None,
@@ -695,13 +704,18 @@ class Lab(RuntimeChanges):
             self.controller._stopping.set()  # no restarts while tearing down
         shells = [n.pid for n in self._nodes.values() if n.pid]
         cleanup.kill_namespaces(shells)
+        for proc in [r.proc for r in self.responders.values()] + list(self.services.values()) + \
+                [c.proc for c in self.clients.values()]:
+            end(proc, signal.SIGKILL)  # already ended with their namespace: reap, close pipes
         for node in self._nodes.values():
             self._release(node)
-        cleanup.wait_until(lambda: not cleanup.lab_links(self.prefix + "-n"), 10)
+        cleanup.wait_until(lambda: not [n for n in cleanup.lab_links(self.prefix)
+                                        if n.startswith(f"{self.prefix}-n")], 10)
         cleanup.remove_bridges_and_links(self.prefix)
         if self.controller:
             self.controller.stop()
         shutil.rmtree(self.run_dir, ignore_errors=True)
+        _STARTED.discard(self.prefix)
         self._say(f"lab {self.name} is down")
 
     @staticmethod

@@ -271,14 +271,15 @@ class RuntimeChanges:
         topology switched its DHCP off, its responder."""
         from wvpclab.lab import Bridge
 
-        decl = next((d for _, d in topology.nodes_of(self.graph, "internal") if d["name"] == name),
-                    None)
-        dhcp = decl["dhcp"] if decl else True
+        # the topology's declaration, if any (also for networks no NIC used at start); a name
+        # typed afresh, as WVPC's dialog allows, gets the built-in DHCP server
+        dhcp = self.graph.graph.get("internal", {}).get(name, {}).get("dhcp", True)
         key = f"{pc}/{name}"
         self.graph.add_node(key, kind="internal", name=name, pc=pc, dhcp=dhcp)
         self.graph.add_edge(pc, key, rel="internal")
-        count = sum(1 for b in self.bridges.values() if b.kind == "internal")
-        br = Bridge(key, f"{self.prefix}-i{count}", self._dpid(0x0, count), "internal", dhcp)
+        names = {b.name for b in self.bridges.values()}
+        index = next(i for i in range(len(names) + 1) if f"{self.prefix}-i{i}" not in names)
+        br = Bridge(key, f"{self.prefix}-i{index}", self._dpid(0x0, index), "internal", dhcp)
         self.bridges[key] = br
         if dhcp:
             before = len(self._ends)

@@ -54,6 +54,10 @@ RESERVED_NAMES = frozenset(
 
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 _ADAPTER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")
+_RESERVED_IFACE_RE = re.compile(r"^nat[0-9]+$")
+#: The PC's transit links to its NAT engines (wvpclab.nat.TRANSIT_BASE): no LAN or NAT subnet may
+#: overlap it.
+TRANSIT_NET = ipaddress.IPv4Network("172.31.0.0/16")
 _LABNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 _TOP_KEYS = ("name", "pcs", "lans", "internal", "vms")
@@ -388,6 +392,7 @@ class _Builder:
             name = "lab"
         self.g.graph["name"] = name
         self.internals(doc.get("internal"))
+        self.g.graph["internal"] = {k: dict(v) for k, v in self.internal_decl.items()}
         self.lans(doc.get("lans"))
         self.pcs(doc.get("pcs"))
         self.vms(doc.get("vms"))
@@ -425,7 +430,12 @@ class _Builder:
             else:
                 try:
                     subnet = _net(body["subnet"])
-                    if subnet.prefixlen > 29:
+                    if subnet.overlaps(TRANSIT_NET):
+                        self.err(_path(path, "subnet"), f"{subnet} overlaps {TRANSIT_NET}, which "
+                                                        "the lab uses for the PCs' links to their "
+                                                        "NAT engines")
+                        subnet = None
+                    elif subnet.prefixlen > 29:
                         self.err(_path(path, "subnet"), f"{subnet} is too small for a LAN (at most "
                                                         "/29: a gateway and hosts)")
                         subnet = None
@@ -510,6 +520,10 @@ class _Builder:
             self.err(path, f"{_fmt(name)} is not a valid adapter name (an interface name: a letter, "
                            "then letters, digits, '.', '-', '_'; at most 15)")
             return
+        if name == "lo" or _RESERVED_IFACE_RE.match(name):
+            self.err(path, f"{_fmt(name)} is a name the lab gives to an interface of the PC (lo, "
+                           "natN for shared networking); choose another adapter name")
+            return
         body = self.mapping(body, path)
         if body is None:
             return
@@ -549,6 +563,9 @@ class _Builder:
 
     def check_pc_subnets(self, pc: str, path: str) -> None:
         nat = ipaddress.IPv4Network(self.g.nodes[pc]["nat_subnet"])
+        if nat.overlaps(TRANSIT_NET):
+            self.err(_path(path, "nat", "subnet"), f"{nat} overlaps {TRANSIT_NET}, which the lab "
+                                                   "uses for the PC's links to its NAT engines")
         seen: list[tuple[str, ipaddress.IPv4Network]] = [("nat", nat)]
         for key in self.g.neighbors(pc):
             data = self.g.nodes[key]
@@ -815,7 +832,8 @@ def to_document(graph: nx.Graph) -> tuple[dict, list[Issue]]:
     """
     errors: list[Issue] = []
     doc: dict[str, Any] = {"name": graph.graph.get("name", "lab"), "pcs": {}, "lans": {},
-                           "internal": {}, "vms": {}}
+                           "internal": {k: dict(v) for k, v in
+                                        graph.graph.get("internal", {}).items()}, "vms": {}}
     by_kind: dict[str, list[tuple[Any, dict]]] = {}
     for key, data in graph.nodes(data=True):
         kind = data.get("kind")

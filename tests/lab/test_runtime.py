@@ -157,3 +157,32 @@ def test_bad_changes_are_refused_and_change_nothing(lab: Lab) -> None:
     with pytest.raises(LabError, match="xp has no NIC 7"):
         lab.set_nic("xp", 7, "none")
     assert lab.graph.nodes["xp/1"] == state
+
+
+def test_runtime_internal_networks_follow_their_declaration_and_never_clash() -> None:
+    doc = {"name": "t-rt-decl", "pcs": {"pc": {"adapters": {"eth0": {"lan": "office"}}}},
+           "lans": {"office": {"subnet": "192.168.50.0/24"}},
+           "internal": {"x": None, "quiet": {"dhcp": False}},
+           "vms": {"v": {"nics": ["shared", "none", "none"]}}}
+    with Lab(topology.from_document(doc), quiet=True) as lab:
+        lab.set_nic("v", 1, "internal:x")
+        lab.set_nic("v", 0, "none")           # its NAT engine and switch go
+        lab.set_nic("v", 2, "internal:quiet")  # a new switch: its own name and datapath id
+        names = [b.name for b in lab.bridges.values()]
+        dpids = [b.dpid for b in lab.bridges.values()]
+        assert len(set(names)) == len(names) and len(set(dpids)) == len(dpids)
+        assert "pc/quiet" not in lab.responders  # declared dhcp: false, used only at runtime
+        assert "pc/x" in lab.responders
+    assert leftovers(lab.prefix) == []
+
+
+def test_a_second_lab_with_the_same_prefix_is_refused_and_the_first_keeps_running() -> None:
+    from wvpclab import LabError
+
+    doc = {"name": "t-rt-twice", "pcs": {"pc": {}}, "internal": {"n": None},
+           "vms": {"a": {"nics": [{"internal": "n", "ip": "169.254.9.1/16"}]},
+                   "b": {"nics": [{"internal": "n", "ip": "169.254.9.2/16"}]}}}
+    with Lab(topology.from_document(doc), quiet=True) as first:
+        with pytest.raises(LabError, match="already running"):
+            Lab(topology.from_document(doc), quiet=True).start()
+        assert "1 received" in first.vm("a").cmd("ping -n -c1 -W2 169.254.9.2")

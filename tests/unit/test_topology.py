@@ -159,6 +159,10 @@ def test_nic_forms_are_equivalent() -> None:
     ({"colour": "red"}, "colour: unknown key 'colour' (expected one of: name, pcs, lans, internal, vms)"),
     ({"name": "bad name!"}, "name: 'bad name!' is not a valid lab name"),
     ({"pcs": ["host1"]}, "pcs: expected a mapping, got list"),
+    ({"pcs__host1__adapters__nat0": {}}, "pcs.host1.adapters.nat0: 'nat0' is a name the lab gives"),
+    ({"pcs__host1__adapters__lo": {}}, "pcs.host1.adapters.lo: 'lo' is a name the lab gives"),
+    ({"lans__cafe__subnet": "172.31.0.0/24"}, "lans.cafe.subnet: 172.31.0.0/24 overlaps 172.31.0.0/16"),
+    ({"pcs__host1__nat": {"subnet": "172.31.5.0/24"}}, "pcs.host1.nat.subnet: 172.31.5.0/24 overlaps"),
 ])
 def test_bad_input_is_named(changes: dict[str, Any], expected: str) -> None:
     errs = errors_of(doc(**changes))
