@@ -484,6 +484,22 @@ def _other_unicast_outputs(switch: Switch) -> tuple[int, ...]:
     return tuple(p.number for p in switch.ports if p.allow_spoofing)
 
 
+def _port_flows(switch: Switch) -> set[Flow]:
+    """What every controlled switch has per port: admission (by port, and by registered source MAC
+    for a guarded guest) and the spoof-guard drop in table 0, and in table 1 known unicast to a
+    registered MAC, which is the same from any source."""
+    flows = set()
+    for port in switch.ports:
+        flows.add(make_flow(PRIO_ADMIT, table=TABLE_ADMISSION, goto=TABLE_FORWARDING,
+                            **_source_match(port)))
+        if port.guarded:
+            flows.add(make_flow(PRIO_SPOOF_DROP, (), table=TABLE_ADMISSION, in_port=port.number))
+        if port.mac is not None and port.role in ROLES_WITH_MAC:
+            flows.add(make_flow(PRIO_KNOWN_UNICAST, (port.number,), table=TABLE_FORWARDING,
+                                eth_dst=port.mac))
+    return flows
+
+
 def flows_for(switch: Switch) -> frozenset[Flow]:
     """Return every flow `switch` should have, in both tables.
 
@@ -509,14 +525,9 @@ def flows_for(switch: Switch) -> frozenset[Flow]:
     dhcp = switch.role_port(ROLE_DHCP)
     steering = switch.kind == KIND_INTERNAL and switch.dhcp_steering and dhcp is not None
     fwd = TABLE_FORWARDING
+    flows |= _port_flows(switch)
     for port in switch.ports:
-        # Table 0: admission and spoof guard.
-        flows.add(make_flow(PRIO_ADMIT, table=TABLE_ADMISSION, goto=fwd, **_source_match(port)))
-        if port.guarded:
-            flows.add(make_flow(PRIO_SPOOF_DROP, (), table=TABLE_ADMISSION, in_port=port.number))
-        # Table 1: known unicast (source-independent) and DHCP steering (per guest).
-        if port.mac is not None and port.role in ROLES_WITH_MAC:
-            flows.add(make_flow(PRIO_KNOWN_UNICAST, (port.number,), table=fwd, eth_dst=port.mac))
+        # Table 1: DHCP steering (per guest).
         if steering and port.role == ROLE_GUEST:
             flows.add(make_flow(PRIO_DHCP_STEER, (dhcp.number,), table=fwd, in_port=port.number,
                                 eth_type=ETH_TYPE_IPV4, ip_proto=IP_PROTO_UDP,
@@ -580,12 +591,7 @@ def _wireless_flows(switch: Switch) -> frozenset[Flow]:
     guests = [p for p in switch.ports if p.role == ROLE_GUEST]
     adapter = host.mac if host is not None else None
     local = tuple(p.number for p in switch.ports if p.role != ROLE_UPLINK)  # host and guests
-    for port in switch.ports:
-        flows.add(make_flow(PRIO_ADMIT, table=TABLE_ADMISSION, goto=fwd, **_source_match(port)))
-        if port.guarded:
-            flows.add(make_flow(PRIO_SPOOF_DROP, (), table=TABLE_ADMISSION, in_port=port.number))
-        if port.mac is not None and port.role in ROLES_WITH_MAC:
-            flows.add(make_flow(PRIO_KNOWN_UNICAST, (port.number,), table=fwd, eth_dst=port.mac))
+    flows |= _port_flows(switch)
     for guest in guests:
         g = guest.number
         flows.add(make_flow(PRIO_W_GUEST_CONTROLLER, to_controller=True, table=fwd, in_port=g,

@@ -18,6 +18,10 @@ from wvpclab.topology import nat_address
 PROTOCOLS = ("tcp", "udp", "icmp")
 TRANSIT_BASE = ipaddress.IPv4Network("172.31.0.0/16")
 INSIDE, OUTSIDE = "eth0", "wan0"
+#: The start of each ruleset's tables: forwarding off unless a rule says otherwise.
+FILTER_HEAD = ("*filter", ":INPUT ACCEPT [0:0]", ":FORWARD DROP [0:0]", ":OUTPUT ACCEPT [0:0]")
+NAT_HEAD = ("*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
+            ":POSTROUTING ACCEPT [0:0]")
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,7 @@ def dhcp_pool(subnet: str) -> tuple[str, str]:
 def engine_rules(nic: NatNic) -> str:
     """The NAT node's ruleset: MASQUERADE out, only TCP/UDP/ICMP forwarded out, nothing new in but the
     forwarded ports."""
-    lines = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD DROP [0:0]", ":OUTPUT ACCEPT [0:0]",
+    lines = [*FILTER_HEAD,
              f"-A INPUT -i {OUTSIDE} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
              f"-A INPUT -i {OUTSIDE} -j DROP"]
     for proto in PROTOCOLS:
@@ -83,8 +87,7 @@ def engine_rules(nic: NatNic) -> str:
     for proto, _host, guest in nic.forwards():
         lines.append(f"-A FORWARD -i {OUTSIDE} -o {INSIDE} -p {proto} -d {nic.guest_ip} "
                      f"--dport {guest} -m conntrack --ctstate DNAT -j ACCEPT")
-    lines += ["COMMIT", "*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]",
-              ":OUTPUT ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]"]
+    lines += ["COMMIT", *NAT_HEAD]
     for proto, host, guest in nic.forwards():
         lines.append(f"-A PREROUTING -i {OUTSIDE} -p {proto} --dport {host} "
                      f"-j DNAT --to-destination {nic.guest_ip}:{guest}")
@@ -96,7 +99,7 @@ def pc_rules(nics: list[NatNic], adapters: list[str]) -> str:
     """The PC's ruleset for its NAT engines: out of every adapter, MASQUERADE what comes from a
     transit link; FORWARD policy DROP (so transit links never reach each other, and nothing new comes
     in); the forwarded ports are sent on to their NAT engine."""
-    lines = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD DROP [0:0]", ":OUTPUT ACCEPT [0:0]"]
+    lines = list(FILTER_HEAD)
     for nic in nics:
         for adapter in adapters:
             for proto in PROTOCOLS:
@@ -106,8 +109,7 @@ def pc_rules(nics: list[NatNic], adapters: list[str]) -> str:
         for proto, host, _guest in nic.forwards():
             lines.append(f"-A FORWARD -o {nic.pc_dev} -p {proto} -d {nic.nat_side.ip} "
                          f"--dport {host} -m conntrack --ctstate DNAT -j ACCEPT")
-    lines += ["COMMIT", "*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]",
-              ":OUTPUT ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]"]
+    lines += ["COMMIT", *NAT_HEAD]
     for nic in nics:
         for proto, host, _guest in nic.forwards():
             for adapter in adapters:
