@@ -1,18 +1,18 @@
 #!/usr/bin/env python3
-"""Bridge-mode benchmark: a bridged guest to a LAN server through the Virtual PC Network Filter (on a
-wired and on a wireless host adapter), beside the same hosts on one plain Open vSwitch userspace
+"""Bridge-mode benchmark: a bridged guest to a LAN server through the Virtual PC Network Filter (on
+a wired and on a wireless host adapter), beside the same hosts on one plain Open vSwitch userspace
 bridge; and how soon a newly registered guest's frames are forwarded.
 
 1. **Data path.** The subject is a wvpclab lab (``bench-bridge``): PC ``pc`` with wired adapter
    ``eth0`` on LAN ``office`` (server ``web`` at 192.168.50.80), VM ``g1`` bridged onto ``eth0`` at
-   192.168.50.21 with its NIC at ``speed: unlimited`` (no shaping). Its frames cross the filter switch
-   (secure, the controller's proactive two-table flows), a patch cable and the LAN's learning switch
-   (one userspace datapath pass). The baseline is the same three hosts (guest, a "pc" port, the
-   server) as iproute2 namespaces ``bnchb-g``/``bnchb-pc``/``bnchb-srv`` on one OVS bridge
-   ``bnchb-br`` (``datapath_type=netdev``, ``fail_mode=standalone``: the single NORMAL flow), with the
-   same addresses. The **wireless path** is in the same lab: ``pc`` also has a wireless adapter
-   ``wlan0`` (MAC ``00:1a:2b:3c:4d:5f``) on LAN ``cafe`` (server ``cafeweb`` at 192.168.60.80), and VM
-   ``w1`` is bridged onto ``wlan0`` at 192.168.60.21 (``speed: unlimited``). Its frames cross the
+   192.168.50.21 with its NIC at ``speed: unlimited`` (no shaping). Its frames cross the filter
+   switch (secure, the controller's proactive two-table flows), a patch cable and the LAN's learning
+   switch (one userspace datapath pass). The baseline is the same three hosts (guest, a "pc" port,
+   the server) as iproute2 namespaces ``bnchb-g``/``bnchb-pc``/``bnchb-srv`` on one OVS bridge
+   ``bnchb-br`` (``datapath_type=netdev``, ``fail_mode=standalone``: the single NORMAL flow), with
+   the same addresses. The **wireless path** is in the same lab: ``pc`` also has a wireless adapter
+   ``wlan0`` (MAC ``00:1a:2b:3c:4d:5f``) on LAN ``cafe`` (server ``cafeweb`` at 192.168.60.80), and
+   VM ``w1`` is bridged onto ``wlan0`` at 192.168.60.21 (``speed: unlimited``). Its frames cross the
    wireless filter switch (MAC translation: IPv4 leaves with the adapter's MAC, frames for the
    adapter's MAC go to the guest by the learned IP; ARP through the controller, packet-in), a patch
    cable, the access point (passes only the adapter's MAC), another patch cable and the LAN's
@@ -40,9 +40,9 @@ Figures go to stdout, progress to stderr. It is a measurement, not a test: it ne
 result. Run as root from the checkout: ``.venv/bin/python bench/bridge.py [--quick] [--repeat R]``.
 
 Everything it creates is named ``bnchb-…`` (namespaces, veths, the OVS bridge) or belongs to the
-wvpclab lab ``bench-bridge`` (or a variant whose prefix nobody uses), which cleans itself up. Processes
-are stopped by the PIDs it started; it never runs ``pkill``, ``killall`` or ``mn -c``; nothing gets an
-address or forwarding in the root namespace.
+wvpclab lab ``bench-bridge`` (or a variant whose prefix nobody uses), which cleans itself up.
+Processes are stopped by the PIDs it started; it never runs ``pkill``, ``killall`` or ``mn -c``;
+nothing gets an address or forwarding in the root namespace.
 """
 
 from __future__ import annotations
@@ -56,16 +56,34 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 BENCH = str(Path(__file__).resolve().parent)
 if BENCH not in sys.path:  # `import common` also under `python -m bench.bridge`
     sys.path.insert(0, BENCH)
 
-from common import (LIVE, NetnsSetup, Setup, harden, header, iperf, kill_live, lab_name,  # noqa: E402
-                    loadavg, logger, med, now, ovs, remove_ovs_ours, run, still_there, stop_proc,
-                    wait_until)
+from common import (
+    LIVE,
+    NetnsSetup,
+    Setup,
+    harden,
+    header,
+    iperf,
+    kill_live,
+    lab_name,
+    loadavg,
+    logger,
+    med,
+    now,
+    ovs,
+    remove_ovs_ours,
+    run,
+    still_there,
+    stop_proc,
+    wait_until,
+)
 
 OURS_RE = re.compile(r"^bnchb-")
 
@@ -97,9 +115,9 @@ REG_PORT = 40  # OpenFlow port number for g2's cable on the filter switch (free:
 
 log = logger("bridge")
 
-LISTENER = r"""
+LISTENER = rf"""
 import socket, struct, sys
-ETH, MAGIC = %d, %r
+ETH, MAGIC = {ETH_BENCH:d}, {MAGIC!r}
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH))
 s.bind((sys.argv[1], ETH))
 s.setsockopt(socket.SOL_SOCKET, 35, 1)  # SO_TIMESTAMPNS: kernel receive time (CLOCK_REALTIME)
@@ -119,12 +137,13 @@ while True:
             sec, nsec = struct.unpack("qq", blob[:16])
             recv = sec * 1000000000 + nsec
     print(tag, seq, sent, recv, data[6:12].hex(":"), flush=True)
-""" % (ETH_BENCH, MAGIC)
+"""
 
-SENDER = r"""
+SENDER = rf"""
 import socket, struct, sys, time
-ETH, MAGIC = %d, %r
-dev, mac, tag, interval = sys.argv[1], bytes.fromhex(sys.argv[2].replace(":", "")), int(sys.argv[3]), float(sys.argv[4])
+ETH, MAGIC = {ETH_BENCH:d}, {MAGIC!r}
+dev, tag, interval = sys.argv[1], int(sys.argv[3]), float(sys.argv[4])
+mac = bytes.fromhex(sys.argv[2].replace(":", ""))
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 s.bind((dev, 0))
 head = b"\xff" * 6 + mac + struct.pack("!H", ETH) + MAGIC
@@ -139,11 +158,11 @@ while True:
         print("sending", flush=True)
     seq += 1
     time.sleep(interval)
-""" % (ETH_BENCH, MAGIC)
+"""
 
 
 class Lines:
-    """Reads a child's stdout line by line with timeouts (raw descriptor, nothing hidden in buffers)."""
+    """Reads a child's stdout line by line with timeouts (raw descriptor, no hidden buffering)."""
 
     def __init__(self, proc: subprocess.Popen) -> None:
         assert proc.stdout is not None
@@ -175,9 +194,12 @@ class Lines:
                 return
 
 
-# -- the two setups ---------------------------------------------------------------------------------
+# -- the two setups --------------------------------------------------------------------------------
 class LabSetup(Setup):
-    """A guest of the running lab and its LAN server (``g1``/``web`` wired, ``w1``/``cafeweb`` wireless)."""
+    """A guest of the running lab and its LAN server.
+
+    ``g1``/``web`` on the wired adapter, ``w1``/``cafeweb`` on the wireless one.
+    """
 
     def __init__(self, lab: Any, label: str, guest: str, server: str, server_ip: str,
                  **more: str) -> None:
@@ -192,7 +214,9 @@ class LabSetup(Setup):
 class BaselineSetup(NetnsSetup):
     label = NORMAL
     server_ip = SERVER_IP
-    where = {"guest": "bnchb-g", "server": "bnchb-srv"}
+
+    def __init__(self) -> None:
+        self.where = {"guest": "bnchb-g", "server": "bnchb-srv"}
 
     def build(self) -> None:
         lines = [f"netns add {ns}" for ns, *_ in BASE_HOSTS]
@@ -208,7 +232,8 @@ class BaselineSetup(NetnsSetup):
         ovs(*args)
         if wait_until(lambda: os.path.exists(f"/sys/class/net/{BASE_BRIDGE}"), 10):
             harden(BASE_BRIDGE)  # the bridge's own port: left down, hardened anyway
-        run(["ip", "-batch", "-"], "".join(f"link set {peer} up\n" for _n, peer, _i, _m in BASE_HOSTS))
+        run(["ip", "-batch", "-"],
+            "".join(f"link set {peer} up\n" for _n, peer, _i, _m in BASE_HOSTS))
         for ns, _peer, ip, _mac in BASE_HOSTS:
             run(["ip", "-n", ns, "-batch", "-"],
                 f"link set lo up\nlink set eth0 up\naddress add {ip} dev eth0\n")
@@ -222,12 +247,15 @@ def remove_ours() -> dict[str, list[str]]:
     return remove_ovs_ours(OURS_RE, lambda x: x == BASE_BRIDGE)
 
 
-# -- measurements ------------------------------------------------------------------------------------
+# -- measurements ----------------------------------------------------------------------------------
 def start_iperf_server(setup: Setup) -> subprocess.Popen:
     proc = setup.start("server", ["iperf3", "-s", "-B", setup.server_ip], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
-    if not wait_until(lambda: f"{setup.server_ip}:5201" in setup.output("server", ["ss", "-Hltn"], 10),
-                      10, 0.1):
+
+    def listening() -> bool:
+        return f"{setup.server_ip}:5201" in setup.output("server", ["ss", "-Hltn"], 10)
+
+    if not wait_until(listening, 10, 0.1):
         raise RuntimeError(f"{setup.label}: the iperf3 server does not listen")
     return proc
 
@@ -251,8 +279,8 @@ def warm_up(setup: Setup, timeout: float = 15.0) -> dict[str, float]:
         if proc.returncode == 0 and got:
             return {"rtt": float(got.group(1)), "attempts": attempts, "took": now() - t0}
         if now() - t0 > timeout:
-            raise RuntimeError(f"{setup.label}: no answer from {setup.server_ip} in {timeout:.0f} s "
-                               f"({attempts} pings)")
+            raise RuntimeError(f"{setup.label}: no answer from {setup.server_ip} in "
+                               f"{timeout:.0f} s ({attempts} pings)")
 
 
 def ping(setup: Setup, count: int, interval: float) -> dict[str, float]:
@@ -291,8 +319,8 @@ def data_path(setups: list[Setup], repeat: int, seconds: int, pings: int,
                     cell["rtt_med"].append(r["median"])
                     cell["rtt_p95"].append(r["p95"])
                     cell["loss"].append(r["loss"])
-                    log(f"rep {rep + 1}/{repeat} {setup.label:<15} ping median {r['median']:.3f} ms, "
-                        f"p95 {r['p95']:.3f} ms, loss {r['loss']:.0%}")
+                    log(f"rep {rep + 1}/{repeat} {setup.label:<15} ping median "
+                        f"{r['median']:.3f} ms, p95 {r['p95']:.3f} ms, loss {r['loss']:.0%}")
                 else:
                     cell[name].append(r["gbps"])
                     cell[name + "_retr"].append(r["retr"])
@@ -300,7 +328,7 @@ def data_path(setups: list[Setup], repeat: int, seconds: int, pings: int,
                         f"{r['gbps']:.2f} Gbit/s, {r['retr']} retransmits")
 
 
-# -- registration -> first forwarded frame ------------------------------------------------------------
+# -- registration -> first forwarded frame ---------------------------------------------------------
 def registration(lab: Any, setup: LabSetup, reps: int, interval: float) -> list[dict[str, float]]:
     br = lab.bridges["pc/eth0"]
     cable = lab.cables[("g2", 0)]  # the NIC's root-namespace end (lab.cable_end / lab.cable)
@@ -345,8 +373,8 @@ def registration(lab: Any, setup: LabSetup, reps: int, interval: float) -> list[
             if tag != rep:
                 raise RuntimeError(f"listener reported tag {tag} in rep {rep}: {line}")
             row = {"barrier": (t1 - t0) / 1e6, "first": (recv - t0) / 1e6,
-                   "after": (recv - t1) / 1e6, "sent_after": (sent - t1) / 1e6, "attach": attach * 1e3,
-                   "seq": seq}
+                   "after": (recv - t1) / 1e6, "sent_after": (sent - t1) / 1e6,
+                   "attach": attach * 1e3, "seq": seq}
             rows.append(row)
             if recv < t0:
                 log(f"rep {rep}: a frame from g2 reached web BEFORE registration ({line})")
@@ -365,7 +393,7 @@ def registration(lab: Any, setup: LabSetup, reps: int, interval: float) -> list[
     return rows
 
 
-# -- lab name ------------------------------------------------------------------------------------------
+# -- lab name --------------------------------------------------------------------------------------
 def topology_doc(name: str) -> dict[str, Any]:
     return {
         "name": name,
@@ -374,15 +402,18 @@ def topology_doc(name: str) -> dict[str, Any]:
             "wlan0": {"type": "wireless", "mac": WLAN_MAC, "lan": "cafe", "ip": f"{WPC_IP}/24"}}}},
         "lans": {"office": {"subnet": "192.168.50.0/24", "servers": {"web": SERVER_IP}},
                  "cafe": {"subnet": "192.168.60.0/24", "servers": {"cafeweb": WSERVER_IP}}},
-        "vms": {"g1": {"nics": [{"bridge": "eth0", "ip": f"{GUEST_IP}/24", "speed": "unlimited"}]},
-                "w1": {"nics": [{"bridge": "wlan0", "ip": f"{WGUEST_IP}/24", "speed": "unlimited"}]},
+        "vms": {"g1": {"nics": [{"bridge": "eth0", "ip": f"{GUEST_IP}/24",
+                                 "speed": "unlimited"}]},
+                "w1": {"nics": [{"bridge": "wlan0", "ip": f"{WGUEST_IP}/24",
+                                 "speed": "unlimited"}]},
                 "g2": {"nics": ["none"]}},
     }
 
 
-# -- report ------------------------------------------------------------------------------------------
-def report(setups: list[str], results: dict[str, dict[str, list[float]]], reg: list[dict[str, float]],
-           warm: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
+# -- report ----------------------------------------------------------------------------------------
+def report(setups: list[str], results: dict[str, dict[str, list[float]]],
+           reg: list[dict[str, float]], warm: dict[str, dict[str, float]],
+           args: argparse.Namespace) -> None:
     wired, wireless, base = setups
     rows = [("iperf3 TCP, 1 stream", "tcp1", "Gbit/s", "{:.2f}", True),
             ("iperf3 TCP, -P 2", "tcp2", "Gbit/s", "{:.2f}", True),
@@ -421,8 +452,8 @@ def report(setups: list[str], results: dict[str, dict[str, list[float]]], reg: l
         return
     print()
     done = [r for r in reg if r["first"] != float("inf")]
-    print(f"registration -> first forwarded frame ({len(reg)} reps, {len(reg) - len(done)} without a "
-          f"frame; sender asked for a frame every {args.interval * 1e3:.1f} ms)")
+    print(f"registration -> first forwarded frame ({len(reg)} reps, {len(reg) - len(done)} "
+          f"without a frame; sender asked for a frame every {args.interval * 1e3:.1f} ms)")
     head = f"{'ms':<46} {'min':>7} {'median':>7} {'p90':>7} {'max':>7}"
     print(head)
     print("-" * len(head))

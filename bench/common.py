@@ -18,15 +18,16 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from wvpclab import cleanup  # noqa: E402 - needs REPO on sys.path
-from wvpclab.procs import cmdline, wait_ready  # noqa: E402,F401 - re-exported for the scripts
+from wvpclab import cleanup
+from wvpclab.procs import cmdline, wait_ready  # noqa: F401 - re-exported for the scripts
 
 #: Child processes running right now, by PID: stopped by PID if we are interrupted.
 LIVE: dict[int, subprocess.Popen] = {}
@@ -56,7 +57,7 @@ def header(script: str) -> str:
             f"{platform.node()}, Linux {platform.release()}, {os.cpu_count()} cores")
 
 
-# -- commands ----------------------------------------------------------------------------------------
+# -- commands --------------------------------------------------------------------------------------
 def run(cmd: list[str], stdin: str | None = None, timeout: float = 120, check: bool = True) -> str:
     res = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout,
                          check=False)
@@ -86,7 +87,7 @@ def harden(name: str) -> None:
     harden_root_interface(name)
 
 
-# -- what exists -------------------------------------------------------------------------------------
+# -- what exists -----------------------------------------------------------------------------------
 def links_matching(rx: str | re.Pattern) -> list[str]:
     rx = re.compile(rx)
     return [n for n in os.listdir("/sys/class/net") if rx.match(n)]
@@ -131,8 +132,9 @@ def still_there(rx: re.Pattern, prefix: str | None) -> list[str]:
             if rx.match(x) or (prefix and x.startswith(prefix + "-"))]
 
 
-# -- processes ---------------------------------------------------------------------------------------
-def stop_proc(proc: subprocess.Popen, sig: int = signal.SIGTERM, term_wait: float = 5.0) -> int | None:
+# -- processes -------------------------------------------------------------------------------------
+def stop_proc(proc: subprocess.Popen, sig: int = signal.SIGTERM,
+              term_wait: float = 5.0) -> int | None:
     """Stops one process we started, by its PID: ``sig``, then SIGKILL after ``term_wait`` s; reaps
     it, closes its pipes and returns its exit status."""
     if proc.poll() is None:
@@ -164,7 +166,7 @@ def kill_live(sig: int = signal.SIGTERM) -> None:
         stop_proc(proc, sig)
 
 
-# -- guest/server setups (bridge, nat) ---------------------------------------------------------------
+# -- guest/server setups (bridge, nat) -------------------------------------------------------------
 class Setup:
     """Where to run the guest's and the server's commands, and the server's address."""
 
@@ -201,14 +203,19 @@ class Setup:
 class NetnsSetup(Setup):
     """Guest and server in iproute2 namespaces."""
 
-    where: dict[str, str] = {}
+    #: The namespace of each role ("guest", "server"): each subclass sets it.
+    where: dict[str, str]
 
     def popen(self, where: str, argv: list[str], **kw: Any) -> subprocess.Popen:
         return subprocess.Popen(["ip", "netns", "exec", self.where[where]] + argv, **kw)
 
 
 def iperf(setup: Setup, seconds: int, streams: int, key: str = "gbps") -> dict[str, float]:
-    """iperf3 TCP guest -> server (``-t seconds -O 1 -J``): ``{key: Gbit/s, "retr": retransmits}``."""
+    """iperf3 TCP guest -> server (``-t seconds -O 1 -J``).
+
+    Returns:
+        ``{key: Gbit/s, "retr": retransmits}``.
+    """
     argv = ["iperf3", "-c", setup.server_ip, "-t", str(seconds), "-O", "1", "-J"]
     if streams > 1:
         argv += ["-P", str(streams)]
@@ -220,7 +227,7 @@ def iperf(setup: Setup, seconds: int, streams: int, key: str = "gbps") -> dict[s
             "retr": end["sum_sent"].get("retransmits", 0)}
 
 
-# -- lab name ----------------------------------------------------------------------------------------
+# -- lab name --------------------------------------------------------------------------------------
 def known_test_prefixes() -> set[str]:
     """Prefixes of the lab names the project's tests use (another engineer may be running them)."""
     names: set[str] = set()
@@ -245,6 +252,6 @@ def lab_name(base: str) -> str:
     raise RuntimeError("no lab name with a free prefix")
 
 
-# -- report ------------------------------------------------------------------------------------------
+# -- report ----------------------------------------------------------------------------------------
 def med(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")

@@ -64,8 +64,21 @@ BENCH = str(Path(__file__).resolve().parent)
 if BENCH not in sys.path:  # `import common` also under `python -m bench.dhcp`
     sys.path.insert(0, BENCH)
 
-from common import (LIVE, REPO, cmdline, harden, header, ip_batch, links_matching,  # noqa: E402
-                    logger, netns_matching, now, run, stop_proc, wait_until)
+from common import (
+    LIVE,
+    REPO,
+    cmdline,
+    harden,
+    header,
+    ip_batch,
+    links_matching,
+    logger,
+    netns_matching,
+    now,
+    run,
+    stop_proc,
+    wait_until,
+)
 
 # -- names and addresses ---------------------------------------------------------------------------
 SRV_NS = "bnchd-srv"

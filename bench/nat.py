@@ -4,28 +4,29 @@
 Setups, all up at once; every measurement alternates between them (the order rotates each
 repetition) so machine noise hits all alike:
 
-* **wvpclab NAT** (the subject): a wvpclab lab ``bench-nat`` like ``topologies/xp_mode.yaml`` with the
-  guest's NIC at ``{shared: true, speed: unlimited}``: guest ``xp`` (192.168.131.1 from its NAT
+* **wvpclab NAT** (the subject): a wvpclab lab ``bench-nat`` like ``topologies/xp_mode.yaml`` with
+  the guest's NIC at ``{shared: true, speed: unlimited}``: guest ``xp`` (192.168.131.1 from its NAT
   engine's DHCP) -> the NAT's internal switch (OVS userspace, controller flows) -> NAT engine
   (MASQUERADE, stateful firewall) -> transit veth -> the PC (MASQUERADE again) -> filter switch ->
   patch -> LAN switch -> server ``web`` (192.168.50.80).
 * **routed** (the baseline the goals are measured against): three iproute2 namespaces joined by
-  veths, nothing in the root namespace: ``bnchn-g`` (172.31.200.2/24) -> ``bnchn-r`` (ip_forward=1 in
-  ITS namespace, 172.31.200.1 / 172.31.201.1, no NAT, no rules) -> ``bnchn-s`` (172.31.201.2/24).
+  veths, nothing in the root namespace: ``bnchn-g`` (172.31.200.2/24) -> ``bnchn-r`` (ip_forward=1
+  in ITS namespace, 172.31.200.1 / 172.31.201.1, no NAT, no rules) -> ``bnchn-s`` (172.31.201.2/24).
 * **routed, same hops** (to show where time goes; on by default, ``--no-same-hops`` skips it): the
-  lab's path without NAT or controller: ``bnchn-mg`` -> OVS userspace bridge ``bnchn-b1`` (NORMAL) ->
-  router ``bnchn-mr1`` -> veth -> router ``bnchn-mr2`` -> OVS userspace bridge ``bnchn-b2`` (NORMAL)
-  -> ``bnchn-ms``; addresses in 172.31.210.0/24, 172.31.211.0/30, 172.31.212.0/24. The root-namespace
-  ends of its veths are hardened (arp_ignore=8, rp_filter=1, no IPv6, no address); the bridges'
-  internal ports stay down.
+  lab's path without NAT or controller: ``bnchn-mg`` -> OVS userspace bridge ``bnchn-b1`` (NORMAL)
+  -> router ``bnchn-mr1`` -> veth -> router ``bnchn-mr2`` -> OVS userspace bridge ``bnchn-b2``
+  (NORMAL) -> ``bnchn-ms``; addresses in 172.31.210.0/24, 172.31.211.0/30, 172.31.212.0/24. The
+  root-namespace ends of its veths are hardened (arp_ignore=8, rp_filter=1, no IPv6, no address);
+  the bridges' internal ports stay down.
 
-Every server runs ``python -m wvpclab.services`` (TCP echo on 7, HTTP on 80; the lab's LAN servers do
-already; the others get ``--name base --log FILE``, as the lab logs to a file too) and ``iperf3 -s``.
-Measured per repetition from the guest: iperf3 TCP throughput (``-t T -O 1``, 1 stream and
-``-P 2``); new TCP connections per second (a Python client with W threads for S seconds; each
-connection: connect, send 1 byte to port 7, read the echo, close); and 50 pings at 0.05 s (median RTT,
-for information). Every guest gets ``ip_local_port_range=1024 65535`` and ``tcp_tw_reuse=1`` in its own
-namespace (the client closes first, so its ports sit in TIME_WAIT). Medians over the repetitions.
+Every server runs ``python -m wvpclab.services`` (TCP echo on 7, HTTP on 80; the lab's LAN servers
+do already; the others get ``--name base --log FILE``, as the lab logs to a file too) and
+``iperf3 -s``. Measured per repetition from the guest: iperf3 TCP throughput (``-t T -O 1``, 1
+stream and ``-P 2``); new TCP connections per second (a Python client with W threads for S seconds;
+each connection: connect, send 1 byte to port 7, read the echo, close); and 50 pings at 0.05 s
+(median RTT, for information). Every guest gets ``ip_local_port_range=1024 65535`` and
+``tcp_tw_reuse=1`` in its own namespace (the client closes first, so its ports sit in TIME_WAIT).
+Medians over the repetitions.
 
 Figures go to stdout, progress to stderr. It is a measurement, not a test: it never fails on a slow
 result. Run as root from the checkout: ``.venv/bin/python bench/nat.py [--quick] [--repeat R]``.
@@ -48,17 +49,34 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 BENCH = str(Path(__file__).resolve().parent)
 if BENCH not in sys.path:  # `import common` also under `python -m bench.nat`
     sys.path.insert(0, BENCH)
 
-from common import NetnsSetup as _NetnsSetup  # noqa: E402
-from common import (Setup, harden, header, iperf, kill_live, lab_name, loadavg,  # noqa: E402
-                    logger, med, now, ovs, remove_ovs_ours, run, still_there, stop_proc, wait_ready,
-                    wait_until)
+from common import NetnsSetup as _NetnsSetup
+from common import (
+    Setup,
+    harden,
+    header,
+    iperf,
+    kill_live,
+    lab_name,
+    loadavg,
+    logger,
+    med,
+    now,
+    ovs,
+    remove_ovs_ours,
+    run,
+    still_there,
+    stop_proc,
+    wait_ready,
+    wait_until,
+)
 
 OURS_RE = re.compile(r"^bnchn-")
 LAB_BASE = "bench-nat"
@@ -103,7 +121,7 @@ print(json.dumps({"connections": sum(counts), "errors": sum(errors), "seconds": 
 """
 
 
-# -- setups ------------------------------------------------------------------------------------------
+# -- setups ----------------------------------------------------------------------------------------
 class LabSetup(Setup):
     label = "wvpclab NAT"
     server_ip = LAB_SERVER
@@ -137,9 +155,12 @@ def ns_script(ns: str, lines: list[str], sysctls: str = "") -> None:
 
 def build_routed() -> NetnsSetup:
     """bnchn-g -- bnchn-r -- bnchn-s, veths only, every end in a namespace."""
-    run(["ip", "-batch", "-"], "netns add bnchn-g\nnetns add bnchn-r\nnetns add bnchn-s\n"
-        "link add name eth0 netns bnchn-g mtu 1500 type veth peer name eth0 netns bnchn-r mtu 1500\n"
-        "link add name eth1 netns bnchn-r mtu 1500 type veth peer name eth0 netns bnchn-s mtu 1500\n")
+    run(["ip", "-batch", "-"],
+        "netns add bnchn-g\nnetns add bnchn-r\nnetns add bnchn-s\n"
+        "link add name eth0 netns bnchn-g mtu 1500 type veth"
+        " peer name eth0 netns bnchn-r mtu 1500\n"
+        "link add name eth1 netns bnchn-r mtu 1500 type veth"
+        " peer name eth0 netns bnchn-s mtu 1500\n")
     ns_script("bnchn-g", ["link set eth0 up", "address add 172.31.200.2/24 dev eth0",
                           "route add default via 172.31.200.1"], GUEST_SYSCTLS)
     ns_script("bnchn-r", ["link set eth0 up", "link set eth1 up",
@@ -164,7 +185,8 @@ def build_same_hops() -> NetnsSetup:
     for peer, _ns, _dev in ends:
         harden(peer)
     args: list[str] = []
-    for br, ports in (("bnchn-b1", ("bnchn-v1", "bnchn-v2")), ("bnchn-b2", ("bnchn-v3", "bnchn-v4"))):
+    for br, ports in (("bnchn-b1", ("bnchn-v1", "bnchn-v2")),
+                      ("bnchn-b2", ("bnchn-v3", "bnchn-v4"))):
         args += ["--", "add-br", br, "--", "set", "Bridge", br, "datapath_type=netdev",
                  "fail_mode=standalone", "other-config:disable-in-band=true"]
         for p in ports:
@@ -195,7 +217,7 @@ def remove_ours() -> dict[str, list[str]]:
     return remove_ovs_ours(OURS_RE, lambda x: x.startswith("bnchn-b"))
 
 
-# -- measurements ------------------------------------------------------------------------------------
+# -- measurements ----------------------------------------------------------------------------------
 def start_servers(setup: Setup, logdir: Path | None) -> list[subprocess.Popen]:
     """iperf3 -s (and, for our own namespaces, the lab's echo/HTTP services) on the server."""
     from wvpclab.services import READY_LINE
@@ -267,7 +289,7 @@ def measure(setups: list[Setup], args: argparse.Namespace,
                     f"{unit}{extra}")
 
 
-# -- lab name ------------------------------------------------------------------------------------------
+# -- lab name --------------------------------------------------------------------------------------
 def topology_doc(name: str) -> dict[str, Any]:
     """topologies/xp_mode.yaml with the guest's NIC unshaped."""
     return {
@@ -279,7 +301,7 @@ def topology_doc(name: str) -> dict[str, Any]:
     }
 
 
-# -- report ------------------------------------------------------------------------------------------
+# -- report ----------------------------------------------------------------------------------------
 def report(labels: list[str], results: dict[str, dict[str, list[float]]],
            args: argparse.Namespace) -> None:
     subject, base = labels[0], labels[1]
@@ -301,7 +323,8 @@ def report(labels: list[str], results: dict[str, dict[str, list[float]]],
     if len(labels) > 2:
         same = labels[2]
         parts = []
-        for key, name in (("tcp1", "1 stream"), ("tcp2", "-P 2"), ("conn", "conn/s"), ("rtt", "RTT")):
+        for key, name in (("tcp1", "1 stream"), ("tcp2", "-P 2"), ("conn", "conn/s"),
+                          ("rtt", "RTT")):
             b = med(results[same][key])
             parts.append(f"{name} {med(results[subject][key]) / b:.3f}" if b else f"{name} n/a")
         print(f"{subject} / {same} (what NAT + controller flows cost on the same hops): "
@@ -309,13 +332,14 @@ def report(labels: list[str], results: dict[str, dict[str, list[float]]],
     print("runs (in order):")
     for x in labels:
         r = results[x]
-        print(f"  {x:<18} tcp1 {[round(v, 2) for v in r['tcp1']]} tcp2 {[round(v, 2) for v in r['tcp2']]}"
+        print(f"  {x:<18} tcp1 {[round(v, 2) for v in r['tcp1']]}"
+              f" tcp2 {[round(v, 2) for v in r['tcp2']]}"
               f" conn/s {[round(v) for v in r['conn']]} rtt {[round(v, 3) for v in r['rtt']]};"
               f" retransmits {r['tcp1_retr']}/{r['tcp2_retr']}; failed connects {r['conn_err']};"
               f" ping loss {max(r['loss'] or [0]):.0%}")
-    print(f"(medians of {args.repeat} alternating runs; iperf3 -t {args.seconds} -O 1; connections: "
-          f"{args.workers} threads x {args.conn_seconds:g} s of connect + 1-byte echo + close to port 7;"
-          f" {args.pings} pings at 0.05 s)")
+    print(f"(medians of {args.repeat} alternating runs; iperf3 -t {args.seconds} -O 1; "
+          f"connections: {args.workers} threads x {args.conn_seconds:g} s of connect + 1-byte echo"
+          f" + close to port 7; {args.pings} pings at 0.05 s)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -355,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
         left = remove_ours()
         if any(left.values()):
             log(f"removed leftovers of an earlier run: {left}")
-        logdir = Path(tempfile.mkdtemp(prefix="bnchn-", dir="/run" if os.path.isdir("/run") else None))
+        run_dir = "/run" if os.path.isdir("/run") else None
+        logdir = Path(tempfile.mkdtemp(prefix="bnchn-", dir=run_dir))
         name = lab_name(LAB_BASE)
         prefix = cleanup.prefix_for(name)
         log(f"starting lab {name} (prefix {prefix})")

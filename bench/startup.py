@@ -17,9 +17,9 @@ stderr. It is a measurement, not a test: it prints figures and never fails on a 
 Run as root from the checkout: ``.venv/bin/python bench/startup.py [--quick] [--repeat R]``.
 
 Everything it creates is named ``bnch…`` (namespaces ``bnchf*``, Linux bridge ``bnchbr0``, veths
-``bnchv*``, OVS bridge ``bnchs1`` and its ports, Mininet hosts ``bnchh*``) or belongs to a wvpclab lab
-named ``bench-startup-N`` (which cleans itself up). It never runs ``mn -c``, ``killall`` or ``pkill``:
-processes are stopped by the PIDs it started, namespaces and links by their names.
+``bnchv*``, OVS bridge ``bnchs1`` and its ports, Mininet hosts ``bnchh*``) or belongs to a wvpclab
+lab named ``bench-startup-N`` (which cleans itself up). It never runs ``mn -c``, ``killall`` or
+``pkill``: processes are stopped by the PIDs it started, namespaces and links by their names.
 """
 
 from __future__ import annotations
@@ -36,18 +36,33 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 BENCH = str(Path(__file__).resolve().parent)
 if BENCH not in sys.path:  # `import common` also under `python -m bench.startup`
     sys.path.insert(0, BENCH)
 
-from common import (LIVE, harden, header, ip_batch, kill_live, lab_name as free_lab_name,  # noqa: E402
-                    links_matching, logger, netns_matching, now, ovs_bridges, run, wait_until)
+from common import (
+    LIVE,
+    harden,
+    header,
+    ip_batch,
+    kill_live,
+    links_matching,
+    logger,
+    netns_matching,
+    now,
+    ovs_bridges,
+    run,
+    wait_until,
+)
+from common import lab_name as free_lab_name
 
-WAVE = 50  # concurrent pings at most (../shared/STACK.md: hundreds at once through one bridge stall)
+#: Concurrent pings at most (../shared/STACK.md: hundreds at once through one bridge stall).
+WAVE = 50
 REACH_TIMEOUT = 60.0  # seconds of retries before a size's "reach" is given up
 PING = ["ping", "-n", "-q", "-c1", "-W1"]
 
@@ -60,7 +75,7 @@ LABELS = {"wvpclab": "wvpclab", "mininet": "plain Mininet", "floor": "iproute2 f
 log = logger("startup")
 
 
-# -- reachability ------------------------------------------------------------------------------------
+# -- reachability ----------------------------------------------------------------------------------
 def reach(count: int, start: Callable[[int], subprocess.Popen]) -> tuple[float, list[int], int]:
     """Starts ``start(k)`` (a ping) for k in range(count) in waves of at most WAVE at once; asks the
     failed ones again until all succeeded or REACH_TIMEOUT passed. Returns (seconds until all
@@ -98,7 +113,7 @@ def reach(count: int, start: Callable[[int], subprocess.Popen]) -> tuple[float, 
     return now() - t0, pending, rounds
 
 
-# -- 1. wvpclab --------------------------------------------------------------------------------------
+# -- 1. wvpclab ------------------------------------------------------------------------------------
 def vm_address(nic: int, j: int) -> str:
     """VM j's NIC ``nic``: 169.254.{nic+1}.{j+10} for j < 200, then further third octets."""
     return f"169.254.{nic + 1 + 4 * (j // 200)}.{10 + j % 200}"
@@ -114,13 +129,16 @@ def run_wvpclab(n: int, speed: Any, profile: cProfile.Profile | None) -> dict[st
 
     name = lab_name(n)
     nic_opts = {} if speed is None else {"speed": speed}
+
+    def nics(j: int) -> list[dict[str, Any]]:
+        return [{"internal": f"n{i}", "ip": f"{vm_address(i, j)}/16", **nic_opts}
+                for i in range(4)]
+
     doc = {
         "name": name,
         "pcs": {"pc": {}},
         "internal": {f"n{i}": {"dhcp": False} for i in range(4)},
-        "vms": {f"vm{j}": {"nics": [{"internal": f"n{i}", "ip": f"{vm_address(i, j)}/16", **nic_opts}
-                                    for i in range(4)]}
-                for j in range(n)},
+        "vms": {f"vm{j}": {"nics": nics(j)} for j in range(n)},
     }
     graph = topology.from_document(doc)
     log(f"wvpclab N={n}: lab {name}, {n} VMs x 4 NICs, starting")
@@ -152,7 +170,7 @@ def run_wvpclab(n: int, speed: Any, profile: cProfile.Profile | None) -> dict[st
             "rounds": rounds}
 
 
-# -- 2. plain Mininet --------------------------------------------------------------------------------
+# -- 2. plain Mininet ------------------------------------------------------------------------------
 def run_mininet(n: int) -> dict[str, Any]:
     from mininet.log import setLogLevel
     from mininet.net import Mininet
@@ -190,7 +208,8 @@ def run_mininet(n: int) -> dict[str, Any]:
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         secs, failed, rounds = reach(m, ping)
-        log(f"mininet N={n}: reach {secs:.2f} s in {rounds} round(s), {len(failed)} failed; stopping")
+        log(f"mininet N={n}: reach {secs:.2f} s in {rounds} round(s), {len(failed)} failed; "
+            f"stopping")
         t2 = now()
         net.stop()
         stopped = True
@@ -222,7 +241,7 @@ def mininet_fallback_cleanup(net: Any) -> None:
     ip_batch([f"link del {x}" for x in links_matching(r"^bnch[hs]")], force=True, check=False)
 
 
-# -- 3. iproute2 floor -------------------------------------------------------------------------------
+# -- 3. iproute2 floor -----------------------------------------------------------------------------
 def floor_address(k: int) -> str:
     return f"172.31.{k // 250}.{k % 250 + 1}"
 
@@ -243,7 +262,8 @@ def run_floor(n: int) -> dict[str, Any]:
         ip_batch([f"link set {FLOOR_BRIDGE} up"] +
                  [f"link set bnchv{k} master {FLOOR_BRIDGE} up" for k in range(m)])
         # Inside each namespace: one `ip -n NS -batch` (address, link up), all from one shell.
-        script = "".join(f"ip -n {names[k]} -batch - <<EOF\naddress add {floor_address(k)}/16 dev eth0\n"
+        script = "".join(f"ip -n {names[k]} -batch - <<EOF\n"
+                         f"address add {floor_address(k)}/16 dev eth0\n"
                          f"link set eth0 up\nEOF\n" for k in range(m))
         with tempfile.NamedTemporaryFile("w", suffix=".sh", prefix="bnch-") as f:
             f.write("set -e\n" + script)
@@ -281,7 +301,7 @@ def floor_cleanup(names: list[str]) -> None:
     wait_until(lambda: not links_matching(r"^bnchv\d"), 30)
 
 
-# -- leftovers ---------------------------------------------------------------------------------------
+# -- leftovers -------------------------------------------------------------------------------------
 def our_leftovers(prefixes: set[str]) -> dict[str, list[str]]:
     def mine(name: str) -> bool:
         return bool(OURS_RE.match(name)) or any(name.startswith(p + "-") for p in prefixes)
@@ -304,7 +324,7 @@ def preclean() -> None:
     wait_until(lambda: not links_matching(r"^bnch"), 30)
 
 
-# -- report ------------------------------------------------------------------------------------------
+# -- report ----------------------------------------------------------------------------------------
 def median_of(runs: list[dict[str, Any]], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
@@ -346,7 +366,8 @@ def report(sizes: list[int], methods: list[str], results: dict, repeat: int) -> 
         if "wvpclab" in totals:
             for other in ("mininet", "floor"):
                 if totals.get(other):
-                    ratios.append(f"wvpclab/{LABELS[other]} = {totals['wvpclab'] / totals[other]:.2f}x")
+                    ratio = totals["wvpclab"] / totals[other]
+                    ratios.append(f"wvpclab/{LABELS[other]} = {ratio:.2f}x")
         if ratios:
             print(f"{'':>4}  time to full reachability (start+reach): " + ", ".join(ratios))
     print("(seconds; start = build+start; reach = until every node's ping to its neighbour "
@@ -355,7 +376,8 @@ def report(sizes: list[int], methods: list[str], results: dict, repeat: int) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="10,50,100", help="comma-separated N (VMs; 4N interfaces)")
+    parser.add_argument("--sizes", default="10,50,100",
+                        help="comma-separated N (VMs; 4N interfaces)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per cell; the median is shown")
     parser.add_argument("--quick", action="store_true", help="N=10 only")
     parser.add_argument("--methods", default=",".join(METHODS),
@@ -370,7 +392,11 @@ def main(argv: list[str] | None = None) -> int:
     bad = [m for m in methods if m not in METHODS]
     if bad or not sizes or args.repeat < 1 or any(n < 2 for n in sizes):
         parser.error(f"bad --methods {bad}, --sizes or --repeat")
-    speed = None if args.speed is None else (args.speed if args.speed == "unlimited" else int(args.speed))
+    speed: str | int | None
+    if args.speed is None or args.speed == "unlimited":
+        speed = args.speed
+    else:
+        speed = int(args.speed)
     if os.geteuid() != 0:
         print("startup.py needs root (namespaces, Open vSwitch)", file=sys.stderr)
         return 2
@@ -385,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     from wvpclab import cleanup
 
     used_prefixes: set[str] = set()
-    results: dict[tuple[int, str], list[dict[str, Any]]] = {(n, m): [] for n in sizes for m in methods}
+    results: dict[tuple[int, str], list[dict[str, Any]]] = {
+        (n, m): [] for n in sizes for m in methods}
     profile = cProfile.Profile() if args.profile else None
     rc = 0
     try:
@@ -423,7 +450,8 @@ def main(argv: list[str] | None = None) -> int:
     if profile is not None:
         out = io.StringIO()
         pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(30)
-        print(f"--- cProfile of wvpclab's start at N={max(sizes)} (cumulative) ---", file=sys.stderr)
+        print(f"--- cProfile of wvpclab's start at N={max(sizes)} (cumulative) ---",
+              file=sys.stderr)
         print(out.getvalue(), file=sys.stderr)
     return rc
 

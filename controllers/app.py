@@ -9,7 +9,6 @@ then sends the frames out (packet-out).
 from __future__ import annotations
 
 import dataclasses
-
 import logging
 import threading
 from collections import defaultdict

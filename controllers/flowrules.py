@@ -720,7 +720,8 @@ def explain(flows: Iterable[Flow], labels: Mapping[int, str],
 
     Args:
         flows: Usually ``flows_for(switch)``.
-        labels: A name for every port number, e.g. ``{1: "host stack (pc eth0)", 2: "guest xp/eth1"}``.
+        labels: A name for every port number, e.g.
+            ``{1: "host stack (pc eth0)", 2: "guest xp/eth1"}``.
         learned: A wireless switch's learned table, told after the flows (one line an entry).
 
     Returns:

@@ -211,9 +211,9 @@ def with_udp_checksum(frame: bytes, ip: IPv4, udp: Udp) -> bytes:
     """The frame with its UDP checksum computed afresh.
 
     Frames that reach the controller from a userspace datapath may carry a checksum the sender left
-    to offload (veths do); once the frame is sent out again as a packet-out, nothing finishes it, so a
-    receiver that checks (busybox udhcpc does) would drop it. Every DHCP frame the controller sends
-    goes through here.
+    to offload (veths do); once the frame is sent out again as a packet-out, nothing finishes it, so
+    a receiver that checks (busybox udhcpc does) would drop it. Every DHCP frame the controller
+    sends goes through here.
     """
     out = bytearray(frame)
     udp_at = ETH_HEADER + ip.header_len

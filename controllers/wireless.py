@@ -84,7 +84,7 @@ def packet_in(switch: Switch, learned: Iterable[Learned], in_port: int, frame: b
     """
     try:
         return _decide(switch, tuple(learned), in_port, bytes(frame))
-    except Exception as exc:  # a bug must not kill the controller: drop the frame
+    except Exception as exc:  # noqa: BLE001 - a bug must not kill the controller: drop the frame
         return _drop(f"internal error {exc!r}")
 
 

@@ -1,7 +1,8 @@
 """What a lab leaves on the machine, and removing it: names by prefix, processes by recorded PID.
 
 Every lab names its bridges and root-namespace interfaces ``wvXXX-…`` (XXX from the lab's name) and
-records its PIDs in ``/run/wvpclab/wvXXX/state.json``. Nothing else is ever touched (never ``mn -c``).
+records its PIDs in ``/run/wvpclab/wvXXX/state.json``. Nothing else is ever touched (never
+``mn -c``).
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ def write_state(prefix: str, state: dict[str, Any]) -> None:
 
 def ovs(*args: str, check: bool = True) -> str:
     """Runs ``ovs-vsctl`` with a bounded timeout."""
-    res = subprocess.run(["ovs-vsctl", "--timeout=10", *args], capture_output=True, text=True,
-                         timeout=30)
+    res = subprocess.run(["ovs-vsctl", "--timeout=10", *args], check=False, capture_output=True,
+                         text=True, timeout=30)
     if check and res.returncode != 0:
         raise RuntimeError(f"ovs-vsctl {' '.join(args[:3])}…: {res.stderr.strip()}")
     return res.stdout
@@ -103,9 +104,9 @@ def kill_pids(pids: Iterable[int]) -> int:
 
 
 def kill_namespaces(shell_pids: Iterable[int]) -> None:
-    """Ends every process in the namespaces of these node shells (the shells included): with the last
-    process gone, the namespace and its interfaces go too. Only PIDs that are Mininet node shells are
-    trusted to name a namespace."""
+    """Ends every process in the namespaces of these node shells (the shells included): with the
+    last process gone, the namespace and its interfaces go too. Only PIDs that are Mininet node
+    shells are trusted to name a namespace."""
     inodes = []
     for pid in shell_pids:
         if "mininet:" in cmdline(pid):
@@ -143,12 +144,14 @@ def remove_bridges_and_links(prefix: str | None) -> None:
         ovs(*args[1:], check=False)
     links = lab_links(prefix)
     if links:
-        subprocess.run(["ip", "-force", "-batch", "-"], input="".join(f"link del {n}\n" for n in links),
+        # best effort: with -force, ip goes on past a link that is already gone
+        subprocess.run(["ip", "-force", "-batch", "-"], check=False,
+                       input="".join(f"link del {n}\n" for n in links),
                        capture_output=True, text=True, timeout=60)
 
 
-def wait_until(condition, timeout: float, interval: float = 0.05) -> bool:  # noqa: ANN001
-    """Polls ``condition()`` until it is true or ``timeout`` seconds pass; returns its last value."""
+def wait_until(condition, timeout: float, interval: float = 0.05) -> bool:
+    """Polls ``condition()`` until it is true or ``timeout`` runs out; returns its last value."""
     deadline = time.monotonic() + timeout
     while True:
         if condition():
@@ -223,8 +226,8 @@ def stale() -> list[str]:
 
 def clean(force: bool = False) -> list[str]:
     """Removes what crashed labs left: for each recorded lab whose owner process is gone (all with
-    ``force``), its processes, bridges and interfaces; then any bridge or interface named like a lab's
-    whose lab is not running. Returns one line per thing done."""
+    ``force``), its processes, bridges and interfaces; then any bridge or interface named like a
+    lab's whose lab is not running. Returns one line per thing done."""
     report = []
     running = set()
     if RUN_ROOT.is_dir():

@@ -1,7 +1,7 @@
 """The lab's side of the controller: the child process, its local channel, and what it was told.
 
-The controller (``controllers/``) is stateless across restarts: this client keeps every switch and port
-it registered, so a restarted controller is told everything again and reinstalls it.
+The controller (``controllers/``) is stateless across restarts: this client keeps every switch and
+port it registered, so a restarted controller is told everything again and reinstalls it.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from controllers.main import READY_LINE
 from wvpclab.procs import end, wait_ready
-
-READY_LINE = "wvpclab-controller ready"
 
 
 class ControllerError(RuntimeError):
@@ -115,7 +114,7 @@ class Controller:
                     print(f"wvpclab: restarting the controller failed: {err}", file=sys.stderr)
 
     def restart(self) -> None:
-        """Stops the controller and starts it again, re-registering everything (flows reinstalled)."""
+        """Stops and starts the controller again, re-registering everything (flows reinstalled)."""
         with self._lock:
             self.kill()
             self._spawn()

@@ -45,7 +45,8 @@ def check_unicast(text: object) -> str:
 
 
 def _pick(prefix: str, seed: str, taken: Iterable[str]) -> str:
-    """``prefix`` plus octets hashed from ``seed``; re-seeded with a counter while the result is taken."""
+    """``prefix`` plus octets hashed from ``seed``, re-seeded with a counter while the result is
+    taken."""
     used = set(taken)
     count = 6 - len(prefix.split(":"))
     attempt = 0
@@ -58,11 +59,12 @@ def _pick(prefix: str, seed: str, taken: Iterable[str]) -> str:
 
 
 def derive(adapter_mac: str, vm: str, index: int, taken: Iterable[str] = ()) -> str:
-    """The WVPC-style MAC of NIC ``index`` of ``vm`` on a PC whose first adapter has ``adapter_mac``.
+    """The WVPC-style MAC of NIC ``index`` of ``vm`` on a PC whose first adapter is ``adapter_mac``.
 
     ``00:03:ff`` followed by three octets hashed from the adapter's MAC, the VM's name and the NIC's
-    index (never its mode, so changing a NIC's network keeps its MAC). If the result is in ``taken``,
-    the seed is extended with a counter until it is not: deterministic for the same inputs.
+    index (never its mode, so changing a NIC's network keeps its MAC). If the result is in
+    ``taken``, the seed is extended with a counter until it is not: deterministic for the same
+    inputs.
     """
     return _pick(WVPC_OUI, f"{adapter_mac}|{vm}|{index}", taken)
 

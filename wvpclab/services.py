@@ -1,8 +1,8 @@
 """What a LAN server answers so a user can try it: TCP and UDP echo (port 7) and HTTP (port 80).
 
-Run in a server's node as ``python -m wvpclab.services --name web``. The HTTP page names the server and
-the client's address as the server sees it (``you are 192.168.50.101``), so NAT and bridging are visible
-with curl alone; every request is logged, one line per request, with the client's address.
+Run in a server's node as ``python -m wvpclab.services --name web``. The HTTP page names the server
+and the client's address as the server sees it (``you are 192.168.50.101``), so NAT and bridging are
+visible with curl alone; every request is logged, one line per request, with the client's address.
 """
 
 from __future__ import annotations
@@ -12,15 +12,16 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
+from typing import TextIO
 
 READY_LINE = "wvpclab-services ready"
 
 
 class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, log) -> None:  # noqa: ANN001
+    def __init__(self, log) -> None:
         self.log = log
 
-    def connection_made(self, transport) -> None:  # noqa: ANN001
+    def connection_made(self, transport) -> None:
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
@@ -28,9 +29,7 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport.sendto(data, addr)
 
 
-async def _serve(name: str, bind: str, log_path: Path | None) -> None:
-    out = open(log_path, "a", encoding="utf-8") if log_path else sys.stderr  # noqa: SIM115
-
+async def _serve(name: str, bind: str, out: TextIO) -> None:
     def log(line: str) -> None:
         out.write(line + "\n")
         out.flush()
@@ -58,7 +57,7 @@ async def _serve(name: str, bind: str, log_path: Path | None) -> None:
                          + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
                          + body)
             await writer.drain()
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError,
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
                 ConnectionError):
             pass
         finally:
@@ -81,7 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bind", default="0.0.0.0")
     p.add_argument("--log", type=Path)
     args = p.parse_args(argv)
-    asyncio.run(_serve(args.name, args.bind, args.log))
+    if args.log:
+        with open(args.log, "a", encoding="utf-8") as out:
+            asyncio.run(_serve(args.name, args.bind, out))
+    else:
+        asyncio.run(_serve(args.name, args.bind, sys.stderr))
     return 0
 
 

@@ -1,7 +1,7 @@
 """Topology files -> a validated networkx graph (pure: no root, no I/O beyond reading the file).
 
-The file contract is DESIGN.md §4. Every error is collected and reported at once, each naming its key
-path and the offending value; nothing is started from a topology that has an error.
+The file contract is DESIGN.md §4. Every error is collected and reported at once, each naming its
+key path and the offending value; nothing is started from a topology that has an error.
 
 Graph schema (node key: attributes; every node has ``kind`` and ``name``):
 
@@ -18,9 +18,9 @@ Graph schema (node key: attributes; every node has ``kind`` and ``name``):
   ``proto:hostport:guestport``).
 
 Edges carry ``rel``: pc-adapter ``adapter``, adapter-lan ``uplink``, lan-server ``server``,
-pc-internal ``internal``, vm-pc ``host``, vm-nic ``nic``, and nic-(adapter|internal|pc) ``attach`` with
-the NIC's ``mode`` (a shared NIC attaches to its PC, whose NAT engine serves it; a ``none`` NIC has no
-attach edge).
+pc-internal ``internal``, vm-pc ``host``, vm-nic ``nic``, and nic-(adapter|internal|pc) ``attach``
+with the NIC's ``mode`` (a shared NIC attaches to its PC, whose NAT engine serves it; a ``none`` NIC
+has no attach edge).
 """
 
 from __future__ import annotations
@@ -46,11 +46,14 @@ DEFAULT_NAT_SUBNET = "192.168.131.0/24"
 ADAPTER_TYPES = ("wired", "wireless")
 
 #: Words the Mininet CLI (and ours) takes as commands: a node so named could not be addressed there.
-RESERVED_NAMES = frozenset(
-    """EOF dpctl dump exit gterm help intfs iperf iperfudp link links net nodes noecho pingall
-    pingallfull pingpair pingpairfull ports px py quit sh source switch time wait x xterm
-    vms nics nic cable leases rules nat capture matrix draw""".split()
-)
+RESERVED_NAMES = frozenset({
+    # Mininet's CLI
+    "EOF", "dpctl", "dump", "exit", "gterm", "help", "intfs", "iperf", "iperfudp", "link", "links",
+    "net", "nodes", "noecho", "pingall", "pingallfull", "pingpair", "pingpairfull", "ports", "px",
+    "py", "quit", "sh", "source", "switch", "time", "wait", "x", "xterm",
+    # ours
+    "vms", "nics", "nic", "cable", "leases", "rules", "nat", "capture", "matrix", "draw",
+})
 
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 _ADAPTER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")
@@ -100,7 +103,7 @@ class TopologyError(Exception):
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """A YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+    """A YAML loader refusing a key given twice in one mapping (PyYAML silently keeps the last)."""
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -141,8 +144,9 @@ def _yaml_error(err: yaml.YAMLError) -> Issue:
 
 
 def read(path: str | Path) -> Any:
-    """Reads a topology file: a YAML/JSON document (a mapping), a node-link JSON graph, or a ``.py``
-    file whose ``topology()`` returns a graph or a mapping. Raises TopologyError if it cannot be read.
+    """Reads a topology file: a YAML/JSON document (a mapping), a node-link JSON graph, or a
+    ``.py`` file whose ``topology()`` returns a graph or a mapping. Raises TopologyError if it
+    cannot be read.
     """
     p = Path(path)
     src = str(path)
@@ -169,7 +173,7 @@ def read(path: str | Path) -> Any:
                 [Issue(f"line {err.lineno}, column {err.colno}", f"JSON: {err.msg}")], src
             ) from None
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_StrictLoader)  # safe: _StrictLoader is a SafeLoader
     except yaml.YAMLError as err:
         raise TopologyError([_yaml_error(err)], src) from None
 
@@ -182,18 +186,19 @@ def _read_python(p: Path, src: str) -> Any:
     try:
         spec.loader.exec_module(module)
     except Exception as err:  # noqa: BLE001 - any error in user code is reported, not raised
-        raise TopologyError([Issue("", f"importing it raised {type(err).__name__}: {err}")], src) from None
+        issue = Issue("", f"importing it raised {type(err).__name__}: {err}")
+        raise TopologyError([issue], src) from None
     func = getattr(module, "topology", None)
     if not callable(func):
         raise TopologyError([Issue("", "defines no topology() function")], src)
     try:
         result = func()
     except Exception as err:  # noqa: BLE001
-        raise TopologyError([Issue("topology()", f"raised {type(err).__name__}: {err}")], src) from None
+        issue = Issue("topology()", f"raised {type(err).__name__}: {err}")
+        raise TopologyError([issue], src) from None
     if not isinstance(result, (nx.Graph, Mapping)):
-        raise TopologyError(
-            [Issue("topology()", f"returned {type(result).__name__}, expected a networkx graph")], src
-        )
+        issue = Issue("topology()", f"returned {type(result).__name__}, expected a networkx graph")
+        raise TopologyError([issue], src)
     return result
 
 
@@ -202,7 +207,7 @@ def _is_node_link(data: Any) -> bool:
 
 
 def load(path: str | Path) -> nx.Graph:
-    """Reads and validates a topology file; returns the graph or raises TopologyError (every error)."""
+    """Reads and validates a topology file: its graph, or a TopologyError listing every error."""
     data = read(path)
     default_name = Path(path).stem
     try:
@@ -224,7 +229,7 @@ def load(path: str | Path) -> nx.Graph:
 
 
 def from_document(doc: Any, default_name: str = "lab") -> nx.Graph:
-    """Validates a topology document (the YAML shape) and returns its graph, or raises TopologyError."""
+    """Validates a topology document (the YAML shape): returns its graph or raises TopologyError."""
     graph, errors = _Builder(default_name).build(doc)
     if errors:
         raise TopologyError(errors)
@@ -237,8 +242,8 @@ def check_document(doc: Any) -> list[Issue]:
 
 
 def from_graph(graph: nx.Graph, default_name: str = "lab") -> nx.Graph:
-    """Validates a graph (built in code or read from node-link JSON); returns it rebuilt and normalized
-    (derived MACs filled in), or raises TopologyError."""
+    """Validates a graph (built in code or read from node-link JSON); returns it rebuilt and
+    normalized (derived MACs filled in), or raises TopologyError."""
     doc, errors = to_document(graph)
     if errors:
         raise TopologyError(errors)
@@ -517,8 +522,8 @@ class _Builder:
 
     def adapter(self, pc: str, name: Any, body: Any, path: str) -> None:
         if not isinstance(name, str) or not _ADAPTER_RE.match(name):
-            self.err(path, f"{_fmt(name)} is not a valid adapter name (an interface name: a letter, "
-                           "then letters, digits, '.', '-', '_'; at most 15)")
+            self.err(path, f"{_fmt(name)} is not a valid adapter name (an interface name: a "
+                           "letter, then letters, digits, '.', '-', '_'; at most 15)")
             return
         if name == "lo" or _RESERVED_IFACE_RE.match(name):
             self.err(path, f"{_fmt(name)} is a name the lab gives to an interface of the PC (lo, "
@@ -530,7 +535,8 @@ class _Builder:
         self.known_keys(body, _ADAPTER_KEYS, path)
         kind = body.get("type", "wired")
         if kind not in ADAPTER_TYPES:
-            self.err(_path(path, "type"), f"{_fmt(kind)} is not an adapter type (wired or wireless)")
+            self.err(_path(path, "type"),
+                     f"{_fmt(kind)} is not an adapter type (wired or wireless)")
             kind = "wired"
         if "mac" in body:
             try:
@@ -569,7 +575,8 @@ class _Builder:
         seen: list[tuple[str, ipaddress.IPv4Network]] = [("nat", nat)]
         for key in self.g.neighbors(pc):
             data = self.g.nodes[key]
-            if data["kind"] != "adapter" or not data["lan"] or not self.g.nodes[data["lan"]]["subnet"]:
+            if (data["kind"] != "adapter" or not data["lan"]
+                    or not self.g.nodes[data["lan"]]["subnet"]):
                 continue
             net = ipaddress.IPv4Network(self.g.nodes[data["lan"]]["subnet"])
             for other, onet in seen:
@@ -600,7 +607,8 @@ class _Builder:
                     self.err(_path(path, "pc"), f"required when the lab has several PCs "
                                                 f"({', '.join(pcs)})")
             elif pc not in pcs:
-                self.err(_path(path, "pc"), f"no PC {_fmt(pc)} (declared: {', '.join(pcs) or 'none'})")
+                self.err(_path(path, "pc"),
+                         f"no PC {_fmt(pc)} (declared: {', '.join(pcs) or 'none'})")
                 pc = None
             client = body.get("dhcp_client", "udhcpc")
             if client not in DHCP_CLIENTS:
@@ -630,8 +638,9 @@ class _Builder:
         if mode is None:
             return
         attrs: dict[str, Any] = {"kind": "nic", "name": f"{vm}/{index}", "vm": vm, "index": index,
-                                 "mode": mode, "target": target, "mac": None, "mac_source": "derived",
-                                 "ip": None, "speed": 100, "allow_mac_spoofing": False, "forward": []}
+                                 "mode": mode, "target": target, "mac": None,
+                                 "mac_source": "derived", "ip": None, "speed": 100,
+                                 "allow_mac_spoofing": False, "forward": []}
         attach = None
         if mode == "bridge":
             key = f"{pc}/{target}"
@@ -644,14 +653,15 @@ class _Builder:
                 attach = key
         elif mode == "internal":
             if target not in self.internal_decl:
-                self.err(_path(path, "internal"), f"internal network {_fmt(target)} is not declared "
-                                                  f"under internal (declared: "
-                                                  f"{', '.join(sorted(self.internal_decl)) or 'none'})")
+                declared = ", ".join(sorted(self.internal_decl)) or "none"
+                self.err(_path(path, "internal"), f"internal network {_fmt(target)} is not "
+                                                  f"declared under internal (declared: {declared})")
             else:
                 attach = f"{pc}/{target}"
                 if attach in self.g and self.g.nodes[attach]["kind"] == "adapter":
-                    self.err(_path(path, "internal"), f"internal network {_fmt(target)} has the name "
-                                                      f"of adapter {attach}; rename one of them")
+                    self.err(_path(path, "internal"),
+                             f"internal network {_fmt(target)} has the name of adapter {attach}; "
+                             f"rename one of them")
                     attach = None
                 elif attach not in self.g:
                     self.g.add_node(attach, kind="internal", name=target, pc=pc,
@@ -668,7 +678,8 @@ class _Builder:
         if "speed" in options:
             speed = options["speed"]
             if isinstance(speed, bool) or speed not in SPEEDS:
-                self.err(_path(path, "speed"), f"{_fmt(speed)} is not a speed (10, 100 or unlimited)")
+                self.err(_path(path, "speed"),
+                         f"{_fmt(speed)} is not a speed (10, 100 or unlimited)")
             else:
                 attrs["speed"] = speed
         attrs["allow_mac_spoofing"] = self.boolean(options.get("allow_mac_spoofing"),
@@ -702,13 +713,14 @@ class _Builder:
                            "internal: NAME)")
             return None, None, {}
         if not isinstance(spec, Mapping):
-            self.err(path, f"expected a NIC mode or a mapping, got {type(spec).__name__} {_fmt(spec)}")
+            self.err(path,
+                     f"expected a NIC mode or a mapping, got {type(spec).__name__} {_fmt(spec)}")
             return None, None, {}
         modes = [k for k in spec if k in MODES]
         self.known_keys(spec, MODES + _NIC_OPTION_KEYS, path)
         if len(modes) != 1:
-            self.err(path, "a NIC needs exactly one mode key (none, shared, bridge or internal), got "
-                           f"{', '.join(map(str, modes)) or 'none'}")
+            self.err(path, "a NIC needs exactly one mode key (none, shared, bridge or internal), "
+                           f"got {', '.join(map(str, modes)) or 'none'}")
             return None, None, {}
         mode = modes[0]
         value = spec[mode]
@@ -720,8 +732,8 @@ class _Builder:
                 return None, None, {}
             return mode, value, options
         if value not in (None, True, {}):
-            self.err(_path(path, mode), f"{_fmt(value)}: {mode} takes no value (write '{mode}: true' "
-                                        "or the plain word)")
+            self.err(_path(path, mode), f"{_fmt(value)}: {mode} takes no value "
+                                        f"(write '{mode}: true' or the plain word)")
             return None, None, {}
         return mode, None, options
 
@@ -913,7 +925,8 @@ def to_document(graph: nx.Graph) -> tuple[dict, list[Issue]]:
             value = data.get(opt)
             if opt == "mac" and data.get("mac_source", "explicit") != "explicit":
                 continue
-            if value is not None and value != [] and not (opt == "allow_mac_spoofing" and not value):
+            unset = value is None or value == [] or (opt == "allow_mac_spoofing" and not value)
+            if not unset:
                 nic[opt] = value
         nics[data["vm"]][index] = nic
     for vm, entries in nics.items():
@@ -960,9 +973,11 @@ def summary(graph: nx.Graph) -> str:
     def n(count: int, word: str) -> str:
         return f"{count} {word}{'' if count == 1 else 's'}"
 
-    lines = [f"lab {graph.graph['name']}: {n(counts['pc'], 'PC')}, {n(counts['adapter'], 'adapter')},"
-             f" {n(counts['lan'], 'LAN')}, {n(counts['internal'], 'internal network')},"
-             f" {n(counts['vm'], 'VM')}, {n(counts['nic'], 'NIC')}"]
+    totals = (f"lab {graph.graph['name']}: {n(counts['pc'], 'PC')},"
+              f" {n(counts['adapter'], 'adapter')}, {n(counts['lan'], 'LAN')},"
+              f" {n(counts['internal'], 'internal network')}, {n(counts['vm'], 'VM')},"
+              f" {n(counts['nic'], 'NIC')}")
+    lines = [totals]
     for key, pc in nodes_of(graph, "pc"):
         lines.append(f"pc {key}  (shared networking {pc['nat_subnet']})")
         for _, a in nodes_of(graph, "adapter"):

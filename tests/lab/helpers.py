@@ -1,7 +1,8 @@
-"""Helpers for lab tests: captures with tcpdump, frames sent with scapy, bounded waits, leftovers."""
+"""Helpers for lab tests: tcpdump captures, frames sent with scapy, bounded waits, leftovers."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -29,9 +30,10 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: floa
 
 
 class Capture:
-    """tcpdump on one interface of a node (or of the root namespace when node is None) into a pcap."""
+    """tcpdump into a pcap on one interface of a node (of the root namespace when node is None)."""
 
-    def __init__(self, node: Any, iface: str, path: Path, bpf: str = "", inbound: bool = False) -> None:
+    def __init__(self, node: Any, iface: str, path: Path, bpf: str = "",
+                 inbound: bool = False) -> None:
         self.path = path
         cmd = ["tcpdump", "-i", iface, "-U", "--immediate-mode", "-n", "-w", str(path)]
         cmd += ["-Q", "in"] if inbound else []
@@ -40,7 +42,8 @@ class Capture:
             self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                          bufsize=0, start_new_session=True)
         else:
-            self.proc = node.popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, bufsize=0)
+            self.proc = node.popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   bufsize=0)
         self._wait_listening()
 
     def _wait_listening(self, timeout: float = 10.0) -> None:
@@ -91,12 +94,11 @@ def read_pcap(path: Path) -> list:
     from scapy.utils import PcapReader
 
     frames = []
-    try:
-        with PcapReader(str(path)) as reader:
-            for frame in reader:
-                frames.append(frame)
-    except Exception:  # noqa: BLE001 - a record cut short while tcpdump writes it
-        pass
+    # An error (a record cut short while tcpdump writes it) ends the reading; the frames before it
+    # are kept, which list(reader) would lose.
+    with contextlib.suppress(Exception), PcapReader(str(path)) as reader:
+        for frame in reader:
+            frames.append(frame)  # noqa: PERF402 - see above
     return frames
 
 
@@ -105,7 +107,7 @@ def send_frames(node: Any, iface: str, frames_py: str) -> None:
     code = (f"from scapy.all import *; conf.verb = 0; sendp({frames_py}, iface={iface!r})")
     proc = node.popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                       stderr=subprocess.PIPE, text=True)
-    out, err = proc.communicate(timeout=30)
+    _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
 
 

@@ -32,19 +32,19 @@ SERVER = "169.254.0.1"
 T0 = 1_000_000.0
 
 
-def cfg(**kw) -> L.PoolConfig:  # noqa: ANN003
-    base = dict(network=ipaddress.IPv4Network("169.254.0.0/16"), start=IPv4("169.254.0.16"),
-                end=IPv4("169.254.10.254"), server=IPv4(SERVER), lease_time=600)
+def cfg(**kw) -> L.PoolConfig:
+    base = {"network": ipaddress.IPv4Network("169.254.0.0/16"), "start": IPv4("169.254.0.16"),
+            "end": IPv4("169.254.10.254"), "server": IPv4(SERVER), "lease_time": 600}
     base.update(kw)
     return L.PoolConfig(**base)
 
 
-def req(mtype: MessageType, mac: bytes = MAC_A, **kw) -> object:  # noqa: ANN003
+def req(mtype: MessageType, mac: bytes = MAC_A, **kw) -> object:
     return parse(build_request(mtype, mac, **kw))
 
 
 def decide(table: L.LeaseTable, c: L.PoolConfig, mtype: MessageType, now: float = T0,
-           mac: bytes = MAC_A, **kw) -> L.Decision:  # noqa: ANN003
+           mac: bytes = MAC_A, **kw) -> L.Decision:
     return L.decide(table, c, req(mtype, mac, **kw), now)
 
 
@@ -54,7 +54,7 @@ def reply_of(d: L.Decision) -> dict:
 
 
 def dora(table: L.LeaseTable, c: L.PoolConfig, mac: bytes = MAC_A, now: float = T0,
-         **kw) -> str:  # noqa: ANN003
+         **kw) -> str:
     offer = reply_of(decide(table, c, MT.DISCOVER, now, mac, **kw))
     assert offer["type"] == MT.OFFER
     ack = reply_of(decide(table, c, MT.REQUEST, now, mac, requested_ip=offer["yiaddr"],
@@ -63,7 +63,7 @@ def dora(table: L.LeaseTable, c: L.PoolConfig, mac: bytes = MAC_A, now: float = 
     return ack["yiaddr"]
 
 
-# ---- wire format ------------------------------------------------------------------------------------
+# ---- wire format ---------------------------------------------------------------------------------
 
 def test_parse_reads_the_fields_the_server_needs() -> None:
     r = req(MT.REQUEST, requested_ip="169.254.0.20", server_id=SERVER, client_id=b"\x01" + MAC_A,
@@ -95,7 +95,8 @@ def good() -> bytes:
     (good()[:1] + b"\x06" + good()[2:], "not Ethernet"),
     (good()[:236] + b"\0\0\0\0" + good()[240:], "no magic cookie"),
     (good()[:240] + bytes([Option.MESSAGE_TYPE, 9, 1]), "bad option length"),
-    (good()[:240] + bytes([Option.OVERLOAD, 1, 3, Option.MESSAGE_TYPE, 1, 1, 255]), "option overload"),
+    (good()[:240] + bytes([Option.OVERLOAD, 1, 3, Option.MESSAGE_TYPE, 1, 1, 255]),
+     "option overload"),
     (good()[:240] + bytes([255]), "no message type"),
     (good()[:240] + bytes([Option.MESSAGE_TYPE, 1, 99, 255]), "bad message type"),
     (good()[:240] + bytes([Option.MESSAGE_TYPE, 1, MT.OFFER, 255]), "a server message"),
@@ -132,7 +133,7 @@ def test_fuzz_options_after_a_valid_header(tail: bytes, cut: int) -> None:
         parse_reply(d.reply.build())
 
 
-# ---- decisions ----------------------------------------------------------------------------------------
+# ---- decisions -----------------------------------------------------------------------------------
 
 def test_dora_gives_the_first_pool_address_with_mask_lease_t1_t2_and_no_router() -> None:
     t, c = L.LeaseTable(), cfg()
@@ -211,7 +212,8 @@ def test_init_reboot_cases() -> None:
     ip = dora(t, c)
     assert reply_of(decide(t, c, MT.REQUEST, T0 + 10, requested_ip=ip))["type"] == MT.ACK
     assert reply_of(decide(t, c, MT.REQUEST, T0 + 10, requested_ip="10.1.2.3"))["type"] == MT.NAK
-    assert reply_of(decide(t, c, MT.REQUEST, T0 + 10, requested_ip="169.254.0.40"))["type"] == MT.NAK
+    nak = reply_of(decide(t, c, MT.REQUEST, T0 + 10, requested_ip="169.254.0.40"))
+    assert nak["type"] == MT.NAK
     # no record of this client: silent (RFC 2131 §4.3.2)
     assert decide(t, c, MT.REQUEST, T0 + 10, mac=MAC_B, requested_ip="169.254.0.41").reply is None
 
@@ -356,8 +358,7 @@ def write_journal(path: Path, records: list[dict]) -> None:
     from wvpclab.dhcp.server import journal_path
 
     with open(journal_path(path), "a", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r) + "\n")
+        f.writelines(json.dumps(r) + "\n" for r in records)
 
 
 def test_snapshot_plus_journal_is_the_table(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ import itertools
 
 import pytest
 
-from controllers.fakeflowtable import AmbiguousMatch, FakeFlowTable, Frame
 from controllers.flowrules import (
     PRIO_TABLE_MISS,
     TABLE_ADMISSION,
@@ -25,6 +24,7 @@ from controllers.flowrules import (
     is_group_mac,
     make_flow,
 )
+from tests.unit.fakeflowtable import AmbiguousMatch, FakeFlowTable, Frame
 
 # Filter switch: U=1, H=2, guests g1=3, g2=4, g3=5.
 U, H, G1, G2, G3 = 1, 2, 3, 4, 5
@@ -508,8 +508,8 @@ def test_flow_set_fields_and_controller():
     flow = make_flow(5, (2,), table=1, set_fields={"eth_src": HOST_MAC}, set_outputs=(1,),
                      to_controller=True, in_port=3)
     assert flow.set_fields == (("eth_src", HOST_MAC),) and flow.set_outputs == (1,)
-    assert describe([flow]) == [f"table=1 priority=5 in_port=3 actions=CONTROLLER,output:2,"
-                                f"set_field:eth_src={HOST_MAC},output:1"]
+    assert describe([flow]) == [(f"table=1 priority=5 in_port=3 actions=CONTROLLER,output:2,"
+                                 f"set_field:eth_src={HOST_MAC},output:1")]
     with pytest.raises(ValueError, match="go together"):
         make_flow(5, set_fields={"eth_src": HOST_MAC})
     with pytest.raises(ValueError, match="cannot rewrite"):
@@ -520,7 +520,7 @@ def test_flow_set_fields_and_controller():
 
 
 def test_fake_table_applies_set_fields_in_order():
-    from controllers.fakeflowtable import CONTROLLER
+    from tests.unit.fakeflowtable import CONTROLLER
 
     flow = make_flow(5, (2,), set_fields={"eth_src": HOST_MAC}, set_outputs=(1, 3),
                      to_controller=True, in_port=3)

@@ -104,29 +104,50 @@ def test_nic_forms_are_equivalent() -> None:
 @pytest.mark.parametrize("changes, expected", [
     ({"vms__v2__nics": ["none"] * 5}, "vms.v2.nics: 5 NICs, a VM has at most 4"),
     ({"vms__v2__nics": ["warp"]}, "vms.v2.nics[0]: 'warp' is not a NIC mode"),
-    ({"vms__v2__nics": [{"bridge": "eth9"}]}, "vms.v2.nics[0].bridge: no adapter 'eth9' on pc host1"),
-    ({"vms__v2__nics": [{"internal": "nope"}]}, "vms.v2.nics[0].internal: internal network 'nope' is not declared"),
-    ({"vms__v2__nics": [{"internal": "lab", "bridge": "eth0"}]}, "vms.v2.nics[0]: a NIC needs exactly one mode key"),
-    ({"vms__v2__nics": [{"ip": "169.254.1.1/16"}]}, "vms.v2.nics[0]: a NIC needs exactly one mode key"),
+    ({"vms__v2__nics": [{"bridge": "eth9"}]},
+     "vms.v2.nics[0].bridge: no adapter 'eth9' on pc host1"),
+    ({"vms__v2__nics": [{"internal": "nope"}]},
+     "vms.v2.nics[0].internal: internal network 'nope' is not declared"),
+    ({"vms__v2__nics": [{"internal": "lab", "bridge": "eth0"}]},
+     "vms.v2.nics[0]: a NIC needs exactly one mode key"),
+    ({"vms__v2__nics": [{"ip": "169.254.1.1/16"}]},
+     "vms.v2.nics[0]: a NIC needs exactly one mode key"),
     ({"vms__v2__nics": [{"internal": "lab", "colour": 1}]}, "vms.v2.nics[0].colour: unknown key"),
-    ({"vms__v2__nics": [{"internal": "lab", "mac": "01:00:5e:00:00:01"}]}, "vms.v2.nics[0].mac: 01:00:5e:00:00:01 is a multicast"),
-    ({"vms__v2__nics": [{"internal": "lab", "mac": "00:03:ff:00:00"}]}, "vms.v2.nics[0].mac: '00:03:ff:00:00' is not a MAC"),
-    ({"vms__v2__nics": [{"internal": "lab", "mac": "00:1a:2b:3c:4d:5e"}]}, "is already used by pcs.host1.adapters.eth0"),
-    ({"vms__v2__nics": [{"internal": "lab", "ip": "169.254.1.300/16"}]}, "vms.v2.nics[0].ip: '169.254.1.300/16' is not an IPv4 address"),
-    ({"vms__v2__nics": [{"internal": "lab", "ip": "169.254.1.10"}]}, "vms.v2.nics[0].ip: '169.254.1.10' is not an address in CIDR form"),
-    ({"vms__v2__nics": [{"internal": "lab", "ip": "169.254.255.255/16"}]}, "is the broadcast address"),
+    ({"vms__v2__nics": [{"internal": "lab", "mac": "01:00:5e:00:00:01"}]},
+     "vms.v2.nics[0].mac: 01:00:5e:00:00:01 is a multicast"),
+    ({"vms__v2__nics": [{"internal": "lab", "mac": "00:03:ff:00:00"}]},
+     "vms.v2.nics[0].mac: '00:03:ff:00:00' is not a MAC"),
+    ({"vms__v2__nics": [{"internal": "lab", "mac": "00:1a:2b:3c:4d:5e"}]},
+     "is already used by pcs.host1.adapters.eth0"),
+    ({"vms__v2__nics": [{"internal": "lab", "ip": "169.254.1.300/16"}]},
+     "vms.v2.nics[0].ip: '169.254.1.300/16' is not an IPv4 address"),
+    ({"vms__v2__nics": [{"internal": "lab", "ip": "169.254.1.10"}]},
+     "vms.v2.nics[0].ip: '169.254.1.10' is not an address in CIDR form"),
+    ({"vms__v2__nics": [{"internal": "lab", "ip": "169.254.255.255/16"}]},
+     "is the broadcast address"),
     ({"vms__v2__nics": [{"internal": "lab", "ip": "169.254.0.1/16"}]}, "DHCP responder address"),
-    ({"vms__v2__nics": [{"bridge": "eth0", "ip": "192.168.9.3/24"}]}, "vms.v2.nics[0].ip: 192.168.9.3 is outside the LAN's network 192.168.50.0/24"),
-    ({"vms__v2__nics": [{"bridge": "eth0", "ip": "192.168.50.80/24"}]}, "address 192.168.50.80 is already used at lans.office.servers.web"),
-    ({"vms__v2__nics": [{"bridge": "eth0", "ip": "192.168.50.1/24"}]}, "already used at lans.office (its gateway)"),
-    ({"vms__v2__nics": [{"shared": True, "ip": "10.1.1.1/24"}]}, "not in the PC's shared-networking subnet"),
-    ({"vms__v2__nics": [{"shared": True, "ip": "192.168.131.254/24"}]}, "is the NAT engine's own address"),
-    ({"vms__v2__nics": [{"internal": "lab", "speed": 1000}]}, "vms.v2.nics[0].speed: 1000 is not a speed"),
-    ({"vms__v2__nics": [{"internal": "lab", "allow_mac_spoofing": "yes"}]}, "allow_mac_spoofing: expected true or false"),
-    ({"vms__v2__nics": [{"internal": "lab", "forward": ["tcp:80:80"]}]}, "port forwarding is for shared (NAT) NICs"),
-    ({"vms__v2__nics": [{"shared": True, "forward": ["icmp:1:1"]}]}, "forward[0]: 'icmp:1:1' is not PROTO:HOSTPORT:GUESTPORT"),
+    ({"vms__v2__nics": [{"bridge": "eth0", "ip": "192.168.9.3/24"}]},
+     "vms.v2.nics[0].ip: 192.168.9.3 is outside the LAN's network 192.168.50.0/24"),
+    ({"vms__v2__nics": [{"bridge": "eth0", "ip": "192.168.50.80/24"}]},
+     "address 192.168.50.80 is already used at lans.office.servers.web"),
+    ({"vms__v2__nics": [{"bridge": "eth0", "ip": "192.168.50.1/24"}]},
+     "already used at lans.office (its gateway)"),
+    ({"vms__v2__nics": [{"shared": True, "ip": "10.1.1.1/24"}]},
+     "not in the PC's shared-networking subnet"),
+    ({"vms__v2__nics": [{"shared": True, "ip": "192.168.131.254/24"}]},
+     "is the NAT engine's own address"),
+    ({"vms__v2__nics": [{"internal": "lab", "speed": 1000}]},
+     "vms.v2.nics[0].speed: 1000 is not a speed"),
+    ({"vms__v2__nics": [{"internal": "lab", "allow_mac_spoofing": "yes"}]},
+     "allow_mac_spoofing: expected true or false"),
+    ({"vms__v2__nics": [{"internal": "lab", "forward": ["tcp:80:80"]}]},
+     "port forwarding is for shared (NAT) NICs"),
+    ({"vms__v2__nics": [{"shared": True, "forward": ["icmp:1:1"]}]},
+     "forward[0]: 'icmp:1:1' is not PROTO:HOSTPORT:GUESTPORT"),
     ({"vms__v2__nics": [{"shared": True, "forward": ["tcp:70000:80"]}]}, "ports are 1 to 65535"),
-    ({"vms__v2__nics": [{"shared": True, "forward": ["tcp:80:80"]}, {"shared": True, "forward": ["tcp:80:81"]}]}, "vms.v2.nics[1].forward[0]: tcp port 80 of pc host1 is already forwarded"),
+    ({"vms__v2__nics": [{"shared": True, "forward": ["tcp:80:80"]},
+                        {"shared": True, "forward": ["tcp:80:81"]}]},
+     "vms.v2.nics[1].forward[0]: tcp port 80 of pc host1 is already forwarded"),
     ({"vms__v2__nics": "shared"}, "vms.v2.nics: expected a list of NICs"),
     ({"vms__v2__pc": "nohost"}, "vms.v2.pc: no PC 'nohost'"),
     ({"vms__v2__ram": 512}, "vms.v2.ram: unknown key 'ram'"),
@@ -134,35 +155,54 @@ def test_nic_forms_are_equivalent() -> None:
     ({"vms__host1": {}}, "vms.host1: name 'host1' is already used at pcs.host1"),
     ({"vms__nodes": {}}, "vms.nodes: 'nodes' is a CLI command"),
     ({"vms__9lives": {}}, "vms.9lives: '9lives' is not a valid VM name"),
-    ({"pcs__host1__adapters__eth0__mac": "ff:ff:ff:ff:ff:ff"}, "pcs.host1.adapters.eth0.mac: ff:ff:ff:ff:ff:ff is a multicast"),
-    ({"pcs__host1__adapters__eth1": {"mac": "00:1a:2b:3c:4d:5e"}}, "pcs.host1.adapters.eth1.mac: MAC 00:1a:2b:3c:4d:5e is already used by pcs.host1.adapters.eth0"),
-    ({"pcs__host1__adapters__eth0__type": "fiber"}, "pcs.host1.adapters.eth0.type: 'fiber' is not an adapter type"),
-    ({"pcs__host1__adapters__eth0__lan": "nowhere"}, "pcs.host1.adapters.eth0.lan: no LAN 'nowhere'"),
-    ({"pcs__host1__adapters__eth0__ip": "192.168.51.2/24"}, "pcs.host1.adapters.eth0.ip: 192.168.51.2 is outside the LAN's network"),
-    ({"pcs__host1__adapters__eth0__ip": "192.168.50.2/16"}, "has prefix /16; the LAN is 192.168.50.0/24"),
+    ({"pcs__host1__adapters__eth0__mac": "ff:ff:ff:ff:ff:ff"},
+     "pcs.host1.adapters.eth0.mac: ff:ff:ff:ff:ff:ff is a multicast"),
+    ({"pcs__host1__adapters__eth1": {"mac": "00:1a:2b:3c:4d:5e"}},
+     ("pcs.host1.adapters.eth1.mac: MAC 00:1a:2b:3c:4d:5e is already used by "
+      "pcs.host1.adapters.eth0")),
+    ({"pcs__host1__adapters__eth0__type": "fiber"},
+     "pcs.host1.adapters.eth0.type: 'fiber' is not an adapter type"),
+    ({"pcs__host1__adapters__eth0__lan": "nowhere"},
+     "pcs.host1.adapters.eth0.lan: no LAN 'nowhere'"),
+    ({"pcs__host1__adapters__eth0__ip": "192.168.51.2/24"},
+     "pcs.host1.adapters.eth0.ip: 192.168.51.2 is outside the LAN's network"),
+    ({"pcs__host1__adapters__eth0__ip": "192.168.50.2/16"},
+     "has prefix /16; the LAN is 192.168.50.0/24"),
     ({"pcs__host1__adapters__eth0__speed": 10}, "pcs.host1.adapters.eth0.speed: unknown key"),
     ({"pcs__host1__adapters__this-name-is-too-long": {}}, "is not a valid adapter name"),
-    ({"pcs__host1__nat": {"subnet": "192.168.131.0/31"}}, "pcs.host1.nat.subnet: 192.168.131.0/31 is too small"),
-    ({"pcs__host1__nat": {"subnet": "192.168.131.1/24"}}, "has host bits set; the network is 192.168.131.0/24"),
-    ({"pcs__host1__nat": {"subnet": "192.168.50.0/24"}}, "LAN office (192.168.50.0/24) overlaps its NAT subnet"),
-    ({"pcs__host1__nat": {"subnet": "fe80::/64"}}, "pcs.host1.nat.subnet: 'fe80::/64' is not an IPv4 network"),
-    ({"lans__cafe__subnet": "192.168.50.0/25"}, "pcs.host1.adapters.wlan0.lan: LAN cafe (192.168.50.0/25) overlaps adapter eth0's LAN"),
+    ({"pcs__host1__nat": {"subnet": "192.168.131.0/31"}},
+     "pcs.host1.nat.subnet: 192.168.131.0/31 is too small"),
+    ({"pcs__host1__nat": {"subnet": "192.168.131.1/24"}},
+     "has host bits set; the network is 192.168.131.0/24"),
+    ({"pcs__host1__nat": {"subnet": "192.168.50.0/24"}},
+     "LAN office (192.168.50.0/24) overlaps its NAT subnet"),
+    ({"pcs__host1__nat": {"subnet": "fe80::/64"}},
+     "pcs.host1.nat.subnet: 'fe80::/64' is not an IPv4 network"),
+    ({"lans__cafe__subnet": "192.168.50.0/25"},
+     "pcs.host1.adapters.wlan0.lan: LAN cafe (192.168.50.0/25) overlaps adapter eth0's LAN"),
     ({"lans__cafe__subnet": DELETE}, "lans.cafe.subnet: missing"),
     ({"lans__cafe__subnet": "bogus"}, "lans.cafe.subnet: 'bogus' is not a network in CIDR form"),
     ({"lans__cafe__dhcp": "on"}, "lans.cafe.dhcp: expected true or false, got 'on'"),
-    ({"lans__office__servers": {"db": "192.168.50.300"}}, "lans.office.servers.db: '192.168.50.300' is not an IPv4 address"),
-    ({"lans__office__servers": {"db": "192.168.51.3"}}, "lans.office.servers.db: 192.168.51.3 is outside the LAN's network"),
-    ({"lans__office__servers": {"db": "192.168.50.255"}}, "is the broadcast address of 192.168.50.0/24"),
+    ({"lans__office__servers": {"db": "192.168.50.300"}},
+     "lans.office.servers.db: '192.168.50.300' is not an IPv4 address"),
+    ({"lans__office__servers": {"db": "192.168.51.3"}},
+     "lans.office.servers.db: 192.168.51.3 is outside the LAN's network"),
+    ({"lans__office__servers": {"db": "192.168.50.255"}},
+     "is the broadcast address of 192.168.50.0/24"),
     ({"lans__office__vlan": 3}, "lans.office.vlan: unknown key 'vlan'"),
     ({"internal__lab__dhcp": "maybe"}, "internal.lab.dhcp: expected true or false, got 'maybe'"),
-    ({"internal__eth0": {}, "vms__v2__nics": ["internal:eth0"]}, "has the name of adapter host1/eth0"),
-    ({"colour": "red"}, "colour: unknown key 'colour' (expected one of: name, pcs, lans, internal, vms)"),
+    ({"internal__eth0": {}, "vms__v2__nics": ["internal:eth0"]},
+     "has the name of adapter host1/eth0"),
+    ({"colour": "red"},
+     "colour: unknown key 'colour' (expected one of: name, pcs, lans, internal, vms)"),
     ({"name": "bad name!"}, "name: 'bad name!' is not a valid lab name"),
     ({"pcs": ["host1"]}, "pcs: expected a mapping, got list"),
     ({"pcs__host1__adapters__nat0": {}}, "pcs.host1.adapters.nat0: 'nat0' is a name the lab gives"),
     ({"pcs__host1__adapters__lo": {}}, "pcs.host1.adapters.lo: 'lo' is a name the lab gives"),
-    ({"lans__cafe__subnet": "172.31.0.0/24"}, "lans.cafe.subnet: 172.31.0.0/24 overlaps 172.31.0.0/16"),
-    ({"pcs__host1__nat": {"subnet": "172.31.5.0/24"}}, "pcs.host1.nat.subnet: 172.31.5.0/24 overlaps"),
+    ({"lans__cafe__subnet": "172.31.0.0/24"},
+     "lans.cafe.subnet: 172.31.0.0/24 overlaps 172.31.0.0/16"),
+    ({"pcs__host1__nat": {"subnet": "172.31.5.0/24"}},
+     "pcs.host1.nat.subnet: 172.31.5.0/24 overlaps"),
 ])
 def test_bad_input_is_named(changes: dict[str, Any], expected: str) -> None:
     errs = errors_of(doc(**changes))
@@ -248,7 +288,7 @@ def test_any_valid_topology_has_unique_wvpc_macs_stable_across_loads(nic_counts:
     assert m1 == [d["mac"] for _, d in topology.nodes_of(g2, "nic")]
 
 
-# ---- files -----------------------------------------------------------------------------------------
+# ---- files ---------------------------------------------------------------------------------------
 
 def test_load_yaml_files_shipped(tmp_path: Path) -> None:
     for path in sorted(TOPOLOGIES.glob("*.yaml")) + sorted(TOPOLOGIES.glob("*.py")):
@@ -347,13 +387,14 @@ def test_json_syntax_error(tmp_path: Path) -> None:
         topology.load(path)
 
 
-# ---- the command line ------------------------------------------------------------------------------
+# ---- the command line ----------------------------------------------------------------------------
 
 def wvpclab(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Runs the installed console script (as a user would), from an unrelated directory."""
     exe = Path(sys.executable).parent / "wvpclab"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "wvpclab.cli"]
-    return subprocess.run([*cmd, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    return subprocess.run([*cmd, *args], check=False, cwd=cwd, capture_output=True, text=True,
+                          timeout=60)
 
 
 def test_check_prints_summary_on_stdout(tmp_path: Path) -> None:
@@ -362,7 +403,8 @@ def test_check_prints_summary_on_stdout(tmp_path: Path) -> None:
     g = topology.load(TOPOLOGIES / "four_modes.yaml")
     for mode, nic in zip(["shared", "bridge eth0", "internal lab", "none"],
                          topology.nics_of(g, "xp")):
-        line = next(l for l in res.stdout.splitlines() if l.strip().startswith(f"nic {nic['index']}  {nic['mac']}"))
+        start = f"nic {nic['index']}  {nic['mac']}"
+        line = next(l for l in res.stdout.splitlines() if l.strip().startswith(start))
         assert mode in line
         assert line.count("00:03:ff") == 1
     for word in ("pc pc", "adapter eth0", "adapter wlan0", "lan office", "server web",
@@ -387,7 +429,8 @@ def test_check_reports_every_error_on_stderr_exit_2(tmp_path: Path) -> None:
 
 def test_check_graph_json_output_loads_back(tmp_path: Path) -> None:
     out = tmp_path / "g.json"
-    res = wvpclab("check", str(TOPOLOGIES / "four_modes.yaml"), "--graph-json", str(out), cwd=tmp_path)
+    res = wvpclab("check", str(TOPOLOGIES / "four_modes.yaml"), "--graph-json", str(out),
+                  cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     res2 = wvpclab("check", str(out), cwd=tmp_path)
     assert res2.returncode == 0, res2.stderr

@@ -24,11 +24,11 @@ DOC = {
 
 
 @pytest.fixture(scope="module")
-def graph():  # noqa: ANN201
+def graph():
     return topology.from_document(DOC)
 
 
-def ep(graph, label: str):  # noqa: ANN001, ANN201
+def ep(graph, label: str):
     return next(e for e in endpoints(graph) if e.label == label)
 
 
@@ -55,7 +55,7 @@ def ep(graph, label: str):  # noqa: ANN001, ANN201
     ("d/eth1", "d/eth0", None, None),  # same node: not a pair
     ("d/eth1", "pc/eth1", False, "no address (no DHCP server there)"),
 ])
-def test_expectations(graph, a: str, b: str, reaches: bool | None, why: str | None) -> None:  # noqa: ANN001
+def test_expectations(graph, a: str, b: str, reaches: bool | None, why: str | None) -> None:
     ea, eb = ep(graph, a), ep(graph, b)
     if reaches is None:
         assert (ea, eb) not in pairs(graph)
@@ -63,7 +63,7 @@ def test_expectations(graph, a: str, b: str, reaches: bool | None, why: str | No
     assert expect(graph, ea, eb) == (reaches, why)
 
 
-def test_endpoints_cover_nics_adapters_and_servers(graph) -> None:  # noqa: ANN001
+def test_endpoints_cover_nics_adapters_and_servers(graph) -> None:
     labels = {e.label for e in endpoints(graph)}
     assert {"a/eth0", "a/eth3", "pc/eth0", "pc/eth1", "pc2/eth0", "web", "db"} <= labels
     assert len(pairs(graph)) == sum(1 for a in endpoints(graph) for b in endpoints(graph)

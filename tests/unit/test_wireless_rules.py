@@ -7,11 +7,10 @@ from __future__ import annotations
 import pytest
 from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.inet import ICMP, IP, UDP
-from scapy.layers.inet6 import IPv6, ICMPv6ND_NS
+from scapy.layers.inet6 import ICMPv6ND_NS, IPv6
 from scapy.layers.l2 import ARP, Ether
 
 from controllers import packets
-from controllers.fakeflowtable import CONTROLLER, FakeFlowTable, Frame, frame_from_bytes
 from controllers.flowrules import (
     MAX_LEARNED_PER_PORT,
     Learned,
@@ -22,6 +21,7 @@ from controllers.flowrules import (
     flows_for,
 )
 from controllers.wireless import packet_in
+from tests.unit.fakeflowtable import CONTROLLER, FakeFlowTable, Frame, frame_from_bytes
 
 U, H, G1, G2 = 1, 2, 3, 4
 ADAPTER = "00:1a:2b:3c:4d:5e"
@@ -133,7 +133,8 @@ def test_guest_ipv4_leaves_with_the_adapter_mac():
     frame = bytes(Ether(src=G1_MAC, dst=LAN_MAC) / IP(src=G1_IP, dst=LAN_IP) / ICMP())
     got = through(wireless(), G1, frame)
     assert [(p, f.eth_src, f.eth_dst) for p, f in got] == [(U, ADAPTER, LAN_MAC)]
-    bcast = bytes(Ether(src=G1_MAC, dst=BCAST) / IP(src=G1_IP, dst="192.168.1.255") / UDP(dport=137))
+    bcast = bytes(Ether(src=G1_MAC, dst=BCAST) / IP(src=G1_IP, dst="192.168.1.255")
+                  / UDP(dport=137))
     got = through(wireless(), G1, bcast)
     assert {(p, f.eth_src) for p, f in got} == {(H, G1_MAC), (G2, G1_MAC), (U, ADAPTER)}
 

@@ -1,7 +1,8 @@
-"""DHCP lease decisions (RFC 2131 §4.3): given the lease table, a parsed request and the time, the reply.
+"""DHCP lease decisions (RFC 2131 §4.3): the reply, given the lease table, a request and the time.
 
-No I/O and no clock here: ``decide`` is called with ``now`` and changes only the table it is given, so
-every case of the RFC is a table-driven unit test. The server loop persists the table and sends replies.
+No I/O and no clock here: ``decide`` is called with ``now`` and changes only the table it is given,
+so every case of the RFC is a table-driven unit test. The server loop persists the table and sends
+replies.
 """
 
 from __future__ import annotations
@@ -156,7 +157,8 @@ class LeaseTable:
         rows = []
         for lease in sorted(self.by_ip.values(), key=lambda lease: lease.ip):
             row = lease.as_dict()
-            row["state"] = lease.state if lease.active(now) or lease.state == RELEASED else "expired"
+            shown = lease.active(now) or lease.state == RELEASED
+            row["state"] = lease.state if shown else "expired"
             row["remaining"] = max(0, int(lease.expires - now))
             rows.append(row)
         return rows
@@ -198,8 +200,8 @@ class LeaseTable:
 
 @dataclass(frozen=True)
 class Decision:
-    """What to do with one request: the reply (or None), whether the table must reach the disk before
-    the reply leaves, and a note for the log."""
+    """What to do with one request: the reply (or None), whether the table must reach the disk
+    before the reply leaves, and a note for the log."""
 
     reply: Reply | None
     persist: bool = False

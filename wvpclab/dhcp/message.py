@@ -1,7 +1,8 @@
-"""DHCP messages on the wire (RFC 2131/2132): a strict parser of what a server decides on, and a builder.
+"""DHCP messages on the wire (RFC 2131/2132): a builder, and a strict parser of what a server needs.
 
-Pure functions over bytes. Parsing reads only the fixed header and the options the server uses, which
-keeps it fast; anything malformed raises ``Malformed`` with a short reason that the server counts.
+Pure functions over bytes. Parsing reads only the fixed header and the options the server uses,
+which keeps it fast; anything malformed raises ``Malformed`` with a short reason that the server
+counts.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ FLAG_BROADCAST = 0x8000
 SERVER_PORT = 67
 CLIENT_PORT = 68
 
-#: op, htype, hlen, hops, xid, secs, flags, ciaddr, yiaddr, siaddr, giaddr, chaddr(16), sname(64), file(128)
+#: op, htype, hlen, hops, xid, secs, flags, ciaddr, yiaddr, siaddr, giaddr, chaddr(16), sname(64),
+#: file(128)
 _HEADER = struct.Struct("!BBBBIHH4s4s4s4s16s64s128s")
 HEADER_LEN = _HEADER.size  # 236
 MIN_LEN = HEADER_LEN + len(MAGIC_COOKIE)

@@ -1,8 +1,9 @@
 """The DHCP server process: a thin UDP loop around ``leases.decide`` with leases kept on disk.
 
-Run in a node: ``python -m wvpclab.dhcp.server --iface eth0 --network 169.254.0.0/16 ...``. Requests are
-read in batches; the lease file is written (temp file, fsync, rename) once per batch, before any ACK of
-that batch leaves. Malformed packets are dropped and counted by reason; nothing a client sends stops it.
+Run in a node: ``python -m wvpclab.dhcp.server --iface eth0 --network 169.254.0.0/16 ...``.
+Requests are read in batches; the lease file is written (temp file, fsync, rename) once per batch,
+before any ACK of that batch leaves. Malformed packets are dropped and counted by reason; nothing a
+client sends stops it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ BATCH = 256
 
 
 def save(path: Path, data: dict[str, Any]) -> None:
-    """Writes ``data`` as JSON so that a crash at any moment leaves the old or the new file whole."""
+    """Writes ``data`` as JSON so that a crash at any moment leaves the old or new file whole."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(data, f, separators=(",", ":"))

@@ -1,7 +1,7 @@
 """DHCP in a running lab: responder processes in their nodes, and a real client on each guest NIC.
 
-The lab decides where they go; this module starts, restarts and reads them. Clients run with the lab's
-hook (``client-hook.sh``), private pid/lease files and a state file the lab waits on.
+The lab decides where they go; this module starts, restarts and reads them. Clients run with the
+lab's hook (``client-hook.sh``), private pid/lease files and a state file the lab waits on.
 """
 
 from __future__ import annotations
