@@ -15,6 +15,7 @@ check: install
 	.venv/bin/wvpclab check $(LAB)
 
 test: install
+	.venv/bin/ruff check .
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
 clean: install

@@ -335,7 +335,7 @@ def report(sizes: list[int], methods: list[str], results: dict, repeat: int) -> 
     print(head)
     print("-" * len(head))
     for n in sizes:
-        totals = {}
+        totals, stops = {}, {}
         for method in methods:
             runs = results[(n, method)]
             if not runs:
@@ -350,6 +350,7 @@ def report(sizes: list[int], methods: list[str], results: dict, repeat: int) -> 
             total = statistics.median(reached(r, r["start"] + r["reach"]) for r in runs)
             if total != float("inf"):
                 totals[method] = total
+            stops[method] = stop
             notes = []
             for i, r in enumerate(runs, 1):
                 which = f"run {i}/{len(runs)}: " if len(runs) > 1 else ""
@@ -370,6 +371,10 @@ def report(sizes: list[int], methods: list[str], results: dict, repeat: int) -> 
                     ratios.append(f"wvpclab/{LABELS[other]} = {ratio:.2f}x")
         if ratios:
             print(f"{'':>4}  time to full reachability (start+reach): " + ", ".join(ratios))
+        stop_ratios = [f"wvpclab/{LABELS[other]} = {stops['wvpclab'] / stops[other]:.2f}x"
+                       for other in ("mininet", "floor") if stops.get(other) and "wvpclab" in stops]
+        if stop_ratios:
+            print(f"{'':>4}  stop: " + ", ".join(stop_ratios))
     print("(seconds; start = build+start; reach = until every node's ping to its neighbour "
           f"succeeded, waves of <= {WAVE}; {repeat} run(s) per cell)")
 

@@ -1,12 +1,13 @@
-"""Internal network with the built-in DHCP server switched off (`dhcp: false`), so that a guest can be
-the DHCP server — what WVPC tells users to do for a guest-run server.
+"""Internal network with the built-in DHCP server switched off (`dhcp: false`), so that a guest
+can be the DHCP server — what WVPC tells users to do for a guest-run server.
 
 As a topology:  wvpclab run topologies/guest_dhcp.py   then, in the CLI:
     server python3 -m wvpclab.dhcp.server --iface eth0 --network 169.254.0.0/16 \\
         --server 169.254.0.2 --pool 169.254.20.10-169.254.20.50 --leases /tmp/guest.json &
     (within a few seconds the clients' own DHCP clients get leases from it)
     nics
-As a script (root):  .venv/bin/python topologies/guest_dhcp.py   does just that and prints the leases.
+As a script (root):  .venv/bin/python topologies/guest_dhcp.py
+does just that and prints the leases.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""A topology built in code, and a script that drives it end to end: load, start, change, probe, stop.
+"""A topology built in code, and a script that drives it end to end: load, start, change, probe,
+stop.
 
 As a topology file:  wvpclab check topologies/move_nic.py   (or wvpclab run ...)
 As a script (root):  .venv/bin/python topologies/move_nic.py

@@ -6,7 +6,7 @@
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):  # noqa: ANN202 - lazy: `wvpclab check` needs no Mininet import
+def __getattr__(name: str):
     if name in ("Lab", "LabError"):
         from wvpclab import lab
 

@@ -42,7 +42,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     return status
 
 
-def _load(path: str):  # noqa: ANN202 - nx.Graph
+def _load(path: str):
     try:
         return topology.load(path)
     except topology.TopologyError as err:
@@ -54,7 +54,7 @@ def _on_term(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def _run_in_node(lab, spec: str, timeout: float) -> int:  # noqa: ANN001 - a Lab
+def _run_in_node(lab, spec: str, timeout: float) -> int:
     """Runs one ``NODE COMMAND`` from --cmd; output to stdout/stderr; returns its exit code."""
     name, _, command = spec.strip().partition(" ")
     node = lab.node(name)
@@ -82,7 +82,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.no_cli and not args.cmd:
         _err("--no-cli needs at least one --cmd 'NODE COMMAND'")
         return EXIT_INVALID
-    from wvpclab.lab import Lab, LabError
+    from wvpclab.errors import LabError, UsageError
+    from wvpclab.lab import Lab
 
     signal.signal(signal.SIGTERM, _on_term)
     signal.signal(signal.SIGHUP, _on_term)
@@ -98,7 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 LabCLI(lab)
     except (LabError, ValueError) as err:
         _err(str(err))
-        return EXIT_INVALID if isinstance(err, ValueError) or "no node" in str(err) else 1
+        return EXIT_INVALID if isinstance(err, (UsageError, ValueError)) else 1
     return status
 
 
@@ -107,7 +108,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     graph = _load(args.topology)
     if graph is None:
         return EXIT_INVALID
-    from wvpclab.lab import Lab, LabError
+    from wvpclab.errors import LabError
+    from wvpclab.lab import Lab
     from wvpclab.verify import format_matrix, matrix
 
     signal.signal(signal.SIGTERM, _on_term)
@@ -126,6 +128,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return 1
     if not args.quiet:
         _err(f"all {pairs} pairs behave as the model says (probed in {rows[-1]['seconds']} s)")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Prints everything a topology's lab consists of, before building it (no root)."""
+    graph = _load(args.topology)
+    if graph is None:
+        return EXIT_INVALID
+    from wvpclab import cleanup
+    from wvpclab.plan import plan
+
+    sys.stdout.write(plan(graph, cleanup.prefix_for(graph.graph["name"])).text())
     return 0
 
 
@@ -163,15 +177,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Windows Virtual PC networking labs on Mininet and Open vSwitch.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    check = sub.add_parser("check", help="validate topology files and print their summary (no root)")
+    check = sub.add_parser("check",
+                           help="validate topology files and print their summary (no root)")
     check.add_argument("topology", nargs="+", help="a .yaml/.yml, node-link .json or .py file")
     check.add_argument("--graph-json", metavar="FILE",
                        help="also write the validated graph as node-link JSON to FILE")
     check.set_defaults(func=cmd_check)
     run = sub.add_parser("run", help="bring up a lab and open the CLI (root)",
-                         description="Builds the lab, runs each --cmd, opens the Mininet CLI (which "
-                                     "reads commands from stdin when it is not a terminal) unless "
-                                     "--no-cli, and tears everything down on exit.")
+                         description="Builds the lab, runs each --cmd, opens the Mininet CLI "
+                                     "(which reads commands from stdin when it is not a terminal) "
+                                     "unless --no-cli, and tears everything down on exit.")
     run.add_argument("topology", help="a .yaml/.yml, node-link .json or .py file")
     run.add_argument("--cmd", action="append", default=[], metavar="'NODE COMMAND'",
                      help="run COMMAND in NODE and print its output (repeatable)")
@@ -182,12 +197,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
     verify = sub.add_parser("verify", help="probe what reaches what against the model (root)",
                             description="Builds the lab, computes from the model whether each "
-                                        "endpoint (VM NIC, PC adapter, LAN server) reaches each other "
-                                        "one and why, pings every pair, prints the table, and exits "
-                                        "1 naming every pair that differs.")
+                                        "endpoint (VM NIC, PC adapter, LAN server) reaches each "
+                                        "other one and why, pings every pair, prints the table, "
+                                        "and exits 1 naming every pair that differs.")
     verify.add_argument("topology")
     verify.add_argument("--quiet", action="store_true", help="no progress on stderr")
     verify.set_defaults(func=cmd_verify)
+    plan = sub.add_parser("plan", help="print everything a topology's lab consists of (no root)",
+                          description="Prints the lab's plan: nodes, veths, switches and their "
+                                      "ports with roles and MACs, addresses, routes, shapers, "
+                                      "firewalls, NAT engines, DHCP servers and clients, services. "
+                                      "Nothing is built.")
+    plan.add_argument("topology", help="a .yaml/.yml, node-link .json or .py file")
+    plan.set_defaults(func=cmd_plan)
     draw = sub.add_parser("draw", help="draw a topology to an SVG or PNG file (no root)")
     draw.add_argument("topology")
     draw.add_argument("-o", "--output", required=True, metavar="FILE",

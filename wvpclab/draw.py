@@ -21,18 +21,14 @@ from typing import Any
 
 import networkx as nx
 
-from wvpclab import topology
+from wvpclab import modes, topology
 
 #: Output formats, by file suffix.
 FORMATS = {".svg": "svg", ".png": "png"}
 
 #: Per NIC mode: (strong colour for edges and borders, light fill for the NIC, legend text).
-MODE_STYLE: dict[str, tuple[str, str, str]] = {
-    "shared": ("#d96c00", "#fde2c4", "shared — NAT engine in the PC"),
-    "bridge": ("#1f68c9", "#d3e4fa", "bridge — onto a host adapter"),
-    "internal": ("#23913a", "#d3f0d8", "internal — internal network"),
-    "none": ("#8c8c8c", "#eeeeee", "none — not connected"),
-}
+MODE_STYLE: dict[str, tuple[str, str, str]] = {name: m.style for name, m in modes.MODES.items()}
+_UNPLUGGED = modes.none.MODE
 
 FONT = "DejaVu Sans"
 MONO = "DejaVu Sans Mono"
@@ -90,11 +86,9 @@ def _on(flag: Any) -> str:
 
 def _nic_cell(nic: Mapping[str, Any]) -> tuple[str, str]:
     """One NIC's table cell: (TD attributes, content)."""
-    mode = nic.get("mode", "none")
-    strong, fill, _ = MODE_STYLE.get(mode, MODE_STYLE["none"])
-    target = nic.get("target")
-    how = {"shared": "shared (NAT)", "bridge": f"bridge → {target}",
-           "internal": f"internal → {target}", "none": "not connected"}.get(mode, str(mode))
+    mode = _mode(nic)
+    strong, fill, _ = mode.style
+    how = mode.describe(nic) if nic.get("mode") in modes.MODES else str(nic.get("mode"))
     address = nic.get("ip") or "dhcp"
     head = f'<B>NIC {_e(nic.get("index"))}</B>  <FONT COLOR="{strong}"><B>{_e(how)}</B></FONT>'
     rows = [head, _mono(nic.get("mac") or "?"), _mono(address)]
@@ -108,7 +102,7 @@ def _nic_cell(nic: Mapping[str, Any]) -> tuple[str, str]:
     rows += [_small(_e(x)) for x in extra]
     attrs = f'PORT="n{_e(nic.get("index"))}" BGCOLOR="{fill}" COLOR="{strong}" ALIGN="LEFT" ' \
             'BALIGN="LEFT" BORDER="1"'
-    if mode == "none":
+    if mode.attachment_kind() is None:
         attrs += ' STYLE="dashed"'
     return attrs, "<BR/>".join(rows)
 
@@ -130,8 +124,9 @@ def _vm_label(key: str, vm: Mapping[str, Any], nics: list[Mapping[str, Any]]) ->
 def _title_label(name: Any) -> str:
     """The graph's label: the lab's name over the legend (a swatch per NIC mode, two a row)."""
     entries = []
-    for mode, (strong, fill, text) in MODE_STYLE.items():
-        style = ' STYLE="dashed"' if mode == "none" else ""
+    for mode in modes.MODES.values():
+        strong, fill, text = mode.style
+        style = ' STYLE="dashed"' if mode.attachment_kind() is None else ""
         entries.append(f'<TD BGCOLOR="{fill}" COLOR="{strong}" BORDER="1" WIDTH="24" HEIGHT="14" '
                        f'FIXEDSIZE="TRUE"{style}> </TD>'
                        f'<TD ALIGN="LEFT">{_small(_e(text), "#222222")}</TD>')
@@ -154,27 +149,25 @@ def _title_label(name: Any) -> str:
 # The DOT source
 
 
+def _mode(nic: Mapping[str, Any]) -> modes.Mode:
+    """A NIC's mode; an unknown one (a hand-made graph) is drawn as not connected."""
+    return modes.MODES.get(nic.get("mode"), _UNPLUGGED)
+
+
 def _attach_key(graph: nx.Graph, key: str, nic: Mapping[str, Any]) -> str | None:
     """The graph node a NIC's cable plugs into: ``PC/ADAPTER``, ``PC/NAME``, the PC (shared), or
-    None. The NIC's ``mode``/``target`` decide; the ``attach`` edge is the fallback."""
-    mode = nic.get("mode")
+    None. The NIC's mode decides; the ``attach`` edge is the fallback."""
+    mode = _mode(nic)
     vm = nic.get("vm")
     pc = graph.nodes[vm].get("pc") if vm in graph else None
-    if mode == "none":
+    if mode.attachment_kind() is None:
         return None
-    if mode == "shared":
-        return pc
-    if mode in ("bridge", "internal") and pc and nic.get("target"):
-        return f"{pc}/{nic['target']}"
+    if pc and (nic.get("target") or not mode.takes_target):
+        return mode.graph_attach(graph, nic) if vm in graph else None
     for other in graph.neighbors(key):
         if graph.edges[key, other].get("rel") == "attach":
             return other
     return None
-
-
-def _nat_id(nic: Mapping[str, Any]) -> str:
-    """The NAT engine's node name, as the running lab names it (``nat.VM.INDEX``)."""
-    return f"nat.{nic.get('vm')}.{nic.get('index')}"
 
 
 def dot_source(graph: nx.Graph, dpi: int | None = None) -> str:
@@ -202,12 +195,13 @@ def dot_source(graph: nx.Graph, dpi: int | None = None) -> str:
         attach = _attach_key(graph, key, nic)
         if attach and attach not in graph:
             pc = attach.split("/", 1)[0]
-            if nic.get("mode") == "internal":
+            kind = _mode(nic).attaches_to
+            if kind == "internal":
                 internal[attach] = {"kind": "internal", "name": nic.get("target"), "pc": pc,
                                     "dhcp": True}
-            elif nic.get("mode") == "bridge":
+            elif kind == "adapter":
                 missing[attach] = (pc, "adapter not in the topology")
-            elif nic.get("mode") == "shared":
+            elif kind == "pc":
                 pcs.setdefault(attach, {"kind": "pc", "name": attach})
 
     # The world outside: LANs with their switch (subnet, gateway) and servers.
@@ -263,15 +257,15 @@ def dot_source(graph: nx.Graph, dpi: int | None = None) -> str:
                     continue
                 dhcp = (f"DHCP on ({topology.INTERNAL_SERVER.ip})" if net.get("dhcp")
                         else "DHCP off")
-                strong, fill, _ = MODE_STYLE["internal"]
+                strong, fill, _ = modes.internal.MODE.style
                 c.node(ikey, _html([f"<B>{_e(ikey)}</B>", _small("internal network switch"),
                                     _small(_e(dhcp))],
                                    border="1", bgcolor=fill, color=strong, style="rounded"))
             for nkey, nic in nodes["nic"]:
                 vm = graph.nodes[nic.get("vm")] if nic.get("vm") in graph else {}
-                if nic.get("mode") != "shared" or vm.get("pc") != key:
+                if _mode(nic).engine(nic) is None or vm.get("pc") != key:
                     continue
-                strong, fill, _ = MODE_STYLE["shared"]
+                strong, fill, _ = _mode(nic).style
                 subnet = pc.get("nat_subnet") or topology.DEFAULT_NAT_SUBNET
                 rows = [f"<B>NAT engine</B>  {_small('for ' + _e(nkey))}",
                         _mono(str(topology.nat_address(subnet))),
@@ -279,7 +273,7 @@ def dot_source(graph: nx.Graph, dpi: int | None = None) -> str:
                 for rule in nic.get("forward") or ():
                     proto, hport, gport = str(rule).split(":")
                     rows.append(_small(_e(f"{proto} {hport} → guest {gport}")))
-                nat = _nat_id(nic)
+                nat = _mode(nic).engine(nic)
                 c.node(nat, _html(rows, border="1", bgcolor=fill, color=strong))
                 c.edge(stack, nat, color=strong, style="dotted", penwidth="1.2")
 
@@ -290,12 +284,12 @@ def dot_source(graph: nx.Graph, dpi: int | None = None) -> str:
         if vm.get("pc") in pcs:  # every VM right of its PC, whatever its NICs attach to
             d.edge(f"{vm['pc']}.host", key, style="invis", minlen="2")
     for key, nic in nodes["nic"]:
-        mode = nic.get("mode", "none")
+        mode = _mode(nic)
         attach = _attach_key(graph, key, nic)
         if attach is None:
             continue
-        tail = f"{_nat_id(nic) if mode == 'shared' else attach}:e"
-        strong = MODE_STYLE.get(mode, MODE_STYLE["none"])[0]
+        tail = f"{mode.engine(nic) or attach}:e"
+        strong = mode.style[0]
         d.edge(tail, f"{nic.get('vm')}:n{nic.get('index')}:w", color=strong, penwidth="2.0")
 
     return d.source

@@ -49,8 +49,9 @@ class LabCLI(CLI):
         route_mininet_output()
         super().__init__(lab.net, stdin=stdin, **kwargs)
 
-    def waitForNode(self, node: Any) -> None:  # noqa: N802 - Mininet's name
-        """Prints a node command's output (stdout) until it finishes; forwards keys only on a tty."""
+    def waitForNode(self, node: Any) -> None:
+        """Prints a node command's output (stdout) until it finishes; forwards keys only on a
+        tty."""
         if self.isatty():
             super().waitForNode(node)
             return
@@ -194,8 +195,8 @@ class LabCLI(CLI):
         except Exception as err:  # noqa: BLE001 - LabError: a bad argument, one line
             self._fail(str(err))
             return
-        sys.stdout.write(f"{where[0]} NIC {where[1]}: cable {'plugged' if args[2] == 'on' else 'pulled'}"
-                         "\n")
+        state = "plugged" if args[2] == "on" else "pulled"
+        sys.stdout.write(f"{where[0]} NIC {where[1]}: cable {state}\n")
         sys.stdout.flush()
 
     def do_capture(self, line: str) -> None:
@@ -256,7 +257,7 @@ class LabCLI(CLI):
         sys.stdout.write(f"drew {out}\n")
         sys.stdout.flush()
 
-    def do_EOF(self, line: str) -> str:  # noqa: N802 - cmd.Cmd's name
+    def do_EOF(self, line: str) -> str:
         """Exit (end of input)."""
         if self.isatty():
             sys.stdout.write("\n")

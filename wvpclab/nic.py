@@ -1,7 +1,8 @@
 """The emulated DEC/Intel 21140A NIC as a Mininet interface: MAC, MTU, speed and carrier.
 
 The guest end lives in the VM's namespace as ``ethN``; its peer (the "cable") lives in the root
-namespace as a switch port. The lab creates both ends in one iproute2 batch; this class describes them.
+namespace as a switch port. The lab creates both ends in one iproute2 batch; this class describes
+them.
 """
 
 from __future__ import annotations
@@ -48,11 +49,11 @@ def shaping_commands(dev: str, speed: int | str) -> list[str]:
     lines = []
     for out in (dev, rx_shaper(dev)):
         lines += [f"qdisc replace dev {out} root handle 1: htb default 1",
-                  f"class replace dev {out} parent 1: classid 1:1 htb rate {rate} ceil {rate} "
-                  f"burst {_BURST} cburst {_BURST}"]
+                  (f"class replace dev {out} parent 1: classid 1:1 htb rate {rate} ceil {rate} "
+                   f"burst {_BURST} cburst {_BURST}")]
     lines += [f"qdisc add dev {dev} handle ffff: ingress",
-              f"filter add dev {dev} parent ffff: protocol all u32 match u32 0 0 "
-              f"action mirred egress redirect dev {rx_shaper(dev)}"]
+              (f"filter add dev {dev} parent ffff: protocol all u32 match u32 0 0 "
+               f"action mirred egress redirect dev {rx_shaper(dev)}")]
     return lines
 
 
@@ -68,14 +69,13 @@ class Tulip21140Intf(Intf):
         self.peer = peer  # the root-namespace end: the switch port ("the cable")
         self.speed = speed
         self.index = index
-        self.mode = "none"
         super().__init__(name, node=node, port=port, mac=mac,
                          moveIntfFn=lambda *args, **kwargs: None)
 
-    def config(self, **params: Any) -> dict:  # noqa: D102 - see class docstring
+    def config(self, **params: Any) -> dict:
         return {}
 
-    def updateIP(self) -> str | None:  # noqa: N802 - Mininet's name
+    def updateIP(self) -> str | None:
         """The NIC's current IPv4 address (static or from DHCP), read with iproute2."""
         out = self.node.cmd(f"ip -4 -o addr show dev {self.name} scope global")
         fields = out.split()
@@ -91,4 +91,4 @@ class Tulip21140Intf(Intf):
         return out == "1"
 
     def __repr__(self) -> str:
-        return f"<Tulip21140Intf {self.node.name}:{self.name} {self.mac} {self.mode}>"
+        return f"<Tulip21140Intf {self.node.name}:{self.name} {self.mac}>"

@@ -38,11 +38,17 @@ import networkx as nx
 import yaml
 
 from wvpclab import macs
+from wvpclab.addresses import (
+    DEFAULT_NAT_SUBNET,
+    INTERNAL_SERVER,
+    TRANSIT_NET,
+    gateway_address,
+    nat_address,
+)
 
 MAX_NICS = 4
 MODES = ("none", "shared", "bridge", "internal")
 SPEEDS = (10, 100, "unlimited")
-DEFAULT_NAT_SUBNET = "192.168.131.0/24"
 ADAPTER_TYPES = ("wired", "wireless")
 
 #: Words the Mininet CLI (and ours) takes as commands: a node so named could not be addressed there.
@@ -55,12 +61,10 @@ RESERVED_NAMES = frozenset({
     "vms", "nics", "nic", "cable", "leases", "rules", "nat", "capture", "matrix", "draw",
 })
 
-_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
+#: What a user-given name (VM, PC, LAN, server, internal network) may look like.
+NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 _ADAPTER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")
 _RESERVED_IFACE_RE = re.compile(r"^nat[0-9]+$")
-#: The PC's transit links to its NAT engines (wvpclab.nat.TRANSIT_BASE): no LAN or NAT subnet may
-#: overlap it.
-TRANSIT_NET = ipaddress.IPv4Network("172.31.0.0/16")
 _LABNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 _TOP_KEYS = ("name", "pcs", "lans", "internal", "vms")
@@ -302,20 +306,6 @@ def _usable(iface: ipaddress.IPv4Interface) -> str | None:
     return None
 
 
-def nat_address(subnet: str) -> ipaddress.IPv4Interface:
-    """The shared-networking NAT engine's address: the last usable one (192.168.131.254/24)."""
-    net = ipaddress.IPv4Network(subnet)
-    return ipaddress.IPv4Interface(f"{net.broadcast_address - 1}/{net.prefixlen}")
-
-
-def gateway_address(subnet: str) -> ipaddress.IPv4Interface:
-    """A LAN gateway's address: the first usable one (.1)."""
-    net = ipaddress.IPv4Network(subnet)
-    return ipaddress.IPv4Interface(f"{net.network_address + 1}/{net.prefixlen}")
-
-
-#: The internal network's DHCP responder address (below the pool's 169.254.0.16).
-INTERNAL_SERVER = ipaddress.IPv4Interface("169.254.0.1/16")
 
 
 class _Builder:
@@ -358,7 +348,7 @@ class _Builder:
         return value
 
     def node_name(self, name: Any, path: str, what: str) -> bool:
-        if not isinstance(name, str) or not _NAME_RE.match(name):
+        if not isinstance(name, str) or not NAME_RE.match(name):
             self.err(path, f"{_fmt(name)} is not a valid {what} name (a letter, then letters, "
                            "digits, '-' or '_'; at most 32)")
             return False
@@ -409,7 +399,7 @@ class _Builder:
         section = self.mapping(section, "internal")
         for name, body in (section or {}).items():
             path = _path("internal", str(name))
-            if not isinstance(name, str) or not _NAME_RE.match(name):
+            if not isinstance(name, str) or not NAME_RE.match(name):
                 self.err(path, f"{_fmt(name)} is not a valid internal network name")
                 continue
             body = self.mapping(body, path)

@@ -1,7 +1,9 @@
-"""What can reach what, and why: the model's expectation for every pair of endpoints, and real probes.
+"""What can reach what, and why: the model's expectation for every pair of endpoints, and real
+probes.
 
-``expect`` is a pure function of the topology graph (unit-tested without root); ``probe`` pings every pair
-in a running lab, from the source's own interface, in parallel waves; ``matrix`` puts them side by side.
+``expect`` is a pure function of the topology graph (unit-tested without root); ``probe`` pings
+every pair in a running lab, from the source's own interface, in parallel waves; ``matrix`` puts
+them side by side.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 import networkx as nx
 
-from wvpclab import topology
+from wvpclab import modes, topology
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,8 @@ def endpoints(graph: nx.Graph) -> list[Endpoint]:
 
 
 def _where(graph: nx.Graph, ep: Endpoint) -> tuple[str, Any]:
-    """Where an endpoint sits: ("lan", LAN), ("internal", PC/NAME), ("nat", PC), ("none", None)."""
+    """Where an endpoint sits: ("lan", LAN), ("segment", PC/ADAPTER), ("island", PC/NAME) for an
+    internal network, ("nat", PC), or ("unplugged", None)."""
     data = graph.nodes[ep.key]
     if ep.kind == "server":
         return "lan", data["lan"]
@@ -49,46 +52,35 @@ def _where(graph: nx.Graph, ep: Endpoint) -> tuple[str, Any]:
         if data["lan"] is not None:
             return "lan", data["lan"]
         # a wired adapter without a LAN still has its filter switch (host and bridged guests)
-        return ("segment", ep.key) if data["type"] == "wired" else ("none", None)
-    pc = graph.nodes[data["vm"]]["pc"]
-    if data["mode"] == "internal":
-        return "internal", f"{pc}/{data['target']}"
-    if data["mode"] == "bridge":
-        lan = graph.nodes[f"{pc}/{data['target']}"]["lan"]
-        return ("lan", lan) if lan else ("segment", f"{pc}/{data['target']}")
-    if data["mode"] == "shared":
-        return "nat", pc
-    return "none", None
+        return ("segment", ep.key) if data["type"] == "wired" else ("unplugged", None)
+    return modes.of(data).where(graph, data)
 
 
 def has_address(graph: nx.Graph, ep: Endpoint) -> bool:
-    """Whether the model gives this endpoint an address (static, or a DHCP server on its network)."""
+    """Whether the model gives this endpoint an address (static, or a DHCP server on its
+    network)."""
     data = graph.nodes[ep.key]
     if ep.kind == "server":
         return True
     if ep.kind == "adapter":
         return data["ip"] != "dhcp" or bool(data["lan"] and graph.nodes[data["lan"]]["dhcp"])
+    mode = modes.of(data)
     if data["ip"]:
-        return data["mode"] != "none"
-    where, what = _where(graph, ep)
-    if where == "internal":
-        return graph.nodes[what]["dhcp"]
-    if where == "lan":
-        return graph.nodes[what]["dhcp"]
-    return where == "nat"
+        return mode.attachment_kind() is not None
+    return mode.server(graph, data) is not None
 
 
 def expect(graph: nx.Graph, a: Endpoint, b: Endpoint) -> tuple[bool, str]:
     """Does ``a`` reach ``b`` (a ping from a's interface to b's address), and why, by the model."""
     wa, xa = _where(graph, a)
     wb, xb = _where(graph, b)
-    if wa == "none" or wb == "none":
+    if wa == "unplugged" or wb == "unplugged":
         return False, "not connected"
     if not has_address(graph, a) or not has_address(graph, b):
         return False, "no address (no DHCP server there)"
     if wb == "nat":
         return False, "NAT: inbound blocked"
-    if wa == "internal" or wb == "internal":
+    if wa == "island" or wb == "island":
         if wa == wb and xa == xb:
             return True, "same internal network"
         if wa == wb:

@@ -1,6 +1,7 @@
-"""Bridge mode, as root: every row of the Virtual PC Network Filter's table (DESIGN.md §2) shown with
-real frames — IPv4, ARP and a non-IP ethertype — captured where they must arrive and nowhere else;
-a bridged guest on the LAN (DHCP, ping, TCP); the controller failing closed and coming back."""
+"""Bridge mode, as root: every row of the Virtual PC Network Filter's table (DESIGN.md §2) shown
+with real frames — IPv4, ARP and a non-IP ethertype — captured where they must arrive and nowhere
+else; a bridged guest on the LAN (DHCP, ping, TCP); the controller failing closed and coming
+back."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ UNKNOWN = "02:aa:bb:cc:dd:ee"
 SPOOF = "02:de:ad:be:ef:01"
 TOPO = {
     "name": "t-bridge",
-    "pcs": {"pc": {"adapters": {"eth0": {"mac": PC_MAC, "lan": "office", "ip": "192.168.50.10/24"}}}},
+    "pcs": {"pc": {"adapters": {
+        "eth0": {"mac": PC_MAC, "lan": "office", "ip": "192.168.50.10/24"}}}},
     "lans": {"office": {"subnet": "192.168.50.0/24", "servers": {"web": "192.168.50.80"}}},
     "vms": {
         "g1": {"nics": ["bridge:eth0"]},

@@ -7,9 +7,9 @@ import contextlib
 import os
 import shutil
 import signal
-import tempfile
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,7 +35,7 @@ def write_topology(tmp_path: Path, name: str) -> Path:
 
 def run(*args: str, stdin: str = "", timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([WVPCLAB, *args], input=stdin, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, check=False)
 
 
 def test_run_reads_piped_cli_commands_and_exits_0_at_eof(tmp_path: Path) -> None:
@@ -175,13 +175,14 @@ def test_run_and_clean_as_non_root_say_what_to_do(tmp_path: Path) -> None:
 def _as_nobody(topo: Path) -> None:
     as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
     res = subprocess.run([*as_nobody, WVPCLAB, "run", str(topo), "--no-cli", "--cmd", "a ls"],
-                         capture_output=True, text=True, timeout=60)
+                         capture_output=True, text=True, timeout=60, check=False)
     assert res.returncode == 1
     assert "a lab needs root" in res.stderr and "sudo" in res.stderr
-    res = subprocess.run([*as_nobody, WVPCLAB, "clean"], capture_output=True, text=True, timeout=60)
+    res = subprocess.run([*as_nobody, WVPCLAB, "clean"], capture_output=True, text=True,
+                         timeout=60, check=False)
     assert res.returncode == 1 and "clean needs root" in res.stderr
     res = subprocess.run([*as_nobody, WVPCLAB, "check", str(topo)], capture_output=True, text=True,
-                         timeout=60)
+                         timeout=60, check=False)
     assert res.returncode == 0 and "vm a" in res.stdout  # check needs no root
 
 
@@ -190,7 +191,8 @@ def test_leases_command_in_the_cli(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({
         "name": "t-cli-leases", "pcs": {"pc": {}}, "internal": {"lab": None},
         "vms": {"a": {"nics": ["internal:lab"]}, "b": {"nics": ["internal:lab"]}}}))
-    res = run("run", str(path), "--quiet", stdin="leases\nleases pc/nope\nleases a b\nleases pc/lab\n")
+    res = run("run", str(path), "--quiet",
+              stdin="leases\nleases pc/nope\nleases a b\nleases pc/lab\n")
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("pc/lab: 2 leases") == 2
     assert "no DHCP responder for 'pc/nope'" in res.stderr
@@ -203,7 +205,7 @@ def test_missing_tools_are_named_with_what_to_run(tmp_path: Path) -> None:
     topo = write_topology(tmp_path, "t-cli-tools")
     env = dict(os.environ, PATH=str(Path(WVPCLAB).parent))  # no /usr/bin: no mnexec, ip, ovs-vsctl
     res = subprocess.run([WVPCLAB, "run", str(topo), "--no-cli", "--cmd", "a ls"], env=env,
-                         capture_output=True, text=True, timeout=60)
+                         capture_output=True, text=True, timeout=60, check=False)
     assert res.returncode == 1
     assert res.stderr.strip() == ("wvpclab: mnexec is not installed: run `make install` "
                                   "(scripts/install.sh)")

@@ -228,7 +228,8 @@ def ovs_connections(of_port: int) -> list[str]:
     """TCP connections (established, or closed only by the peer) towards the OpenFlow port."""
     out = run("ss", "-Htan").stdout
     return [line for line in out.splitlines()
-            if line.split()[0] in ("ESTAB", "CLOSE-WAIT") and line.split()[4] == f"127.0.0.1:{of_port}"]
+            if line.split()[0] in ("ESTAB", "CLOSE-WAIT")
+            and line.split()[4] == f"127.0.0.1:{of_port}"]
 
 
 def ping(src: Guest, dst: Guest) -> bool:
@@ -583,7 +584,8 @@ def test_killed_controller_keeps_flows_leaks_nothing_and_restart_restores(net: N
     assert_ping(d, a)
 
 
-def test_sigterm_exits_cleanly_and_a_live_socket_is_not_taken_over(net: Net, tmp_path: Path) -> None:
+def test_sigterm_exits_cleanly_and_a_live_socket_is_not_taken_over(
+        net: Net, tmp_path: Path) -> None:
     second = Controller(free_port(), net.controller.control, str(tmp_path / "second.log"))
     with pytest.raises(AssertionError, match="did not get ready"):
         second.start()  # the path belongs to the running controller

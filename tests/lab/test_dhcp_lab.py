@@ -104,13 +104,15 @@ def test_kill_9_of_the_responder_keeps_every_lease(lab: Lab) -> None:
     renew_all_and_check_same_addresses(lab)
 
 
-def test_while_the_responder_is_on_a_guest_server_sees_no_discover(lab: Lab, tmp_path: Path) -> None:
+def test_while_the_responder_is_on_a_guest_server_sees_no_discover(
+        lab: Lab, tmp_path: Path) -> None:
     bpf = "udp dst port 67"
     at_rogue = Capture(lab.vm("rogue"), "eth0", tmp_path / "rogue.pcap", bpf)
     at_responder = Capture(lab.node("dhcp.pc.lab"), "eth0", tmp_path / "resp.pcap", bpf)
     out = lab.vm("u2").cmd("busybox udhcpc -q -n -f -i eth0 -s /bin/true -t 3 -T 1 2>&1")
     assert "obtained" in out or "lease of" in out, out
-    wait_for(lambda: (tmp_path / "resp.pcap").stat().st_size > 24, what="the DISCOVER at the responder")
+    wait_for(lambda: (tmp_path / "resp.pcap").stat().st_size > 24,
+             what="the DISCOVER at the responder")
     assert at_responder.stop()
     assert at_rogue.stop() == []
 

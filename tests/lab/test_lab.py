@@ -42,18 +42,19 @@ def lab() -> Iterator[Lab]:
     assert leftovers(running.prefix) == []
 
 
-def ping(node, address: str, count: int = 1) -> bool:  # noqa: ANN001
+def ping(node, address: str, count: int = 1) -> bool:
     out = node.cmd(f"ping -n -c {count} -W 1 {address}")
     return f"{count} received" in out
 
 
-def links(node) -> dict[str, dict]:  # noqa: ANN001
+def links(node) -> dict[str, dict]:
     return {link["ifname"]: link for link in json.loads(node.cmd("ip -j -d link show"))}
 
 
 def test_nics_are_eth0_to_eth3_with_derived_macs_and_mtu_1500(lab: Lab) -> None:
     seen = links(lab.vm("multi"))
-    assert sorted(n for n in seen if n.startswith("eth") and "-" not in n) == ["eth0", "eth1", "eth2", "eth3"]
+    assert sorted(n for n in seen if n.startswith("eth") and "-" not in n) == [
+        "eth0", "eth1", "eth2", "eth3"]
     for nic in topology.nics_of(lab.graph, "multi"):
         link = seen[f"eth{nic['index']}"]
         assert link["address"] == nic["mac"]
@@ -129,7 +130,8 @@ def test_spoofed_source_mac_is_dropped(lab: Lab, tmp_path: Path) -> None:
     marker = b"wvpclab-spoof-probe"
     cap = Capture(lab.vm("r2"), "eth0", tmp_path / "r2.pcap", "ether proto 0x88b5")
     send_frames(lab.vm("r1"), "eth0",
-                f"[Ether(dst='ff:ff:ff:ff:ff:ff', src='00:03:ff:66:66:66', type=0x88b5)/Raw({marker!r}),"
+                f"[Ether(dst='ff:ff:ff:ff:ff:ff', src='00:03:ff:66:66:66', type=0x88b5)"
+                f"/Raw({marker!r}),"
                 f" Ether(dst='ff:ff:ff:ff:ff:ff', src='{lab.graph.nodes['r1/0']['mac']}', "
                 f"type=0x88b5)/Raw(b'control')]")
     wait_for(lambda: (tmp_path / "r2.pcap").stat().st_size > 24, what="the control frame")
@@ -204,8 +206,8 @@ def test_switches_are_secure_and_flows_are_ours(lab: Lab) -> None:
 
 
 def test_controller_killed_is_restarted_and_flows_come_back(lab: Lab) -> None:
-    import signal
     import os
+    import signal
 
     before = lab.controller.restarts
     os.kill(lab.controller.pid, signal.SIGKILL)
@@ -218,11 +220,10 @@ def test_lab_is_torn_down_after_an_exception() -> None:
     graph = topology.from_document({"name": "t-exc", "pcs": {"pc": {}}, "internal": {"n": None},
                                     "vms": {"a": {"nics": ["internal:n"]}}})
     lab = Lab(graph, quiet=True)
-    with pytest.raises(RuntimeError, match="boom"):
-        with lab:
-            shells = [n.pid for n in lab.nodes.values()]
-            assert shells_alive(shells)
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), lab:
+        shells = [n.pid for n in lab.nodes.values()]
+        assert shells_alive(shells)
+        raise RuntimeError("boom")
     assert leftovers(lab.prefix) == []
     assert shells_alive(shells) == []
 
@@ -254,18 +255,23 @@ def test_one_vm_with_all_four_modes() -> None:
     assert leftovers(lab.prefix) == []
 
 
-def test_a_start_failing_half_way_tears_down_and_reports_the_cause() -> None:
+def test_a_start_failing_half_way_tears_down_and_reports_the_cause(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from wvpclab import LabError
+    from wvpclab.nodes import VirtualPC
 
-    class Broken(Lab):
-        def _configure_guests(self) -> None:  # a fault injected after nodes, veths and bridges
-            raise LabError("injected: configuring a guest failed")
+    built: list[int] = []
 
-    lab = Broken(topology.from_document({"name": "t-halfway", "pcs": {"pc": {}},
-                                         "internal": {"n": None},
-                                         "vms": {"a": {"nics": ["internal:n"]}}}), quiet=True)
+    def broken(self: VirtualPC, *args: object, **kwargs: object) -> dict:
+        built.append(self.pid)  # a fault injected after nodes, veths and bridges exist
+        raise LabError("injected: configuring a guest failed")
+
+    monkeypatch.setattr(VirtualPC, "config", broken)
+    lab = Lab(topology.from_document({"name": "t-halfway", "pcs": {"pc": {}},
+                                      "internal": {"n": None},
+                                      "vms": {"a": {"nics": ["internal:n"]}}}), quiet=True)
     with pytest.raises(LabError, match="injected: configuring a guest failed"):
         lab.start()
-    assert lab.nodes  # it had built nodes before the fault
+    assert built  # it had built the VM's node before the fault
     assert leftovers(lab.prefix) == []
-    assert shells_alive([n.pid for n in lab.nodes.values() if n.pid]) == []
+    assert shells_alive(built) == []

@@ -13,7 +13,8 @@ pytestmark = pytest.mark.lab
 
 
 def run(*cmd: str) -> str:
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=30).stdout.strip()
+    return subprocess.run(cmd, check=True, capture_output=True, text=True,
+                          timeout=30).stdout.strip()
 
 
 def test_ovs_is_up_with_userspace_tso() -> None:
@@ -23,19 +24,20 @@ def test_ovs_is_up_with_userspace_tso() -> None:
     assert run("ovs-appctl", "--timeout=5", "version").startswith("ovs-vswitchd")
 
 
-@pytest.mark.parametrize("tool", ["mnexec", "ip", "tcpdump", "iperf3", "busybox", "dhclient", "ping"])
+@pytest.mark.parametrize("tool", ["mnexec", "ip", "tcpdump", "iperf3", "busybox", "dhclient",
+                                  "ping"])
 def test_lab_tools_installed(tool: str) -> None:
     assert shutil.which(tool), f"{tool} is not installed"
 
 
 def test_install_is_idempotent_and_quick() -> None:
     res = subprocess.run(["bash", str(ROOT / "scripts" / "install.sh")], capture_output=True,
-                         text=True, timeout=120)
+                         text=True, timeout=120, check=False)
     assert res.returncode == 0, res.stderr
     assert res.stderr == "", f"a second install run should have nothing to do: {res.stderr}"
 
 
 def test_vagrantfile_syntax() -> None:
     res = subprocess.run(["ruby", "-c", str(ROOT / "Vagrantfile")], capture_output=True, text=True,
-                         timeout=30)
+                         timeout=30, check=False)
     assert res.returncode == 0 and "Syntax OK" in res.stdout, res.stderr

@@ -1,6 +1,6 @@
-"""Bridging onto a wireless host adapter, as root: an access point that passes only the adapter's own
-MAC, MAC translation by the controller (ARP and DHCP learned from the frames), two guests with their own
-IPs on the LAN, non-IP and IPv6 not translated."""
+"""Bridging onto a wireless host adapter, as root: an access point that passes only the adapter's
+own MAC, MAC translation by the controller (ARP and DHCP learned from the frames), two guests with
+their own IPs on the LAN, non-IP and IPv6 not translated."""
 
 from __future__ import annotations
 
@@ -67,10 +67,10 @@ def test_non_ip_and_ipv6_are_not_translated(lab: Lab, tmp_path: Path) -> None:
     mac = lab.graph.nodes["w1/0"]["mac"]
     send_frames(lab.vm("w1"), "eth0", "[" + ", ".join([
         f"Ether(src='{mac}', dst='ff:ff:ff:ff:ff:ff', type=0x88b5)/Raw(b'wvpclab-nonip')",
-        f"Ether(src='{mac}', dst='33:33:00:00:00:01')/IPv6(dst='ff02::1')/UDP(dport=9)"
-        "/Raw(b'wvpclab-v6')",
-        f"Ether(src='{mac}', dst='ff:ff:ff:ff:ff:ff')/IP(src='{ip_of(lab, 'w1')}', "
-        "dst='192.168.60.255')/UDP(dport=9)/Raw(b'wvpclab-control')"]) + "]")
+        (f"Ether(src='{mac}', dst='33:33:00:00:00:01')/IPv6(dst='ff02::1')/UDP(dport=9)"
+         "/Raw(b'wvpclab-v6')"),
+        (f"Ether(src='{mac}', dst='ff:ff:ff:ff:ff:ff')/IP(src='{ip_of(lab, 'w1')}', "
+         "dst='192.168.60.255')/UDP(dport=9)/Raw(b'wvpclab-control')")]) + "]")
     wait_for(lambda: any(b"wvpclab-control" in bytes(f) for f in read_pcap(tmp_path / "web.pcap")),
              what="the IPv4 control frame at web")
     frames = cap.stop()
@@ -80,7 +80,8 @@ def test_non_ip_and_ipv6_are_not_translated(lab: Lab, tmp_path: Path) -> None:
 
 
 def test_the_access_point_drops_any_other_source_mac(lab: Lab, tmp_path: Path) -> None:
-    cap = Capture(lab.node("web"), "eth0", tmp_path / "web.pcap", "ether proto 0x88b6", inbound=True)
+    cap = Capture(lab.node("web"), "eth0", tmp_path / "web.pcap", "ether proto 0x88b6",
+                  inbound=True)
     send_frames(lab.pc("pc"), "wlan0", "[Ether(src='02:00:00:00:00:99', dst='ff:ff:ff:ff:ff:ff', "
                 "type=0x88b6)/Raw(b'spoofed'), Ether(src='" + WLAN + "', dst='ff:ff:ff:ff:ff:ff', "
                 "type=0x88b6)/Raw(b'adapter')]")
@@ -105,10 +106,10 @@ def test_host_separation_and_guest_switching_hold_on_wireless(lab: Lab, tmp_path
               "w2": (lab.vm("w2"), "eth0"), "web": (lab.node("web"), "eth0")}
     caps = {k: Capture(n, d, tmp_path / f"{k}.pcap", inbound=True) for k, (n, d) in places.items()}
     send_frames(lab.node("web"), "eth0", "[" + ", ".join([
-        f"Ether(src='{web_mac}', dst='{WLAN}')/IP(src='192.168.60.80', dst='{pc_ip}')"
-        "/UDP(dport=9)/Raw(b'wv-to-host')",
-        f"Ether(src='{web_mac}', dst='{WLAN}')/IP(src='192.168.60.80', dst='{ip_of(lab, 'w1')}')"
-        "/UDP(dport=9)/Raw(b'wv-to-w1')"]) + "]")
+        (f"Ether(src='{web_mac}', dst='{WLAN}')/IP(src='192.168.60.80', dst='{pc_ip}')"
+         "/UDP(dport=9)/Raw(b'wv-to-host')"),
+        (f"Ether(src='{web_mac}', dst='{WLAN}')/IP(src='192.168.60.80', "
+         f"dst='{ip_of(lab, 'w1')}')/UDP(dport=9)/Raw(b'wv-to-w1')")]) + "]")
     send_frames(lab.vm("w1"), "eth0",
                 f"Ether(src='{w1_mac}', dst='{w2_mac}', type=0x88b5)/Raw(b'wv-w1-w2')")
     expected = {"wv-to-host": {"pc"}, "wv-to-w1": {"w1"}, "wv-w1-w2": {"w2"}}

@@ -6,7 +6,6 @@ lab's hook (``client-hook.sh``), private pid/lease files and a state file the la
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import signal
@@ -24,13 +23,6 @@ from wvpclab.procs import end, wait_ready
 
 HOOK = Path(__file__).with_name("client-hook.sh")
 CLIENTS = ("udhcpc", "dhclient")
-#: WVPC's internal network DHCP pool (169.254.0.16-169.254.10.254), mask 255.255.0.0.
-INTERNAL_POOL = ("169.254.0.16", "169.254.10.254")
-INTERNAL_NETWORK = "169.254.0.0/16"
-
-
-class DhcpResponderNode(Host):
-    """The node that answers DHCP on one network (an internal network's built-in DHCP server)."""
 
 
 @dataclass
@@ -186,14 +178,3 @@ class Client:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
-
-
-def internal_exclusions(static: list[str]) -> tuple[str, ...]:
-    """The static addresses of a network that fall in the internal pool (never handed out)."""
-    lo, hi = (ipaddress.IPv4Address(a) for a in INTERNAL_POOL)
-    out = []
-    for cidr in static:
-        ip = ipaddress.IPv4Interface(cidr).ip
-        if lo <= ip <= hi:
-            out.append(str(ip))
-    return tuple(out)

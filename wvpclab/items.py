@@ -1,0 +1,361 @@
+"""What a lab consists of, as plain values: the items of a plan (``wvpclab.plan``).
+
+Each item is a frozen dataclass with a ``key`` (its identity across plans) and ``MUTABLE`` fields
+(those that a running lab changes in place; a change to any other field replaces the item).
+``line()`` says the item in one line for ``wvpclab plan``. Pure: nothing here touches the system.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+from wvpclab.addresses import nat_address, transit
+
+
+@dataclass(frozen=True)
+class Item:
+    """The common shape of plan items."""
+
+    MUTABLE: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def key(self) -> Any:
+        raise NotImplementedError
+
+    def line(self) -> str:
+        raise NotImplementedError
+
+    def same_but_mutable(self, other: Item) -> bool:
+        """True when ``other`` differs from this item in ``MUTABLE`` fields only."""
+        return all(getattr(self, f.name) == getattr(other, f.name)
+                   for f in fields(self) if f.name not in self.MUTABLE)
+
+
+@dataclass(frozen=True)
+class Host(Item):
+    """A Mininet node: its name and role (``vm``, ``pc``, ``gateway``, ``server``, ``nat``,
+    ``dhcp``)."""
+
+    name: str
+    role: str
+    pc: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+    def line(self) -> str:
+        return f"{self.role} {self.name}" + (f" (on {self.pc})" if self.pc else "")
+
+
+@dataclass(frozen=True)
+class Veth(Item):
+    """A veth pair: ``dev`` in ``node`` (with ``mac``), the other end in the root namespace as
+    ``root`` (a switch port: ``up`` is its carrier), or, for a transit link, ``peer_dev`` in node
+    ``peer``."""
+
+    node: str
+    dev: str
+    mac: str | None = None
+    root: str | None = None
+    peer: str | None = None
+    peer_dev: str | None = None
+    up: bool = True
+    MUTABLE: ClassVar[tuple[str, ...]] = ("up",)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.node, self.dev)
+
+    def line(self) -> str:
+        other = f"{self.peer}:{self.peer_dev}" if self.peer else f"{self.root} (root, " \
+            f"{'up' if self.up else 'down'})"
+        return (f"veth {self.node}:{self.dev}" + (f" {self.mac}" if self.mac else "")
+                + f" <-> {other}")
+
+
+@dataclass(frozen=True)
+class Bridge(Item):
+    """An Open vSwitch bridge: ``key`` (``LAN``, ``PC/ADAPTER``, ``PC/NAME``, ``ap:PC/ADAPTER``,
+    ``nat:VM/N``), its name in the root namespace, datapath id and kind (``lan`` is a standalone
+    learning switch; the others are secure under the controller)."""
+
+    key_: str
+    name: str
+    dpid: int
+    kind: str
+    steering: bool = False  # DHCP client messages go to the network's responder only
+
+    @property
+    def key(self) -> str:
+        return self.key_
+
+    @property
+    def controlled(self) -> bool:
+        return self.kind != "lan"
+
+    def line(self) -> str:
+        extra = " dhcp-steering" if self.steering else ""
+        return f"bridge {self.key_} {self.name} {self.kind} dpid {self.dpid:016x}{extra}"
+
+
+@dataclass(frozen=True)
+class Port(Item):
+    """A port of a bridge: an interface (or, with ``patch``, one side of a patch cable whose other
+    side is named ``patch``), its OpenFlow number, and what the controller is told: role and MAC."""
+
+    bridge: str
+    ifname: str
+    number: int
+    role: str | None = None
+    mac: str | None = None
+    allow_spoofing: bool = False
+    patch: str | None = None
+    label: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.bridge, self.ifname)
+
+    def registration(self) -> dict[str, Any]:
+        """The port as the controller is told it."""
+        return {"port": self.number, "role": self.role, "mac": self.mac,
+                "allow_spoofing": self.allow_spoofing}
+
+    def line(self) -> str:
+        what = f" {self.role}" if self.role else ""
+        what += f" {self.mac}" if self.mac else ""
+        what += " spoofing-allowed" if self.allow_spoofing else ""
+        patch = f" patch<->{self.patch}" if self.patch else ""
+        return f"port {self.bridge}#{self.number} {self.ifname}{patch}{what}  ({self.label})"
+
+
+@dataclass(frozen=True)
+class Address(Item):
+    """A static address on a node's interface."""
+
+    node: str
+    dev: str
+    cidr: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.node, self.dev, self.cidr)
+
+    def line(self) -> str:
+        return f"address {self.node}:{self.dev} {self.cidr}"
+
+
+@dataclass(frozen=True)
+class Route(Item):
+    """A static route in a node (``table`` None: the main table)."""
+
+    node: str
+    dev: str
+    dest: str = "default"
+    via: str | None = None
+    src: str | None = None
+    table: int | None = None
+    metric: int | None = None
+
+    @property
+    def key(self) -> tuple:
+        return (self.node, self.dev, self.dest, self.via, self.src, self.table, self.metric)
+
+    def spec(self) -> str:
+        """The route as ``ip route`` words after ``replace``/``del``."""
+        words = [self.dest]
+        if self.via:
+            words.append(f"via {self.via}")
+        words.append(f"dev {self.dev}")
+        if self.src:
+            words.append(f"src {self.src}")
+        if self.table is not None:
+            words.append(f"table {self.table}")
+        if self.metric is not None:
+            words.append(f"metric {self.metric}")
+        return " ".join(words)
+
+    def line(self) -> str:
+        return f"route {self.node}: {self.spec()}"
+
+
+@dataclass(frozen=True)
+class Rule(Item):
+    """A policy routing rule: traffic from ``src`` uses ``table`` (a guest's per-NIC source
+    routing)."""
+
+    node: str
+    src: str
+    table: int
+    priority: int
+
+    @property
+    def key(self) -> tuple:
+        return (self.node, self.src, self.table, self.priority)
+
+    def spec(self) -> str:
+        return f"from {self.src} table {self.table} priority {self.priority}"
+
+    def line(self) -> str:
+        return f"rule {self.node}: {self.spec()}"
+
+
+@dataclass(frozen=True)
+class Shaper(Item):
+    """A NIC held to its speed both ways (htb out, an IFB for what comes in)."""
+
+    node: str
+    dev: str
+    speed: int
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.node, self.dev)
+
+    def line(self) -> str:
+        return f"shaper {self.node}:{self.dev} {self.speed} Mbit/s both ways"
+
+
+@dataclass(frozen=True)
+class Firewall(Item):
+    """A node's whole iptables ruleset (``iptables-restore`` input), replaced as one."""
+
+    node: str
+    rules: str
+    MUTABLE: ClassVar[tuple[str, ...]] = ("rules",)
+
+    @property
+    def key(self) -> str:
+        return self.node
+
+    def line(self) -> str:
+        rules = [r for r in self.rules.splitlines() if r.startswith("-A")]
+        return f"firewall {self.node}: {len(rules)} rules\n" + "\n".join(f"    {r}" for r in rules)
+
+
+@dataclass(frozen=True)
+class DhcpServer(Item):
+    """A network's DHCP server in its node; ``exclude`` holds the network's static addresses (a
+    change restarts the server, which keeps its leases)."""
+
+    key_: str
+    node: str
+    dev: str
+    network: str
+    server_ip: str
+    pool: tuple[str, str]
+    files: str
+    router: str | None = None
+    dns: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    MUTABLE: ClassVar[tuple[str, ...]] = ("exclude",)
+
+    @property
+    def key(self) -> str:
+        return self.key_
+
+    def line(self) -> str:
+        extra = f" router {self.router}" if self.router else ""
+        extra += f" dns {','.join(self.dns)}" if self.dns else ""
+        extra += f" excluding {','.join(self.exclude)}" if self.exclude else ""
+        return (f"dhcp-server {self.key_} in {self.node}:{self.dev} {self.server_ip} "
+                f"pool {self.pool[0]}-{self.pool[1]}{extra}")
+
+
+@dataclass(frozen=True)
+class Service(Item):
+    """A LAN server's services (TCP/UDP echo on 7, HTTP on 80)."""
+
+    node: str
+
+    @property
+    def key(self) -> str:
+        return self.node
+
+    def line(self) -> str:
+        return f"services {self.node}: echo tcp/udp 7, http 80"
+
+
+@dataclass(frozen=True)
+class DhcpClient(Item):
+    """A DHCP client on a guest NIC or a PC adapter. ``attached`` (the switch its cable plugs into),
+    ``lease_net`` (where a lease must come from; None if no server there) and ``carrier`` change at
+    runtime: a move releases the lease first; a new network or a carrier back renews."""
+
+    node: str
+    index: int
+    dev: str
+    kind: str
+    source_routing: bool = True
+    attached: str | None = None
+    lease_net: str | None = None
+    carrier: bool = True
+    MUTABLE: ClassVar[tuple[str, ...]] = ("attached", "lease_net", "carrier")
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.node, self.dev)
+
+    def line(self) -> str:
+        where = f"lease from {self.lease_net}" if self.lease_net else "no server"
+        return f"dhcp-client {self.node}:{self.dev} {self.kind} ({where}" + \
+            ("" if self.carrier else ", no carrier") + ")"
+
+
+@dataclass(frozen=True)
+class Nat(Item):
+    """One shared NIC's NAT: its engine node, transit link number and what it forwards."""
+
+    vm: str
+    index: int
+    number: int
+    pc: str
+    subnet: str
+    guest_ip: str
+    forward: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.vm, self.index)
+
+    @property
+    def node(self) -> str:
+        return f"nat.{self.vm}.{self.index}"
+
+    @property
+    def pc_dev(self) -> str:
+        return f"nat{self.number}"
+
+    @property
+    def pc_side(self) -> ipaddress.IPv4Interface:
+        return transit(self.number)[0]
+
+    @property
+    def nat_side(self) -> ipaddress.IPv4Interface:
+        return transit(self.number)[1]
+
+    @property
+    def inside(self) -> ipaddress.IPv4Interface:
+        """The engine's own address on the guest's network (.254 of a /24): gateway, DHCP, DNS."""
+        return nat_address(self.subnet)
+
+    def forwards(self) -> list[tuple[str, int, int]]:
+        """The forwarded ports as (protocol, PC port, guest port)."""
+        out = []
+        for rule in self.forward:
+            proto, host, guest = rule.split(":")
+            out.append((proto, int(host), int(guest)))
+        return out
+
+    def line(self) -> str:
+        fwd = f" forwarding {','.join(self.forward)}" if self.forward else ""
+        return (f"nat {self.vm}/{self.index}: {self.node} on {self.subnet} "
+                f"via {self.pc}:{self.pc_dev}{fwd}")
+
+
+#: Every item type, in the order a plan lists them.
+KINDS: tuple[type[Item], ...] = (Host, Bridge, Veth, Port, Address, Route, Rule, Shaper, Firewall,
+                                 Nat, DhcpServer, Service, DhcpClient)

@@ -1,0 +1,209 @@
+"""The lab's Mininet nodes. Each configures itself: ``config`` makes it what it is (a guest's
+strong-host sysctls, a router's forwarding) together with its first share of the plan, ``apply``
+takes later shares (one shell round trip each), ``terminate`` ends what it owns and its namespace.
+
+Roles (the plan's ``Host.role``): ``vm`` (VirtualPC), ``pc`` (PhysicalPC), ``gateway`` (LanGateway),
+``server`` (LanServer), ``nat`` (NatEngine), ``dhcp`` (DhcpResponderNode).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from mininet.node import Host
+
+from wvpclab import cleanup
+from wvpclab.errors import CommandError, LabError
+from wvpclab.procs import end
+
+
+@dataclass
+class NodeScript:
+    """A node's share of a change, run in one shell round trip: sysctls, removals (which may find
+    nothing left to remove), an ``ip -batch``, a ``tc -batch`` and a whole firewall."""
+
+    sysctls: dict[str, Any] = field(default_factory=dict)
+    ip_removals: list[str] = field(default_factory=list)
+    ip: list[str] = field(default_factory=list)
+    tc: list[str] = field(default_factory=list)
+    firewall: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.sysctls or self.ip_removals or self.ip or self.tc
+                    or self.firewall is not None)
+
+
+class LabNode(Host):
+    """A node of a lab: runs in its own network namespace, configures itself from the plan, and ends
+    the processes it owns (servers, clients) when it terminates."""
+
+    #: What makes the node what it is, set by ``config``.
+    SYSCTLS: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, name: str, run_dir: str | Path = "/tmp", **params: Any) -> None:
+        self.run_dir = Path(run_dir)
+        self.owned: dict[str, subprocess.Popen] = {}
+        super().__init__(name, **params)
+
+    def config(self, script: NodeScript | None = None, **params: Any) -> dict:
+        """Makes the node what it is (loopback up, its role's sysctls) and applies ``script``, in
+        one round trip."""
+        first = script or NodeScript()
+        first.sysctls = {**self.SYSCTLS, **first.sysctls}
+        first.ip.insert(0, "link set lo up")
+        self.apply(first)
+        return {}
+
+    def apply(self, script: NodeScript) -> None:
+        """Runs a share of a change in the node; raises CommandError naming the node on failure."""
+        if not script:
+            return
+        base = self.run_dir / self.name
+        parts = []
+        if script.sysctls:
+            parts.append("sysctl -qw " + " ".join(f"{k}={v}" for k, v in script.sysctls.items()))
+        if script.ip_removals:
+            path = base.with_suffix(".del.ip")
+            path.write_text("\n".join(script.ip_removals) + "\n")
+            parts.append(f"{{ ip -force -batch {path} >/dev/null 2>&1 || true; }}")
+        if script.ip:
+            path = base.with_suffix(".ip")
+            path.write_text("\n".join(script.ip) + "\n")
+            parts.append(f"ip -batch {path}")
+        if script.tc:
+            path = base.with_suffix(".tc")
+            path.write_text("\n".join(script.tc) + "\n")
+            parts.append(f"tc -batch {path}")
+        if script.firewall is not None:
+            path = base.with_suffix(".rules")
+            path.write_text(script.firewall)
+            parts.append(f"iptables-restore < {path}")
+        out = self.cmd(" && ".join(parts) + " ; echo rc=$?")
+        if "rc=0" not in out:
+            raise CommandError(f"configuring {self.name}", out)
+
+    def own(self, key: str, proc: subprocess.Popen) -> None:
+        """Records a process this node runs (a server, a client): ``terminate`` ends it."""
+        self.owned[key] = proc
+
+    def disown(self, key: str) -> subprocess.Popen | None:
+        return self.owned.pop(key, None)
+
+    def terminate(self) -> None:
+        """Ends every process in the node's namespace (its own and any a user started), then the
+        shell; nothing of the node is left."""
+        if self.shell and self.pid:
+            cleanup.kill_namespaces([self.pid])
+        self.release()
+
+    def release(self) -> None:
+        """Reaps what the node owned and its shell, and closes its terminal (after its namespace was
+        ended, alone or with the others)."""
+        for proc in self.owned.values():
+            end(proc, grace=1)
+        self.owned.clear()
+        try:
+            if self.shell:
+                self.shell.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        stdin = getattr(self, "stdin", None)
+        if stdin:
+            try:
+                stdin.close()
+            except OSError:
+                pass
+        slave = getattr(self, "slave", None)
+        if slave is not None:
+            try:
+                os.close(slave)
+            except OSError:
+                pass
+            self.slave = None
+        self.shell = None
+
+
+class VirtualPC(LabNode):
+    """A guest VM with up to four 21140A NICs (``eth0``..``eth3``): strong host (ARP only for the
+    NIC's own address; replies leave by the NIC a packet came in on), never a router."""
+
+    SYSCTLS: ClassVar[dict[str, Any]] = {
+        "net.ipv4.conf.all.arp_ignore": 1,
+        "net.ipv4.conf.all.arp_announce": 2,
+        "net.ipv4.conf.all.rp_filter": 0,
+        "net.ipv4.conf.default.rp_filter": 0,
+        "net.ipv4.ip_forward": 0,
+    }
+
+    def __init__(self, name: str, pc: str | None = None, **params: Any) -> None:
+        self.pc_name = pc
+        super().__init__(name, **params)
+
+    def nics(self) -> list:
+        """The VM's NICs in order."""
+        return [intf for _, intf in sorted(self.intfs.items()) if intf.name != "lo"]
+
+    def nic(self, index: int):
+        """NIC ``index`` (0..3)."""
+        for intf in self.nics():
+            if getattr(intf, "index", None) == index:
+                return intf
+        raise LabError(f"{self.name} has no NIC {index}")
+
+
+class PhysicalPC(LabNode):
+    """The physical PC running Windows Virtual PC: its own IP stack, one interface per host adapter,
+    and the transit links of its NAT engines, which it routes (its firewall drops anything else)."""
+
+    SYSCTLS: ClassVar[dict[str, Any]] = {"net.ipv4.ip_forward": 1}
+
+    def __init__(self, name: str, pc: str | None = None, **params: Any) -> None:
+        super().__init__(name, **params)
+
+
+class LanGateway(LabNode):
+    """An emulated LAN's gateway at the subnet's .1: its router and (unless ``dhcp: false``) its
+    DHCP server. Named ``gw.LAN``."""
+
+    SYSCTLS: ClassVar[dict[str, Any]] = {"net.ipv4.ip_forward": 1}
+
+    def __init__(self, name: str, pc: str | None = None, **params: Any) -> None:
+        super().__init__(name, **params)
+
+
+class LanServer(LabNode):
+    """A plain host on an emulated LAN answering TCP/UDP echo (port 7) and HTTP (port 80)."""
+
+    def __init__(self, name: str, pc: str | None = None, **params: Any) -> None:
+        super().__init__(name, **params)
+
+
+class NatEngine(LabNode):
+    """One shared NIC's NAT engine (``nat.VM.N``): the guest's gateway, DHCP and DNS address (.254),
+    MASQUERADE and a stateful firewall onto a transit link into the PC."""
+
+    SYSCTLS: ClassVar[dict[str, Any]] = {"net.ipv4.ip_forward": 1}
+
+    def __init__(self, name: str, pc: str | None = None, **params: Any) -> None:
+        super().__init__(name, **params)
+
+
+class DhcpResponderNode(LabNode):
+    """The node of an internal network's built-in DHCP server (``dhcp.PC.NAME``)."""
+
+    def __init__(self, name: str, pc: str | None = None, **params: Any) -> None:
+        super().__init__(name, **params)
+
+
+#: The node class of each plan role.
+ROLES: dict[str, type[LabNode]] = {"vm": VirtualPC, "pc": PhysicalPC, "gateway": LanGateway,
+                                   "server": LanServer, "nat": NatEngine,
+                                   "dhcp": DhcpResponderNode}
+
+
+__all__ = ["ROLES", "DhcpResponderNode", "LabNode", "LanGateway", "LanServer", "NatEngine",
+           "NodeScript", "PhysicalPC", "VirtualPC"]

@@ -1,0 +1,337 @@
+"""A lab as a plan: everything it consists of, computed from the topology graph alone, and the
+difference between two plans.
+
+``plan(graph, prefix)`` is pure (no root, nothing touched): nodes, veths, bridges and their ports
+with roles and MACs, addresses, routes, shapers, firewalls, NAT engines, DHCP servers and clients,
+services.
+``diff(old, new)`` says what to add, remove and change in place; ``wvpclab.realize`` carries it out.
+Start is ``diff(EMPTY, plan)``, a runtime change ``diff(plan, plan')``, stop ``diff(plan, EMPTY)``.
+Names are stable: the same graph gives the same names, and an object that stays keeps its name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import networkx as nx
+
+from wvpclab import macs, modes, topology
+from wvpclab.addresses import RULE_BASE, TABLE_BASE, host, in_pool, lan_pool
+from wvpclab.items import (
+    KINDS,
+    Address,
+    Bridge,
+    DhcpClient,
+    DhcpServer,
+    Firewall,
+    Host,
+    Item,
+    Nat,
+    Port,
+    Route,
+    Rule,
+    Service,
+    Shaper,
+    Veth,
+)
+from wvpclab.modes import bridge as bridge_mode
+from wvpclab.modes import internal as internal_mode
+from wvpclab.nat import pc_rules
+
+#: A guest NIC's port number on whatever switch it plugs into: GUEST_PORT_BASE + the NIC's place in
+#: the lab (stable across moves; the switches' own ports are numbered from 1).
+GUEST_PORT_BASE = 100
+
+
+@dataclass(frozen=True)
+class LabPlan:
+    """Everything a lab consists of, by item type and key."""
+
+    name: str = ""
+    prefix: str = ""
+    items: Mapping[type, Mapping[Any, Item]] = field(default_factory=dict)
+
+    def of(self, kind: type) -> Mapping[Any, Any]:
+        """The items of one type, by key."""
+        return self.items.get(kind, {})
+
+    def get(self, kind: type, key: Any) -> Any:
+        return self.of(kind).get(key)
+
+    def ports_of(self, bridge: str) -> list[Port]:
+        """A bridge's ports by number."""
+        return sorted((p for p in self.of(Port).values() if p.bridge == bridge),
+                      key=lambda p: p.number)
+
+    def registration(self, bridge: str) -> list[dict[str, Any]]:
+        """What the controller is told about a bridge's ports (those with a role)."""
+        return [p.registration() for p in self.ports_of(bridge) if p.role is not None]
+
+    def text(self) -> str:
+        """The plan for people, one item a line, grouped by type (``wvpclab plan``)."""
+        lines = [f"plan of lab {self.name} (prefix {self.prefix})"]
+        for kind in KINDS:
+            items = self.of(kind)
+            if not items:
+                continue
+            lines.append(f"{kind.__name__.lower()}s ({len(items)}):")
+            lines += [f"  {item.line()}" for _, item in sorted(items.items(), key=_sortable)]
+        return "\n".join(lines) + "\n"
+
+
+EMPTY = LabPlan()
+
+
+def _sortable(pair: tuple[Any, Item]) -> str:
+    return repr(pair[0])
+
+
+class Builder:
+    """Collects a plan's items; the modes add theirs through it."""
+
+    def __init__(self, graph: nx.Graph, prefix: str, previous: LabPlan | None) -> None:
+        self.graph = graph
+        self.prefix = prefix
+        self.previous = previous or EMPTY
+        self.items: dict[type, dict[Any, Item]] = {kind: {} for kind in KINDS}
+        self._statics: dict[str, list[str]] = {}
+        self._servers: list[DhcpServer] = []
+        self._slots: dict[str, int] = {}
+
+    def add(self, item: Item) -> None:
+        table = self.items[type(item)]
+        if item.key in table:
+            raise ValueError(f"the plan has {type(item).__name__} {item.key!r} twice")
+        table[item.key] = item
+
+    def of(self, kind: type) -> dict[Any, Any]:
+        return self.items[kind]
+
+    def root_name(self, letter: str, number: int) -> str:
+        """A root-namespace interface or bridge name: ``wvXXX-`` + letter + number (<= 15 chars)."""
+        name = f"{self.prefix}-{letter}{number}"
+        if len(name) > 15:
+            raise ValueError(f"interface name {name} is longer than 15 characters")
+        return name
+
+    def dpid(self, kind: int, index: int) -> int:
+        """A datapath id: the lab's prefix, the switch kind and its number."""
+        lab = int(self.prefix[2:], 16)  # noqa: FURB166 - the prefix is "wv" + 3 hex digits
+        return (0x5776 << 48) | (kind << 40) | (lab << 20) | index
+
+    def internal_slot(self, key: str) -> int:
+        """The number of an internal network's switch: kept from the previous plan, else the
+        lowest one no other network has (networks can be added while the lab runs)."""
+        if key not in self._slots:
+            old = self.previous.get(Bridge, key)
+            taken = {int(b.name.rsplit("-i", 1)[1]) for b in self.previous.of(Bridge).values()
+                     if b.kind == "internal" and "-i" in b.name}
+            taken |= set(self._slots.values())
+            if old is not None:
+                self._slots[key] = int(old.name.rsplit("-i", 1)[1])
+            else:
+                self._slots[key] = next(i for i in range(len(taken) + 1) if i not in taken)
+        return self._slots[key]
+
+    def port(self, bridge: str, ifname: str, role: str | None, mac: str | None,
+             number: int | None = None, allow_spoofing: bool = False, patch: str | None = None,
+             label: str = "") -> Port:
+        """Adds a port; without ``number``, the lowest one the bridge does not use."""
+        if number is None:
+            used = {p.number for p in self.items[Port].values() if p.bridge == bridge}
+            number = next(n for n in range(1, len(used) + 2) if n not in used)
+        port = Port(bridge, ifname, number, role, mac, allow_spoofing, patch, label)
+        self.add(port)
+        return port
+
+    def patch(self, a: str, role_a: str | None, mac_a: str | None, label_a: str, b: str,
+              role_b: str | None, mac_b: str | None, label_b: str, number_a: int | None = None,
+              number_b: int | None = None) -> None:
+        """A patch cable between two bridges (no kernel interface: one datapath pass). Labels say
+        what each side leads to."""
+        name_a = self._patch_name(a, number_a)
+        name_b = self._patch_name(b, number_b)
+        self.port(a, name_a, role_a, mac_a, number_a, patch=name_b, label=label_a)
+        self.port(b, name_b, role_b, mac_b, number_b, patch=name_a, label=label_b)
+
+    def _patch_name(self, bridge: str, number: int | None) -> str:
+        if number is None:
+            used = {p.number for p in self.items[Port].values() if p.bridge == bridge}
+            number = next(n for n in range(1, len(used) + 2) if n not in used)
+        return f"{self.items[Bridge][bridge].name}-x{number}"
+
+    def static(self, server: str | None, cidr: str) -> None:
+        """A static address on the network whose DHCP server is ``server`` (never handed out)."""
+        if server:
+            self._statics.setdefault(server, []).append(cidr)
+
+    def server(self, server: DhcpServer) -> None:
+        """A DHCP server; its exclusions are filled in once every static address is known."""
+        self._servers.append(server)
+
+    def finish(self) -> LabPlan:
+        for server in self._servers:
+            exclude = in_pool(server.pool, self._statics.get(server.key, []))
+            self.add(replace(server, exclude=exclude))
+        name = self.graph.graph.get("name", "")
+        return LabPlan(name, self.prefix, {k: dict(v) for k, v in self.items.items() if v})
+
+
+def plan(graph: nx.Graph, prefix: str, previous: LabPlan | None = None) -> LabPlan:
+    """Everything the lab of a validated ``graph`` consists of. ``previous`` (the running plan)
+    keeps the names of internal networks added at runtime."""
+    b = Builder(graph, prefix, previous)
+    for key, _ in topology.nodes_of(graph, "pc"):
+        b.add(Host(key, "pc"))
+    for key, vm in topology.nodes_of(graph, "vm"):
+        b.add(Host(key, "vm", vm["pc"]))
+    _plan_lans(b)
+    per_pc: dict[str, int] = {}
+    for ordinal, (key, adapter) in enumerate(topology.nodes_of(graph, "adapter")):
+        index = per_pc.get(adapter["pc"], 0)
+        per_pc[adapter["pc"]] = index + 1
+        bridge_mode.plan_adapter(b, key, adapter, ordinal, index)
+    for key, net in topology.nodes_of(graph, "internal"):
+        internal_mode.plan_network(b, key, net)
+    for ordinal, (_, nic) in enumerate(topology.nodes_of(graph, "nic")):
+        _plan_nic(b, nic, ordinal)
+    for key, _ in topology.nodes_of(graph, "pc"):
+        nats = [n for n in b.of(Nat).values() if n.pc == key]
+        adapters = [d["name"] for _, d in topology.nodes_of(graph, "adapter")
+                    if d["pc"] == key and d["lan"]]
+        b.add(Firewall(key, pc_rules(sorted(nats, key=lambda n: n.number), adapters)))
+    return b.finish()
+
+
+def _plan_lans(b: Builder) -> None:
+    """The emulated external LANs: a learning switch, a gateway (router + DHCP), the servers."""
+    g = b.graph
+    for ordinal, (key, lan) in enumerate(topology.nodes_of(g, "lan")):
+        b.add(Bridge(key, b.root_name("l", ordinal), b.dpid(0x1, ordinal), "lan"))
+        gw = f"gw.{key}"
+        root = b.root_name("g", ordinal)
+        b.add(Host(gw, "gateway"))
+        b.add(Veth(gw, "eth0", macs.derive_adapter(gw, "eth0"), root=root))
+        b.port(key, root, None, None, label=f"gateway {gw}")
+        b.add(Address(gw, "eth0", lan["gateway"]))
+        if lan["dhcp"]:
+            router = host(lan["gateway"])
+            b.server(DhcpServer(key, gw, "eth0", lan["subnet"], router, lan_pool(lan["subnet"]),
+                                files=f"dhcp-{key}", router=router))
+    for ordinal, (key, server) in enumerate(topology.nodes_of(g, "server")):
+        lan = g.nodes[server["lan"]]
+        root = b.root_name("s", ordinal)
+        b.add(Host(key, "server"))
+        b.add(Veth(key, "eth0", macs.derive_adapter(key, "eth0"), root=root))
+        b.port(server["lan"], root, None, None, label=f"server {key}")
+        b.add(Address(key, "eth0", server["ip"]))
+        b.add(Route(key, "eth0", via=host(lan["gateway"])))
+        b.add(Service(key))
+        b.static(server["lan"] if lan["dhcp"] else None, server["ip"])
+
+
+def _plan_nic(b: Builder, nic: dict, ordinal: int) -> None:
+    """A guest NIC: its cable (up when plugged into something), its speed, where it plugs in, its
+    static address and source routing or its DHCP client, and what its mode adds."""
+    g = b.graph
+    mode = modes.of(nic)
+    vm, index = nic["vm"], nic["index"]
+    dev = f"eth{index}"
+    root = b.root_name("n", ordinal)
+    attach = mode.attachment(g, nic)
+    b.add(Veth(vm, dev, nic["mac"], root=root, up=mode.carrier(nic)))
+    if nic["speed"] != "unlimited":
+        b.add(Shaper(vm, dev, int(nic["speed"])))
+    if attach:
+        b.port(attach, root, "guest", nic["mac"], GUEST_PORT_BASE + ordinal,
+               nic["allow_mac_spoofing"], label=f"guest {vm}/{dev}")
+    server = mode.server(g, nic)
+    if nic["ip"]:
+        b.add(Address(vm, dev, nic["ip"]))
+        b.static(server, nic["ip"])
+        _source_routing(b, vm, dev, index, nic["ip"], mode.gateway(g, nic))
+    else:
+        client = g.nodes[vm]["dhcp_client"]
+        b.add(DhcpClient(vm, index, dev, client, True, attach,
+                         mode.network(g, nic) if server else None, mode.carrier(nic)))
+    mode.plan_nic(b, nic, ordinal)
+
+
+def _source_routing(b: Builder, vm: str, dev: str, index: int, cidr: str,
+                    gateway: str | None) -> None:
+    """Traffic from a static address leaves by its own NIC (strong host); the NIC's router, if any
+    and if the address can reach it (a static address of another network cannot), is a default
+    route (metric by NIC) and the default of the NIC's own table."""
+    iface = ipaddress.IPv4Interface(cidr)
+    table = TABLE_BASE + index
+    b.add(Rule(vm, str(iface.ip), table, RULE_BASE + index))
+    b.add(Route(vm, dev, dest=str(iface.network), src=str(iface.ip), table=table))
+    if gateway and ipaddress.IPv4Address(gateway) in iface.network:
+        b.add(Route(vm, dev, via=gateway, table=table))
+        b.add(Route(vm, dev, via=gateway, metric=100 + index))
+
+
+@dataclass
+class Delta:
+    """What turns one plan into another: items to add, to remove, and to change in place."""
+
+    old: LabPlan
+    new: LabPlan
+    added: dict[type, list[Any]] = field(default_factory=dict)
+    removed: dict[type, list[Any]] = field(default_factory=dict)
+    changed: dict[type, list[tuple[Any, Any]]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return any(self.added.values()) or any(self.removed.values()) or \
+            any(self.changed.values())
+
+    def add(self, kind: type) -> list[Any]:
+        return self.added.get(kind, [])
+
+    def remove(self, kind: type) -> list[Any]:
+        return self.removed.get(kind, [])
+
+    def change(self, kind: type) -> list[tuple[Any, Any]]:
+        return self.changed.get(kind, [])
+
+    def text(self) -> str:
+        """The change for people: ``+`` added, ``-`` removed, ``~`` changed in place."""
+        lines = []
+        for kind in KINDS:
+            lines += [f"- {i.line()}" for i in sorted(self.remove(kind), key=lambda i: repr(i.key))]
+            lines += [f"+ {i.line()}" for i in sorted(self.add(kind), key=lambda i: repr(i.key))]
+            lines += [f"~ {b.line()}" for _, b in sorted(self.change(kind),
+                                                         key=lambda p: repr(p[1].key))]
+        return "\n".join(lines) + ("\n" if lines else "")
+
+
+def diff(old: LabPlan, new: LabPlan) -> Delta:
+    """What to add, remove and change to turn ``old`` into ``new``. An item whose fixed fields
+    differ is removed and added again; one that differs in ``MUTABLE`` fields only is changed in
+    place."""
+    delta = Delta(old, new)
+    for kind in KINDS:
+        before, after = old.of(kind), new.of(kind)
+        added = [after[k] for k in after if k not in before]
+        removed = [before[k] for k in before if k not in after]
+        changed = []
+        for k in before.keys() & after.keys():
+            a, b = before[k], after[k]
+            if a == b:
+                continue
+            if a.same_but_mutable(b):
+                changed.append((a, b))
+            else:
+                removed.append(a)
+                added.append(b)
+        for table, items in ((delta.added, added), (delta.removed, removed),
+                             (delta.changed, changed)):
+            if items:
+                table[kind] = items
+    return delta
+
+
+__all__ = ["EMPTY", "GUEST_PORT_BASE", "Builder", "Delta", "LabPlan", "diff", "plan"]
