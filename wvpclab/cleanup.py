@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from wvpclab.errors import CommandError
 from wvpclab.procs import cmdline, process_alive
 
 RUN_ROOT = Path("/run/wvpclab")
@@ -54,7 +55,7 @@ def ovs(*args: str, check: bool = True) -> str:
     res = subprocess.run(["ovs-vsctl", "--timeout=10", *args], check=False, capture_output=True,
                          text=True, timeout=30)
     if check and res.returncode != 0:
-        raise RuntimeError(f"ovs-vsctl {' '.join(args[:3])}…: {res.stderr.strip()}")
+        raise CommandError(f"ovs-vsctl {' '.join(args[:3])}…", res.stderr)
     return res.stdout
 
 
@@ -121,7 +122,7 @@ def lab_bridges(prefix: str | None = None) -> list[str]:
     """OVS bridges named by a lab (by one lab's prefix, or any lab's)."""
     try:
         names = ovs("list-br").split()
-    except (RuntimeError, FileNotFoundError, subprocess.TimeoutExpired):
+    except (CommandError, FileNotFoundError, subprocess.TimeoutExpired):
         return []
     return [n for n in names if (n.startswith(prefix + "-") if prefix else NAME_RE.match(n))]
 

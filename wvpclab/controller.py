@@ -17,11 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from controllers.main import READY_LINE
+from wvpclab.errors import ControllerError, LabError
 from wvpclab.procs import end, wait_ready
-
-
-class ControllerError(RuntimeError):
-    """The controller could not be started, or refused or failed a request."""
 
 
 def free_port() -> int:
@@ -84,7 +81,7 @@ class Controller:
         log.close()
         try:
             wait_ready(self.proc, READY_LINE, self.timeout, "the controller")
-        except RuntimeError as err:
+        except LabError as err:
             self.kill()
             raise ControllerError(f"{err}; see {self.log_path}") from None
         self._connect()

@@ -22,6 +22,7 @@ from typing import Any
 import networkx as nx
 
 from wvpclab import modes, topology
+from wvpclab.errors import LabError
 
 #: Output formats, by file suffix.
 FORMATS = {".svg": "svg", ".png": "png"}
@@ -303,7 +304,7 @@ def _binding() -> Any:
     try:
         import graphviz
     except ImportError:
-        raise RuntimeError(f"drawing needs the Python package {PYPI_PACKAGE!r}: "
+        raise LabError(f"drawing needs the Python package {PYPI_PACKAGE!r}: "
                            f"pip install {PYPI_PACKAGE}") from None
     return graphviz
 
@@ -311,7 +312,7 @@ def _binding() -> Any:
 def render(graph: nx.Graph, path: str | Path) -> Path:
     """Draws the lab in ``graph`` to ``path``: SVG or PNG by its suffix. Returns the path.
 
-    Raises ValueError for another suffix, RuntimeError when Graphviz is missing.
+    Raises ValueError for another suffix, LabError when Graphviz is missing.
     """
     out = Path(path)
     fmt = FORMATS.get(out.suffix.lower())
@@ -323,10 +324,10 @@ def render(graph: nx.Graph, path: str | Path) -> Path:
     try:
         data = gv.pipe("dot", fmt, source.encode("utf-8"), quiet=True)
     except gv.ExecutableNotFound:
-        raise RuntimeError(f"drawing needs Graphviz's dot program: install the Debian package "
+        raise LabError(f"drawing needs Graphviz's dot program: install the Debian package "
                            f"{APT_PACKAGE!r} (apt-get install {APT_PACKAGE})") from None
     except gv.CalledProcessError as err:
         detail = (err.stderr or b"").decode("utf-8", "replace").strip()
-        raise RuntimeError(f"dot failed to draw the lab: {detail or err}") from None
+        raise LabError(f"dot failed to draw the lab: {detail or err}") from None
     out.write_bytes(data)
     return out

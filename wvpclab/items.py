@@ -27,6 +27,11 @@ class Item:
     def line(self) -> str:
         raise NotImplementedError
 
+    @property
+    def order(self) -> str:
+        """Where the item stands in a listing."""
+        return repr(self.key)
+
     def same_but_mutable(self, other: Item) -> bool:
         """True when ``other`` differs from this item in ``MUTABLE`` fields only."""
         return all(getattr(self, f.name) == getattr(other, f.name)
@@ -118,6 +123,10 @@ class Port(Item):
     @property
     def key(self) -> tuple[str, str]:
         return (self.bridge, self.ifname)
+
+    @property
+    def order(self) -> str:
+        return f"{self.bridge} {self.number:08d}"
 
     def registration(self) -> dict[str, Any]:
         """The port as the controller is told it."""

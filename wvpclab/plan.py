@@ -77,16 +77,13 @@ class LabPlan:
             items = self.of(kind)
             if not items:
                 continue
-            lines.append(f"{kind.__name__.lower()}s ({len(items)}):")
-            lines += [f"  {item.line()}" for _, item in sorted(items.items(), key=_sortable)]
+            title = kind.__name__.lower()
+            lines.append(f"{title}{'es' if title.endswith('s') else 's'} ({len(items)}):")
+            lines += [f"  {item.line()}" for item in sorted(items.values(), key=lambda i: i.order)]
         return "\n".join(lines) + "\n"
 
 
 EMPTY = LabPlan()
-
-
-def _sortable(pair: tuple[Any, Item]) -> str:
-    return repr(pair[0])
 
 
 class Builder:
@@ -127,11 +124,12 @@ class Builder:
         lowest one no other network has (networks can be added while the lab runs)."""
         if key not in self._slots:
             old = self.previous.get(Bridge, key)
-            taken = {int(b.name.rsplit("-i", 1)[1]) for b in self.previous.of(Bridge).values()
-                     if b.kind == "internal" and "-i" in b.name}
+            mark = f"{self.prefix}-i"
+            taken = {int(b.name[len(mark):]) for b in self.previous.of(Bridge).values()
+                     if b.name.startswith(mark)}
             taken |= set(self._slots.values())
             if old is not None:
-                self._slots[key] = int(old.name.rsplit("-i", 1)[1])
+                self._slots[key] = int(old.name[len(mark):])
             else:
                 self._slots[key] = next(i for i in range(len(taken) + 1) if i not in taken)
         return self._slots[key]
@@ -301,10 +299,10 @@ class Delta:
         """The change for people: ``+`` added, ``-`` removed, ``~`` changed in place."""
         lines = []
         for kind in KINDS:
-            lines += [f"- {i.line()}" for i in sorted(self.remove(kind), key=lambda i: repr(i.key))]
-            lines += [f"+ {i.line()}" for i in sorted(self.add(kind), key=lambda i: repr(i.key))]
+            lines += [f"- {i.line()}" for i in sorted(self.remove(kind), key=lambda i: i.order)]
+            lines += [f"+ {i.line()}" for i in sorted(self.add(kind), key=lambda i: i.order)]
             lines += [f"~ {b.line()}" for _, b in sorted(self.change(kind),
-                                                         key=lambda p: repr(p[1].key))]
+                                                         key=lambda p: p[1].order)]
         return "\n".join(lines) + ("\n" if lines else "")
 
 
@@ -327,6 +325,12 @@ def diff(old: LabPlan, new: LabPlan) -> Delta:
             else:
                 removed.append(a)
                 added.append(b)
+        if kind is Port:  # a switch made anew gets all its ports anew
+            remade = {b.key for b in delta.remove(Bridge)} & {b.key for b in delta.add(Bridge)}
+            for k in before.keys() & after.keys():
+                if before[k].bridge in remade and before[k] == after[k]:
+                    removed.append(before[k])
+                    added.append(after[k])
         for table, items in ((delta.added, added), (delta.removed, removed),
                              (delta.changed, changed)):
             if items:

@@ -8,9 +8,11 @@ import signal
 import subprocess
 import time
 
+from wvpclab.errors import LabError
+
 
 def wait_ready(proc: subprocess.Popen, line: str, timeout: float, what: str) -> None:
-    """Reads ``proc``'s stdout until ``line`` appears; raises RuntimeError if it exits or the time
+    """Reads ``proc``'s stdout until ``line`` appears; raises LabError if it exits or the time
     runs out (reading the raw descriptor, so nothing sits unseen in a Python buffer)."""
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
@@ -25,10 +27,10 @@ def wait_ready(proc: subprocess.Popen, line: str, timeout: float, what: str) -> 
                 return
             if not chunk:
                 proc.wait(5)
-                raise RuntimeError(f"{what} exited with code {proc.returncode} while starting")
+                raise LabError(f"{what} exited with code {proc.returncode} while starting")
         elif proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with code {proc.returncode} while starting")
-    raise RuntimeError(f"{what} did not get ready in {timeout:.0f} s")
+            raise LabError(f"{what} exited with code {proc.returncode} while starting")
+    raise LabError(f"{what} did not get ready in {timeout:.0f} s")
 
 
 def process_alive(pid: int) -> bool:

@@ -12,6 +12,7 @@ they hold leases."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import ipaddress
 import os
@@ -97,12 +98,8 @@ def expedited_rcu(ports: int) -> Iterator[None]:
 
 def ovs(args: list[str]) -> None:
     """One ``ovs-vsctl`` transaction (``args`` starts with ``--``); CommandError on failure."""
-    if not args:
-        return
-    try:
+    if args:
         cleanup.ovs(*args[1:])
-    except RuntimeError as err:
-        raise CommandError("ovs-vsctl", str(err)) from None
 
 
 class Realizer:
@@ -133,12 +130,18 @@ class Realizer:
         if not everything:  # else they end with their namespaces, all at once
             self._stop_processes(d)
         self._unregister(d, everything)
+        if everything:
+            # Open vSwitch closes the ports while the namespaces die: the two waits overlap
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                removal = pool.submit(self._remove_from_ovs, d)
+                # every node goes, also one a failed change made that no plan lists
+                self._remove_nodes(list(self.nodes), d.remove(Veth))
+                removal.result()
+            return
         self._remove_from_ovs(d)
-        self._remove_nodes(d.remove(Host), d.remove(Veth))
+        self._remove_nodes([h.name for h in d.remove(Host)], d.remove(Veth))
         ip_batch([f"link del {v.root}" for v in d.remove(Veth)
                   if v.root and v.node in self.nodes], force=True)
-        if everything:
-            return
         self._add_nodes(d.add(Host))
         self._add_veths(d.new, d.add(Veth))
         self._add_to_ovs(d)
@@ -199,13 +202,13 @@ class Realizer:
         with expedited_rcu(len(d.remove(Port))):
             ovs(args)
 
-    def _remove_nodes(self, hosts: list[Host], veths: list[Veth]) -> None:
+    def _remove_nodes(self, names: list[str], veths: list[Veth]) -> None:
         """Ends the nodes' namespaces all at once (their veths go with them), then reaps them."""
-        nodes = [self.nodes.pop(h.name) for h in hosts if h.name in self.nodes]
+        nodes = [self.nodes.pop(name) for name in names if name in self.nodes]
         if not nodes:
             return
         cleanup.kill_namespaces([n.pid for n in nodes if n.shell and n.pid])
-        gone = {h.name for h in hosts}
+        gone = {node.name for node in nodes}
         ends = [v.root for v in veths if v.root and v.node in gone]
         # the kernel removes a dead namespace's veths in one batch, shortly after
         cleanup.wait_until(lambda: not any(os.path.exists(f"/sys/class/net/{e}") for e in ends), 10)
@@ -356,10 +359,7 @@ class Realizer:
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
             starting.append((s.node, proc))
         for name, proc in starting:  # started together, waited for together
-            try:
-                wait_ready(proc, SERVICES_READY, 20, f"the services of {name}")
-            except RuntimeError as err:
-                raise LabError(str(err)) from None
+            wait_ready(proc, SERVICES_READY, 20, f"the services of {name}")
             self.nodes[name].own(f"service:{name}", proc)
             self.services[name] = proc
 

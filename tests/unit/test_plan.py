@@ -212,3 +212,14 @@ def test_mode_parsing_names_the_forms() -> None:
     for bad in ("warp", "bridge", "none x", "shared:eth0"):
         with pytest.raises(ValueError, match="is not a NIC mode"):
             modes.parse(bad)
+
+
+def test_a_switch_made_anew_gets_its_ports_anew() -> None:
+    g, old = _planned(("internal", "lab"))
+    g.nodes["pc/lab"]["dhcp"] = False  # another kind of switch: no steering, no server
+    d = diff(old, plan(g, PREFIX, previous=old))
+    assert [(b.key, b.steering) for b in d.remove(Bridge)] == [("pc/lab", True)]
+    assert [(b.key, b.steering) for b in d.add(Bridge)] == [("pc/lab", False)]
+    guests = {p.ifname for p in old.ports_of("pc/lab") if p.role == "guest"}
+    assert guests and guests <= {p.ifname for p in d.add(Port)}
+    assert guests <= {p.ifname for p in d.remove(Port)}
