@@ -124,7 +124,8 @@ class Lab:
             Mininet.inited = True  # skip Mininet.init(): it raises limits and sysctls machine-wide
             self.net = Mininet(build=False, controller=None, autoSetMacs=False,
                                waitConnected=False, ipBase="172.30.0.0/16")
-            self.realizer = Realizer(self.name, self.run_dir, self.net, self.controller, self._say)
+            self.realizer = Realizer(self.name, self.run_dir, self.net, self.controller, self._say,
+                                     self._save_state)
             self._save_state()
             self._apply(target)
             self._say(f"lab {self.name} is up: {_words(counts['vm'], 'VM')}, "

@@ -106,12 +106,15 @@ class Realizer:
     """Holds what a lab runs (its Mininet nodes and processes) and carries out deltas."""
 
     def __init__(self, name: str, run_dir: Path, net: Mininet, controller: Controller,
-                 say: Callable[[str], None]) -> None:
+                 say: Callable[[str], None],
+                 checkpoint: Callable[[], None] = lambda: None) -> None:
         self.name = name
         self.run_dir = run_dir
         self.net = net
         self.controller = controller
         self.say = say
+        #: Called once new nodes run, so that a crash from then on leaves a record to clean by.
+        self.checkpoint = checkpoint
         self.nodes: dict[str, LabNode] = {}
         self.responders: dict[str, Responder] = {}
         self.services: dict[str, subprocess.Popen] = {}
@@ -143,6 +146,8 @@ class Realizer:
         ip_batch([f"link del {v.root}" for v in d.remove(Veth)
                   if v.root and v.node in self.nodes], force=True)
         self._add_nodes(d.add(Host))
+        if d.add(Host):
+            self.checkpoint()
         self._add_veths(d.new, d.add(Veth))
         self._add_to_ovs(d)
         self._configure_nodes(d)
