@@ -24,12 +24,13 @@ from mininet.net import Mininet
 from mininet.node import Node
 
 from controllers.flowrules import Learned, Port, Switch, explain, flows_for
-from wvpclab import cleanup, modes, topology
+from wvpclab import cleanup, modes, realize, topology
 from wvpclab.captures import Captures
 from wvpclab.controller import Controller
 from wvpclab.dhcp.service import Client, Responder
 from wvpclab.errors import ControllerError, LabError, UsageError
 from wvpclab.items import Bridge, DhcpClient, Nat, Veth
+from wvpclab.net import LabNet, NicCable, PatchCable, TransitLink
 from wvpclab.nodes import PhysicalPC, VirtualPC
 from wvpclab.plan import EMPTY, LabPlan, diff, plan
 from wvpclab.realize import Realizer, harden_root_interface
@@ -76,7 +77,7 @@ class Lab:
         self.run_dir = cleanup.run_dir(self.prefix)
         self.quiet = quiet
         self.plan: LabPlan = EMPTY
-        self.net: Mininet | None = None
+        self.net: LabNet | None = None
         self.controller: Controller | None = None
         self.realizer: Realizer | None = None
         self._captures = Captures()
@@ -122,8 +123,9 @@ class Lab:
             self.controller = Controller(self.run_dir)
             self.controller.start()
             Mininet.inited = True  # skip Mininet.init(): it raises limits and sysctls machine-wide
-            self.net = Mininet(build=False, controller=None, autoSetMacs=False,
-                               waitConnected=False, ipBase="172.30.0.0/16")
+            self.net = LabNet(build=False, controller=None, autoSetMacs=False,
+                              waitConnected=False, ipBase="172.30.0.0/16")
+            self.net.lab = self
             self.realizer = Realizer(self.name, self.run_dir, self.net, self.controller, self._say,
                                      self._save_state)
             self._save_state()
@@ -222,6 +224,24 @@ class Lab:
         self._nic(vm, index)
 
         self._change(lambda g: modes.set_cable(g, vm, index, plugged), timeout)
+
+    def set_link(self, link: Any, up: bool) -> None:
+        """Takes a link (of ``lab.net.links``) down or up: a VM NIC's cable as ``cable`` does (the
+        lab keeps it so); another veth's switch end, both ends of a NAT transit link, or both ports
+        of a patch cable, as a broken wire would be (until the link is set up again)."""
+        if isinstance(link, NicCable):
+            self.cable(link.intf1.node.name, link.intf1.index, up)
+            return
+        state = "up" if up else "down"
+        if isinstance(link, PatchCable):
+            for intf in (link.intf1, link.intf2):
+                intf.node.dpctl("mod-port", intf.name, state)
+            return
+        if isinstance(link, TransitLink):
+            for intf in (link.intf1, link.intf2):
+                intf.node.cmd(f"ip link set dev {intf.name} {state}")
+            return
+        realize.ip_batch([f"link set {link.intf2.name} {state}"])
 
     def _change(self, edit: Any, timeout: float) -> None:
         """Plans the graph as ``edit`` leaves it, carries out the difference, then keeps the

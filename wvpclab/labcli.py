@@ -65,6 +65,85 @@ class LabCLI(CLI):
                 sys.stdout.write(data)
                 sys.stdout.flush()
 
+    # -- Mininet's habits, the lab's way ------------------------------------------------------
+    def parseline(self, line: str) -> tuple[str | None, str | None, str]:
+        """A line's first word is a node's name whatever characters it has (``gw.office``,
+        ``nat.xp.0``, ``WinXP-Mode``); otherwise the command word, as ``cmd`` reads it."""
+        text = line.strip()
+        first, _, rest = text.partition(" ")
+        if first and self.mn is not None and first in self.mn:
+            return first, rest.strip(), text
+        return super().parseline(line)
+
+    def onecmd(self, line: str) -> Any:
+        """Runs one line; any error is one line on stderr and the prompt comes back (only exit,
+        quit and the end of input end the lab; Ctrl-C interrupts the command, not the lab)."""
+        try:
+            return super().onecmd(line)
+        except KeyboardInterrupt:
+            raise
+        except Exception as err:  # noqa: BLE001 - nothing typed at the prompt ends the lab
+            word = line.strip().split(" ", 1)[0] if line.strip() else ""
+            self._fail(f"{word}: {err}" if word else str(err))
+            return None
+
+    def default(self, line: str) -> None:
+        """``NODE COMMAND``: runs COMMAND in NODE; any other node's name in it stands for that
+        node's address as NODE would reach it (on a network they share, else its main address)."""
+        from wvpclab.reach import Resolver
+
+        first, args, line = self.parseline(line)
+        if first not in self.mn:
+            self._fail(f"Unknown command: {line}")
+            return
+        if not args:
+            self._fail(f"Please enter a command for node: {first} <cmd>")
+            return
+        words = Resolver(self.lab).substitute(first, args.split(" "))
+        node = self.mn[first]
+        node.sendCmd(" ".join(words))
+        self.waitForNode(node)
+
+    def do_x(self, line: str) -> None:
+        """Open an X11 program in a node (needs a display).
+        Usage: x NODE [COMMAND]"""
+        if self._display():
+            super().do_x(line)
+
+    def do_xterm(self, line: str, term: str = "xterm") -> None:
+        """Open an xterm in each node (needs a display).
+        Usage: xterm NODE..."""
+        if self._display(term):
+            super().do_xterm(line, term)
+
+    def do_gterm(self, line: str) -> None:
+        """Open a gnome-terminal in each node (needs a display).
+        Usage: gterm NODE..."""
+        self.do_xterm(line, term="gterm")
+
+    def _display(self, what: str = "x") -> bool:
+        import os
+
+        if os.environ.get("DISPLAY"):
+            return True
+        self._fail(f"{what}: no X display here (DISPLAY is not set); run commands in a node "
+                   "with NODE COMMAND instead")
+        return False
+
+    def do_source(self, line: str) -> None:
+        """Read commands from a file.
+        Usage: source FILE"""
+        import os
+
+        args = line.split()
+        if len(args) != 1:
+            self._fail("Usage: source FILE")
+            return
+        if not os.path.isfile(args[0]):
+            self._fail(f"source: {args[0]} is not a readable file")
+            return
+        super().do_source(line)
+
     def _fail(self, message: str) -> None:
         """One line of error on stderr; the CLI goes on."""
         sys.stderr.write(f"*** {message}\n")

@@ -57,26 +57,23 @@ def shaping_commands(dev: str, speed: int | str) -> list[str]:
     return lines
 
 
-class Tulip21140Intf(Intf):
-    """A guest NIC: ``ethN`` in the VM, ``mac`` 00:03:ff:…, MTU 1500, 10/100 Mbit/s, a cable.
+class LabIntf(Intf):
+    """An interface the lab made in a batch (already where it belongs): Mininet's own set-up, which
+    runs one ``ifconfig`` per setting, is skipped; its address is read from the system when asked,
+    so it is true also after DHCP or a change."""
 
-    Created by the lab (already present in the namespace), so Mininet's own set-up, which runs one
-    ``ifconfig`` per setting, is skipped: ``config`` records the parameters only.
-    """
-
-    def __init__(self, name: str, node: Any, port: int, mac: str, peer: str,
-                 speed: int | str = 100, index: int = 0) -> None:
-        self.peer = peer  # the root-namespace end: the switch port ("the cable")
-        self.speed = speed
-        self.index = index
+    def __init__(self, name: str, node: Any, port: int | None = None, mac: str | None = None,
+                 **params: Any) -> None:
         super().__init__(name, node=node, port=port, mac=mac,
-                         moveIntfFn=lambda *args, **kwargs: None)
+                         moveIntfFn=lambda *args, **kwargs: None, **params)
 
     def config(self, **params: Any) -> dict:
         return {}
 
     def updateIP(self) -> str | None:
-        """The NIC's current IPv4 address (static or from DHCP), read with iproute2."""
+        """The interface's current IPv4 address (static or from DHCP), read with iproute2."""
+        if self.name == "lo":
+            return self.ip
         out = self.node.cmd(f"ip -4 -o addr show dev {self.name} scope global")
         fields = out.split()
         if "inet" in fields:
@@ -84,6 +81,34 @@ class Tulip21140Intf(Intf):
             return self.ip
         self.ip = None
         return None
+
+    def IP(self) -> str | None:
+        return self.updateIP()
+
+    def updateMAC(self) -> str | None:
+        return self.mac
+
+    def MAC(self) -> str | None:
+        return self.mac
+
+    def status(self) -> str:
+        """``OK`` while the interface exists in its node, else ``MISSING``."""
+        out = self.node.cmd(f"ip -o link show dev {self.name} 2>&1")
+        return "OK" if self.name in out and "does not exist" not in out else "MISSING"
+
+    def __repr__(self) -> str:
+        return f"<{self.__class__.__name__} {self.node.name}:{self.name}>"
+
+
+class Tulip21140Intf(LabIntf):
+    """A guest NIC: ``ethN`` in the VM, ``mac`` 00:03:ff:…, MTU 1500, 10/100 Mbit/s, a cable."""
+
+    def __init__(self, name: str, node: Any, port: int, mac: str, peer: str,
+                 speed: int | str = 100, index: int = 0) -> None:
+        self.peer = peer  # the root-namespace end: the switch port ("the cable")
+        self.speed = speed
+        self.index = index
+        super().__init__(name, node=node, port=port, mac=mac)
 
     def carrier(self) -> bool:
         """True when the guest sees a carrier (the cable is plugged in)."""

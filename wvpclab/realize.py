@@ -21,8 +21,6 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from mininet.net import Mininet
-
 from wvpclab import cleanup
 from wvpclab.controller import Controller
 from wvpclab.dhcp.service import Client, Responder
@@ -41,7 +39,17 @@ from wvpclab.items import (
     Shaper,
     Veth,
 )
-from wvpclab.nic import MTU, Tulip21140Intf, shaping_commands, shaping_links
+from wvpclab.net import (
+    SWITCHES,
+    LabNet,
+    LabSwitch,
+    PatchCable,
+    PortIntf,
+    TransitLink,
+    detach,
+    link_class,
+)
+from wvpclab.nic import MTU, LabIntf, Tulip21140Intf, shaping_commands, shaping_links
 from wvpclab.nodes import ROLES, LabNode, NodeScript, VirtualPC
 from wvpclab.plan import Delta, LabPlan
 from wvpclab.procs import end, wait_ready
@@ -105,7 +113,7 @@ def ovs(args: list[str]) -> None:
 class Realizer:
     """Holds what a lab runs (its Mininet nodes and processes) and carries out deltas."""
 
-    def __init__(self, name: str, run_dir: Path, net: Mininet, controller: Controller,
+    def __init__(self, name: str, run_dir: Path, net: LabNet, controller: Controller,
                  say: Callable[[str], None],
                  checkpoint: Callable[[], None] = lambda: None) -> None:
         self.name = name
@@ -119,6 +127,9 @@ class Realizer:
         self.responders: dict[str, Responder] = {}
         self.services: dict[str, subprocess.Popen] = {}
         self.clients: dict[tuple[str, str], Client] = {}
+        #: Mininet's view: each bridge's switch object, each root end's inner interface and role
+        self.switches: dict[str, LabSwitch] = {}
+        self.inner: dict[str, tuple[LabIntf, str]] = {}
 
     # -- the whole change -------------------------------------------------------------------------
     def apply(self, d: Delta, timeout: float = 30.0) -> None:
@@ -140,8 +151,12 @@ class Realizer:
                 # every node goes, also one a failed change made that no plan lists
                 self._remove_nodes(list(self.nodes), d.remove(Veth))
                 removal.result()
+            self.net.forget(*self.net.links, *self.net.switches)
+            self.switches.clear()
+            self.inner.clear()
             return
         self._remove_from_ovs(d)
+        self._forget_ports(d)
         self._remove_nodes([h.name for h in d.remove(Host)], d.remove(Veth))
         ip_batch([f"link del {v.root}" for v in d.remove(Veth)
                   if v.root and v.node in self.nodes], force=True)
@@ -207,6 +222,20 @@ class Realizer:
         with expedited_rcu(len(d.remove(Port))):
             ovs(args)
 
+    def _forget_ports(self, d: Delta) -> None:
+        """Mininet forgets the ports (and their links) and switches that went."""
+        for p in d.remove(Port):
+            switch = self.switches.get(p.bridge)
+            intf = switch.nameToIntf.get(p.ifname) if switch else None
+            if intf is not None:
+                if intf.link is not None:
+                    self.net.forget(intf.link)
+                detach(intf)
+        for b in d.remove(Bridge):
+            switch = self.switches.pop(b.key, None)
+            if switch is not None:
+                self.net.forget(switch)
+
     def _remove_nodes(self, names: list[str], veths: list[Veth]) -> None:
         """Ends the nodes' namespaces all at once (their veths go with them), then reaps them."""
         nodes = [self.nodes.pop(name) for name in names if name in self.nodes]
@@ -219,9 +248,17 @@ class Realizer:
         cleanup.wait_until(lambda: not any(os.path.exists(f"/sys/class/net/{e}") for e in ends), 10)
         for node in nodes:
             node.release()
-            if node in self.net.hosts:
-                self.net.hosts.remove(node)
-            self.net.nameToNode.pop(node.name, None)
+            for intf in node.intfList():
+                link = intf.link
+                if link is None:
+                    continue
+                other = link.intf2 if link.intf1 is intf else link.intf1
+                self.net.forget(link)
+                if other.node.name not in gone and not isinstance(other.node, LabSwitch):
+                    detach(other)  # a transit link's end in the PC
+            self.net.forget(node)
+        for root in [r for r, (intf, _) in self.inner.items() if intf.node.name in gone]:
+            del self.inner[root]
         for key in [k for k, c in self.clients.items() if k[0] not in self.nodes]:
             del self.clients[key]
 
@@ -253,8 +290,15 @@ class Realizer:
             node = self.nodes[v.node]
             if v.root and isinstance(node, VirtualPC):
                 index = int(v.dev[3:])
-                Tulip21140Intf(v.dev, node=node, port=index, mac=v.mac, peer=v.root,
-                               speed=shaper.speed if shaper else "unlimited", index=index)
+                intf = Tulip21140Intf(v.dev, node=node, port=index, mac=v.mac, peer=v.root,
+                                      speed=shaper.speed if shaper else "unlimited", index=index)
+            else:
+                intf = LabIntf(v.dev, node, mac=v.mac)
+            if v.root:
+                self.inner[v.root] = (intf, plan.get(Host, v.node).role)
+            else:
+                peer = LabIntf(v.peer_dev, self.nodes[v.peer])
+                self.net.links.append(TransitLink(intf, peer))
 
     def _add_to_ovs(self, d: Delta) -> None:
         """New bridges and ports in one transaction: LAN switches standalone (NORMAL), the others
@@ -275,6 +319,34 @@ class Realizer:
             raise LabError("Open vSwitch did not create the bridges in 10 s")
         for name in names:  # the bridge's own (internal) port stays down; harden it anyway
             harden_root_interface(name)
+        self._show_to_mininet(d)
+
+    def _show_to_mininet(self, d: Delta) -> None:
+        """Mininet objects for the new switches, their ports and the links into them."""
+        for b in d.add(Bridge):
+            switch = SWITCHES[b.kind](b.name, key=b.key, dpid=b.dpid,
+                                      fail_mode="secure" if b.controlled else "standalone")
+            self.switches[b.key] = switch
+            self.net.switches.append(switch)
+            self.net.nameToNode[b.name] = switch
+        patches: dict[str, LabIntf] = {}
+        for p in sorted(d.add(Port), key=lambda p: p.order):
+            intf = PortIntf(p.ifname, self.switches[p.bridge], port=p.number, mac=p.mac)
+            if p.patch:
+                patches[p.ifname] = intf
+                other = patches.get(p.patch) or self._port_intf(d.new, p.patch)
+                if other is not None:
+                    self.net.links.append(PatchCable(other, intf))
+            elif p.ifname in self.inner:
+                inner, role = self.inner[p.ifname]
+                self.net.links.append(link_class(role)(inner, intf))
+
+    def _port_intf(self, plan: LabPlan, ifname: str) -> LabIntf | None:
+        """The Mininet interface of an existing port, by its name."""
+        for p in plan.of(Port).values():
+            if p.ifname == ifname and p.bridge in self.switches:
+                return self.switches[p.bridge].nameToIntf.get(ifname)
+        return None
 
     def _bridge_args(self, b: Bridge) -> list[str]:
         args = ["--", "add-br", b.name, "--", "set", "Bridge", b.name, "datapath_type=netdev",
