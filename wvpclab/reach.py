@@ -82,7 +82,10 @@ class Resolver:
         return self._addresses[name]
 
     def target(self, src: str, dst: str) -> Target | None:
-        """``dst``'s address as ``src`` would reach it, or None when it has none."""
+        """``dst``'s address as ``src`` would reach it, or None when it has none (or ``src`` has
+        no address to send from)."""
+        if not self.addresses(src):
+            return None
         mine = {seg: dev for dev, seg in self.where.get(src, []) if seg is not None
                 and dev in self.addresses(src)}
         theirs = [(dev, seg) for dev, seg in self.where.get(dst, [])
@@ -139,7 +142,7 @@ def probe(lab: Any, pairs: list[tuple[str, str]], count: int = 1, timeout: float
     """Pings every pair (in parallel waves) from the interface the source's routing picks."""
     res = Resolver(lab)
     probes = [Probe(a, b, res.target(a, b)) for a, b in pairs]
-    runnable = [p for p in probes if p.target is not None and res.addresses(p.src)]
+    runnable = [p for p in probes if p.target is not None]
     routes = _routes(lab, runnable)
     for start in range(0, len(runnable), wave):
         batch = []
@@ -245,7 +248,9 @@ def summary(probes: list[Probe]) -> list[str]:
         lines.append(f"*** unexpected drop: {p.src} -> {p.dst} ({p.target.ip}): {p.why}")
     for p in leaks:
         lines.append(f"*** unexpected reply: {p.src} -> {p.dst} ({p.target.ip}): {p.why}")
-    unaddressed = sorted({p.dst for p in probes if p.target is None})
+    names = {p.src for p in probes} | {p.dst for p in probes}
+    unaddressed = sorted(n for n in names
+                         if all(p.target is None for p in probes if n in (p.src, p.dst)))
     if unaddressed:
         lines.append(f"*** no address (not probed): {' '.join(unaddressed)}")
     return lines
