@@ -10,12 +10,16 @@ Start is the difference from nothing, a runtime change (WVPC's Settings dialog: 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ipaddress
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Self
 
@@ -58,6 +62,28 @@ def preflight() -> None:
         raise LabError("Open vSwitch runs without userspace TSO (TCP would hang): run "
                        "`make install` (scripts/install.sh), which enables it and restarts "
                        "ovs-vswitchd")
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[list[int]]:
+    """While the block runs, SIGINT, SIGTERM and SIGHUP are noted, not acted on; afterwards the
+    first one still listed is raised again (its usual handler runs then). Only in the main
+    thread (elsewhere signals cannot be handled anyway)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield []
+        return
+    pending: list[int] = []
+    kinds = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    saved = {s: signal.getsignal(s) for s in kinds}
+    for s in kinds:
+        signal.signal(s, lambda signum, frame: pending.append(signum))
+    try:
+        yield pending
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+        if pending:
+            signal.raise_signal(pending[0])
 
 
 def _words(count: int, word: str, plural: str = "") -> str:
@@ -182,20 +208,25 @@ class Lab:
             return
         self._started = False
         atexit.unregister(self.stop)
-        self._captures.stop_all()
-        if self.controller:
-            self.controller._stopping.set()  # no restarts while tearing down
-        try:
-            if self.realizer is not None:
-                self.realizer.apply(diff(self.plan, EMPTY))
-        finally:
-            cleanup.remove_bridges_and_links(self.prefix)
+        with signals_deferred() as pending:  # a second signal must not cut the teardown short
+            self._captures.stop_all()
             if self.controller:
-                self.controller.stop()
-            shutil.rmtree(self.run_dir, ignore_errors=True)
-            _STARTED.discard(self.prefix)
-            self.plan = EMPTY
-        self._say(f"lab {self.name} is down")
+                self.controller._stopping.set()  # no restarts while tearing down
+            try:
+                if self.realizer is not None:
+                    self.realizer.apply(diff(self.plan, EMPTY))
+            finally:
+                cleanup.remove_bridges_and_links(self.prefix)
+                if self.controller:
+                    self.controller.stop()
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+                _STARTED.discard(self.prefix)
+                self.plan = EMPTY
+            self._say(f"lab {self.name} is down")
+            if pending:
+                names = ", ".join(sorted({signal.Signals(s).name for s in pending}))
+                self._say(f"({names} arrived while stopping: the teardown finished first)")
+            pending.clear()  # the lab is down: nothing left for them to interrupt
 
     # -- WVPC's Settings dialog while the VM runs ----------------------------------------------
     def set_nic(self, vm: str, index: int, spec: str, target: str | None = None,
@@ -244,14 +275,30 @@ class Lab:
         realize.ip_batch([f"link set {link.intf2.name} {state}"])
 
     def _change(self, edit: Any, timeout: float) -> None:
-        """Plans the graph as ``edit`` leaves it, carries out the difference, then keeps the
-        edit."""
+        """Plans the graph as ``edit`` leaves it, carries out the difference, then keeps the edit.
+        All or nothing: signals wait until the change is done (then arrive), and a change that
+        fails part way is undone, the lab's record and the network as they were before."""
         if not self._started:
             raise LabError(f"lab {self.name} is not running")
+        assert self.realizer is not None
         edited = self.graph.copy()
         edit(edited)
-        self._apply(plan(edited, self.prefix, previous=self.plan), timeout)
-        edit(self.graph)
+        before, target = self.plan, plan(edited, self.prefix, previous=self.plan)
+        with signals_deferred():
+            try:
+                self.realizer.apply(diff(before, target), timeout)
+            except Exception as err:
+                try:
+                    self.realizer.apply(diff(target, before), timeout, repair=True)
+                except Exception as again:  # noqa: BLE001 - both causes are reported
+                    self._save_state()
+                    raise LabError(f"{err}; undoing the change failed too ({again}): stop the lab "
+                                   "and start it again") from err
+                self._save_state()
+                raise LabError(f"{err} (nothing was changed)") from err
+            self.plan = target
+            self._save_state()
+            edit(self.graph)
 
     def _nic(self, vm: str, index: int) -> dict:
         self.vm(vm)

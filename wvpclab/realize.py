@@ -123,6 +123,9 @@ class Realizer:
         self.say = say
         #: Called once new nodes run, so that a crash from then on leaves a record to clean by.
         self.checkpoint = checkpoint
+        #: A test's hook: called with each step's name as it begins (raise to interrupt there).
+        self.fault: Callable[[str], None] | None = None
+        self.repair = False
         self.nodes: dict[str, LabNode] = {}
         self.responders: dict[str, Responder] = {}
         self.services: dict[str, subprocess.Popen] = {}
@@ -132,17 +135,37 @@ class Realizer:
         self.inner: dict[str, tuple[LabIntf, str]] = {}
 
     # -- the whole change -------------------------------------------------------------------------
-    def apply(self, d: Delta, timeout: float = 30.0) -> None:
+    def apply(self, d: Delta, timeout: float = 30.0, repair: bool = False) -> None:
         """Carries out ``d``; returns when the switches' flows are in force and every DHCP client
         that was started or renewed holds a lease on its network (or, after ``timeout``, with a
-        warning naming those that do not)."""
+        warning naming those that do not). With ``repair`` (undoing a change that failed part way)
+        each step tolerates finding its work done or its object gone already."""
+        self.repair = repair
+        try:
+            self._apply(d, timeout)
+        finally:
+            self.repair = False
+
+    def _step(self, name: str) -> None:
+        """A step of a change begins (``fault`` lets a test interrupt any one of them)."""
+        if self.fault is not None and not self.repair:
+            self.fault(name)
+
+    def _apply(self, d: Delta, timeout: float) -> None:
         everything = not d.new.items
+        self._step("release")
         moving = [(a, b) for a, b in d.change(DhcpClient) if a.attached != b.attached]
         for a, _ in moving:
-            self.clients[a.key].release()
-        ip_batch([f"link set {b.root} down" for a, b in d.change(Veth) if a.up and not b.up])
+            client = self.clients.get(a.key)
+            if client is not None:
+                client.release()
+        self._step("carrier off")
+        ip_batch([f"link set {b.root} down" for a, b in d.change(Veth) if a.up and not b.up],
+                 force=self.repair)
         if not everything:  # else they end with their namespaces, all at once
+            self._step("stop processes")
             self._stop_processes(d)
+        self._step("unregister")
         self._unregister(d, everything)
         if everything:
             # Open vSwitch closes the ports while the namespaces die: the two waits overlap
@@ -155,20 +178,31 @@ class Realizer:
             self.switches.clear()
             self.inner.clear()
             return
+        self._step("remove ports and switches")
         self._remove_from_ovs(d)
         self._forget_ports(d)
+        self._step("remove nodes")
         self._remove_nodes([h.name for h in d.remove(Host)], d.remove(Veth))
         ip_batch([f"link del {v.root}" for v in d.remove(Veth)
                   if v.root and v.node in self.nodes], force=True)
-        self._add_nodes(d.add(Host))
+        self._step("add nodes")
+        self._add_nodes([h for h in d.add(Host) if h.name not in self.nodes])
         if d.add(Host):
             self.checkpoint()
+        self._step("add veths")
         self._add_veths(d.new, d.add(Veth))
+        self._step("add switches and ports")
         self._add_to_ovs(d)
+        self._step("configure nodes")
         self._configure_nodes(d)
-        ip_batch([f"link set {b.root} up" for a, b in d.change(Veth) if b.up and not a.up])
+        self._step("carrier on")
+        ip_batch([f"link set {b.root} up" for a, b in d.change(Veth) if b.up and not a.up],
+                 force=self.repair)
+        self._step("register")
         self._register(d)
+        self._step("start processes")
         self._start_processes(d)
+        self._step("start clients")
         self._start_clients(d, timeout)
 
     # -- taking away -------------------------------------------------------------------------------
@@ -198,7 +232,7 @@ class Realizer:
             return  # the controller goes with the lab
         gone = {b.key for b in d.remove(Bridge)}
         for b in d.remove(Bridge):
-            if b.controlled:
+            if b.controlled and (not self.repair or b.dpid in self.controller.switches):
                 self._call(b, lambda b=b: self.controller.remove_switch(b.dpid))
         leaving = {p.key for p in d.remove(Port)}
         for key in sorted({p.bridge for p in d.remove(Port)} - gone):
@@ -214,13 +248,21 @@ class Realizer:
         gone = {b.key for b in d.remove(Bridge)}
         args: list[str] = []
         for p in d.remove(Port):
-            if p.bridge not in gone:
-                args += ["--", "--if-exists", "del-port", d.old.get(Bridge, p.bridge).name,
-                         p.ifname]
+            name = d.old.get(Bridge, p.bridge).name
+            if p.bridge not in gone and (not self.repair or self._port_on(p.ifname) == name):
+                args += ["--", "--if-exists", "del-port", name, p.ifname]
         for b in d.remove(Bridge):
             args += ["--", "--if-exists", "del-br", b.name]
         with expedited_rcu(len(d.remove(Port))):
             ovs(args)
+
+    @staticmethod
+    def _port_on(ifname: str) -> str | None:
+        """The bridge a port is on now (None: on none)."""
+        try:
+            return cleanup.ovs("port-to-br", ifname).strip() or None
+        except CommandError:
+            return None
 
     def _forget_ports(self, d: Delta) -> None:
         """Mininet forgets the ports (and their links) and switches that went."""
@@ -271,6 +313,8 @@ class Realizer:
     def _add_veths(self, plan: LabPlan, veths: list[Veth]) -> None:
         """Both ends of every new veth at once, the inner end made directly in its namespace (moving
         one there afterwards costs ~18 ms each); root ends hardened, then up where plugged."""
+        if self.repair:  # only those not there any more
+            veths = [v for v in veths if v.dev not in self.nodes[v.node].nameToIntf]
         lines = []
         for v in veths:
             node = self.nodes[v.node]
@@ -306,10 +350,11 @@ class Realizer:
         args: list[str] = []
         for b in d.add(Bridge):
             args += self._bridge_args(b)
+        may = ["--may-exist"] if self.repair else []
         for p in d.add(Port):
             bridge = d.new.get(Bridge, p.bridge)
-            args += ["--", "add-port", bridge.name, p.ifname, "--", "set", "Interface", p.ifname,
-                     f"ofport_request={p.number}"]
+            args += ["--", *may, "add-port", bridge.name, p.ifname, "--", "set", "Interface",
+                     p.ifname, f"ofport_request={p.number}"]
             if p.patch:
                 args += ["type=patch", f"options:peer={p.patch}"]
         ovs(args)
@@ -324,6 +369,8 @@ class Realizer:
     def _show_to_mininet(self, d: Delta) -> None:
         """Mininet objects for the new switches, their ports and the links into them."""
         for b in d.add(Bridge):
+            if b.key in self.switches:
+                continue
             switch = SWITCHES[b.kind](b.name, key=b.key, dpid=b.dpid,
                                       fail_mode="secure" if b.controlled else "standalone")
             self.switches[b.key] = switch
@@ -331,6 +378,8 @@ class Realizer:
             self.net.nameToNode[b.name] = switch
         patches: dict[str, LabIntf] = {}
         for p in sorted(d.add(Port), key=lambda p: p.order):
+            if p.ifname in self.switches[p.bridge].nameToIntf:
+                continue
             intf = PortIntf(p.ifname, self.switches[p.bridge], port=p.number, mac=p.mac)
             if p.patch:
                 patches[p.ifname] = intf
@@ -349,7 +398,9 @@ class Realizer:
         return None
 
     def _bridge_args(self, b: Bridge) -> list[str]:
-        args = ["--", "add-br", b.name, "--", "set", "Bridge", b.name, "datapath_type=netdev",
+        may = ["--may-exist"] if self.repair else []
+        args = ["--", *may, "add-br", b.name, "--", "set", "Bridge", b.name,
+                "datapath_type=netdev",
                 f"other-config:datapath-id={b.dpid:016x}", "other-config:disable-in-band=true",
                 f"external-ids:wvpclab-lab={self.name}"]
         if not b.controlled:
@@ -394,6 +445,10 @@ class Realizer:
             script(r.node).ip.append(f"route replace {r.spec()}")
         for f in d.add(Firewall) + [b for _, b in d.change(Firewall)]:
             script(f.node).firewall = f.rules
+        if self.repair:  # whatever is already there stays; the rest is made
+            for s in scripts.values():
+                s.ip_removals += s.ip
+                s.ip = []
         fresh = {h.name for h in d.add(Host)}
         for name in fresh:
             self.nodes[name].config(scripts.pop(name, None))
@@ -420,6 +475,9 @@ class Realizer:
 
     def _start_processes(self, d: Delta) -> None:
         for r in d.add(DhcpServer) + [b for _, b in d.change(DhcpServer)]:
+            running = self.responders.get(r.key)
+            if running is not None and running.pid is not None and running.exclude == r.exclude:
+                continue  # (repair) it never stopped
             node = self.nodes[r.node]
             responder = Responder(key=r.key, node=node, dev=r.dev, network=r.network,
                                   server_ip=r.server_ip, pool=r.pool,
@@ -430,6 +488,8 @@ class Realizer:
             self.responders[r.key] = responder
         starting = []
         for s in d.add(Service):
+            if s.node in self.services and self.services[s.node].poll() is None:
+                continue  # (repair) it never stopped
             node = self.nodes[s.node]
             proc = node.popen([sys.executable, "-m", "wvpclab.services", "--name", s.node,
                                "--log", str(self.run_dir / f"server-{s.node}.log")],
@@ -445,6 +505,8 @@ class Realizer:
         until each that has a server on its network holds a lease there."""
         waiting: list[tuple[Client, str]] = []
         for c in d.add(DhcpClient):
+            if c.key in self.clients:
+                continue  # (repair) it never stopped
             node = self.nodes[c.node]
             files = self.run_dir / f"client-{c.node}-{c.dev}"
             client = Client(c.node, c.index, c.kind, node, files, dev_name=c.dev,
@@ -456,7 +518,7 @@ class Realizer:
                 waiting.append((client, c.lease_net))
         for a, b in d.change(DhcpClient):
             if b.carrier and (a.attached != b.attached or a.lease_net != b.lease_net
-                              or not a.carrier):
+                              or not a.carrier) and b.key in self.clients:
                 client = self.clients[b.key]
                 client.renew()
                 self.nodes[b.node].own(f"client:{b.dev}", client.proc)
