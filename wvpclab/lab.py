@@ -230,11 +230,12 @@ class Lab:
 
     # -- WVPC's Settings dialog while the VM runs ----------------------------------------------
     def set_nic(self, vm: str, index: int, spec: str, target: str | None = None,
-                timeout: float = 30.0) -> None:
+                timeout: float = 30.0) -> bool:
         """Moves NIC ``index`` of ``vm`` to another mode, as WVPC's Settings dialog does while the
         VM runs: ``none``, ``shared``, ``bridge:ADAPTER`` or ``internal:NAME``. The guest keeps its
         interface and MAC (only carrier flaps); its DHCP client releases the old lease and gets one
-        on the new network before this returns; a static address stays."""
+        on the new network before this returns; a static address stays. Returns False when the NIC
+        already was in that mode (nothing changed)."""
         try:
             mode, target = modes.parse(spec, target)
         except ValueError as err:
@@ -244,17 +245,25 @@ class Lab:
         if problem:
             raise UsageError(problem)
         if (nic["mode"], nic["target"]) == (mode, target):
-            return
+            return False
         self._change(lambda g: modes.move(g, vm, index, mode, target), timeout)
+        return True
 
-    def cable(self, vm: str, index: int, plugged: bool, timeout: float = 30.0) -> None:
+    def cable(self, vm: str, index: int, plugged: bool, timeout: float = 30.0) -> bool:
         """Pulls (False) or plugs (True) the NIC's cable: only the switch side goes down, the guest
-        sees no carrier; on plugging, its DHCP client renews, as Windows does on media connect."""
+        sees no carrier; on plugging, its DHCP client renews, as Windows does on media connect.
+        Returns False when the cable already was so (nothing changed); a Not connected NIC has
+        nothing to plug into (UsageError)."""
         if not isinstance(plugged, bool):
             raise UsageError(f"cable: plugged is True or False, not {plugged!r}")
-        self._nic(vm, index)
-
+        nic = self._nic(vm, index)
+        if modes.of(nic).attachment_kind() is None:
+            raise UsageError(f"{vm} NIC {index} is Not connected: there is nothing to plug its "
+                             f"cable into (give it a mode first: nic {vm} {index} MODE)")
+        if nic.get("cable", True) == plugged:
+            return False
         self._change(lambda g: modes.set_cable(g, vm, index, plugged), timeout)
+        return True
 
     def set_link(self, link: Any, up: bool) -> None:
         """Takes a link (of ``lab.net.links``) down or up: a VM NIC's cable as ``cable`` does (the

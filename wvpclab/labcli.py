@@ -248,7 +248,7 @@ class LabCLI(CLI):
             self._fail(f"Usage: {usage}")
             return
         try:
-            self.lab.set_nic(where[0], where[1], " ".join(args[2:]))
+            changed = self.lab.set_nic(where[0], where[1], " ".join(args[2:]))
         except Exception as err:  # noqa: BLE001 - LabError: a bad argument, one line
             self._fail(str(err))
             return
@@ -256,7 +256,8 @@ class LabCLI(CLI):
         lease = self.lab.clients.get(where)
         addr = (lease.lease() or {}).get("ip") if lease else nic["ip"]
         sys.stdout.write(f"{where[0]} NIC {where[1]}: {topology.mode_label(nic)}"
-                         f"{', address ' + addr if addr else ''}\n")
+                         f"{', address ' + addr if addr else ''}"
+                         f"{'' if changed else ' (already so: nothing changed)'}\n")
         sys.stdout.flush()
 
     def do_cable(self, line: str) -> None:
@@ -270,12 +271,13 @@ class LabCLI(CLI):
             self._fail("Usage: cable VM N on|off")
             return
         try:
-            self.lab.cable(where[0], where[1], args[2] == "on")
+            changed = self.lab.cable(where[0], where[1], args[2] == "on")
         except Exception as err:  # noqa: BLE001 - LabError: a bad argument, one line
             self._fail(str(err))
             return
         state = "plugged" if args[2] == "on" else "pulled"
-        sys.stdout.write(f"{where[0]} NIC {where[1]}: cable {state}\n")
+        note = "" if changed else " already (nothing changed)"
+        sys.stdout.write(f"{where[0]} NIC {where[1]}: cable {state}{note}\n")
         sys.stdout.flush()
 
     def do_capture(self, line: str) -> None:

@@ -8,6 +8,7 @@ them side by side.
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
 import time
 from dataclasses import dataclass
@@ -70,6 +71,30 @@ def has_address(graph: nx.Graph, ep: Endpoint) -> bool:
     return mode.server(graph, data) is not None
 
 
+def _static(graph: nx.Graph, ep: Endpoint) -> ipaddress.IPv4Interface | None:
+    data = graph.nodes[ep.key]
+    ip = data.get("ip")
+    return ipaddress.IPv4Interface(ip) if ip and ip != "dhcp" else None
+
+
+def off_network(graph: nx.Graph, ep: Endpoint) -> bool:
+    """A guest NIC whose static address is not in the network its mode puts it on (a static NIC
+    moved to another network): it cannot use that network's router."""
+    if ep.kind != "nic":
+        return False
+    static = _static(graph, ep)
+    data = graph.nodes[ep.key]
+    network = modes.of(data).network(graph, data)
+    return static is not None and network is not None and \
+        static.ip not in ipaddress.IPv4Network(network)
+
+
+def on_link(graph: nx.Graph, a: Endpoint, b: Endpoint) -> bool:
+    """Two endpoints on one segment that are each in the other's subnet (static addresses known)."""
+    sa, sb = _static(graph, a), _static(graph, b)
+    return sa is not None and sb is not None and sb.ip in sa.network and sa.ip in sb.network
+
+
 def expect(graph: nx.Graph, a: Endpoint, b: Endpoint) -> tuple[bool, str]:
     """Does ``a`` reach ``b`` (a ping from a's interface to b's address), and why, by the model."""
     wa, xa = _where(graph, a)
@@ -80,6 +105,9 @@ def expect(graph: nx.Graph, a: Endpoint, b: Endpoint) -> tuple[bool, str]:
         return False, "no address (no DHCP server there)"
     if wb == "nat":
         return False, "NAT: inbound blocked"
+    if (off_network(graph, a) or off_network(graph, b)) and not (
+            (wa, xa) == (wb, xb) and on_link(graph, a, b)):
+        return False, "a static address off its network (no route)"
     if wa == "island" or wb == "island":
         if wa == wb and xa == xb:
             return True, "same internal network"
@@ -115,26 +143,58 @@ def address_of(lab: Any, ep: Endpoint) -> str | None:
 
 
 def probe(lab: Any, todo: list[tuple[Endpoint, Endpoint]], wave: int = 50) -> dict:
-    """Pings every pair from the source's interface; returns {(a.label, b.label): reached}."""
-    addresses = {ep.label: address_of(lab, ep) for pair in todo for ep in pair}
+    """Pings every pair from the source's interface; returns {(a.label, b.label): reached}. A
+    destination address that more than one node holds (the same NAT or internal address in two
+    isolated networks) counts only when the destination itself answered: those pairs are pinged
+    one at a time, after the others, and the destination's count of echo requests must grow."""
+    everyone = {ep.label: ep for pair in todo for ep in pair}
+    addresses = {label: address_of(lab, ep) for label, ep in everyone.items()}
+    holders: dict[str, set[str]] = {}
+    for label, address in addresses.items():
+        if address:
+            holders.setdefault(address, set()).add(everyone[label].node)
     results: dict[tuple[str, str], bool] = {}
-    runnable = []
+    runnable, ambiguous = [], []
     for a, b in todo:
-        if addresses[a.label] is None or addresses[b.label] is None:
+        address = addresses[b.label]
+        if addresses[a.label] is None or address is None:
             results[(a.label, b.label)] = False
+        elif len(holders[address]) > 1:
+            ambiguous.append((a, b))
         else:
             runnable.append((a, b))
     for start in range(0, len(runnable), wave):
-        procs = []
-        for a, b in runnable[start:start + wave]:
-            cmd = ["ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", "-I", a.dev,
-                   addresses[b.label]]
-            procs.append(((a, b), lab.node(a.node).popen(cmd, stdout=subprocess.PIPE,
-                                                         stderr=subprocess.DEVNULL, text=True)))
+        procs = [((a, b), _ping(lab, a, addresses[b.label]))
+                 for a, b in runnable[start:start + wave]]
         for (a, b), proc in procs:
             out, _ = proc.communicate(timeout=30)
-            results[(a.label, b.label)] = " 0 received" not in out and "received" in out
+            results[(a.label, b.label)] = _received(out)
+    for a, b in ambiguous:
+        dst = lab.node(b.node)
+        before = echo_requests(dst)
+        out, _ = _ping(lab, a, addresses[b.label]).communicate(timeout=30)
+        results[(a.label, b.label)] = _received(out) and echo_requests(dst) > before
     return results
+
+
+def _ping(lab: Any, a: Endpoint, address: str) -> subprocess.Popen:
+    cmd = ["ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", "-I", a.dev, address]
+    return lab.node(a.node).popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                  text=True)
+
+
+def _received(out: str) -> bool:
+    return " 0 received" not in out and "received" in out
+
+
+def echo_requests(node: Any) -> int:
+    """How many ICMP echo requests a node's stack has received (its namespace's /proc/net/snmp)."""
+    rows = [line.split() for line in node.cmd("cat /proc/net/snmp").splitlines()
+            if line.startswith("Icmp:")]
+    if len(rows) < 2:
+        return 0
+    values = dict(zip(rows[0][1:], rows[1][1:], strict=False))
+    return int(values.get("InEchos", 0))
 
 
 def matrix(lab: Any) -> tuple[list[dict], list[str]]:

@@ -90,6 +90,27 @@ def test_a_move_interrupted_at_any_step_changes_nothing(lab: Lab, step: str) -> 
         assert page.startswith("web: hello from web")
 
 
+def test_cable_and_set_nic_say_what_they_did(lab: Lab) -> None:
+    from wvpclab.errors import UsageError
+
+    assert mode_now(lab) == "shared"
+    assert lab.cable("xp", 0, False) is True
+    assert lab.cable("xp", 0, False) is False  # already pulled: nothing changed
+    assert not lab.vm("xp").nic(0).carrier()
+    assert lab.cable("xp", 0, True) is True and lab.vm("xp").nic(0).carrier()
+    assert lab.set_nic("xp", 0, "shared") is False
+    with pytest.raises(UsageError, match="plugged is True or False, not 'off'"):
+        lab.cable("xp", 0, "off")  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="NIC number '0' is not 0..3"):
+        lab.set_nic("xp", "0", "none")  # type: ignore[arg-type]
+    assert lab.vm("xp").nic(0).carrier()
+    lab.set_nic("xp", 0, "none")
+    with pytest.raises(UsageError, match="Not connected: there is nothing to plug its cable into"):
+        lab.cable("xp", 0, True)
+    lab.set_nic("xp", 0, "shared")
+    assert lab.dhcp_client("xp", 0).lease()["ip"].startswith("192.168.131.")
+
+
 def test_a_second_signal_does_not_cut_the_teardown_short(tmp_path: Path) -> None:
     doc = yaml.safe_load((ROOT / "topologies" / "four_modes.yaml").read_text())
     doc["name"] = "t-two-signals"
