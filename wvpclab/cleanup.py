@@ -225,24 +225,29 @@ def stale() -> list[str]:
     return sorted(set(found) | (orphans - running))
 
 
-def clean(force: bool = False) -> list[str]:
-    """Removes what crashed labs left: for each recorded lab whose owner process is gone (all with
-    ``force``), its processes, bridges and interfaces; then any bridge or interface named like a
-    lab's whose lab is not running. Returns one line per thing done."""
+def clean(name: str | None = None) -> list[str]:
+    """Removes what crashed labs left: for each recorded lab whose owner process is gone (only lab
+    ``name``'s, if given), its processes, bridges and interfaces; then any bridge or interface named
+    like such a lab's. A lab whose owner runs is never touched: only its own stop removes it.
+    Returns one line per thing done (or left alone)."""
+    only = prefix_for(name) if name else None
     report = []
     running = set()
     if RUN_ROOT.is_dir():
         for entry in sorted(RUN_ROOT.iterdir()):
+            if only and entry.name != only:
+                continue
             state = read_state(entry.name)
             owner = owner_running(state)
-            if owner and not force:
+            if owner:
                 running.add(entry.name)
-                report.append(f"{entry.name}: lab {state.get('name')} is running (pid {owner}); "
-                              "left alone")
+                report.append(f"{entry.name}: lab {(state or {}).get('name')} is running (pid "
+                              f"{owner}); left alone: only its own stop removes it")
                 continue
             for line in clean_prefix(entry.name, state):
                 report.append(f"{entry.name}: {line}")
-    orphans = {NAME_RE.match(n).group(0)[:-1] for n in lab_bridges() + lab_links()}  # type: ignore[union-attr]
+    names = lab_bridges(only) + lab_links(only)
+    orphans = {m.group(0)[:-1] for m in map(NAME_RE.match, names) if m}
     for prefix in sorted(orphans - running):
         for line in clean_prefix(prefix, None):
             report.append(f"{prefix}: {line}")

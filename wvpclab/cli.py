@@ -166,7 +166,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
         return 1
     from wvpclab import cleanup
 
-    report = cleanup.clean(force=args.force)
+    report = cleanup.clean(args.lab)
     print("\n".join(report) if report else "nothing to clean")
     return 0
 
@@ -216,8 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="where to write: .svg or .png")
     draw.set_defaults(func=cmd_draw)
     clean = sub.add_parser("clean", help="remove what a crashed lab left behind (root)")
-    clean.add_argument("--force", action="store_true",
-                       help="also remove labs whose owner process still runs")
+    clean.add_argument("lab", nargs="?", metavar="NAME",
+                       help="only this lab's leftovers (the name in its topology file)")
     clean.set_defaults(func=cmd_clean)
     return parser
 

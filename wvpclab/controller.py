@@ -166,8 +166,12 @@ class Controller:
         """Sends several requests at once, then waits for every answer (in order)."""
         with self._lock:
             deadline = time.monotonic() + self.timeout
-            ids = [self._send(m) for m in messages]
-            replies = [self._receive(rid, deadline) for rid in ids]
+            try:
+                ids = [self._send(m) for m in messages]
+                replies = [self._receive(rid, deadline) for rid in ids]
+            except (OSError, AssertionError) as err:  # the controller died under us
+                raise ControllerError(f"the controller's channel broke ({err or 'closed'}); see "
+                                      f"{self.log_path}") from None
         for message, reply in zip(messages, replies):
             if not reply.get("ok"):
                 raise ControllerError(f"controller refused {message.get('op')}: "

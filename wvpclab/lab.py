@@ -181,8 +181,8 @@ class Lab:
             if other and other != self.name:
                 raise LabError(f"lab {self.name} shares the prefix {self.prefix} with running lab "
                                f"{other}: rename one of them")
-            raise LabError(f"lab {self.name} is already running (pid {owner or os.getpid()}); "
-                           "stop it first, or run `wvpclab clean --force`")
+            raise LabError(f"lab {self.name} is already running (pid {owner or os.getpid()}): "
+                           "stop it there first (exit at its prompt)")
         _STARTED.add(self.prefix)
         if state or cleanup.lab_bridges(self.prefix) or cleanup.lab_links(self.prefix):
             for line in cleanup.clean_prefix(self.prefix, state):

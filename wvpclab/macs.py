@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 #: The OUI Windows Virtual PC gives every emulated DEC/Intel 21140A NIC.
 WVPC_OUI = "00:03:ff"
@@ -47,7 +47,8 @@ def check_unicast(text: object) -> str:
 def _pick(prefix: str, seed: str, taken: Iterable[str]) -> str:
     """``prefix`` plus octets hashed from ``seed``, re-seeded with a counter while the result is
     taken."""
-    used = set(taken)
+    # a set or a mapping is looked up as it is (copying it for each NIC made checking quadratic)
+    used = taken if isinstance(taken, (set, frozenset, Mapping)) else set(taken)
     count = 6 - len(prefix.split(":"))
     attempt = 0
     while True:

@@ -25,10 +25,12 @@ has no attach edge).
 
 from __future__ import annotations
 
-import importlib.util
 import ipaddress
 import json
 import re
+import stat
+import subprocess
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,7 +108,7 @@ class TopologyError(Exception):
 # Reading files
 
 
-class _StrictLoader(yaml.SafeLoader):
+class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser if there
     """A YAML loader refusing a key given twice in one mapping (PyYAML silently keeps the last)."""
 
 
@@ -147,10 +149,21 @@ def _yaml_error(err: yaml.YAMLError) -> Issue:
     return Issue("", f"YAML: {text}")
 
 
+#: A topology file is read only if it is a regular file of at most this size ...
+MAX_BYTES = 16 * 2**20
+#: ... and its YAML, aliases expanded, holds at most this many values, nested at most this deep.
+MAX_VALUES = 1_000_000
+MAX_DEPTH = 64
+#: A ``.py`` topology runs in a child process for at most this long.
+PYTHON_TIMEOUT = 60.0
+
+
 def read(path: str | Path) -> Any:
     """Reads a topology file: a YAML/JSON document (a mapping), a node-link JSON graph, or a
-    ``.py`` file whose ``topology()`` returns a graph or a mapping. Raises TopologyError if it
-    cannot be read.
+    ``.py`` file whose ``topology()`` returns a graph or a mapping (run in a child process, so that
+    its exit or crash is this file's error). Raises TopologyError if it cannot be read: only regular
+    files of at most MAX_BYTES, YAML whose aliases expand within MAX_VALUES values, nesting within
+    MAX_DEPTH, numbers Python can read.
     """
     p = Path(path)
     src = str(path)
@@ -159,51 +172,161 @@ def read(path: str | Path) -> Any:
             raise TopologyError([Issue("", "no such file")], src)
         if p.is_dir():
             raise TopologyError([Issue("", "is a directory, not a topology file")], src)
+        info = p.stat()
     except OSError as err:
         raise TopologyError([Issue("", f"cannot read: {err.strerror or err}")], src) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise TopologyError([Issue("", "is not a regular file (a FIFO, device or socket); a "
+                                       "topology is a file")], src)
+    if info.st_size > MAX_BYTES:
+        raise TopologyError([Issue("", f"is {info.st_size / 2**20:.1f} MiB; a topology file may "
+                                       f"be at most {MAX_BYTES // 2**20} MiB")], src)
     if p.suffix == ".py":
         return _read_python(p, src)
     try:
-        text = p.read_text(encoding="utf-8")
+        with open(p, "rb") as f:
+            text = f.read(MAX_BYTES + 1).decode("utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        raise TopologyError([Issue("", f"cannot read: {err}")], src) from None
+        raise TopologyError([Issue("", f"cannot read: {_short(str(err))}")], src) from None
+    if len(text) > MAX_BYTES:
+        raise TopologyError([Issue("", f"is larger than {MAX_BYTES // 2**20} MiB")], src)
     if not text.strip():
         raise TopologyError([Issue("", "the file is empty")], src)
-    if p.suffix == ".json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as err:
-            raise TopologyError(
-                [Issue(f"line {err.lineno}, column {err.colno}", f"JSON: {err.msg}")], src
-            ) from None
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # safe: _StrictLoader is a SafeLoader
+        if p.suffix == ".json":
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError as err:
+                raise TopologyError(
+                    [Issue(f"line {err.lineno}, column {err.colno}", f"JSON: {err.msg}")], src
+                ) from None
+        return _load_yaml(text, src)
+    except RecursionError:
+        raise TopologyError([Issue("", "nested too deep to read")], src) from None
+    except ValueError as err:  # e.g. an integer of more digits than Python reads
+        raise TopologyError([Issue("", f"a value cannot be read: {_short(str(err))}")],
+                            src) from None
+
+
+def _load_yaml(text: str, src: str) -> Any:
+    """YAML through the strict loader, its size measured (aliases expanded) before it is built."""
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _measure(node, src)
+        return loader.construct_document(node)
     except yaml.YAMLError as err:
         raise TopologyError([_yaml_error(err)], src) from None
+    finally:
+        loader.dispose()
+
+
+def _measure(root: yaml.Node, src: str) -> None:
+    """Refuses a YAML document that, aliases expanded, holds more than MAX_VALUES values, nests
+    deeper than MAX_DEPTH, or refers to itself (counted once per distinct node: linear)."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if key in size:
+            continue
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            children = []
+        if not done:
+            if key in open_nodes:
+                raise TopologyError([Issue(f"line {node.start_mark.line + 1}",
+                                           "a value that contains itself (a recursive alias)")],
+                                    src)
+            open_nodes.add(key)
+            stack.append((node, True))
+            for child in children:
+                if id(child) in open_nodes:
+                    raise TopologyError(
+                        [Issue(f"line {child.start_mark.line + 1}",
+                               "a value that contains itself (a recursive alias)")], src)
+                if id(child) not in size:
+                    stack.append((child, False))
+            continue
+        open_nodes.discard(key)
+        size[key] = 1 + sum(size[id(c)] for c in children)
+        depth[key] = 1 + max((depth[id(c)] for c in children), default=0)
+        if size[key] > MAX_VALUES:
+            raise TopologyError([Issue("", f"its values, aliases expanded, are more than "
+                                           f"{MAX_VALUES:,}: not a topology")], src)
+        if depth[key] > MAX_DEPTH:
+            raise TopologyError([Issue(f"line {node.start_mark.line + 1}",
+                                       f"nested deeper than {MAX_DEPTH} levels")], src)
+
+
+#: Runs a ``.py`` topology in a child: its stdout goes to stderr, the result is one JSON line.
+_PYTHON_CHILD = r"""
+import importlib.util, json, sys
+from collections.abc import Mapping
+import networkx as nx
+out, sys.stdout = sys.stdout, sys.stderr
+path = sys.argv[1]
+def answer(**kw):
+    out.write(json.dumps(kw, default=str) + "\n")
+    out.flush()
+    raise SystemExit(0)
+spec = importlib.util.spec_from_file_location("wvpclab_topology_child", path)
+if spec is None or spec.loader is None:
+    answer(issue=["", "cannot import this file"])
+module = importlib.util.module_from_spec(spec)
+try:
+    spec.loader.exec_module(module)
+except SystemExit as err:
+    answer(issue=["", f"importing it exited (code {err.code})"])
+except BaseException as err:
+    answer(issue=["", f"importing it raised {type(err).__name__}: {err}"])
+func = getattr(module, "topology", None)
+if not callable(func):
+    answer(issue=["", "defines no topology() function"])
+try:
+    result = func()
+except SystemExit as err:
+    answer(issue=["topology()", f"exited (code {err.code})"])
+except BaseException as err:
+    answer(issue=["topology()", f"raised {type(err).__name__}: {err}"])
+if isinstance(result, nx.Graph):
+    answer(graph=nx.node_link_data(result, edges="links"))
+if isinstance(result, Mapping):
+    answer(document=result)
+answer(issue=["topology()", f"returned {type(result).__name__}, expected a networkx graph"])
+"""
 
 
 def _read_python(p: Path, src: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"wvpclab_topology_{p.stem}", p)
-    if spec is None or spec.loader is None:
-        raise TopologyError([Issue("", "cannot import this file")], src)
-    module = importlib.util.module_from_spec(spec)
     try:
-        spec.loader.exec_module(module)
-    except Exception as err:  # noqa: BLE001 - any error in user code is reported, not raised
-        issue = Issue("", f"importing it raised {type(err).__name__}: {err}")
-        raise TopologyError([issue], src) from None
-    func = getattr(module, "topology", None)
-    if not callable(func):
-        raise TopologyError([Issue("", "defines no topology() function")], src)
+        res = subprocess.run([sys.executable, "-c", _PYTHON_CHILD, str(p)], capture_output=True,
+                             text=True, timeout=PYTHON_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise TopologyError([Issue("", f"did not finish in {PYTHON_TIMEOUT:.0f} s")],
+                            src) from None
+    lines = res.stdout.strip().splitlines()
     try:
-        result = func()
-    except Exception as err:  # noqa: BLE001
-        issue = Issue("topology()", f"raised {type(err).__name__}: {err}")
-        raise TopologyError([issue], src) from None
-    if not isinstance(result, (nx.Graph, Mapping)):
-        issue = Issue("topology()", f"returned {type(result).__name__}, expected a networkx graph")
-        raise TopologyError([issue], src)
-    return result
+        reply = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        reply = None
+    if not isinstance(reply, dict):
+        tail = _short(res.stderr.strip().splitlines()[-1]) if res.stderr.strip() else ""
+        raise TopologyError([Issue("", f"running it ended with code {res.returncode} and no "
+                                       f"topology{': ' + tail if tail else ''}")], src)
+    if "issue" in reply:
+        where, message = reply["issue"]
+        raise TopologyError([Issue(where, _short(message, 300))], src)
+    if "graph" in reply:
+        return reply["graph"]
+    return reply["document"]
 
 
 def _is_node_link(data: Any) -> bool:
@@ -270,8 +393,38 @@ def _path(*parts: object) -> str:
     return out
 
 
+def _short(text: str, limit: int = 120) -> str:
+    """At most ``limit`` characters of a text, saying how much was left out."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
+
 def _fmt(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else json.dumps(value, default=str)
+    """A value quoted in an error: whole if short, else an excerpt (a hostile file may hold huge
+    values, or aliases that expand to millions)."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 80 else f"{value[:60]!r}… ({len(value):,} characters)"
+    if isinstance(value, (Mapping, list, tuple)) and _bigger_than(value, 30):
+        kind = "mapping" if isinstance(value, Mapping) else "list"
+        return f"a {kind} of {len(value):,} entries"
+    text = json.dumps(value, default=str)
+    return _short(text, 120)
+
+
+def _bigger_than(value: Any, limit: int) -> bool:
+    """True when a nested value holds more than ``limit`` values (stops counting there)."""
+    seen = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > limit:
+            return True
+        if isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False
 
 
 def _net(text: Any) -> ipaddress.IPv4Network:

@@ -90,6 +90,32 @@ def test_a_move_interrupted_at_any_step_changes_nothing(lab: Lab, step: str) -> 
         assert page.startswith("web: hello from web")
 
 
+@pytest.mark.parametrize("step", ["unregister", "register"])
+def test_a_controller_killed_during_a_change_changes_nothing(lab: Lab, step: str) -> None:
+    old = mode_now(lab)
+    new = "bridge:eth0" if old == "shared" else "shared"
+    before = snapshot(lab)
+    restarts = lab.controller.restarts
+
+    def kill_controller(name: str) -> None:
+        if name == step:
+            os.kill(lab.controller.pid, signal.SIGKILL)
+            lab.controller.proc.wait(10)
+
+    lab.realizer.fault = kill_controller
+    try:
+        with pytest.raises(LabError, match="nothing was changed"):
+            lab.set_nic("xp", 0, new)
+    finally:
+        lab.realizer.fault = None
+    assert lab.controller.restarts > restarts  # the lab restarted it and told it everything
+    assert snapshot(lab) == before
+    lab.set_nic("xp", 0, new)
+    assert lab.dhcp_client("xp", 0).lease()["ip"].startswith(NETWORK[new])
+    lab.set_nic("xp", 0, old)
+    assert lab.dhcp_client("xp", 0).lease()["ip"].startswith(NETWORK[old])
+
+
 def test_cable_and_set_nic_say_what_they_did(lab: Lab) -> None:
     from wvpclab.errors import UsageError
 

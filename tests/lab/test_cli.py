@@ -163,6 +163,26 @@ def test_clean_leaves_a_running_lab_alone(tmp_path: Path) -> None:
     assert leftovers(prefix) == []
 
 
+def test_clean_by_name_touches_only_that_dead_lab(tmp_path: Path) -> None:
+    with lab_process(tmp_path, "t-cli-one") as (one, prefix_one, _), \
+            lab_process(tmp_path, "t-cli-two") as (two, prefix_two, _):
+        res = run("clean", "t-cli-two")  # running: left alone, whatever is asked
+        assert res.returncode == 0 and "is running" in res.stdout
+        assert "only its own stop removes it" in res.stdout and cleanup.lab_bridges(prefix_two)
+        kill_9(one)
+        res = run("clean", "t-cli-two")  # the dead one is not this name: untouched
+        assert prefix_one not in res.stdout and cleanup.lab_bridges(prefix_one)
+        res = run("clean", "t-cli-one")
+        assert res.returncode == 0 and f"{prefix_one}: " in res.stdout
+        wait_for(lambda: leftovers(prefix_one) == [], what=f"no leftovers of {prefix_one}")
+        twice = run("run", str(tmp_path / "t-cli-two.yaml"), "--no-cli", "--cmd", "a true")
+        assert twice.returncode == 1 and "is already running" in twice.stderr
+        assert "clean" not in twice.stderr  # it recommends only what is safe
+        out, err = two.communicate("a ping -n -c 1 -W 2 169.254.5.2\n", timeout=60)
+        assert two.returncode == 0 and "1 received" in out, err
+    assert leftovers(prefix_two) == []
+
+
 def test_run_and_clean_as_non_root_say_what_to_do(tmp_path: Path) -> None:
     shared = Path(tempfile.mkdtemp(prefix="wvpclab-test-", dir="/tmp"))
     try:

@@ -84,3 +84,40 @@ def test_progress_on_stderr_and_quiet_silences_it(tmp_path: Path) -> None:
     quiet = subprocess.run([str(wvpclab), "run", str(topo), "--no-cli", "--quiet", "--cmd",
                             "a true"], capture_output=True, text=True, timeout=120, check=False)
     assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout == ""
+
+
+def try_lines(path: Path) -> list[str]:
+    """The commands a topology file's header suggests under "Try in the CLI:" (one a line, in the
+    column of the first; deeper lines continue a remark, a line to the left ends the list)."""
+    out: list[str] = []
+    col = None
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        if col is None:
+            if "Try in the CLI:" in line:
+                head = line.index("Try in the CLI:") + len("Try in the CLI:")
+                col = head + len(line[head:]) - len(line[head:].lstrip())
+                out.append(line[col:].split("  ", 1)[0].strip())
+            continue
+        if line[1:col].strip() or len(line) <= col:
+            break
+        if line[col] != " ":
+            out.append(line[col:].split("  ", 1)[0].strip())
+    return out
+
+
+@pytest.mark.parametrize("name", [n for n in EXAMPLES if n.endswith(".yaml")])
+def test_every_try_line_of_the_examples_runs_without_an_error(name: str) -> None:
+    path = ROOT / "topologies" / name
+    lines = try_lines(path)
+    if name != "four_modes.yaml":  # its header describes the lab rather than commands
+        assert lines, f"{name} suggests nothing to try"
+    wvpclab = Path(sys.executable).parent / "wvpclab"
+    res = subprocess.run([str(wvpclab), "run", str(path), "--quiet"],
+                         input="\n".join(lines) + "\n", capture_output=True, text=True,
+                         timeout=300, check=False)
+    Path("/tmp/g1.pcap").unlink(missing_ok=True)  # bridge.yaml's suggested capture file
+    assert res.returncode == 0, res.stderr
+    errors = [l for l in res.stderr.splitlines() if l.startswith("***")]
+    assert errors == [], (lines, errors)
