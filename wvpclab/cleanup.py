@@ -46,8 +46,12 @@ def read_state(prefix: str) -> dict[str, Any] | None:
 def write_state(prefix: str, state: dict[str, Any]) -> None:
     path = run_dir(prefix) / "state.json"
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=1))
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(state, indent=1))
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # never a half-written record left behind
+        raise
 
 
 def ovs(*args: str, check: bool = True) -> str:

@@ -28,6 +28,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class _ChannelBroken(Exception):
+    """The controller's end of the channel is gone."""
+
+
+#: Requests that change what the lab registered (kept in ``Controller.switches`` before they are
+#: sent, so a restarted controller's replay puts them in force).
+_REGISTRATIONS = frozenset({"add_switch", "set_ports", "add_port", "remove_port", "remove_switch"})
+
+
 class Controller:
     """Runs ``python -m controllers.main`` as a child process and talks to it over a Unix socket."""
 
@@ -159,24 +168,50 @@ class Controller:
             except TimeoutError:
                 continue
             if not chunk:
-                raise ControllerError(f"the controller closed the channel; see {self.log_path}")
+                raise _ChannelBroken("closed")
             self._buf += chunk
 
     def requests(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Sends several requests at once, then waits for every answer (in order)."""
         with self._lock:
-            deadline = time.monotonic() + self.timeout
             try:
-                ids = [self._send(m) for m in messages]
-                replies = [self._receive(rid, deadline) for rid in ids]
-            except (OSError, AssertionError) as err:  # the controller died under us
-                raise ControllerError(f"the controller's channel broke ({err or 'closed'}); see "
-                                      f"{self.log_path}") from None
+                replies = self._exchange(messages)
+            except (OSError, AssertionError, _ChannelBroken) as err:  # it died under us
+                if not self.supervised or self._stopping.is_set():
+                    raise ControllerError(f"the controller's channel broke ({err or 'closed'}); "
+                                          f"see {self.log_path}") from None
+                self._revive()
+                # what the lab registered is in force again (the registry was updated before
+                # the request): only the other requests are asked again
+                again = [m for m in messages if m.get("op") not in _REGISTRATIONS]
+                answers = iter(self._exchange(again))
+                replies = [next(answers) if m.get("op") not in _REGISTRATIONS else {"ok": True}
+                           for m in messages]
         for message, reply in zip(messages, replies):
             if not reply.get("ok"):
                 raise ControllerError(f"controller refused {message.get('op')}: "
                                       f"{reply.get('error', reply)}")
         return replies
+
+    def _exchange(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + self.timeout
+        ids = [self._send(m) for m in messages]
+        return [self._receive(rid, deadline) for rid in ids]
+
+    def _revive(self) -> None:
+        """The controller died during a request: it is started again at once (not at the
+        supervisor's next look) and told everything the lab registered."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.proc.wait(2)
+            except subprocess.TimeoutExpired:
+                pass
+        print(f"wvpclab: the controller (pid {self.pid}) died during a request; restarting it",
+              file=sys.stderr)
+        self.kill()
+        self._spawn()
+        self.restarts += 1
+        self.replay()
 
     def request(self, op: str, **fields: Any) -> dict[str, Any]:
         return self.requests([{"op": op, **fields}])[0]
@@ -205,11 +240,19 @@ class Controller:
 
     def remove_port(self, dpid: int, port: int) -> None:
         self.switches[dpid]["ports"].pop(port, None)
-        self.request("remove_port", dpid=dpid, port=port)
+        try:
+            self.request("remove_port", dpid=dpid, port=port)
+        except ControllerError as err:
+            if "has no port" not in str(err):  # gone already (a restart replayed without it)
+                raise
 
     def remove_switch(self, dpid: int) -> None:
         self.switches.pop(dpid, None)
-        self.request("remove_switch", dpid=dpid)
+        try:
+            self.request("remove_switch", dpid=dpid)
+        except ControllerError as err:
+            if "registered" not in str(err):  # gone already (a restart replayed without it)
+                raise
 
     def replay(self) -> None:
         """Tells a (re)started controller every registered switch and port."""

@@ -108,6 +108,7 @@ class Lab:
         self.realizer: Realizer | None = None
         self._captures = Captures()
         self._started = False
+        self._state_unsaved = False
 
     @classmethod
     def load(cls, path: str | Path, **kwargs: Any) -> Lab:
@@ -187,10 +188,31 @@ class Lab:
         if state or cleanup.lab_bridges(self.prefix) or cleanup.lab_links(self.prefix):
             for line in cleanup.clean_prefix(self.prefix, state):
                 self._say(f"stale leftovers of an earlier run of {self.name}: {line}")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._save_state()
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            cleanup.write_state(self.prefix, {"name": self.name, "owner_pid": os.getpid(),
+                                              "owner_start": cleanup.start_ticks(os.getpid())})
+        except OSError as err:
+            _STARTED.discard(self.prefix)
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            raise LabError(f"cannot keep the lab's files in {self.run_dir.parent}: "
+                           f"{err.strerror or err} (free some space there)") from None
 
     def _save_state(self) -> None:
+        """Records what a crash would leave (for ``wvpclab clean``); a full disk is said once and
+        the lab goes on."""
+        try:
+            self._write_state()
+        except OSError as err:
+            if not self._state_unsaved:
+                self._say(f"warning: cannot record the lab's state in {self.run_dir} "
+                          f"({err.strerror or err}); if this process dies, `wvpclab clean` may "
+                          "miss some of it")
+            self._state_unsaved = True
+        else:
+            self._state_unsaved = False
+
+    def _write_state(self) -> None:
         nodes = self.realizer.nodes if self.realizer else {}
         shells = [n.pid for n in nodes.values() if n.pid and n.shell]
         netns = [cleanup.netns_inode(pid) for pid in shells]

@@ -62,6 +62,12 @@ class LabNode(Host):
         """Runs a share of a change in the node; raises CommandError naming the node on failure."""
         if not script:
             return
+        try:
+            self._run_script(script)
+        except OSError as err:  # its files could not be written (a full disk)
+            raise CommandError(f"configuring {self.name}", f"{err.strerror or err}") from None
+
+    def _run_script(self, script: NodeScript) -> None:
         base = self.run_dir / self.name
         parts = []
         if script.sysctls:

@@ -94,6 +94,7 @@ class Server:
         self._journal_lines = 0
         self._notes_window = (0.0, 0)
         self._stats_written = 0.0
+        self._unsaved = False  # the disk refused the last write: the whole table is owed
         self._running = True
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -158,7 +159,7 @@ class Server:
             else:  # OFFER, NAK, INFORM's ACK: nothing to keep, no reason to wait for the disk
                 self.send(reply)
         if persist or self.table.journal:
-            self.flush()
+            self.flush_or_go_on()
         for reply in held:
             self.send(reply)
         self._write_stats()
@@ -173,6 +174,25 @@ class Server:
         self._journal.flush()
         os.fsync(self._journal.fileno())
         self._journal_lines = 0
+
+    def flush_or_go_on(self) -> None:
+        """Writes the batch's changes; if the disk refuses (full, gone), the server goes on from
+        memory, says so once in its log and stats, and writes the whole table once it can again."""
+        try:
+            if self._unsaved:
+                self.compact()
+            else:
+                self.flush()
+            if self._unsaved:
+                self.log("the lease file is written again")
+            self._unsaved = False
+        except OSError as err:
+            if not self._unsaved:
+                self.log(f"cannot write the lease file ({err.strerror or err}): serving from "
+                         "memory; leases are not durable until it can")
+            self._unsaved = True
+            self.table.journal.clear()
+            self.stats[f"lease file not written: {err.strerror or err}"] += 1
 
     def flush(self) -> None:
         """Appends the batch's changes to the journal and fsyncs it: one write and one fsync per
@@ -200,8 +220,11 @@ class Server:
             return
         self._stats_written = time.monotonic()
         tmp = self.stats_path.with_name(self.stats_path.name + ".tmp")
-        tmp.write_text(json.dumps(dict(self.stats)))
-        os.replace(tmp, self.stats_path)
+        try:
+            tmp.write_text(json.dumps(dict(self.stats)))
+            os.replace(tmp, self.stats_path)
+        except OSError:  # a full disk: the stats wait for space, the server goes on
+            tmp.unlink(missing_ok=True)
 
     def stop(self, *_: object) -> None:
         self._running = False
