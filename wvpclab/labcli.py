@@ -49,6 +49,18 @@ class LabCLI(CLI):
         route_mininet_output()
         super().__init__(lab.net, stdin=stdin, **kwargs)
 
+    def run(self) -> None:
+        """Mininet's loop on a terminal (Ctrl-C interrupts the command, the prompt comes back);
+        with commands piped in there is no prompt to come back to, so Ctrl-C ends the session
+        (and the lab with it)."""
+        if self.isatty():
+            super().run()
+            return
+        try:
+            self.cmdloop()
+        except KeyboardInterrupt:
+            sys.stderr.write("wvpclab: interrupted: ending the lab\n")
+
     def waitForNode(self, node: Any) -> None:
         """Prints a node command's output (stdout) until it finishes; forwards keys only on a
         tty."""

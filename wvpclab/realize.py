@@ -307,7 +307,10 @@ class Realizer:
     # -- bringing in -------------------------------------------------------------------------------
     def _add_nodes(self, hosts: Iterable[Host]) -> None:
         for h in hosts:
-            node = self.net.addHost(h.name, cls=ROLES[h.role], pc=h.pc, run_dir=self.run_dir)
+            try:
+                node = self.net.addHost(h.name, cls=ROLES[h.role], pc=h.pc, run_dir=self.run_dir)
+            except Exception as err:  # noqa: BLE001 - e.g. no memory or PIDs for a namespace
+                raise LabError(f"cannot start node {h.name}: {err}") from None
             self.nodes[h.name] = node
 
     def _add_veths(self, plan: LabPlan, veths: list[Veth]) -> None:

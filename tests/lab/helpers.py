@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from wvpclab import cleanup
 
 
@@ -152,3 +154,13 @@ def udp_exchange(node: Any, host: str, port: int, payload: str, timeout: float =
                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, _ = proc.communicate(timeout=timeout + 10)
     return out.strip()
+
+
+def example_as(tmp_path: Path, example: str, name: str) -> Path:
+    """A copy of an example topology (``topologies/EXAMPLE``) under another lab name, so that it has
+    a prefix of its own and may run beside another copy."""
+    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "topologies" / example).read_text())
+    doc["name"] = name
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path

@@ -13,9 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.lab.helpers import leftovers, wait_for
+from tests.lab.helpers import example_as, leftovers, wait_for
 from wvpclab import Lab, LabError, cleanup, topology
 
 pytestmark = pytest.mark.lab
@@ -138,10 +137,7 @@ def test_cable_and_set_nic_say_what_they_did(lab: Lab) -> None:
 
 
 def test_a_second_signal_does_not_cut_the_teardown_short(tmp_path: Path) -> None:
-    doc = yaml.safe_load((ROOT / "topologies" / "four_modes.yaml").read_text())
-    doc["name"] = "t-two-signals"
-    path = tmp_path / "lab.yaml"
-    path.write_text(yaml.safe_dump(doc))
+    path = example_as(tmp_path, "four_modes.yaml", "t-two-signals")
     for first, second in ((signal.SIGHUP, signal.SIGHUP), (signal.SIGTERM, signal.SIGTERM),
                           (signal.SIGTERM, signal.SIGINT)):
         proc = subprocess.Popen([str(Path(sys.executable).parent / "wvpclab"), "run", str(path)],
@@ -161,3 +157,22 @@ def test_a_second_signal_does_not_cut_the_teardown_short(tmp_path: Path) -> None
                 proc.communicate()
         assert "is down" in err, err
         assert leftovers(cleanup.prefix_for("t-two-signals")) == [], err
+
+
+def test_ctrl_c_ends_a_lab_reading_piped_commands(tmp_path: Path) -> None:
+    path = example_as(tmp_path, "xp_mode.yaml", "t-piped-int")
+    prefix = cleanup.prefix_for("t-piped-int")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "wvpclab"), "run", str(path)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        wait_for(lambda: (cleanup.read_state(prefix) or {}).get("bridges"), timeout=60,
+                 what="the lab up")
+        os.kill(proc.pid, signal.SIGINT)  # stdin stays open: only the signal can end it
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert "interrupted" in err and "is down" in err, err
+    assert leftovers(prefix) == []

@@ -10,9 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.lab.helpers import leftovers
+from tests.lab.helpers import example_as, leftovers
 from wvpclab import cleanup
 
 pytestmark = pytest.mark.lab
@@ -31,16 +30,8 @@ def in_small_run(args: list[str], fill_first: bool, stdin: str = "",
                           capture_output=True, text=True, timeout=300, check=False)
 
 
-def lab_file(tmp_path: Path, name: str) -> Path:
-    doc = yaml.safe_load((ROOT / "topologies" / "four_modes.yaml").read_text())
-    doc["name"] = name
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
 def test_a_lab_that_cannot_keep_its_files_does_not_start(tmp_path: Path) -> None:
-    path = lab_file(tmp_path, "t-full-start")
+    path = example_as(tmp_path, "four_modes.yaml", "t-full-start")
     res = in_small_run([WVPCLAB, "run", str(path), "--no-cli", "--cmd", "xp true"], True)
     assert res.returncode == 1, res.stderr
     assert "cannot keep the lab's files in /run/wvpclab: No space left on device" in res.stderr
@@ -49,7 +40,7 @@ def test_a_lab_that_cannot_keep_its_files_does_not_start(tmp_path: Path) -> None
 
 
 def test_a_lab_whose_disk_fills_goes_on(tmp_path: Path) -> None:
-    path = lab_file(tmp_path, "t-full-later")
+    path = example_as(tmp_path, "four_modes.yaml", "t-full-later")
     lease = "busybox udhcpc -q -n -t 3 -T 1 -i eth1 -s /bin/true"
     lines = [f"sh {FILL}", "sh df -h /run/wvpclab | tail -1", f"xp {lease}", f"xp {lease}",
              "xp ping -n -c1 -W2 web", "nic xp 3 internal lab", "nics xp"]

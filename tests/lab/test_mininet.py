@@ -10,9 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.lab.helpers import leftovers
+from tests.lab.helpers import example_as, leftovers
 from wvpclab import Lab, cleanup, topology
 from wvpclab.items import Bridge, Port, Veth
 from wvpclab.net import AccessPoint, FilterSwitch, InternalSwitch, LanSwitch, NicCable, PatchCable
@@ -22,14 +21,6 @@ pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
 WVPCLAB = str(Path(sys.executable).parent / "wvpclab")
 MARK = "still-answering-after-that"
-
-
-def four_modes(tmp_path: Path, name: str) -> Path:
-    doc = yaml.safe_load((ROOT / "topologies" / "four_modes.yaml").read_text())
-    doc["name"] = name
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
 
 
 def cli(path: Path, lines: list[str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -50,7 +41,7 @@ COMMANDS = [
 
 
 def test_no_cli_input_ends_the_lab_and_every_builtin_answers(tmp_path: Path) -> None:
-    path = four_modes(tmp_path, "t-mn-cli")
+    path = example_as(tmp_path, "four_modes.yaml", "t-mn-cli")
     lines = []
     for command in COMMANDS:
         lines += [command, f"xp echo {MARK}"]
@@ -66,7 +57,7 @@ def test_no_cli_input_ends_the_lab_and_every_builtin_answers(tmp_path: Path) -> 
 
 
 def test_node_names_stand_for_the_address_the_source_would_reach(tmp_path: Path) -> None:
-    path = four_modes(tmp_path, "t-mn-names")
+    path = example_as(tmp_path, "four_modes.yaml", "t-mn-names")
     pings = ["xp ping -n -c1 -W2 web", "web ping -n -c1 -W2 pc", "xp ping -n -c1 -W2 gw.office",
              "lab1 ping -n -c1 -W2 xp", "xp ping -n -c1 -W2 dhcp.pc.lab",
              "xp ping -n -c1 -W2 pc", "gw.office ping -n -c1 -W2 web",
@@ -80,7 +71,7 @@ def test_node_names_stand_for_the_address_the_source_would_reach(tmp_path: Path)
 
 
 def test_pingall_agrees_with_the_model_and_iperf_crosses_the_nat(tmp_path: Path) -> None:
-    path = four_modes(tmp_path, "t-mn-pingall")
+    path = example_as(tmp_path, "four_modes.yaml", "t-mn-pingall")
     res = cli(path, ["pingall", "iperf xp web", "pingallfull"])
     assert res.returncode == 0, res.stderr
     assert "*** Ping: testing ping reachability" in res.stdout

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.lab.helpers import example_as
+
 pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,10 +42,7 @@ def test_verify_with_repeated_addresses(tmp_path: Path, name: str) -> None:
 
 
 def test_matrix_after_a_static_nic_moves_to_another_network(tmp_path: Path) -> None:
-    doc = yaml.safe_load((ROOT / "topologies" / "four_modes.yaml").read_text())
-    doc["name"] = "t-rep-static"
-    path = tmp_path / "lab.yaml"
-    path.write_text(yaml.safe_dump(doc))
+    path = example_as(tmp_path, "four_modes.yaml", "t-rep-static")
     lines = ["nic lab1 0 shared", "matrix", "nic lab1 0 bridge eth0", "matrix"]
     res = subprocess.run([WVPCLAB, "run", str(path), "--quiet"], input="\n".join(lines) + "\n",
                          capture_output=True, text=True, timeout=300, check=False)
