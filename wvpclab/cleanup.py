@@ -57,7 +57,7 @@ def write_state(prefix: str, state: dict[str, Any]) -> None:
 def ovs(*args: str, check: bool = True) -> str:
     """Runs ``ovs-vsctl`` with a bounded timeout."""
     res = subprocess.run(["ovs-vsctl", "--timeout=10", *args], check=False, capture_output=True,
-                         text=True, timeout=30)
+                         text=True, timeout=30, start_new_session=True)  # Ctrl-C is not its own
     if check and res.returncode != 0:
         raise CommandError(f"ovs-vsctl {' '.join(args[:3])}…", res.stderr)
     return res.stdout

@@ -56,6 +56,7 @@ class Controller:
         self._watch: threading.Thread | None = None
         self._stopping = threading.Event()
         self.restarts = 0
+        self._reviving = False
         #: While False, a dead controller stays dead (to watch the switches fail closed).
         self.supervised = True
 
@@ -116,7 +117,7 @@ class Controller:
                     self._spawn()
                     self.restarts += 1
                     self.replay()
-                except (ControllerError, OSError) as err:
+                except Exception as err:  # noqa: BLE001 - the supervisor must go on watching
                     print(f"wvpclab: restarting the controller failed: {err}", file=sys.stderr)
 
     def restart(self) -> None:
@@ -177,7 +178,7 @@ class Controller:
             try:
                 replies = self._exchange(messages)
             except (OSError, AssertionError, _ChannelBroken) as err:  # it died under us
-                if not self.supervised or self._stopping.is_set():
+                if not self.supervised or self._stopping.is_set() or self._reviving:
                     raise ControllerError(f"the controller's channel broke ({err or 'closed'}); "
                                           f"see {self.log_path}") from None
                 self._revive()
@@ -208,10 +209,14 @@ class Controller:
                 pass
         print(f"wvpclab: the controller (pid {self.pid}) died during a request; restarting it",
               file=sys.stderr)
-        self.kill()
-        self._spawn()
-        self.restarts += 1
-        self.replay()
+        self._reviving = True  # once: a controller that dies again in the replay is an error
+        try:
+            self.kill()
+            self._spawn()
+            self.restarts += 1
+            self.replay()
+        finally:
+            self._reviving = False
 
     def request(self, op: str, **fields: Any) -> dict[str, Any]:
         return self.requests([{"op": op, **fields}])[0]
@@ -220,9 +225,10 @@ class Controller:
     def add_switch(self, dpid: int, kind: str, name: str, ports: list[dict[str, Any]],
                    dhcp_steering: bool = False) -> None:
         """Registers a switch with its ports; returns when its flows are in force."""
-        self.switches[dpid] = {"kind": kind, "name": name, "dhcp_steering": dhcp_steering,
-                               "ports": {p["port"]: dict(p) for p in ports}}
-        self.requests(self._switch_messages(dpid))
+        with self._lock:  # the registry changes only under the lock (the supervisor replays it)
+            self.switches[dpid] = {"kind": kind, "name": name, "dhcp_steering": dhcp_steering,
+                                   "ports": {p["port"]: dict(p) for p in ports}}
+            self.requests(self._switch_messages(dpid))
 
     def _switch_messages(self, dpid: int) -> list[dict[str, Any]]:
         sw = self.switches[dpid]
@@ -235,24 +241,27 @@ class Controller:
     def add_port(self, dpid: int, port: int, role: str, mac: str | None,
                  allow_spoofing: bool = False) -> None:
         fields = {"port": port, "role": role, "mac": mac, "allow_spoofing": allow_spoofing}
-        self.switches[dpid]["ports"][port] = fields
-        self.request("add_port", dpid=dpid, **fields)
+        with self._lock:
+            self.switches[dpid]["ports"][port] = fields
+            self.request("add_port", dpid=dpid, **fields)
 
     def remove_port(self, dpid: int, port: int) -> None:
-        self.switches[dpid]["ports"].pop(port, None)
-        try:
-            self.request("remove_port", dpid=dpid, port=port)
-        except ControllerError as err:
-            if "has no port" not in str(err):  # gone already (a restart replayed without it)
-                raise
+        with self._lock:
+            self.switches[dpid]["ports"].pop(port, None)
+            try:
+                self.request("remove_port", dpid=dpid, port=port)
+            except ControllerError as err:
+                if "has no port" not in str(err):  # gone already (a restart replayed without it)
+                    raise
 
     def remove_switch(self, dpid: int) -> None:
-        self.switches.pop(dpid, None)
-        try:
-            self.request("remove_switch", dpid=dpid)
-        except ControllerError as err:
-            if "registered" not in str(err):  # gone already (a restart replayed without it)
-                raise
+        with self._lock:
+            self.switches.pop(dpid, None)
+            try:
+                self.request("remove_switch", dpid=dpid)
+            except ControllerError as err:
+                if "registered" not in str(err):  # gone already (a restart replayed without it)
+                    raise
 
     def replay(self) -> None:
         """Tells a (re)started controller every registered switch and port."""

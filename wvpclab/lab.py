@@ -163,7 +163,10 @@ class Lab:
                       f"{time.monotonic() - t0:.2f} s")
         except BaseException:
             self.plan = target  # whatever of it exists goes
-            self.stop()
+            try:
+                self.stop()
+            except Exception as err:  # noqa: BLE001 - the start's own error is the one to raise
+                self._say(f"warning: tearing down after the failed start: {err}")
             raise
 
     def _apply(self, target: LabPlan, timeout: float = 30.0) -> None:
@@ -237,6 +240,11 @@ class Lab:
             try:
                 if self.realizer is not None:
                     self.realizer.apply(diff(self.plan, EMPTY))
+            except Exception as err:  # noqa: BLE001 - a stop always finishes: what is left goes
+                self._say(f"warning: part of the teardown failed ({err}); removing the rest by "
+                          "name")
+                if self.realizer is not None:
+                    self.realizer.remove_every_node()
             finally:
                 cleanup.remove_bridges_and_links(self.prefix)
                 if self.controller:
@@ -258,6 +266,9 @@ class Lab:
         interface and MAC (only carrier flaps); its DHCP client releases the old lease and gets one
         on the new network before this returns; a static address stays. Returns False when the NIC
         already was in that mode (nothing changed)."""
+        if not isinstance(spec, str) or not isinstance(target, (str, type(None))):
+            raise UsageError(f"set_nic: the mode is a string such as 'shared' or 'bridge:eth0', "
+                             f"not {spec!r}")
         try:
             mode, target = modes.parse(spec, target)
         except ValueError as err:

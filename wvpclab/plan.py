@@ -218,7 +218,7 @@ def _plan_lans(b: Builder) -> None:
         if lan["dhcp"]:
             router = host(lan["gateway"])
             b.server(DhcpServer(key, gw, "eth0", lan["subnet"], router, lan_pool(lan["subnet"]),
-                                files=f"dhcp-{key}", router=router))
+                                files=f"dhcp+lan+{key}", router=router))
     for ordinal, (key, server) in enumerate(topology.nodes_of(g, "server")):
         lan = g.nodes[server["lan"]]
         root = b.root_name("s", ordinal)

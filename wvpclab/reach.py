@@ -145,7 +145,7 @@ def probe(lab: Any, pairs: list[tuple[str, str]], count: int = 1, timeout: float
     runnable = [p for p in probes if p.target is not None]
     routes = _routes(lab, runnable)
     holders: dict[str, set[str]] = {}
-    for name in {n for pair in pairs for n in pair}:
+    for name in lab.nodes:  # every node: a third one may hold the address too
         for address in res.addresses(name).values():
             holders.setdefault(address, set()).add(name)
     # an address two nodes hold (isolated networks alike) counts only if the destination answered

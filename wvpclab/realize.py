@@ -73,8 +73,10 @@ def ip_batch(lines: list[str], force: bool = False) -> None:
     """Runs ``ip -batch`` in the root namespace; CommandError on failure (unless ``force``)."""
     if not lines:
         return
+    # its own session: a Ctrl-C at the terminal is the lab's to handle, not this helper's
     res = subprocess.run(["ip", *(["-force"] if force else []), "-batch", "-"], check=False,
-                         input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=120)
+                         input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=120,
+                         start_new_session=True)
     if res.returncode != 0 and not force:
         raise CommandError("ip -batch", res.stderr)
 
@@ -143,6 +145,12 @@ class Realizer:
         self.repair = repair
         try:
             self._apply(d, timeout)
+        except subprocess.TimeoutExpired as err:
+            raise CommandError(str(err.cmd[0] if err.cmd else "a command"),
+                               f"no answer in {err.timeout:.0f} s") from None
+        except OSError as err:
+            raise LabError(f"{err.strerror or err}"
+                           f"{' (' + str(err.filename) + ')' if err.filename else ''}") from None
         finally:
             self.repair = False
 
@@ -160,8 +168,13 @@ class Realizer:
             if client is not None:
                 client.release()
         self._step("carrier off")
-        ip_batch([f"link set {b.root} down" for a, b in d.change(Veth) if a.up and not b.up],
-                 force=self.repair)
+        # a NIC that moves loses carrier while it moves (its guest sees the cable go and come)
+        moving_ends = {p.ifname for p in d.remove(Port)} & {p.ifname for p in d.add(Port)}
+        staying = {v.root: v for v in d.new.of(Veth).values() if v.root in moving_ends}
+        downs = [b.root for a, b in d.change(Veth) if a.up and not b.up]
+        downs += [r for r in sorted(staying) if d.old.get(Veth, staying[r].key) is not None
+                  and d.old.get(Veth, staying[r].key).up]
+        ip_batch([f"link set {r} down" for r in downs], force=self.repair)
         if not everything:  # else they end with their namespaces, all at once
             self._step("stop processes")
             self._stop_processes(d)
@@ -195,11 +208,12 @@ class Realizer:
         self._add_to_ovs(d)
         self._step("configure nodes")
         self._configure_nodes(d)
-        self._step("carrier on")
-        ip_batch([f"link set {b.root} up" for a, b in d.change(Veth) if b.up and not a.up],
-                 force=self.repair)
         self._step("register")
         self._register(d)
+        self._step("carrier on")  # once the switch's flows for it are in force
+        ups = [b.root for a, b in d.change(Veth) if b.up and not a.up]
+        ups += [r for r, v in sorted(staying.items()) if v.up and r not in ups]
+        ip_batch([f"link set {r} up" for r in ups], force=self.repair)
         self._step("start processes")
         self._start_processes(d)
         self._step("start clients")
@@ -277,6 +291,10 @@ class Realizer:
             switch = self.switches.pop(b.key, None)
             if switch is not None:
                 self.net.forget(switch)
+
+    def remove_every_node(self) -> None:
+        """Ends every node the lab runs (a teardown's last resort)."""
+        self._remove_nodes(list(self.nodes), [])
 
     def _remove_nodes(self, names: list[str], veths: list[Veth]) -> None:
         """Ends the nodes' namespaces all at once (their veths go with them), then reaps them."""
@@ -511,7 +529,7 @@ class Realizer:
             if c.key in self.clients:
                 continue  # (repair) it never stopped
             node = self.nodes[c.node]
-            files = self.run_dir / f"client-{c.node}-{c.dev}"
+            files = self.run_dir / f"client+{c.node}+{c.dev}"  # "+" is in no name
             client = Client(c.node, c.index, c.kind, node, files, dev_name=c.dev,
                             source_routing=c.source_routing)
             client.start()

@@ -317,7 +317,9 @@ def _read_python(p: Path, src: str) -> Any:
         reply = json.loads(lines[-1]) if lines else None
     except ValueError:
         reply = None
-    if not isinstance(reply, dict):
+    if not isinstance(reply, dict) or not (
+            (isinstance(reply.get("issue"), list) and len(reply["issue"]) == 2)
+            or isinstance(reply.get("graph"), dict) or isinstance(reply.get("document"), dict)):
         tail = _short(res.stderr.strip().splitlines()[-1]) if res.stderr.strip() else ""
         raise TopologyError([Issue("", f"running it ended with code {res.returncode} and no "
                                        f"topology{': ' + tail if tail else ''}")], src)
@@ -406,7 +408,10 @@ def _fmt(value: Any) -> str:
     if isinstance(value, (Mapping, list, tuple)) and _bigger_than(value, 30):
         kind = "mapping" if isinstance(value, Mapping) else "list"
         return f"a {kind} of {len(value):,} entries"
-    text = json.dumps(value, default=str)
+    try:
+        text = json.dumps(value, default=str)
+    except (TypeError, ValueError):  # keys JSON cannot write (dates, numbers as keys)
+        text = repr(value)
     return _short(text, 120)
 
 

@@ -54,7 +54,10 @@ def _where(graph: nx.Graph, ep: Endpoint) -> tuple[str, Any]:
             return "lan", data["lan"]
         # a wired adapter without a LAN still has its filter switch (host and bridged guests)
         return ("segment", ep.key) if data["type"] == "wired" else ("unplugged", None)
-    return modes.of(data).where(graph, data)
+    mode = modes.of(data)
+    if not mode.carrier(data):  # Not connected, or its cable pulled
+        return "unplugged", None
+    return mode.where(graph, data)
 
 
 def has_address(graph: nx.Graph, ep: Endpoint) -> bool:

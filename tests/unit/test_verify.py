@@ -68,3 +68,16 @@ def test_endpoints_cover_nics_adapters_and_servers(graph) -> None:
     assert {"a/eth0", "a/eth3", "pc/eth0", "pc/eth1", "pc2/eth0", "web", "db"} <= labels
     assert len(pairs(graph)) == sum(1 for a in endpoints(graph) for b in endpoints(graph)
                                     if a.node != b.node)
+
+
+def test_a_pulled_cable_and_a_static_address_off_its_network_reach_nothing() -> None:
+    from wvpclab import modes
+
+    g = topology.from_document(DOC)
+    assert expect(g, ep(g, "a/eth1"), ep(g, "web")) == (True, "same LAN")
+    modes.set_cable(g, "a", 1, False)
+    assert expect(g, ep(g, "a/eth1"), ep(g, "web")) == (False, "not connected")
+    assert expect(g, ep(g, "web"), ep(g, "a/eth1")) == (False, "not connected")
+    g.nodes["b/0"]["ip"] = "10.1.0.5/24"  # a static address that is not 169.254.0.0/16
+    assert expect(g, ep(g, "b/eth0"), ep(g, "a/eth0")) == \
+        (False, "a static address off its network (no route)")

@@ -70,7 +70,7 @@ def plan_network(b: Builder, key: str, net: dict) -> None:
     b.add(Port(key, root, 1, "dhcp", mac, label="DHCP responder"))
     b.add(Address(node, "eth0", str(INTERNAL_SERVER)))
     b.server(DhcpServer(key, node, "eth0", str(INTERNAL_NETWORK), str(INTERNAL_SERVER.ip),
-                        INTERNAL_POOL, files=f"dhcp-{net['pc']}-{net['name']}"))
+                        INTERNAL_POOL, files=f"dhcp+internal+{net['pc']}+{net['name']}"))
 
 
 def declare(graph: nx.Graph, pc: str, name: str) -> str:

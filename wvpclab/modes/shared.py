@@ -67,7 +67,7 @@ class Shared(Mode):
         b.add(Route(nat.node, OUTSIDE, via=str(nat.pc_side.ip)))
         b.add(Firewall(nat.node, engine_rules(nat)))
         b.server(DhcpServer(key, nat.node, INSIDE, nat.subnet, inside, nat_pool(nat.subnet),
-                            files=f"dhcp-nat-{nic['vm']}-{nic['index']}", router=inside,
+                            files=f"dhcp+nat+{nic['vm']}+{nic['index']}", router=inside,
                             dns=(inside,)))
 
 
