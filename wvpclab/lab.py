@@ -109,6 +109,7 @@ class Lab:
         self._captures = Captures()
         self._started = False
         self._state_unsaved = False
+        self._watching = threading.Event()  # set: the server watch ends
 
     @classmethod
     def load(cls, path: str | Path, **kwargs: Any) -> Lab:
@@ -157,6 +158,9 @@ class Lab:
                                      self._save_state)
             self._save_state()
             self._apply(target)
+            self._watching.clear()
+            threading.Thread(target=self._watch_servers, name="wvpclab-dhcp-watch",
+                             daemon=True).start()
             self._say(f"lab {self.name} is up: {_words(counts['vm'], 'VM')}, "
                       f"{_words(counts['nic'], 'NIC')}, "
                       f"{_words(len(self.plan.of(Bridge)), 'switch', 'switches')}, in "
@@ -168,6 +172,15 @@ class Lab:
             except Exception as err:  # noqa: BLE001 - the start's own error is the one to raise
                 self._say(f"warning: tearing down after the failed start: {err}")
             raise
+
+    def _watch_servers(self) -> None:
+        """While the lab runs: every DHCP server that ends is started again (within a second),
+        as the controller is; each restart is said on stderr."""
+        while not self._watching.wait(0.5):
+            if self.realizer is None:
+                continue
+            for line in self.realizer.revive_servers():
+                self._say(line)
 
     def _apply(self, target: LabPlan, timeout: float = 30.0) -> None:
         """Carries out the difference between the running plan and ``target``."""
@@ -234,6 +247,7 @@ class Lab:
         self._started = False
         atexit.unregister(self.stop)
         with signals_deferred() as pending:  # a second signal must not cut the teardown short
+            self._watching.set()
             self._captures.stop_all()
             if self.controller:
                 self.controller._stopping.set()  # no restarts while tearing down

@@ -18,6 +18,7 @@ import ipaddress
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -128,6 +129,8 @@ class Realizer:
         #: A test's hook: called with each step's name as it begins (raise to interrupt there).
         self.fault: Callable[[str], None] | None = None
         self.repair = False
+        #: Held while a change is carried out (the server watch waits for it).
+        self.lock = threading.RLock()
         self.nodes: dict[str, LabNode] = {}
         self.responders: dict[str, Responder] = {}
         self.services: dict[str, subprocess.Popen] = {}
@@ -136,12 +139,41 @@ class Realizer:
         self.switches: dict[str, LabSwitch] = {}
         self.inner: dict[str, tuple[LabIntf, str]] = {}
 
+    def revive_servers(self) -> list[str]:
+        """Starts again every DHCP server whose process ended (a crash, a kill -9); its leases
+        are read back from its files. Returns what it did, one line each (none while a change
+        runs)."""
+        if not self.lock.acquire(blocking=False):
+            return []
+        try:
+            done = []
+            for key, responder in list(self.responders.items()):
+                proc = responder.proc
+                if proc is None or proc.poll() is None:
+                    continue
+                done.append(f"the DHCP server of {key} (pid {proc.pid}) exited with code "
+                            f"{proc.returncode}; restarting it")
+                end(proc)
+                try:
+                    responder.start()
+                except LabError as err:
+                    done.append(f"restarting the DHCP server of {key} failed: {err}")
+                    continue
+                self.nodes[responder.node.name].own(f"dhcp:{key}", responder.proc)
+            return done
+        finally:
+            self.lock.release()
+
     # -- the whole change -------------------------------------------------------------------------
     def apply(self, d: Delta, timeout: float = 30.0, repair: bool = False) -> None:
         """Carries out ``d``; returns when the switches' flows are in force and every DHCP client
         that was started or renewed holds a lease on its network (or, after ``timeout``, with a
         warning naming those that do not). With ``repair`` (undoing a change that failed part way)
         each step tolerates finding its work done or its object gone already."""
+        with self.lock:
+            self._apply_locked(d, timeout, repair)
+
+    def _apply_locked(self, d: Delta, timeout: float, repair: bool) -> None:
         self.repair = repair
         try:
             self._apply(d, timeout)
@@ -188,8 +220,9 @@ class Realizer:
                 self._remove_nodes(list(self.nodes), d.remove(Veth))
                 removal.result()
             self.net.forget(*self.net.links, *self.net.switches)
-            self.switches.clear()
-            self.inner.clear()
+            for table in (self.switches, self.inner, self.responders, self.services,
+                          self.clients):
+                table.clear()
             return
         self._step("remove ports and switches")
         self._remove_from_ovs(d)

@@ -401,3 +401,24 @@ def test_offers_are_not_journaled() -> None:
     t, c = L.LeaseTable(), cfg()
     decide(t, c, MT.DISCOVER)
     assert t.journal == []
+
+
+def test_a_client_identifier_split_over_options_is_read_and_echoed_split() -> None:
+    """RFC 3396: an option over 255 bytes arrives as several instances and is sent back so."""
+    from wvpclab.dhcp.message import (
+        MessageType,
+        Reply,
+        build_request,
+        encode_option,
+        parse,
+        parse_reply,
+    )
+
+    cid = b"\xff" + bytes(range(256)) * 2
+    req = parse(build_request(MessageType.DISCOVER, bytes.fromhex("0203ff000001"), 7,
+                              client_id=cid))
+    assert req.client_id == cid
+    wire = Reply(MessageType.OFFER, req).build()
+    assert parse_reply(wire)  # well formed
+    assert wire.count(bytes((61, 255))) == 2 and bytes((61, len(cid) - 510)) in wire
+    assert encode_option(61, b"") == bytes((61, 0))

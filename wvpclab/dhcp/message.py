@@ -198,11 +198,20 @@ class Reply:
         out = [header, MAGIC_COOKIE, bytes((Option.MESSAGE_TYPE, 1, self.mtype)),
                bytes((Option.SERVER_ID, 4)) + self.server_id.packed]
         for code, value in self.options:
-            out.append(bytes((code, len(value))) + value)
+            out.append(encode_option(code, value))
         if req.client_id is not None:  # RFC 6842: echo the client identifier
-            out.append(bytes((Option.CLIENT_ID, len(req.client_id))) + req.client_id)
+            out.append(encode_option(Option.CLIENT_ID, req.client_id))
         out.append(bytes((Option.END,)))
         return b"".join(out)
+
+
+def encode_option(code: int, value: bytes) -> bytes:
+    """One option on the wire; a value over 255 bytes is split into several instances of the
+    option, which the receiver concatenates (RFC 3396)."""
+    if not value:
+        return bytes((code, 0))
+    return b"".join(bytes((code, len(value[i:i + 255]))) + value[i:i + 255]
+                    for i in range(0, len(value), 255))
 
 
 def u32(value: int) -> bytes:
@@ -222,7 +231,7 @@ def build_request(mtype: MessageType, chaddr: bytes, xid: int = 1, *, ciaddr: st
     if server_id:
         out.append(bytes((Option.SERVER_ID, 4)) + IPv4(server_id).packed)
     if client_id is not None:
-        out.append(bytes((Option.CLIENT_ID, len(client_id))) + client_id)
+        out.append(encode_option(Option.CLIENT_ID, client_id))
     out.append(bytes((Option.END,)))
     return b"".join(out)
 

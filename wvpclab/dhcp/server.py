@@ -130,6 +130,18 @@ class Server:
         except Malformed as err:
             self.stats[f"dropped: {err}"] += 1
             return None, False
+        except Exception as err:  # noqa: BLE001 - one packet's error never stops the server
+            self.stats[f"dropped: unreadable ({type(err).__name__})"] += 1
+            return None, False
+        try:
+            return self._decide(req, now)
+        except Exception as err:  # noqa: BLE001 - the same for a decision that fails
+            self.stats[f"dropped: failed to answer ({type(err).__name__})"] += 1
+            self.note(f"a {req.mtype.name} from {req.chaddr.hex(':')} could not be answered: "
+                      f"{type(err).__name__}: {err}")
+            return None, False
+
+    def _decide(self, req: Any, now: float) -> tuple[Any, bool]:
         self.stats[f"in {req.mtype.name}"] += 1
         decision = decide(self.table, self.cfg, req, now)
         if decision.note:
@@ -208,9 +220,14 @@ class Server:
             self.compact()
 
     def send(self, reply: Any) -> None:
-        addr, port = destination(reply.request, reply)
         try:
-            self.sock.sendto(reply.build(), (str(addr), port))
+            addr, port = destination(reply.request, reply)
+            wire = reply.build()
+        except Exception as err:  # noqa: BLE001 - a reply that cannot be built is dropped alone
+            self.stats[f"reply not built: {type(err).__name__}"] += 1
+            return
+        try:
+            self.sock.sendto(wire, (str(addr), port))
             self.stats[f"out {reply.mtype.name}"] += 1
         except OSError as err:
             self.stats[f"send failed: {errno.errorcode.get(err.errno, err.errno)}"] += 1

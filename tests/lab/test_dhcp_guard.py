@@ -1,0 +1,67 @@
+"""DHCP servers that survive (as root): a DISCOVER whose client identifier is split over two options
+(RFC 3396) is answered, not fatal; a DHCP server killed with SIGKILL is started again and leases."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.lab.helpers import leftovers, wait_for
+from wvpclab import Lab, topology
+
+pytestmark = pytest.mark.lab
+
+ROOT = Path(__file__).resolve().parents[2]
+SPLIT_DISCOVER = (
+    "import socket; from wvpclab.dhcp.message import MessageType, build_request; "
+    "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+    "s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1); "
+    "s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'eth2'); "
+    "s.sendto(build_request(MessageType.DISCOVER, bytes.fromhex('0203ff000001'), 7, "
+    "client_id=b'\\xff' + bytes(range(256)) * 2), ('255.255.255.255', 67))")
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    with Lab(topology.load(ROOT / "topologies" / "four_modes.yaml"), quiet=True) as running:
+        yield running
+    assert leftovers(running.prefix) == []
+
+
+def renewed(lab: Lab, vm: str, index: int, network: str) -> bool:
+    lab.cable(vm, index, False)
+    lab.cable(vm, index, True)  # media connect: the client renews, the lab waits for the lease
+    lease = lab.dhcp_client(vm, index).lease()
+    return bool(lease) and lease["ip"].startswith(network)
+
+
+def test_a_split_client_identifier_is_answered_not_fatal(lab: Lab) -> None:
+    responder = lab.responder("pc/lab")
+    pid = responder.proc.pid
+    wait_for(lambda: responder.stats(), what="the server's first stats")
+    offers = responder.stats().get("out OFFER", 0)
+    out = lab.vm("xp").cmd(f"python3 -c \"{SPLIT_DISCOVER}\" && echo sent")
+    assert "sent" in out, out
+    wait_for(lambda: responder.stats().get("out OFFER", 0) > offers,
+             what="the server's OFFER to the split DISCOVER")
+    assert not [k for k in responder.stats() if "not built" in k or "failed to answer" in k]
+    assert responder.proc.pid == pid and responder.proc.poll() is None  # the same server lives
+    assert renewed(lab, "xp", 2, "169.254.")
+
+
+@pytest.mark.parametrize(("key", "vm", "index", "network"), [
+    ("pc/lab", "xp", 2, "169.254."),            # an internal network's server
+    ("office", "xp", 1, "192.168.50."),          # a LAN gateway's
+    ("nat:xp/0", "xp", 0, "192.168.131."),       # a NAT engine's
+])
+def test_a_killed_dhcp_server_is_started_again(lab: Lab, key: str, vm: str, index: int,
+                                               network: str) -> None:
+    old = lab.responder(key).proc
+    os.kill(old.pid, signal.SIGKILL)
+    wait_for(lambda: lab.responder(key).proc is not old and lab.responder(key).pid is not None,
+             timeout=20, what=f"the DHCP server of {key} to be started again")
+    assert renewed(lab, vm, index, network)
