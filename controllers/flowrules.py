@@ -62,6 +62,7 @@ PRIO_RESERVED = 1000  # IEEE 802.1D reserved groups: dropped before anything els
 PRIO_ADMIT = 500  # a frame that legitimately entered on a registered port: on to table 1
 PRIO_SPOOF_DROP = 100  # whatever a guarded guest sent that its admission flow did not take
 # Table 1 (forwarding):
+PRIO_DHCP_GUARD = 810  # DHCP server messages (UDP 67 ->) from a guest: dropped (DHCP guard)
 PRIO_DHCP_STEER = 800  # guest DHCP client messages to the responder only
 PRIO_KNOWN_UNICAST = 600  # destination is a registered MAC
 PRIO_MULTICAST = 400  # group bit set (broadcast included)
@@ -509,7 +510,7 @@ def flows_for(switch: Switch) -> frozenset[Flow]:
     (dropped if it is the source itself: a switch never outputs to the in_port); a group frame goes
     to every port but the source; any other unicast goes to the uplink (filter; dropped when it
     came from the uplink) or to the spoofing-allowed ports (internal). The set grows linearly with
-    the ports: at most four flows per port plus a constant.
+    the ports: at most five flows per port plus a constant.
 
     Args:
         switch: The registered switch.
@@ -527,11 +528,15 @@ def flows_for(switch: Switch) -> frozenset[Flow]:
     fwd = TABLE_FORWARDING
     flows |= _port_flows(switch)
     for port in switch.ports:
-        # Table 1: DHCP steering (per guest).
+        # Table 1: DHCP steering and guard (per guest): while the network's server is on, a guest's
+        # client messages reach it alone, and a guest cannot answer as a server (a rogue OFFER/ACK)
         if steering and port.role == ROLE_GUEST:
             flows.add(make_flow(PRIO_DHCP_STEER, (dhcp.number,), table=fwd, in_port=port.number,
                                 eth_type=ETH_TYPE_IPV4, ip_proto=IP_PROTO_UDP,
                                 udp_dst=DHCP_SERVER_PORT))
+            flows.add(make_flow(PRIO_DHCP_GUARD, (), table=fwd, in_port=port.number,
+                                eth_type=ETH_TYPE_IPV4, ip_proto=IP_PROTO_UDP,
+                                udp_src=DHCP_SERVER_PORT))
     if switch.ports:
         every = tuple(p.number for p in switch.ports)
         flows.add(make_flow(PRIO_MULTICAST, every, table=fwd, eth_dst=MULTICAST))
@@ -785,6 +790,9 @@ def explain(flows: Iterable[Flow], labels: Mapping[int, str],
         elif flow.priority == PRIO_W_GUEST_DROP:
             lines.append(f"anything else from {name(m['in_port'])} towards the uplink: dropped "
                          "(IPv6 and non-IP cannot be translated)")
+        elif flow.priority == PRIO_DHCP_GUARD:
+            lines.append(f"DHCP server messages from {name(m['in_port'])}: dropped (DHCP guard: "
+                         "the network's server is the lab's)")
         elif flow.priority == PRIO_DHCP_STEER:
             lines.append(f"DHCP client messages from {name(m['in_port'])}{src}: "
                          f"{outputs(flow.actions)} only")

@@ -1,5 +1,6 @@
 """DHCP servers that survive (as root): a DISCOVER whose client identifier is split over two options
-(RFC 3396) is answered, not fatal; a DHCP server killed with SIGKILL is started again and leases."""
+(RFC 3396) is answered, not fatal; a DHCP server killed with SIGKILL is started again and leases;
+while a network's server is on, a guest cannot answer as a DHCP server (DHCP guard)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.helpers import leftovers, wait_for
+from tests.lab.helpers import Capture, leftovers, marker_frames, read_pcap, send_frames, wait_for
 from wvpclab import Lab, topology
 
 pytestmark = pytest.mark.lab
@@ -65,3 +66,20 @@ def test_a_killed_dhcp_server_is_started_again(lab: Lab, key: str, vm: str, inde
     wait_for(lambda: lab.responder(key).proc is not old and lab.responder(key).pid is not None,
              timeout=20, what=f"the DHCP server of {key} to be started again")
     assert renewed(lab, vm, index, network)
+
+
+def test_a_guest_cannot_answer_as_the_dhcp_server(lab: Lab, tmp_path: Path) -> None:
+    mac = lab.graph.nodes["lab1/0"]["mac"]
+    cap = Capture(lab.vm("xp"), "eth2", tmp_path / "xp2.pcap", "udp")
+    frames = ", ".join(
+        f"Ether(src='{mac}', dst='ff:ff:ff:ff:ff:ff')/IP(src='169.254.1.10', "
+        f"dst='255.255.255.255')/UDP(sport={sport}, dport=68)/Raw(b'{tag}')"
+        for sport, tag in ((67, "rogue-offer"), (1067, "plain-udp")))
+    send_frames(lab.vm("lab1"), "eth0", f"[{frames}]")
+    wait_for(lambda: marker_frames(read_pcap(tmp_path / "xp2.pcap"), b"plain-udp"),
+             what="the plain UDP broadcast at xp")  # the path works ...
+    seen = cap.stop()
+    assert marker_frames(seen, b"plain-udp")
+    assert not marker_frames(seen, b"rogue-offer")  # ... and the rogue server message is dropped
+    assert any("DHCP server messages from guest lab1/eth0: dropped" in line
+               for line in lab.filter_rules("pc/lab"))

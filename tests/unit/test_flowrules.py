@@ -408,10 +408,11 @@ def test_flow_count_grows_linearly(steering):
                       dhcp_steering=steering)
 
     counts = {n: len(flows_for(internal(n))) for n in (10, 100, 200)}
-    # 200 guests: admission, spoof drop, known unicast (and steering) per port, plus a constant.
-    per_port = 4 if steering else 3
+    # 200 guests: admission, spoof drop, known unicast (and steering and the DHCP guard) per port,
+    # plus a constant.
+    per_port = 5 if steering else 3
     assert counts[200] <= per_port * 201 + 6
-    assert counts[200] / 201 < 5
+    assert counts[200] / 201 < per_port + 1
     # Each guest adds the same few flows, however many there are already.
     assert counts[200] - counts[100] == 100 * per_port
     assert counts[100] - counts[10] == 90 * per_port
@@ -423,10 +424,10 @@ def test_one_port_more_is_a_few_flow_mods():
     after = before.with_port(Port(102, "guest", "00:03:ff:00:01:02"))
     to_delete, to_add = diff(flows_for(before), flows_for(after))
     assert not to_delete
-    # admission, spoof drop, known unicast, steering; the group flow gains an output.
-    assert len(to_add) == 5
+    # admission, spoof drop, known unicast, steering, DHCP guard; the group flow gains an output.
+    assert len(to_add) == 6
     to_delete, to_add = diff(flows_for(after), flows_for(before))
-    assert len(to_delete) == 4 and len(to_add) == 1
+    assert len(to_delete) == 5 and len(to_add) == 1
 
 
 def test_tables_hold_what_they_should():
@@ -541,3 +542,16 @@ def test_wired_kinds_unchanged_by_new_kinds():
     # No wired flow rewrites or goes to the controller.
     for sw in (filter_switch(), internal_switch(True)):
         assert not any(f.set_fields or f.to_controller for f in flows_for(sw))
+
+
+def test_dhcp_guard_drops_server_messages_from_guests_while_the_server_is_on():
+    guarded = FakeFlowTable(flows_for(internal_switch(steering=True)))
+    # a guest answering as a DHCP server (UDP 67 -> 68), broadcast or to another guest: dropped
+    assert set(guarded.outputs(B, B_MAC, BCAST, IPV4, 17, 68, udp_src=67)) == set()
+    assert set(guarded.outputs(B, B_MAC, A_MAC, IPV4, 17, 68, udp_src=67)) == set()
+    # the network's own server still answers, and a guest's other UDP from port 67 is its own
+    assert set(guarded.outputs(D, D_MAC, BCAST, IPV4, 17, 68, udp_src=67)) == {A, B, C}
+    assert set(guarded.outputs(B, B_MAC, A_MAC, IPV4, 17, 53, udp_src=68)) == {A}
+    # with the server off (a guest may serve), nothing is guarded
+    open_net = FakeFlowTable(flows_for(internal_switch(steering=False)))
+    assert set(open_net.outputs(B, B_MAC, BCAST, IPV4, 17, 68, udp_src=67)) == {A, C, D}
