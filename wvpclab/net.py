@@ -7,7 +7,9 @@ on it."""
 
 from __future__ import annotations
 
+import json
 import subprocess
+import time
 from typing import Any, ClassVar
 
 from mininet.link import Link
@@ -42,12 +44,11 @@ class LabSwitch(OVSSwitch):
 
     def cmd(self, *args: Any, **kwargs: Any) -> str:
         """Runs a command in the root namespace; its output (stdout and stderr)."""
-        line = " ".join(str(a) for a in args)
-        res = subprocess.run(line, shell=True, capture_output=True, text=True, timeout=30,
-                             check=False)
-        return res.stdout + res.stderr
+        out, err, _ = self.pexec(*args)
+        return out + err
 
     def pexec(self, *args: Any, **kwargs: Any) -> tuple[str, str, int]:
+        """Runs a command in the root namespace; (stdout, stderr, exit code)."""
         line = " ".join(str(a) for a in args)
         res = subprocess.run(line, shell=True, capture_output=True, text=True, timeout=30,
                              check=False)
@@ -290,15 +291,10 @@ def iperf3(client: Any, server: Any, address: str, l4: str, bw: str, seconds: in
            port: int) -> list[str]:
     """Runs an iperf3 server (one test) on ``server`` and a client on ``client``; [server, client]
     speeds as "N Mbits/sec"."""
-    import json
-
     srv = server.popen(["iperf3", "-s", "-1", "-B", address, "-p", str(port), "-J"],
                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        deadline = 5.0
-        import time
-
-        end = time.monotonic() + deadline
+        end = time.monotonic() + 5.0
         while f"{address}:{port}" not in server.cmd("ss -ltnH") and time.monotonic() < end:
             time.sleep(0.05)
         args = ["iperf3", "-c", address, "-p", str(port), "-t", str(seconds), "-J",

@@ -139,8 +139,7 @@ class Builder:
              label: str = "") -> Port:
         """Adds a port; without ``number``, the lowest one the bridge does not use."""
         if number is None:
-            used = {p.number for p in self.items[Port].values() if p.bridge == bridge}
-            number = next(n for n in range(1, len(used) + 2) if n not in used)
+            number = self._free_number(bridge)
         port = Port(bridge, ifname, number, role, mac, allow_spoofing, patch, label)
         self.add(port)
         return port
@@ -156,10 +155,12 @@ class Builder:
         self.port(b, name_b, role_b, mac_b, number_b, patch=name_a, label=label_b)
 
     def _patch_name(self, bridge: str, number: int | None) -> str:
-        if number is None:
-            used = {p.number for p in self.items[Port].values() if p.bridge == bridge}
-            number = next(n for n in range(1, len(used) + 2) if n not in used)
-        return f"{self.items[Bridge][bridge].name}-x{number}"
+        return f"{self.items[Bridge][bridge].name}-x{number or self._free_number(bridge)}"
+
+    def _free_number(self, bridge: str) -> int:
+        """The lowest OpenFlow port number a bridge does not use yet."""
+        used = {p.number for p in self.items[Port].values() if p.bridge == bridge}
+        return next(n for n in range(1, len(used) + 2) if n not in used)
 
     def static(self, server: str | None, cidr: str) -> None:
         """A static address on the network whose DHCP server is ``server`` (never handed out)."""

@@ -165,12 +165,11 @@ def probe(lab: Any, pairs: list[tuple[str, str]], count: int = 1, timeout: float
         batch = [(p, ping(p)) for p in plain[start:start + wave]]
         for p, proc in batch:
             out, _ = proc.communicate(timeout=30 + count * timeout)
-            p.received = " 0 received" not in out and "received" in out
+            p.received = verify.received(out)
     for p in ambiguous:
         before = verify.echo_requests(lab.node(p.dst))
         out, _ = ping(p).communicate(timeout=30 + count * timeout)
-        p.received = " 0 received" not in out and "received" in out and \
-            verify.echo_requests(lab.node(p.dst)) > before
+        p.received = verify.received(out) and verify.echo_requests(lab.node(p.dst)) > before
     for p in probes:
         _expect(lab, res, p, routes)
     return probes

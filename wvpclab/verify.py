@@ -171,12 +171,12 @@ def probe(lab: Any, todo: list[tuple[Endpoint, Endpoint]], wave: int = 50) -> di
                  for a, b in runnable[start:start + wave]]
         for (a, b), proc in procs:
             out, _ = proc.communicate(timeout=30)
-            results[(a.label, b.label)] = _received(out)
+            results[(a.label, b.label)] = received(out)
     for a, b in ambiguous:
         dst = lab.node(b.node)
         before = echo_requests(dst)
         out, _ = _ping(lab, a, addresses[b.label]).communicate(timeout=30)
-        results[(a.label, b.label)] = _received(out) and echo_requests(dst) > before
+        results[(a.label, b.label)] = received(out) and echo_requests(dst) > before
     return results
 
 
@@ -186,7 +186,8 @@ def _ping(lab: Any, a: Endpoint, address: str) -> subprocess.Popen:
                                   text=True)
 
 
-def _received(out: str) -> bool:
+def received(out: str) -> bool:
+    """Whether ping's summary says at least one reply came."""
     return " 0 received" not in out and "received" in out
 
 
