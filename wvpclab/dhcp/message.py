@@ -1,4 +1,5 @@
-"""DHCP messages on the wire (RFC 2131/2132): a builder, and a strict parser of what a server needs.
+"""DHCP messages on the wire (RFC 2131/2132): a builder, and a strict parser of what a server needs;
+and the Ethernet/IPv4/UDP frames around them, read and written by the server itself.
 
 Pure functions over bytes. Parsing reads only the fixed header and the options the server uses,
 which keeps it fast; anything malformed raises ``Malformed`` with a short reason that the server
@@ -11,6 +12,7 @@ import enum
 import ipaddress
 import struct
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 BOOTREQUEST = 1
 BOOTREPLY = 2
@@ -27,6 +29,13 @@ _HEADER = struct.Struct("!BBBBIHH4s4s4s4s16s64s128s")
 HEADER_LEN = _HEADER.size  # 236
 MIN_LEN = HEADER_LEN + len(MAGIC_COOKIE)
 MAX_LEN = 1500 - 28  # a DHCP message in one Ethernet frame (IP + UDP headers off)
+
+ETH_P_IP = 0x0800
+IPPROTO_UDP = 17
+_ETH = struct.Struct("!6s6sH")  # destination, source, ethertype
+_IP = struct.Struct("!BBHHHBBH4s4s")  # version+IHL, TOS, length, id, flags+offset, TTL, proto, sum
+_UDP = struct.Struct("!HHHH")  # source port, destination port, length, checksum
+FRAME_MIN = _ETH.size + _IP.size + _UDP.size
 
 
 class MessageType(enum.IntEnum):
@@ -90,7 +99,7 @@ class Request:
 
     @property
     def mac(self) -> str:
-        return ":".join(f"{b:02x}" for b in self.chaddr)
+        return self.chaddr.hex(":")
 
     @property
     def client_key(self) -> str:
@@ -212,6 +221,73 @@ def encode_option(code: int, value: bytes) -> bytes:
         return bytes((code, 0))
     return b"".join(bytes((code, len(value[i:i + 255]))) + value[i:i + 255]
                     for i in range(0, len(value), 255))
+
+
+# ---- the frame around a message ------------------------------------------------------------------
+
+class Datagram(NamedTuple):
+    """A UDP datagram read from an Ethernet frame: who sent it, to where, and its payload (a named
+    tuple: the server makes one per frame)."""
+
+    src_mac: bytes
+    src_ip: IPv4
+    dst_ip: IPv4
+    src_port: int
+    payload: bytes
+
+
+def checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071): the one's complement of the one's complement sum of the
+    16-bit words. Over a header that carries its own checksum, the result is 0 when it is right."""
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def parse_frame(frame: bytes) -> Datagram:
+    """The UDP datagram to the server port in an Ethernet frame; raises Malformed naming what is
+    wrong. The UDP checksum is not checked: a veth's checksum offload leaves it unfinished on
+    frames from the same machine (the kernel's own UDP does not check those either)."""
+    if len(frame) < FRAME_MIN:
+        raise Malformed("truncated frame")
+    _dst, src, ethertype = _ETH.unpack_from(frame)
+    if ethertype != ETH_P_IP:
+        raise Malformed("not IPv4")
+    ip_at = _ETH.size
+    vihl, _tos, total, _id, frag, _ttl, proto, _sum, saddr, daddr = _IP.unpack_from(frame, ip_at)
+    ihl = (vihl & 0x0F) * 4
+    if vihl >> 4 != 4 or ihl < _IP.size:
+        raise Malformed("bad IP header")
+    if total < ihl + _UDP.size or ip_at + total > len(frame):  # a short frame is padded: use total
+        raise Malformed("bad IP length")
+    if frag & 0x3FFF:  # more fragments, or not the first: not a whole datagram
+        raise Malformed("IP fragment")
+    if proto != IPPROTO_UDP:
+        raise Malformed("not UDP")
+    if checksum(frame[ip_at:ip_at + ihl]):
+        raise Malformed("bad IP checksum")
+    sport, dport, length, _ = _UDP.unpack_from(frame, ip_at + ihl)
+    if dport != SERVER_PORT:
+        raise Malformed("not to port 67")
+    if length < _UDP.size or ihl + length > total:
+        raise Malformed("bad UDP length")
+    start = ip_at + ihl + _UDP.size
+    return Datagram(src, IPv4(saddr), IPv4(daddr), sport, frame[start:start + length - _UDP.size])
+
+
+def build_frame(dst_mac: bytes, src_mac: bytes, src: IPv4, dst: IPv4, sport: int, dport: int,
+                payload: bytes) -> bytes:
+    """An Ethernet frame holding one UDP datagram, both checksums computed."""
+    length = _UDP.size + len(payload)
+    pseudo = src.packed + dst.packed + struct.pack("!BBH", 0, IPPROTO_UDP, length)
+    udp_sum = checksum(pseudo + _UDP.pack(sport, dport, length, 0) + payload) or 0xFFFF
+    ip = _IP.pack(0x45, 0, _IP.size + length, 0, 0, 64, IPPROTO_UDP, 0, src.packed, dst.packed)
+    ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
+    return b"".join((_ETH.pack(dst_mac, src_mac, ETH_P_IP), ip,
+                     _UDP.pack(sport, dport, length, udp_sum), payload))
 
 
 def u32(value: int) -> bytes:

@@ -1,32 +1,105 @@
-"""The DHCP server process: a thin UDP loop around ``leases.decide`` with leases kept on disk.
+"""The DHCP server process: a thin loop around ``leases.decide`` with leases kept on disk.
 
 Run in a node: ``python -m wvpclab.dhcp.server --iface eth0 --network 169.254.0.0/16 ...``.
-Requests are read in batches; the lease file is written (temp file, fsync, rename) once per batch,
-before any ACK of that batch leaves. Malformed packets are dropped and counted by reason; nothing a
-client sends stops it.
+Requests are read as whole Ethernet frames (an AF_PACKET socket), so the server knows who sent each:
+a request whose hardware address (chaddr) is not its sender's is dropped. Requests are read in
+batches; the lease file is written (journal, fsync) once per batch, before any ACK of that batch
+leaves. Replies to a client without an address are written as frames to its hardware address (or
+broadcast, when it asks); the rest go out through the kernel's UDP. Malformed frames and packets are
+dropped and counted by reason; nothing a client sends stops it.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import errno
 import ipaddress
 import json
 import os
+import re
 import select
 import signal
 import socket
+import struct
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from wvpclab.dhcp.leases import LeaseTable, PoolConfig, decide, destination
-from wvpclab.dhcp.message import SERVER_PORT, IPv4, Malformed, MessageType, parse
+from wvpclab.dhcp.leases import BROADCAST, LeaseTable, PoolConfig, decide, destination
+from wvpclab.dhcp.message import (
+    ETH_P_IP,
+    IPPROTO_UDP,
+    SERVER_PORT,
+    ZERO,
+    IPv4,
+    Malformed,
+    MessageType,
+    build_frame,
+    parse,
+    parse_frame,
+)
 
 READY_LINE = "wvpclab-dhcp ready"
 BATCH = 256
+NOT_THE_SENDER = "dropped: hardware address is not the sender's"
+NOT_FOR_US = "dropped: not addressed to this server"
+NOT_A_RELAY = "dropped: relayed, but not from port 67"
+MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+
+# ---- classic BPF (Linux's socket filters), written by hand ---------------------------------------
+SO_ATTACH_FILTER = 26
+SKF_AD_PKTTYPE = 0xFFFFF000 + 4  # SKF_AD_OFF + SKF_AD_PKTTYPE: loads the frame's packet type
+LD_B, LD_H = 0x30, 0x28  # A = the byte / half-word at [k]
+LD_H_X = 0x48  # A = the half-word at [X + k]
+LDX_IP_HEADER = 0xB1  # X = 4 * ([k] & 0xf): an IP header's length
+JEQ, JSET, RET = 0x15, 0x45, 0x06  # jump if A == k, jump if A & k, return k (bytes to keep)
+#: Frames for the server: IPv4, UDP, not a later fragment, to port 67, neither sent by this host
+#: nor sent to another host's MAC (seen only while the interface is promiscuous, e.g. captured).
+#: Each instruction is (code, jump if true, jump if false, k); a jump skips that many
+#: instructions. The kernel drops everything else before it is queued; parse_frame checks the
+#: rest, with reasons.
+TO_SERVER_PORT = (
+    (LD_B, 0, 0, SKF_AD_PKTTYPE),           # 0: A = the frame's packet type
+    (JEQ, 11, 0, socket.PACKET_OUTGOING),   # 1: one this host sends (a reply to a relay): 13
+    (JEQ, 10, 0, socket.PACKET_OTHERHOST),  # 2: to another host's MAC: 13
+    (LD_H, 0, 0, 12),                       # 3: A = ethertype
+    (JEQ, 0, 8, ETH_P_IP),                  # 4: not IPv4: 13
+    (LD_B, 0, 0, 14 + 9),                   # 5: A = IP protocol
+    (JEQ, 0, 6, IPPROTO_UDP),               # 6: not UDP: 13
+    (LD_H, 0, 0, 14 + 6),                   # 7: A = IP flags and fragment offset
+    (JSET, 4, 0, 0x1FFF),                   # 8: a later fragment has no UDP header: 13
+    (LDX_IP_HEADER, 0, 0, 14),              # 9: X = IP header length, 4 * (IHL at frame[14])
+    (LD_H_X, 0, 0, 14 + 2),                 # 10: A = UDP destination port, at frame[14 + X + 2]
+    (JEQ, 0, 1, SERVER_PORT),               # 11: not 67: 13
+    (RET, 0, 0, 0x40000),                   # 12: accept the frame (up to 256 KiB of it)
+    (RET, 0, 0, 0),                         # 13: drop it
+)
+NOTHING = ((RET, 0, 0, 0),)  # keep no packet at all
+
+
+def attach_filter(sock: socket.socket, program: tuple[tuple[int, int, int, int], ...]) -> None:
+    """Attaches a classic BPF program to ``sock`` (SO_ATTACH_FILTER takes a struct sock_fprog:
+    the instruction count and a pointer to the instructions, which the kernel copies)."""
+    code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in program))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER,
+                    struct.pack("HL", len(program), ctypes.addressof(code)))
+
+
+def read_known(path: Path) -> frozenset[str]:
+    """The hardware addresses in a known-clients file: one MAC a line (any case); blank lines and
+    ``#`` comments are skipped. Raises ValueError naming the first line that is not a MAC."""
+    macs = set()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        text = line.split("#", 1)[0].strip().lower()
+        if text and not MAC_RE.fullmatch(text):
+            raise ValueError(f"{path}:{number}: not a MAC address: {text!r}")
+        if text:
+            macs.add(text)
+    return frozenset(macs)
 
 
 def save(path: Path, data: dict[str, Any]) -> None:
@@ -79,16 +152,31 @@ def load(path: Path, log: Any) -> LeaseTable:
 
 
 class Server:
-    """One network's DHCP service on one interface."""
+    """One network's DHCP service on one interface.
+
+    ``known_path`` names the file of known hardware addresses (re-read on SIGHUP; without it,
+    every client is known). With ``check_sender`` a request that is not relayed is answered only
+    if its chaddr is the frame's source MAC, or the source is one of ``translators`` (a wireless
+    bridge puts its adapter's MAC on its guests' frames).
+    """
 
     def __init__(self, cfg: PoolConfig, iface: str, leases: Path, log_path: Path | None = None,
-                 stats_path: Path | None = None) -> None:
+                 stats_path: Path | None = None, known_path: Path | None = None,
+                 check_sender: bool = True, translators: frozenset[str] = frozenset()) -> None:
         self.cfg = cfg
         self.iface = iface
         self.leases_path = leases
         self.stats_path = stats_path
+        self.known_path = known_path
+        self.check_sender = check_sender
+        self.translators = frozenset(bytes.fromhex(m.replace(":", "")) for m in translators)
+        #: where a request may be sent: this server, or broadcast (limited or the network's)
+        self.addresses = frozenset({cfg.server, BROADCAST, cfg.network.broadcast_address})
         self._log_file = open(log_path, "a", encoding="utf-8") if log_path else sys.stderr  # noqa: SIM115
         self.stats: Counter[str] = Counter()
+        if known_path is not None:
+            self.cfg = replace(cfg, known=read_known(known_path))
+            self.stats["known file read"] += 1
         self.table = load(leases, self.log)
         self._journal = None  # the open journal file (after the first compaction)
         self._journal_lines = 0
@@ -96,13 +184,38 @@ class Server:
         self._stats_written = 0.0
         self._unsaved = False  # the disk refused the last write: the whole table is owed
         self._running = True
+        self._reload = False  # a SIGHUP came: read the known file again
+        self.raw: socket.socket | None = None
+        self.sock: socket.socket | None = None
+        self.mac = b""
+
+    def open(self) -> None:
+        """Opens the sockets on the interface.
+
+        Requests come in, and frames the server writes itself go out, on an AF_PACKET socket:
+        it is created for no protocol (it receives nothing), given its filter, and only then bound
+        to the interface for IPv4, so no other frame is ever queued on it. Replies the kernel
+        routes (to relays, to clients with an address) leave through a UDP socket bound to port
+        67 on the interface. That socket also keeps the port taken, so the kernel does not answer
+        each request with ICMP port unreachable; a filter that keeps nothing makes it receive
+        nothing (the requests are read once, as frames).
+        """
+        self.raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        attach_filter(self.raw, TO_SERVER_PORT)
+        # (capped at net.core.rmem_max: under a flood, a short queue drops what would be stale
+        # by the time it was read, rather than answering it late)
+        self.raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self.raw.bind((self.iface, ETH_P_IP))
+        self.raw.setblocking(False)
+        self.mac = self.raw.getsockname()[4]  # this interface's MAC (as seen in its namespace)
+        if len(self.mac) != 6:
+            raise OSError(f"{self.iface} has no Ethernet address")
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        attach_filter(self.sock, NOTHING)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, iface.encode())
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.iface.encode())
         self.sock.bind(("0.0.0.0", SERVER_PORT))
-        self.sock.setblocking(False)
 
     def log(self, message: str) -> None:
         stamp = time.strftime("%H:%M:%S")
@@ -122,16 +235,32 @@ class Server:
         if count <= 20:
             self.log(message)
 
-    def handle(self, data: bytes, now: float) -> tuple[Any, bool]:
-        """Decides one datagram; returns (reply or None, whether the table must be saved first)."""
+    def handle(self, frame: bytes, now: float) -> tuple[Any, bool]:
+        """Decides one frame; returns (reply or None, whether the table must be saved first)."""
         self.stats["received"] += 1
         try:
-            req = parse(data)
+            sent = parse_frame(frame)
+            if sent.dst_ip not in self.addresses:
+                raise Malformed("not addressed to this server")  # counted as NOT_FOR_US
+            req = parse(sent.payload)
         except Malformed as err:
             self.stats[f"dropped: {err}"] += 1
             return None, False
         except Exception as err:  # noqa: BLE001 - one packet's error never stops the server
             self.stats[f"dropped: unreadable ({type(err).__name__})"] += 1
+            return None, False
+        if req.giaddr != ZERO and sent.src_port != SERVER_PORT:
+            # relay agents send from port 67 (RFC 2131 §4.1); the lab's DHCP guard drops UDP from
+            # port 67 out of guests, so a guest cannot pose as a relay and name any chaddr
+            self.stats[NOT_A_RELAY] += 1
+            self.note(f"a {req.mtype.name} relayed by {req.giaddr} from port {sent.src_port}: "
+                      "dropped (relays send from port 67)")
+            return None, False
+        if (self.check_sender and req.giaddr == ZERO and req.chaddr != sent.src_mac
+                and sent.src_mac not in self.translators):
+            self.stats[NOT_THE_SENDER] += 1
+            self.note(f"a {req.mtype.name} for {req.mac} sent by {sent.src_mac.hex(':')}: "
+                      "dropped (the hardware address is not the sender's)")
             return None, False
         try:
             return self._decide(req, now)
@@ -146,12 +275,15 @@ class Server:
         decision = decide(self.table, self.cfg, req, now)
         if decision.note:
             self.note(decision.note)
-            if "exhausted" in decision.note:
-                self.stats["pool exhausted"] += 1
+        if decision.count:
+            self.stats[decision.count] += 1
         return decision.reply, decision.persist
 
     def run_once(self, timeout: float = 0.5) -> None:
-        ready, _, _ = select.select([self.sock], [], [], timeout)
+        if self._reload:
+            self.reload_known()
+        assert self.raw is not None, "open() the server first"
+        ready, _, _ = select.select([self.raw], [], [], timeout)
         if not ready:
             self._write_stats()
             return
@@ -159,10 +291,10 @@ class Server:
         held, persist = [], False
         for _ in range(BATCH):
             try:
-                data = self.sock.recv(4096)
+                frame = self.raw.recv(4096)  # (recvfrom would cost an ioctl a frame)
             except BlockingIOError:
                 break
-            reply, must_save = self.handle(data, now)
+            reply, must_save = self.handle(frame, now)
             if reply is None:
                 persist = persist or must_save
             elif must_save:  # an ACK that binds a lease leaves only once the lease is on disk
@@ -220,17 +352,44 @@ class Server:
             self.compact()
 
     def send(self, reply: Any) -> None:
+        """Sends a reply where ``destination`` says: a frame written here when it names the
+        Ethernet destination, else through the kernel's UDP (which routes it and resolves ARP)."""
         try:
-            addr, port = destination(reply.request, reply)
+            mac, addr, port = destination(reply.request, reply)
             wire = reply.build()
+            if mac is not None:
+                wire = build_frame(bytes.fromhex(mac.replace(":", "")), self.mac, self.cfg.server,
+                                   addr, SERVER_PORT, port, wire)
         except Exception as err:  # noqa: BLE001 - a reply that cannot be built is dropped alone
             self.stats[f"reply not built: {type(err).__name__}"] += 1
             return
         try:
-            self.sock.sendto(wire, (str(addr), port))
+            if mac is not None:
+                self.raw.send(wire)
+            else:
+                self.sock.sendto(wire, (str(addr), port))
             self.stats[f"out {reply.mtype.name}"] += 1
         except OSError as err:
             self.stats[f"send failed: {errno.errorcode.get(err.errno, err.errno)}"] += 1
+
+    def reload_known(self) -> None:
+        """Reads the known hardware addresses again (after a SIGHUP); if the file cannot be read,
+        the ones read before stay in force and the log says why."""
+        self._reload = False
+        if self.known_path is None:
+            self.log("SIGHUP: no known file to read (every client is known)")
+            return
+        try:
+            known = read_known(self.known_path)
+        except (OSError, ValueError) as err:
+            self.stats["known file unreadable"] += 1
+            self.log(f"known file not read again, the old one stays in force: {err}")
+            return
+        self.cfg = replace(self.cfg, known=known)
+        self.stats["known file read"] += 1
+        self.log(f"{len(known)} known hardware addresses read from {self.known_path}")
+        self._stats_written = 0.0
+        self._write_stats()
 
     def _write_stats(self) -> None:
         if self.stats_path is None or time.monotonic() - self._stats_written < 0.5:
@@ -246,12 +405,21 @@ class Server:
     def stop(self, *_: object) -> None:
         self._running = False
 
+    def hangup(self, *_: object) -> None:
+        self._reload = True  # read at the top of the next run_once (within half a second)
+
     def serve(self) -> None:
+        """Serves until SIGTERM or SIGINT (``open()`` first)."""
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
+        signal.signal(signal.SIGHUP, self.hangup)
         self.compact()
+        known = ("everyone known" if self.cfg.known is None else
+                 f"{len(self.cfg.known)} known hardware addresses, reserve {self.cfg.reserve}")
         self.log(f"serving {self.cfg.start}-{self.cfg.end} of {self.cfg.network} on {self.iface} "
-                 f"as {self.cfg.server}; {len(self.table.by_client)} leases loaded")
+                 f"({self.mac.hex(':')}) as {self.cfg.server}; {known}; "
+                 f"{len(self.table.by_client)} leases loaded")
+        self._write_stats()  # this process's counts replace the last one's before it says ready
         print(READY_LINE, flush=True)
         while self._running:
             self.run_once()
@@ -278,14 +446,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--leases", required=True, type=Path, help="lease file (JSON)")
     p.add_argument("--log", type=Path)
     p.add_argument("--stats", type=Path)
+    p.add_argument("--known", type=Path, help="file of known hardware addresses, one MAC a line "
+                   "(re-read on SIGHUP); the others get no address from the reserve. Without "
+                   "it every client is known")
+    p.add_argument("--reserve", type=int, help="free addresses kept for known hardware "
+                   "addresses (default: max(8, a tenth of the pool))")
+    p.add_argument("--any-sender", action="store_true", help="answer requests whose chaddr is "
+                   "not the frame's source MAC (a LAN reached through wireless bridges)")
+    p.add_argument("--translators", help="comma-separated MACs that may send for other clients "
+                   "(wireless adapters whose bridge puts their own MAC on guests' frames)")
     args = p.parse_args(argv)
     try:
         first, last = args.pool.split("-")
         cfg = PoolConfig(network=ipaddress.IPv4Network(args.network), start=IPv4(first),
                          end=IPv4(last), server=IPv4(args.server), lease_time=args.lease_time,
                          router=IPv4(args.router) if args.router else None,
-                         dns=tuple(_ips(args.dns)), excluded=frozenset(_ips(args.exclude)))
-        server = Server(cfg, args.iface, args.leases, args.log, args.stats)
+                         dns=tuple(_ips(args.dns)), excluded=frozenset(_ips(args.exclude)),
+                         reserve=args.reserve)
+        translators = frozenset(m.lower() for m in (args.translators or "").split(",") if m)
+        if bad := [m for m in translators if not MAC_RE.fullmatch(m)]:
+            raise ValueError(f"--translators: not a MAC address: {bad[0]}")
+        server = Server(cfg, args.iface, args.leases, args.log, args.stats, args.known,
+                        not args.any_sender, translators)
+        server.open()
     except (ValueError, OSError) as err:
         print(f"wvpclab-dhcp: {err}", file=sys.stderr)
         return 1
@@ -293,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["MessageType", "Server", "main", "save"]
+__all__ = ["MessageType", "Server", "main", "read_known", "save"]
 
 if __name__ == "__main__":
     sys.exit(main())

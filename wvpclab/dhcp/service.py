@@ -19,6 +19,8 @@ from typing import Any
 from mininet.node import Host
 
 from wvpclab.dhcp.server import READY_LINE, read_table
+from wvpclab.errors import LabError
+from wvpclab.nodes import LanGateway
 from wvpclab.procs import end, wait_ready
 
 HOOK = Path(__file__).with_name("client-hook.sh")
@@ -27,7 +29,16 @@ CLIENTS = ("udhcpc", "dhclient")
 
 @dataclass
 class Responder:
-    """One network's DHCP server process, in its node, with its lease file."""
+    """One network's DHCP server process, in its node, with its lease file.
+
+    ``known``: the hardware addresses the server knows (written to a file it reads; None: everyone
+    is known); the others get no new address from the last ``reserve`` free ones (None: the
+    server's default). ``translators``: MACs that may send requests for other hardware addresses
+    (a PC's wireless adapters on this LAN: their bridge puts the adapter's MAC on its guests'
+    frames). None means the lab did not say: a LAN gateway's server then answers any sender, since
+    a guest may reach it through such a bridge; every other server (internal networks, NAT
+    engines: only guests' own NICs before them) answers a request only from its chaddr.
+    """
 
     key: str
     node: Host
@@ -40,11 +51,18 @@ class Responder:
     dns: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     lease_time: int = 3600
+    known: tuple[str, ...] | None = None
+    reserve: int | None = None
+    translators: tuple[str, ...] | None = None
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
     def leases_path(self) -> Path:
         return self.files.with_name(self.files.name + ".leases.json")
+
+    @property
+    def known_path(self) -> Path:
+        return self.files.with_name(self.files.name + ".known")
 
     @property
     def log_path(self) -> Path:
@@ -70,13 +88,47 @@ class Responder:
             cmd += ["--dns", ",".join(self.dns)]
         if self.exclude:
             cmd += ["--exclude", ",".join(self.exclude)]
+        if self.known is not None:
+            cmd += ["--known", str(self.known_path)]
+        if self.reserve is not None:
+            cmd += ["--reserve", str(self.reserve)]
+        if self.translators:
+            cmd += ["--translators", ",".join(self.translators)]
+        elif self.translators is None and isinstance(self.node, LanGateway):
+            cmd += ["--any-sender"]
         return cmd
+
+    def _write_known(self) -> None:
+        tmp = self.known_path.with_name(self.known_path.name + ".tmp")
+        tmp.write_text("".join(f"{mac.lower()}\n" for mac in self.known or ()))
+        os.replace(tmp, self.known_path)  # the server never reads half a file
 
     def start(self, timeout: float = 20) -> None:
         """Starts the server; returns once it listens."""
+        if self.known is not None:
+            self._write_known()
         self.proc = self.node.popen(self.command(), stdout=subprocess.PIPE,
                                     stderr=open(self.log_path, "a"))  # noqa: SIM115
         wait_ready(self.proc, READY_LINE, timeout, f"the DHCP responder of {self.key}")
+
+    def set_known(self, macs: tuple[str, ...] | None, timeout: float = 10) -> None:
+        """Changes the hardware addresses the server knows (None: everyone). A server that reads a
+        known file reads it again on SIGHUP, keeping its offers; this returns once it has. Else
+        (none before, or none now) it is restarted; its leases are on disk."""
+        had = self.known is not None
+        self.known = tuple(macs) if macs is not None else None
+        if not (had and self.known is not None and self.pid is not None):
+            self.restart()
+            return
+        read = self.stats().get("known file read", 0)
+        self._write_known()
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while self.stats().get("known file read", 0) <= read:
+            if time.monotonic() > deadline or self.pid is None:
+                raise LabError(f"the DHCP responder of {self.key} did not read its known file "
+                               f"again in {timeout} s (see {self.log_path})")
+            time.sleep(0.02)
 
     def stop(self, kill: bool = False) -> None:
         """Ends the server: SIGTERM (it finishes its batch) or, with ``kill``, SIGKILL at once."""
