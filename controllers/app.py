@@ -111,7 +111,7 @@ class WvpcController(app_manager.OSKenApp):
 
     def add_switch(self, dpid: int, kind: str, name: str = "",
                    dhcp_steering: bool = False, timeout: float | None = None,
-                   ports: tuple[Port, ...] | None = None) -> None:
+                   ports: tuple[Port, ...] | None = None, dhcp_guard: bool = False) -> None:
         """Register a switch with its ports (one change) and wait until its flows are in force.
 
         Registering the same dpid again with the same kind, name and steering sets its ports
@@ -121,7 +121,8 @@ class WvpcController(app_manager.OSKenApp):
         if len(numbers) != len(set(numbers)):
             raise ControlError("a port number appears twice")
         try:
-            switch = Switch(dpid, kind, tuple(ports or ()), dhcp_steering)
+            switch = Switch(dpid, kind, tuple(ports or ()), dhcp_steering,
+                            dhcp_guard=dhcp_guard)
             flows_for(switch)  # refuse a description the rules cannot serve
         except (ValueError, TypeError) as exc:
             raise ControlError(str(exc)) from None
@@ -129,7 +130,8 @@ class WvpcController(app_manager.OSKenApp):
             current = self._registered.get(dpid)
             if current is not None:
                 same = (current.switch.kind == kind and current.name == name
-                        and current.switch.dhcp_steering == dhcp_steering)
+                        and current.switch.dhcp_steering == dhcp_steering
+                        and current.switch.dhcp_guard == dhcp_guard)
                 if not same:
                     raise ControlError(
                         f"switch {dpid:#x} is already registered as {current.switch.kind} "
@@ -193,6 +195,7 @@ class WvpcController(app_manager.OSKenApp):
                 "name": reg.name,
                 "kind": sw.kind,
                 "dhcp_steering": sw.dhcp_steering,
+                "dhcp_guard": sw.dhcp_guard,
                 "connected": link is not None,
                 "in_force": link is not None
                 and self._confirmed[dpid] >= self._requested[dpid],

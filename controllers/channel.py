@@ -61,7 +61,8 @@ def _op_add_switch(app: WvpcController, req: dict[str, Any], timeout: float | No
         raise RequestError(f"field 'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
     name = _field(req, "name", (str,), "a string", "")
     ports = _ports(req) if "ports" in req else None
-    app.add_switch(_dpid(req), kind, name, _bool(req, "dhcp_steering", False), timeout, ports)
+    app.add_switch(_dpid(req), kind, name, _bool(req, "dhcp_steering", False), timeout, ports,
+                   _bool(req, "dhcp_guard", False))
     return {}
 
 
@@ -147,7 +148,8 @@ def _op_ping(app: WvpcController, req: dict[str, Any], timeout: float | None) ->
 _Handler = Callable[[WvpcController, dict[str, Any], float | None], dict]
 #: op name -> (handler, fields it accepts besides id, op and timeout)
 OPS: dict[str, tuple[_Handler, tuple[str, ...]]] = {
-    "add_switch": (_op_add_switch, ("dpid", "kind", "name", "dhcp_steering", "ports")),
+    "add_switch": (_op_add_switch, ("dpid", "kind", "name", "dhcp_steering", "ports",
+                                    "dhcp_guard")),
     "remove_switch": (_op_remove_switch, ("dpid",)),
     "add_port": (_op_add_port, ("dpid", "port", "role", "mac", "allow_spoofing")),
     "remove_port": (_op_remove_port, ("dpid", "port")),

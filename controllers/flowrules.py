@@ -251,6 +251,9 @@ class Switch:
         ports: The registered ports (any order; numbers and MACs unique).
         dhcp_steering: Internal kind only: send guests' DHCP client messages to the ``dhcp`` port
             alone.
+        dhcp_guard: Filter and wireless kinds: the adapter's LAN runs a DHCP server, so a
+            guest's DHCP server messages (UDP from port 67) are dropped. An internal switch is
+            guarded while it steers (its server is on).
         learned: Wireless kind only: the IP -> guest table learned from the guests' ARP and the
             server's DHCPACKs, oldest first. Entries of a port that is no longer a guest (or whose
             registered MAC changed, unless it may spoof) are forgotten.
@@ -261,6 +264,7 @@ class Switch:
     ports: tuple[Port, ...] = field(default=())
     dhcp_steering: bool = False
     learned: tuple[Learned, ...] = field(default=())
+    dhcp_guard: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.dpid, bool) or not isinstance(self.dpid, int):
@@ -275,6 +279,11 @@ class Switch:
         if self.dhcp_steering and self.kind != KIND_INTERNAL:
             raise ValueError(f"switch {self.dpid:#x}: dhcp_steering applies to internal "
                              f"switches only")
+        if not isinstance(self.dhcp_guard, bool):
+            raise TypeError(f"switch {self.dpid:#x}: dhcp_guard must be true or false")
+        if self.dhcp_guard and self.kind not in (KIND_FILTER, KIND_WIRELESS):
+            raise ValueError(f"switch {self.dpid:#x}: dhcp_guard applies to filter and wireless "
+                             "switches (an internal switch is guarded while it steers)")
         ports = tuple(sorted(self.ports, key=lambda p: p.number))
         object.__setattr__(self, "ports", ports)
         seen_numbers: set[int] = set()
@@ -534,9 +543,9 @@ def flows_for(switch: Switch) -> frozenset[Flow]:
             flows.add(make_flow(PRIO_DHCP_STEER, (dhcp.number,), table=fwd, in_port=port.number,
                                 eth_type=ETH_TYPE_IPV4, ip_proto=IP_PROTO_UDP,
                                 udp_dst=DHCP_SERVER_PORT))
-            flows.add(make_flow(PRIO_DHCP_GUARD, (), table=fwd, in_port=port.number,
-                                eth_type=ETH_TYPE_IPV4, ip_proto=IP_PROTO_UDP,
-                                udp_src=DHCP_SERVER_PORT))
+            flows.add(_dhcp_guard(port))
+        if switch.dhcp_guard and port.role == ROLE_GUEST:
+            flows.add(_dhcp_guard(port))
     if switch.ports:
         every = tuple(p.number for p in switch.ports)
         flows.add(make_flow(PRIO_MULTICAST, every, table=fwd, eth_dst=MULTICAST))
@@ -544,6 +553,12 @@ def flows_for(switch: Switch) -> frozenset[Flow]:
     if other:  # otherwise the table miss drops it
         flows.add(make_flow(PRIO_OTHER_UNICAST, other, table=fwd))
     return frozenset(flows)
+
+
+def _dhcp_guard(port: Port) -> Flow:
+    """A guest's DHCP server messages (UDP from port 67, a rogue OFFER/ACK): dropped."""
+    return make_flow(PRIO_DHCP_GUARD, (), table=TABLE_FORWARDING, in_port=port.number,
+                     eth_type=ETH_TYPE_IPV4, ip_proto=IP_PROTO_UDP, udp_src=DHCP_SERVER_PORT)
 
 
 def _ap_flows(switch: Switch) -> frozenset[Flow]:
@@ -615,6 +630,8 @@ def _wireless_flows(switch: Switch) -> frozenset[Flow]:
                                 set_fields={"eth_src": adapter}, set_outputs=(uplink.number,),
                                 in_port=g, eth_type=ETH_TYPE_IPV4))
         flows.add(make_flow(PRIO_W_GUEST_DROP, (), table=fwd, in_port=g))
+        if switch.dhcp_guard:
+            flows.add(_dhcp_guard(guest))
         if uplink is not None:
             flows.add(make_flow(PRIO_W_UPLINK_TO_GUEST, (), table=fwd, in_port=uplink.number,
                                 eth_dst=guest.mac))
@@ -792,7 +809,7 @@ def explain(flows: Iterable[Flow], labels: Mapping[int, str],
                          "(IPv6 and non-IP cannot be translated)")
         elif flow.priority == PRIO_DHCP_GUARD:
             lines.append(f"DHCP server messages from {name(m['in_port'])}: dropped (DHCP guard: "
-                         "the network's server is the lab's)")
+                         "the network has its own server)")
         elif flow.priority == PRIO_DHCP_STEER:
             lines.append(f"DHCP client messages from {name(m['in_port'])}{src}: "
                          f"{outputs(flow.actions)} only")

@@ -46,7 +46,8 @@ class Controller:
         self._buf = b""
         self._lock = threading.RLock()
         self._next_id = 1
-        # What the lab registered: dpid -> {"kind", "name", "dhcp_steering", "ports": {n: fields}}
+        # What the lab registered: dpid -> {"kind", "name", "dhcp_steering", "dhcp_guard",
+        # "ports": {n: fields}}
         self.switches: dict[int, dict[str, Any]] = {}
         self._watch: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -218,10 +219,11 @@ class Controller:
 
     # -- registrations ----------------------------------------------------------------------------
     def add_switch(self, dpid: int, kind: str, name: str, ports: list[dict[str, Any]],
-                   dhcp_steering: bool = False) -> None:
+                   dhcp_steering: bool = False, dhcp_guard: bool = False) -> None:
         """Registers a switch with its ports; returns when its flows are in force."""
         with self._lock:  # the registry changes only under the lock (the supervisor replays it)
             self.switches[dpid] = {"kind": kind, "name": name, "dhcp_steering": dhcp_steering,
+                                   "dhcp_guard": dhcp_guard,
                                    "ports": {p["port"]: dict(p) for p in ports}}
             self.requests(self._switch_messages(dpid))
 
@@ -229,7 +231,7 @@ class Controller:
         sw = self.switches[dpid]
         # one request, one change: a switch never passes through "registered without ports"
         return [{"op": "add_switch", "dpid": dpid, "kind": sw["kind"], "name": sw["name"],
-                 "dhcp_steering": sw["dhcp_steering"],
+                 "dhcp_steering": sw["dhcp_steering"], "dhcp_guard": sw["dhcp_guard"],
                  "ports": [p for _, p in sorted(sw["ports"].items())]}]
 
     def add_port(self, dpid: int, port: int, role: str, mac: str | None,

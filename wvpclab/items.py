@@ -92,6 +92,7 @@ class Bridge(Item):
     dpid: int
     kind: str
     steering: bool = False  # DHCP client messages go to the network's responder only
+    guard: bool = False  # an adapter's LAN has a DHCP server: guests may not answer as one
 
     @property
     def key(self) -> str:
@@ -102,7 +103,7 @@ class Bridge(Item):
         return self.kind != "lan"
 
     def line(self) -> str:
-        extra = " dhcp-steering" if self.steering else ""
+        extra = (" dhcp-steering" if self.steering else "") + (" dhcp-guard" if self.guard else "")
         return f"bridge {self.key_} {self.name} {self.kind} dpid {self.dpid:016x}{extra}"
 
 

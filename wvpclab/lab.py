@@ -498,7 +498,8 @@ class Lab:
             except ControllerError as err:
                 raise LabError(f"switch {br.name}: {err}") from None
             learned = tuple(Learned(e["ip"], e["port"], e["mac"], e["how"]) for e in entries)
-        switch = Switch(br.dpid, br.kind, ports, br.steering, learned=learned)
+        switch = Switch(br.dpid, br.kind, ports, br.steering, learned=learned,
+                        dhcp_guard=br.guard)
         labels = {p.number: p.label for p in self.plan.ports_of(key)}
         return explain(flows_for(switch), labels, learned)
 

@@ -289,7 +289,7 @@ class Realizer:
             ports = [p.registration() for p in d.old.ports_of(key)
                      if p.key not in leaving and p.role is not None]
             self._call(b, lambda b=b, ports=ports: self.controller.add_switch(
-                b.dpid, b.kind, b.name, ports, dhcp_steering=b.steering))
+                b.dpid, b.kind, b.name, ports, dhcp_steering=b.steering, dhcp_guard=b.guard))
 
     def _remove_from_ovs(self, d: Delta) -> None:
         gone = {b.key for b in d.remove(Bridge)}
@@ -519,7 +519,8 @@ class Realizer:
             if b is None or not b.controlled:
                 continue
             self._call(b, lambda b=b: self.controller.add_switch(
-                b.dpid, b.kind, b.name, d.new.registration(b.key), dhcp_steering=b.steering))
+                b.dpid, b.kind, b.name, d.new.registration(b.key), dhcp_steering=b.steering,
+                dhcp_guard=b.guard))
 
     def _call(self, b: Bridge, request: Callable[[], None]) -> None:
         try:

@@ -7,6 +7,7 @@ two-table layout and how the flow count grows with the ports.
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
 
@@ -555,3 +556,19 @@ def test_dhcp_guard_drops_server_messages_from_guests_while_the_server_is_on():
     # with the server off (a guest may serve), nothing is guarded
     open_net = FakeFlowTable(flows_for(internal_switch(steering=False)))
     assert set(open_net.outputs(B, B_MAC, BCAST, IPV4, 17, 68, udp_src=67)) == {A, C, D}
+
+
+def test_dhcp_guard_on_a_filter_switch_whose_lan_serves_dhcp():
+    guarded = FakeFlowTable(flows_for(replace(filter_switch(), dhcp_guard=True)))
+    # a bridged guest answering as a DHCP server: reaches neither the LAN, the host nor a guest
+    assert set(guarded.outputs(G2, G2_MAC, BCAST, IPV4, 17, 68, udp_src=67)) == set()
+    assert set(guarded.outputs(G2, G2_MAC, G3_MAC, IPV4, 17, 68, udp_src=67)) == set()
+    # the LAN's server (through the uplink) and the PC itself still answer; guests' clients ask
+    assert set(guarded.outputs(U, LAN_MAC, BCAST, IPV4, 17, 68, udp_src=67)) == {H, G1, G2, G3}
+    assert set(guarded.outputs(H, HOST_MAC, BCAST, IPV4, 17, 68, udp_src=67)) == {U, G1, G2, G3}
+    assert set(guarded.outputs(G2, G2_MAC, BCAST, IPV4, 17, 67, udp_src=68)) == {U, H, G1, G3}
+    # a LAN without DHCP: a bridged guest may serve it, as in WVPC
+    open_lan = FakeFlowTable(flows_for(filter_switch()))
+    assert set(open_lan.outputs(G2, G2_MAC, BCAST, IPV4, 17, 68, udp_src=67)) == {U, H, G1, G3}
+    with pytest.raises(ValueError, match="dhcp_guard applies to filter and wireless"):
+        Switch(1, "internal", dhcp_guard=True)
