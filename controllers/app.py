@@ -29,6 +29,8 @@ from os_ken.ofproto import ofproto_v1_3
 
 from controllers import wireless
 from controllers.flowrules import (
+    DHCP_METER_BURST,
+    DHCP_METER_RATE,
     KIND_WIRELESS,
     ROLE_GUEST,
     Flow,
@@ -38,6 +40,7 @@ from controllers.flowrules import (
     describe,
     diff,
     flows_for,
+    meters_of,
     sort_key,
 )
 
@@ -85,6 +88,8 @@ class _Link:
     barriers: dict[int, int] = field(default_factory=dict)  # barrier xid -> change sequence
     flow_mods: dict[int, int] = field(default_factory=dict)  # flow-mod xid -> change sequence
     bundles: int = 0
+    meters: set[int] = field(default_factory=set)  # meters put on the switch on this connection
+    meter_mods: set[int] = field(default_factory=set)  # their xids (an existing one is fine)
 
 
 class WvpcController(app_manager.OSKenApp):
@@ -306,6 +311,7 @@ class WvpcController(app_manager.OSKenApp):
                 priority=flow.priority, buffer_id=ofp.OFP_NO_BUFFER,
                 match=parser.OFPMatch(**flow.match_dict()),
                 instructions=_instructions(flow, ofp, parser)))
+        self._add_meters(link, meters_of(to_add))
         if changes:
             self._send_bundle(link, changes, seq)
         barrier = parser.OFPBarrierRequest(dp)
@@ -338,6 +344,19 @@ class WvpcController(app_manager.OSKenApp):
                 dp.set_xid(msg)
             link.flow_mods[msg.xid] = seq
             dp.send_msg(msg)
+
+    def _add_meters(self, link: _Link, meters: frozenset[int]) -> None:
+        """Put the DHCP rate-limit meters that flows about to be added use on the switch (before
+        those flows: a flow naming a missing meter is refused). One already there is kept as it
+        is: every meter is the same limit."""
+        dp = link.datapath
+        ofp, parser = dp.ofproto, dp.ofproto_parser
+        for meter in sorted(meters - link.meters):
+            msg = parser.OFPMeterMod(dp, ofp.OFPMC_ADD, ofp.OFPMF_PKTPS | ofp.OFPMF_BURST, meter,
+                                     [parser.OFPMeterBandDrop(DHCP_METER_RATE, DHCP_METER_BURST)])
+            link.meter_mods.add(dp.set_xid(msg))
+            dp.send_msg(msg)
+            link.meters.add(meter)
 
     def _read_flows(self, link: _Link) -> None:
         """Ask the switch for every flow it has (the answer comes to _on_flow_stats)."""
@@ -477,6 +496,12 @@ class WvpcController(app_manager.OSKenApp):
             if found is None:
                 return
             dpid, link = found
+            if msg.xid in link.meter_mods:
+                ofp = msg.datapath.ofproto
+                if (msg.type, msg.code) != (ofp.OFPET_METER_MOD_FAILED, ofp.OFPMMFC_METER_EXISTS):
+                    LOG.warning("switch %s: a meter was refused (type=%d code=%d)", _hex(dpid),
+                                msg.type, msg.code)
+                return
             seq = link.flow_mods.get(msg.xid)
             if seq is None:
                 LOG.warning("switch %s: error type=%d code=%d for xid %#x", _hex(dpid),
@@ -502,8 +527,9 @@ def _instructions(flow: Flow, ofp: Any, parser: Any) -> list[Any]:
         ofp: The datapath's ``ofproto`` module.
         parser: The datapath's ``ofproto_parser`` module.
     """
+    meter = [parser.OFPInstructionMeter(flow.meter, ofp.OFPIT_METER)] if flow.meter else []
     if flow.goto is not None:
-        return [parser.OFPInstructionGotoTable(flow.goto)]
+        return [*meter, parser.OFPInstructionGotoTable(flow.goto)]
     actions = []
     if flow.to_controller:
         actions.append(parser.OFPActionOutput(ofp.OFPP_CONTROLLER, ofp.OFPCML_NO_BUFFER))
@@ -511,8 +537,8 @@ def _instructions(flow: Flow, ofp: Any, parser: Any) -> list[Any]:
     actions += [parser.OFPActionSetField(**{name: value}) for name, value in flow.set_fields]
     actions += [parser.OFPActionOutput(port, 0) for port in flow.set_outputs]
     if actions:
-        return [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)]
-    return []
+        return [*meter, parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)]
+    return meter
 
 
 def _sort_found(found: list[Any], desired: frozenset[Flow]) -> tuple[frozenset[Flow], list[Any]]:

@@ -60,6 +60,10 @@ TABLES = (TABLE_ADMISSION, TABLE_FORWARDING)
 # Table 0 (admission):
 PRIO_RESERVED = 1000  # IEEE 802.1D reserved groups: dropped before anything else
 PRIO_ADMIT = 500  # a frame that legitimately entered on a registered port: on to table 1
+PRIO_DHCP_METER = 550  # a spoofing-allowed guest's DHCP client messages: rate-limited, then on
+#: What a guest that may send other source MACs may ask a DHCP server (its meter, in packets a
+#: second and burst): enough for any real client, far too little to empty a pool in minutes.
+DHCP_METER_RATE, DHCP_METER_BURST = 10, 20
 PRIO_SPOOF_DROP = 100  # whatever a guarded guest sent that its admission flow did not take
 # Table 1 (forwarding):
 PRIO_DHCP_GUARD = 810  # DHCP server messages (UDP 67 ->) from a guest: dropped (DHCP guard)
@@ -382,6 +386,7 @@ class Flow:
         set_fields: ``(field, value)`` rewrites (OXM set-field), applied after ``actions``.
         set_outputs: Output ports of the rewritten frame.
         to_controller: Send the frame to the controller (packet-in, whole frame) first.
+        meter: The meter the frame passes first (it may drop it: a rate limit), or None.
 
     Raises:
         ValueError: when a flow has both actions and a goto, or a goto that does not lead to a
@@ -396,6 +401,7 @@ class Flow:
     set_fields: tuple[tuple[str, object], ...] = ()
     set_outputs: tuple[int, ...] = ()
     to_controller: bool = False
+    meter: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.table, bool) or not isinstance(self.table, int) \
@@ -433,7 +439,7 @@ class Flow:
 def make_flow(priority: int, actions: Iterable[int] = (), *, table: int = TABLE_ADMISSION,
               goto: int | None = None, set_fields: Mapping[str, object] | None = None,
               set_outputs: Iterable[int] = (), to_controller: bool = False,
-              **fields: object) -> Flow:
+              meter: int | None = None, **fields: object) -> Flow:
     """Build a `Flow`, putting the match fields in canonical order.
 
     Args:
@@ -444,6 +450,7 @@ def make_flow(priority: int, actions: Iterable[int] = (), *, table: int = TABLE_
         set_fields: Rewrites applied after `actions` (in `SET_FIELDS` order).
         set_outputs: Outputs of the rewritten frame.
         to_controller: Send the frame to the controller first.
+        meter: A meter (rate limit) the frame passes before anything else.
         **fields: Match fields (``in_port``, ``eth_src``, ``eth_dst``...).
 
     Raises:
@@ -459,7 +466,7 @@ def make_flow(priority: int, actions: Iterable[int] = (), *, table: int = TABLE_
         raise ValueError(f"cannot rewrite: {', '.join(sorted(unknown))}")
     rewrites = tuple((name, sets[name]) for name in SET_FIELDS if name in sets)
     return Flow(priority, match, tuple(actions), table, goto, rewrites, tuple(set_outputs),
-                to_controller)
+                to_controller, meter)
 
 
 def baseline_flows() -> frozenset[Flow]:
@@ -499,15 +506,33 @@ def _port_flows(switch: Switch) -> set[Flow]:
     for a guarded guest) and the spoof-guard drop in table 0, and in table 1 known unicast to a
     registered MAC, which is the same from any source."""
     flows = set()
+    metered = _serves_dhcp(switch)
     for port in switch.ports:
         flows.add(make_flow(PRIO_ADMIT, table=TABLE_ADMISSION, goto=TABLE_FORWARDING,
                             **_source_match(port)))
+        if metered and port.role == ROLE_GUEST and port.allow_spoofing:
+            # it can ask for any number of hardware addresses: its requests pass a meter
+            flows.add(make_flow(PRIO_DHCP_METER, table=TABLE_ADMISSION, goto=TABLE_FORWARDING,
+                                meter=port.number, in_port=port.number, eth_type=ETH_TYPE_IPV4,
+                                ip_proto=IP_PROTO_UDP, udp_dst=DHCP_SERVER_PORT))
         if port.guarded:
             flows.add(make_flow(PRIO_SPOOF_DROP, (), table=TABLE_ADMISSION, in_port=port.number))
         if port.mac is not None and port.role in ROLES_WITH_MAC:
             flows.add(make_flow(PRIO_KNOWN_UNICAST, (port.number,), table=TABLE_FORWARDING,
                                 eth_dst=port.mac))
     return flows
+
+
+def _serves_dhcp(switch: Switch) -> bool:
+    """Whether the network behind `switch` has the lab's (or its LAN's) DHCP server on."""
+    if switch.kind == KIND_INTERNAL:
+        return switch.dhcp_steering and switch.role_port(ROLE_DHCP) is not None
+    return switch.dhcp_guard
+
+
+def meters_of(flows: Iterable[Flow]) -> frozenset[int]:
+    """The meters `flows` use (each a DHCP rate limit, see DHCP_METER_RATE)."""
+    return frozenset(f.meter for f in flows if f.meter is not None)
 
 
 def flows_for(switch: Switch) -> frozenset[Flow]:
@@ -729,7 +754,8 @@ def describe(flows: Iterable[Flow], labels: Mapping[int, str] | None = None) -> 
             text = port(value) if name == "in_port" else _format_value(name, value)
             parts.append(f"{name}={text}")
         if flow.goto is not None:
-            parts.append(f"actions=goto_table:{flow.goto}")
+            meter = f"meter:{flow.meter}," if flow.meter is not None else ""
+            parts.append(f"actions={meter}goto_table:{flow.goto}")
         else:
             parts.append("actions=" + _action_text(flow, port))
         lines.append(" ".join(parts))
@@ -763,6 +789,10 @@ def explain(flows: Iterable[Flow], labels: Mapping[int, str],
         if flow.table == TABLE_ADMISSION:
             if flow.priority == PRIO_RESERVED:
                 lines.append("802.1D reserved groups (01:80:c2:00:00:0x): dropped everywhere")
+            elif flow.meter is not None:
+                lines.append(f"DHCP client messages from {name(m['in_port'])} (it may send any "
+                             f"source MAC): at most {DHCP_METER_RATE} a second (bursts of "
+                             f"{DHCP_METER_BURST}), the rest dropped")
             elif flow.goto is not None:
                 lines.append(f"from {name(m['in_port'])}{src}: admitted")
             elif "in_port" in m:

@@ -21,6 +21,7 @@ from controllers.flowrules import (
     baseline_flows,
     describe,
     diff,
+    explain,
     flows_for,
     is_group_mac,
     make_flow,
@@ -440,7 +441,7 @@ def test_tables_hold_what_they_should():
             assert flow.goto in (None, TABLE_FORWARDING)
         else:
             assert flow.goto is None
-    admitted = [f for f in flows if f.goto == TABLE_FORWARDING]
+    admitted = [f for f in flows if f.goto == TABLE_FORWARDING and f.meter is None]
     assert sorted(f.match_dict()["in_port"] for f in admitted) == [A, B, C, D]
 
 
@@ -572,3 +573,20 @@ def test_dhcp_guard_on_a_filter_switch_whose_lan_serves_dhcp():
     assert set(open_lan.outputs(G2, G2_MAC, BCAST, IPV4, 17, 68, udp_src=67)) == {U, H, G1, G3}
     with pytest.raises(ValueError, match="dhcp_guard applies to filter and wireless"):
         Switch(1, "internal", dhcp_guard=True)
+
+
+def test_a_spoofing_guests_dhcp_requests_pass_a_meter_where_dhcp_is_served():
+    def metered(switch: Switch) -> dict[int, int]:
+        return {f.match_dict()["in_port"]: f.meter for f in flows_for(switch) if f.meter}
+
+    assert metered(internal_switch(steering=True)) == {C: C}  # only the spoofing-allowed guest
+    assert metered(internal_switch(steering=False)) == {}  # no server: nothing to protect
+    assert metered(replace(filter_switch(spoof_g1=True), dhcp_guard=True)) == {G1: G1}
+    assert metered(filter_switch(spoof_g1=True)) == {}
+    flows = flows_for(internal_switch(steering=True))
+    meter = next(f for f in flows if f.meter)
+    assert meter.match_dict()["udp_dst"] == 67 and meter.goto == TABLE_FORWARDING
+    # the metered requests still reach the server alone
+    assert dhcp_discover(FakeFlowTable(flows), C) == {D}
+    assert any("guest 3" in line and "at most 10 a second" in line
+               for line in explain(flows, {C: "guest 3"}))
