@@ -249,7 +249,10 @@ class Firewall(Item):
 @dataclass(frozen=True)
 class DhcpServer(Item):
     """A network's DHCP server in its node; ``exclude`` holds the network's static addresses (a
-    change restarts the server, which keeps its leases)."""
+    change restarts the server, which keeps its leases). ``known``: the hardware addresses plugged
+    into its network (guest NICs, PC adapters), which may use the whole pool (the others not its
+    reserve); ``translators``: wireless adapters on its LAN, whose bridge sends their guests'
+    requests with the adapter's MAC (the server answers them for other hardware addresses)."""
 
     key_: str
     node: str
@@ -261,7 +264,9 @@ class DhcpServer(Item):
     router: str | None = None
     dns: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
-    MUTABLE: ClassVar[tuple[str, ...]] = ("exclude",)
+    known: tuple[str, ...] = ()
+    translators: tuple[str, ...] = ()
+    MUTABLE: ClassVar[tuple[str, ...]] = ("exclude", "known", "translators")
 
     @property
     def key(self) -> str:
@@ -271,6 +276,8 @@ class DhcpServer(Item):
         extra = f" router {self.router}" if self.router else ""
         extra += f" dns {','.join(self.dns)}" if self.dns else ""
         extra += f" excluding {','.join(self.exclude)}" if self.exclude else ""
+        extra += f" knows {len(self.known)}" if self.known else ""
+        extra += f" translators {','.join(self.translators)}" if self.translators else ""
         return (f"dhcp-server {self.key_} in {self.node}:{self.dev} {self.server_ip} "
                 f"pool {self.pool[0]}-{self.pool[1]}{extra}")
 
