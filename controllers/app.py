@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -28,6 +29,8 @@ from os_ken.ofproto import ofproto_v1_3
 
 from controllers import wireless
 from controllers.flowrules import (
+    DHCP_METER_BURST,
+    DHCP_METER_RATE,
     KIND_WIRELESS,
     ROLE_GUEST,
     Flow,
@@ -37,13 +40,20 @@ from controllers.flowrules import (
     describe,
     diff,
     flows_for,
+    meters_of,
     sort_key,
 )
 
-#: The cookie on every flow we install.
-COOKIE = 0x7776_7063_6C61_6200  # "wvpclab\0"
+#: The upper half of the cookie on every flow we install ("wvpc"); the lower half is the flow's
+#: fingerprint, so that a restarted controller knows which of a switch's flows are already right.
+COOKIE = 0x7776_7063_0000_0000
+COOKIE_MASK = 0xFFFF_FFFF_0000_0000
+_FULL_MASK = 0xFFFF_FFFF_FFFF_FFFF
+_BUNDLE_FLAGS = "ONF_BF_ATOMIC", "ONF_BF_ORDERED"
 _ALL_STATES = [HANDSHAKE_DISPATCHER, CONFIG_DISPATCHER, MAIN_DISPATCHER]
 _MAX_KEPT_FAILURES = 64
+#: How long a request waits for a switch when it names no timeout (no wait is unbounded).
+DEFAULT_TIMEOUT = 30.0
 
 LOG = logging.getLogger("wvpclab.controller")
 
@@ -61,14 +71,25 @@ class _Registration:
     epoch: int  # distinguishes successive registrations of one dpid
 
 
+def cookie_of(flow: Flow) -> int:
+    """The cookie of `flow`: ours, with a fingerprint of everything the flow is."""
+    return COOKIE | zlib.crc32(repr(flow).encode())
+
+
 @dataclass
 class _Link:
     """One live OpenFlow connection to a switch and what we have sent on it."""
 
     datapath: Any
-    installed: frozenset[Flow] | None = None  # None: unknown, next push replaces everything
+    #: The flows on the switch; None until its flows were read (after a connect or an error).
+    installed: frozenset[Flow] | None = None
+    reading: list[Any] = field(default_factory=list)  # flow stats received so far
+    found: list[Any] | None = None  # every flow entry read, until the next push sorts them
     barriers: dict[int, int] = field(default_factory=dict)  # barrier xid -> change sequence
     flow_mods: dict[int, int] = field(default_factory=dict)  # flow-mod xid -> change sequence
+    bundles: int = 0
+    meters: set[int] = field(default_factory=set)  # meters put on the switch on this connection
+    meter_mods: set[int] = field(default_factory=set)  # their xids (an existing one is fine)
 
 
 class WvpcController(app_manager.OSKenApp):
@@ -94,25 +115,34 @@ class WvpcController(app_manager.OSKenApp):
     # ---- requests from the control channel -------------------------------------------------
 
     def add_switch(self, dpid: int, kind: str, name: str = "",
-                   dhcp_steering: bool = False, timeout: float | None = None) -> None:
-        """Register a switch (no ports yet) and wait until its flows are in force.
+                   dhcp_steering: bool = False, timeout: float | None = None,
+                   ports: tuple[Port, ...] | None = None, dhcp_guard: bool = False) -> None:
+        """Register a switch with its ports (one change) and wait until its flows are in force.
 
-        Registering the same dpid again with the same kind, name and steering is a no-op (still
-        confirmed); with anything different it is an error.
+        Registering the same dpid again with the same kind, name and steering sets its ports
+        (when given; else it changes nothing); with anything different it is an error.
         """
+        numbers = [p.number for p in ports or ()]
+        if len(numbers) != len(set(numbers)):
+            raise ControlError("a port number appears twice")
         try:
-            switch = Switch(dpid, kind, (), dhcp_steering)
+            switch = Switch(dpid, kind, tuple(ports or ()), dhcp_steering,
+                            dhcp_guard=dhcp_guard)
+            flows_for(switch)  # refuse a description the rules cannot serve
         except (ValueError, TypeError) as exc:
             raise ControlError(str(exc)) from None
         with self._cond:
             current = self._registered.get(dpid)
             if current is not None:
                 same = (current.switch.kind == kind and current.name == name
-                        and current.switch.dhcp_steering == dhcp_steering)
+                        and current.switch.dhcp_steering == dhcp_steering
+                        and current.switch.dhcp_guard == dhcp_guard)
                 if not same:
                     raise ControlError(
                         f"switch {dpid:#x} is already registered as {current.switch.kind} "
                         f"{current.name!r}; remove it first")
+                if ports is not None:
+                    current.switch = dataclasses.replace(current.switch, ports=switch.ports)
                 seq = self._apply(dpid)
             else:
                 self._epochs += 1
@@ -170,6 +200,7 @@ class WvpcController(app_manager.OSKenApp):
                 "name": reg.name,
                 "kind": sw.kind,
                 "dhcp_steering": sw.dhcp_steering,
+                "dhcp_guard": sw.dhcp_guard,
                 "connected": link is not None,
                 "in_force": link is not None
                 and self._confirmed[dpid] >= self._requested[dpid],
@@ -239,10 +270,12 @@ class WvpcController(app_manager.OSKenApp):
             reg = self._registered.get(dpid)
             return registered and (reg is None or reg.epoch != epoch)
 
-        if not self._cond.wait_for(done, timeout):
+        limit = DEFAULT_TIMEOUT if timeout is None else timeout
+        name = self._registered[dpid].name if registered else ""
+        if not self._cond.wait_for(done, limit):
             state = "connected" if dpid in self._links else "not connected"
-            raise ControlError(f"switch {dpid:#x} ({state}) did not confirm the change "
-                               f"within {timeout:g} s")
+            raise ControlError(f"switch {name or _hex(dpid)} ({dpid:#x}, {state}) did not "
+                               f"confirm the change within {limit:g} s")
         if self._confirmed[dpid] < seq:
             raise ControlError(f"switch {dpid:#x} was removed before the change was in force")
         failure = self._failures[dpid].pop(seq, None)
@@ -250,40 +283,88 @@ class WvpcController(app_manager.OSKenApp):
             raise ControlError(f"switch {dpid:#x} rejected a flow: {failure}")
 
     def _push(self, dpid: int, link: _Link, seq: int) -> None:
-        """Send what turns the switch's flows into the desired set, then a barrier."""
+        """Send what turns the switch's flows into the desired set, as one atomic bundle, then a
+        barrier. While the switch's flows are being read, the push waits for them."""
+        desired = self._desired(dpid)
+        strays: list[Any] = []
+        if link.installed is None:
+            if link.found is None:
+                return  # _on_flow_stats pushes once it knows what is there
+            link.installed, strays = _sort_found(link.found, desired)
+            link.found = None
         dp = link.datapath
         ofp, parser = dp.ofproto, dp.ofproto_parser
-        desired = self._desired(dpid)
-        messages = []
-        cleared = link.installed is None
-        if cleared:
-            messages.append(parser.OFPFlowMod(
-                dp, table_id=ofp.OFPTT_ALL, command=ofp.OFPFC_DELETE, out_port=ofp.OFPP_ANY,
-                out_group=ofp.OFPG_ANY, match=parser.OFPMatch()))
-            to_delete, to_add = frozenset(), desired
-        else:
-            to_delete, to_add = diff(link.installed, desired)
+        to_delete, to_add = diff(link.installed, desired)
+        changes = [parser.OFPFlowMod(
+            dp, cookie=stat.cookie, cookie_mask=_FULL_MASK, table_id=stat.table_id,
+            command=ofp.OFPFC_DELETE_STRICT, priority=stat.priority, out_port=ofp.OFPP_ANY,
+            out_group=ofp.OFPG_ANY, match=stat.match) for stat in strays]
         for flow in sorted(to_delete, key=sort_key):
-            messages.append(parser.OFPFlowMod(
-                dp, cookie=COOKIE, cookie_mask=0xFFFF_FFFF_FFFF_FFFF, table_id=flow.table,
+            changes.append(parser.OFPFlowMod(
+                dp, cookie=cookie_of(flow), cookie_mask=_FULL_MASK, table_id=flow.table,
                 command=ofp.OFPFC_DELETE_STRICT, priority=flow.priority,
                 out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
                 match=parser.OFPMatch(**flow.match_dict())))
         for flow in sorted(to_add, key=sort_key):
-            messages.append(parser.OFPFlowMod(
-                dp, cookie=COOKIE, table_id=flow.table, command=ofp.OFPFC_ADD,
+            changes.append(parser.OFPFlowMod(
+                dp, cookie=cookie_of(flow), table_id=flow.table, command=ofp.OFPFC_ADD,
                 priority=flow.priority, buffer_id=ofp.OFP_NO_BUFFER,
                 match=parser.OFPMatch(**flow.match_dict()),
                 instructions=_instructions(flow, ofp, parser)))
-        for msg in messages:
-            link.flow_mods[dp.set_xid(msg)] = seq
-            dp.send_msg(msg)
+        self._add_meters(link, meters_of(to_add))
+        if changes:
+            self._send_bundle(link, changes, seq)
         barrier = parser.OFPBarrierRequest(dp)
         link.barriers[dp.set_xid(barrier)] = seq
         dp.send_msg(barrier)
         link.installed = desired
-        LOG.info("switch %s: change %d sent (%s%d deleted, %d added)", _hex(dpid), seq,
-                 "all tables cleared, " if cleared else "", len(to_delete), len(to_add))
+        if changes:
+            LOG.info("switch %s: change %d sent (%d deleted, %d added)", _hex(dpid), seq,
+                     len(to_delete) + len(strays), len(to_add))
+
+    def _send_bundle(self, link: _Link, changes: list[Any], seq: int) -> None:
+        """Send `changes` so that the switch applies all of them at once or none: an atomic,
+        ordered bundle (OpenFlow 1.3's ONF extension 230); no frame sees a half-made table."""
+        dp = link.datapath
+        ofp, parser = dp.ofproto, dp.ofproto_parser
+        link.bundles += 1
+        bundle = link.bundles
+        flags = 0
+        for name in _BUNDLE_FLAGS:
+            flags |= getattr(ofp, name)
+        messages = [parser.ONFBundleCtrlMsg(dp, bundle, ofp.ONF_BCT_OPEN_REQUEST, flags, [])]
+        for change in changes:
+            dp.set_xid(change)
+            messages.append(parser.ONFBundleAddMsg(dp, bundle, flags, change, []))
+            messages[-1].set_xid(change.xid)
+        messages.append(parser.ONFBundleCtrlMsg(dp, bundle, ofp.ONF_BCT_COMMIT_REQUEST, flags,
+                                                []))
+        for msg in messages:
+            if msg.xid is None:
+                dp.set_xid(msg)
+            link.flow_mods[msg.xid] = seq
+            dp.send_msg(msg)
+
+    def _add_meters(self, link: _Link, meters: frozenset[int]) -> None:
+        """Put the DHCP rate-limit meters that flows about to be added use on the switch (before
+        those flows: a flow naming a missing meter is refused). One already there is kept as it
+        is: every meter is the same limit."""
+        dp = link.datapath
+        ofp, parser = dp.ofproto, dp.ofproto_parser
+        for meter in sorted(meters - link.meters):
+            msg = parser.OFPMeterMod(dp, ofp.OFPMC_ADD, ofp.OFPMF_PKTPS | ofp.OFPMF_BURST, meter,
+                                     [parser.OFPMeterBandDrop(DHCP_METER_RATE, DHCP_METER_BURST)])
+            link.meter_mods.add(dp.set_xid(msg))
+            dp.send_msg(msg)
+            link.meters.add(meter)
+
+    def _read_flows(self, link: _Link) -> None:
+        """Ask the switch for every flow it has (the answer comes to _on_flow_stats)."""
+        dp = link.datapath
+        ofp, parser = dp.ofproto, dp.ofproto_parser
+        link.installed, link.reading, link.found = None, [], None
+        dp.send_msg(parser.OFPFlowStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
+                                               0, 0, parser.OFPMatch()))
 
     def _link_of(self, datapath: Any) -> tuple[int, _Link] | None:
         for dpid, link in self._links.items():
@@ -295,15 +376,49 @@ class WvpcController(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _on_switch_features(self, ev: Any) -> None:
-        """A switch (re)connected: clear every table and install everything registered for it."""
+        """A switch (re)connected: read its flows; what differs from the registered set is then
+        changed in one atomic bundle (a controller restart changes nothing on the wire).
+
+        A second connection for a datapath id that is connected already is refused: only the
+        first, live one speaks for that switch.
+        """
         dp = ev.msg.datapath
         dpid = ev.msg.datapath_id  # dp.id may not be set yet when this app sees the event
         with self._cond:
+            old = self._links.get(dpid)
+            if old is not None and old.datapath is not dp and _alive(old.datapath):
+                LOG.warning("switch %s: a second connection claims this datapath id while the "
+                            "first is connected: refused", _hex(dpid))
+                dp.close()
+                return
             link = _Link(dp)
             self._links[dpid] = link
             known = "registered" if dpid in self._registered else "unregistered"
-            LOG.info("switch %s connected from %s (%s)", _hex(dpid), dp.address, known)
-            self._push(dpid, link, self._requested[dpid])
+            LOG.info("switch %s connected (%s); reading its flows", _hex(dpid), known)
+            self._read_flows(link)
+
+    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def _on_flow_stats(self, ev: Any) -> None:
+        """The switch's flows (possibly in several parts): keep ours that are still wanted,
+        mark the rest to go, then push what is registered for it."""
+        msg = ev.msg
+        with self._cond:
+            found = self._link_of(msg.datapath)
+            if found is None:
+                return
+            dpid, link = found
+            if link.installed is not None:
+                return
+            link.reading.extend(msg.body)
+            if msg.flags & msg.datapath.ofproto.OFPMPF_REPLY_MORE:
+                return
+            link.found, link.reading = link.reading, []
+            LOG.info("switch %s: %d flows found", _hex(dpid), len(link.found))
+            # A switch the lab has not registered (yet: a restarted controller is told everything
+            # again in a moment) keeps its flows as they are; one it registered or removed gets
+            # what it should have.
+            if self._requested.get(dpid, 0):
+                self._push(dpid, link, self._requested[dpid])
 
     @set_ev_cls(ofp_event.EventOFPStateChange, [DEAD_DISPATCHER])
     def _on_state_change(self, ev: Any) -> None:
@@ -381,6 +496,12 @@ class WvpcController(app_manager.OSKenApp):
             if found is None:
                 return
             dpid, link = found
+            if msg.xid in link.meter_mods:
+                ofp = msg.datapath.ofproto
+                if (msg.type, msg.code) != (ofp.OFPET_METER_MOD_FAILED, ofp.OFPMMFC_METER_EXISTS):
+                    LOG.warning("switch %s: a meter was refused (type=%d code=%d)", _hex(dpid),
+                                msg.type, msg.code)
+                return
             seq = link.flow_mods.get(msg.xid)
             if seq is None:
                 LOG.warning("switch %s: error type=%d code=%d for xid %#x", _hex(dpid),
@@ -394,7 +515,8 @@ class WvpcController(app_manager.OSKenApp):
             failures.setdefault(seq, text)
             while len(failures) > _MAX_KEPT_FAILURES:
                 failures.pop(next(iter(failures)))
-            link.installed = None  # we no longer know what is there
+            if link.installed is not None:
+                self._read_flows(link)  # the bundle was not applied: see what is there
 
 
 def _instructions(flow: Flow, ofp: Any, parser: Any) -> list[Any]:
@@ -405,8 +527,9 @@ def _instructions(flow: Flow, ofp: Any, parser: Any) -> list[Any]:
         ofp: The datapath's ``ofproto`` module.
         parser: The datapath's ``ofproto_parser`` module.
     """
+    meter = [parser.OFPInstructionMeter(flow.meter, ofp.OFPIT_METER)] if flow.meter else []
     if flow.goto is not None:
-        return [parser.OFPInstructionGotoTable(flow.goto)]
+        return [*meter, parser.OFPInstructionGotoTable(flow.goto)]
     actions = []
     if flow.to_controller:
         actions.append(parser.OFPActionOutput(ofp.OFPP_CONTROLLER, ofp.OFPCML_NO_BUFFER))
@@ -414,8 +537,27 @@ def _instructions(flow: Flow, ofp: Any, parser: Any) -> list[Any]:
     actions += [parser.OFPActionSetField(**{name: value}) for name, value in flow.set_fields]
     actions += [parser.OFPActionOutput(port, 0) for port in flow.set_outputs]
     if actions:
-        return [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)]
-    return []
+        return [*meter, parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)]
+    return meter
+
+
+def _sort_found(found: list[Any], desired: frozenset[Flow]) -> tuple[frozenset[Flow], list[Any]]:
+    """Sort the flow entries read from a switch: those that are exactly a desired flow (by the
+    fingerprint in their cookie, table and priority) and the rest, which must go."""
+    wanted = {cookie_of(f): f for f in desired}
+    kept, strays = set(), []
+    for stat in found:
+        flow = wanted.get(stat.cookie)
+        if flow is not None and flow.table == stat.table_id and flow.priority == stat.priority:
+            kept.add(flow)
+        else:
+            strays.append(stat)
+    return frozenset(kept), strays
+
+
+def _alive(datapath: Any) -> bool:
+    """True while an os-ken connection is open (not closed by either side)."""
+    return bool(datapath.is_active) and datapath.state != DEAD_DISPATCHER
 
 
 def _hex(dpid: int) -> str:

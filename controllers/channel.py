@@ -60,7 +60,9 @@ def _op_add_switch(app: WvpcController, req: dict[str, Any], timeout: float | No
     if kind not in KINDS:
         raise RequestError(f"field 'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
     name = _field(req, "name", (str,), "a string", "")
-    app.add_switch(_dpid(req), kind, name, _bool(req, "dhcp_steering", False), timeout)
+    ports = _ports(req) if "ports" in req else None
+    app.add_switch(_dpid(req), kind, name, _bool(req, "dhcp_steering", False), timeout, ports,
+                   _bool(req, "dhcp_guard", False))
     return {}
 
 
@@ -96,6 +98,11 @@ _PORT_FIELDS = ("port", "role", "mac", "allow_spoofing")
 
 def _op_set_ports(app: WvpcController, req: dict[str, Any], timeout: float | None) -> dict:
     """Replaces a switch's whole port set in one change (one flow computation, one barrier)."""
+    app.set_ports(_dpid(req), _ports(req), timeout)
+    return {}
+
+
+def _ports(req: dict[str, Any]) -> tuple[Port, ...]:
     entries = _field(req, "ports", (list,), "a list of ports")
     ports = []
     for i, entry in enumerate(entries):
@@ -108,8 +115,7 @@ def _op_set_ports(app: WvpcController, req: dict[str, Any], timeout: float | Non
             ports.append(_port(entry))
         except RequestError as exc:
             raise RequestError(f"ports[{i}]: {exc}") from None
-    app.set_ports(_dpid(req), tuple(ports), timeout)
-    return {}
+    return tuple(ports)
 
 
 def _op_remove_port(app: WvpcController, req: dict[str, Any], timeout: float | None) -> dict:
@@ -142,7 +148,8 @@ def _op_ping(app: WvpcController, req: dict[str, Any], timeout: float | None) ->
 _Handler = Callable[[WvpcController, dict[str, Any], float | None], dict]
 #: op name -> (handler, fields it accepts besides id, op and timeout)
 OPS: dict[str, tuple[_Handler, tuple[str, ...]]] = {
-    "add_switch": (_op_add_switch, ("dpid", "kind", "name", "dhcp_steering")),
+    "add_switch": (_op_add_switch, ("dpid", "kind", "name", "dhcp_steering", "ports",
+                                    "dhcp_guard")),
     "remove_switch": (_op_remove_switch, ("dpid",)),
     "add_port": (_op_add_port, ("dpid", "port", "role", "mac", "allow_spoofing")),
     "remove_port": (_op_remove_port, ("dpid", "port")),

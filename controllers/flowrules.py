@@ -60,6 +60,10 @@ TABLES = (TABLE_ADMISSION, TABLE_FORWARDING)
 # Table 0 (admission):
 PRIO_RESERVED = 1000  # IEEE 802.1D reserved groups: dropped before anything else
 PRIO_ADMIT = 500  # a frame that legitimately entered on a registered port: on to table 1
+PRIO_DHCP_METER = 550  # a spoofing-allowed guest's DHCP client messages: rate-limited, then on
+#: What a guest that may send other source MACs may ask a DHCP server (its meter, in packets a
+#: second and burst): enough for any real client, far too little to empty a pool in minutes.
+DHCP_METER_RATE, DHCP_METER_BURST = 10, 20
 PRIO_SPOOF_DROP = 100  # whatever a guarded guest sent that its admission flow did not take
 # Table 1 (forwarding):
 PRIO_DHCP_GUARD = 810  # DHCP server messages (UDP 67 ->) from a guest: dropped (DHCP guard)
@@ -251,6 +255,9 @@ class Switch:
         ports: The registered ports (any order; numbers and MACs unique).
         dhcp_steering: Internal kind only: send guests' DHCP client messages to the ``dhcp`` port
             alone.
+        dhcp_guard: Filter and wireless kinds: the adapter's LAN runs a DHCP server, so a
+            guest's DHCP server messages (UDP from port 67) are dropped. An internal switch is
+            guarded while it steers (its server is on).
         learned: Wireless kind only: the IP -> guest table learned from the guests' ARP and the
             server's DHCPACKs, oldest first. Entries of a port that is no longer a guest (or whose
             registered MAC changed, unless it may spoof) are forgotten.
@@ -261,6 +268,7 @@ class Switch:
     ports: tuple[Port, ...] = field(default=())
     dhcp_steering: bool = False
     learned: tuple[Learned, ...] = field(default=())
+    dhcp_guard: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.dpid, bool) or not isinstance(self.dpid, int):
@@ -275,6 +283,11 @@ class Switch:
         if self.dhcp_steering and self.kind != KIND_INTERNAL:
             raise ValueError(f"switch {self.dpid:#x}: dhcp_steering applies to internal "
                              f"switches only")
+        if not isinstance(self.dhcp_guard, bool):
+            raise TypeError(f"switch {self.dpid:#x}: dhcp_guard must be true or false")
+        if self.dhcp_guard and self.kind not in (KIND_FILTER, KIND_WIRELESS):
+            raise ValueError(f"switch {self.dpid:#x}: dhcp_guard applies to filter and wireless "
+                             "switches (an internal switch is guarded while it steers)")
         ports = tuple(sorted(self.ports, key=lambda p: p.number))
         object.__setattr__(self, "ports", ports)
         seen_numbers: set[int] = set()
@@ -373,6 +386,7 @@ class Flow:
         set_fields: ``(field, value)`` rewrites (OXM set-field), applied after ``actions``.
         set_outputs: Output ports of the rewritten frame.
         to_controller: Send the frame to the controller (packet-in, whole frame) first.
+        meter: The meter the frame passes first (it may drop it: a rate limit), or None.
 
     Raises:
         ValueError: when a flow has both actions and a goto, or a goto that does not lead to a
@@ -387,6 +401,7 @@ class Flow:
     set_fields: tuple[tuple[str, object], ...] = ()
     set_outputs: tuple[int, ...] = ()
     to_controller: bool = False
+    meter: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.table, bool) or not isinstance(self.table, int) \
@@ -424,7 +439,7 @@ class Flow:
 def make_flow(priority: int, actions: Iterable[int] = (), *, table: int = TABLE_ADMISSION,
               goto: int | None = None, set_fields: Mapping[str, object] | None = None,
               set_outputs: Iterable[int] = (), to_controller: bool = False,
-              **fields: object) -> Flow:
+              meter: int | None = None, **fields: object) -> Flow:
     """Build a `Flow`, putting the match fields in canonical order.
 
     Args:
@@ -435,6 +450,7 @@ def make_flow(priority: int, actions: Iterable[int] = (), *, table: int = TABLE_
         set_fields: Rewrites applied after `actions` (in `SET_FIELDS` order).
         set_outputs: Outputs of the rewritten frame.
         to_controller: Send the frame to the controller first.
+        meter: A meter (rate limit) the frame passes before anything else.
         **fields: Match fields (``in_port``, ``eth_src``, ``eth_dst``...).
 
     Raises:
@@ -450,7 +466,7 @@ def make_flow(priority: int, actions: Iterable[int] = (), *, table: int = TABLE_
         raise ValueError(f"cannot rewrite: {', '.join(sorted(unknown))}")
     rewrites = tuple((name, sets[name]) for name in SET_FIELDS if name in sets)
     return Flow(priority, match, tuple(actions), table, goto, rewrites, tuple(set_outputs),
-                to_controller)
+                to_controller, meter)
 
 
 def baseline_flows() -> frozenset[Flow]:
@@ -490,15 +506,33 @@ def _port_flows(switch: Switch) -> set[Flow]:
     for a guarded guest) and the spoof-guard drop in table 0, and in table 1 known unicast to a
     registered MAC, which is the same from any source."""
     flows = set()
+    metered = _serves_dhcp(switch)
     for port in switch.ports:
         flows.add(make_flow(PRIO_ADMIT, table=TABLE_ADMISSION, goto=TABLE_FORWARDING,
                             **_source_match(port)))
+        if metered and port.role == ROLE_GUEST and port.allow_spoofing:
+            # it can ask for any number of hardware addresses: its requests pass a meter
+            flows.add(make_flow(PRIO_DHCP_METER, table=TABLE_ADMISSION, goto=TABLE_FORWARDING,
+                                meter=port.number, in_port=port.number, eth_type=ETH_TYPE_IPV4,
+                                ip_proto=IP_PROTO_UDP, udp_dst=DHCP_SERVER_PORT))
         if port.guarded:
             flows.add(make_flow(PRIO_SPOOF_DROP, (), table=TABLE_ADMISSION, in_port=port.number))
         if port.mac is not None and port.role in ROLES_WITH_MAC:
             flows.add(make_flow(PRIO_KNOWN_UNICAST, (port.number,), table=TABLE_FORWARDING,
                                 eth_dst=port.mac))
     return flows
+
+
+def _serves_dhcp(switch: Switch) -> bool:
+    """Whether the network behind `switch` has the lab's (or its LAN's) DHCP server on."""
+    if switch.kind == KIND_INTERNAL:
+        return switch.dhcp_steering and switch.role_port(ROLE_DHCP) is not None
+    return switch.dhcp_guard
+
+
+def meters_of(flows: Iterable[Flow]) -> frozenset[int]:
+    """The meters `flows` use (each a DHCP rate limit, see DHCP_METER_RATE)."""
+    return frozenset(f.meter for f in flows if f.meter is not None)
 
 
 def flows_for(switch: Switch) -> frozenset[Flow]:
@@ -534,9 +568,9 @@ def flows_for(switch: Switch) -> frozenset[Flow]:
             flows.add(make_flow(PRIO_DHCP_STEER, (dhcp.number,), table=fwd, in_port=port.number,
                                 eth_type=ETH_TYPE_IPV4, ip_proto=IP_PROTO_UDP,
                                 udp_dst=DHCP_SERVER_PORT))
-            flows.add(make_flow(PRIO_DHCP_GUARD, (), table=fwd, in_port=port.number,
-                                eth_type=ETH_TYPE_IPV4, ip_proto=IP_PROTO_UDP,
-                                udp_src=DHCP_SERVER_PORT))
+            flows.add(_dhcp_guard(port))
+        if switch.dhcp_guard and port.role == ROLE_GUEST:
+            flows.add(_dhcp_guard(port))
     if switch.ports:
         every = tuple(p.number for p in switch.ports)
         flows.add(make_flow(PRIO_MULTICAST, every, table=fwd, eth_dst=MULTICAST))
@@ -544,6 +578,12 @@ def flows_for(switch: Switch) -> frozenset[Flow]:
     if other:  # otherwise the table miss drops it
         flows.add(make_flow(PRIO_OTHER_UNICAST, other, table=fwd))
     return frozenset(flows)
+
+
+def _dhcp_guard(port: Port) -> Flow:
+    """A guest's DHCP server messages (UDP from port 67, a rogue OFFER/ACK): dropped."""
+    return make_flow(PRIO_DHCP_GUARD, (), table=TABLE_FORWARDING, in_port=port.number,
+                     eth_type=ETH_TYPE_IPV4, ip_proto=IP_PROTO_UDP, udp_src=DHCP_SERVER_PORT)
 
 
 def _ap_flows(switch: Switch) -> frozenset[Flow]:
@@ -615,6 +655,8 @@ def _wireless_flows(switch: Switch) -> frozenset[Flow]:
                                 set_fields={"eth_src": adapter}, set_outputs=(uplink.number,),
                                 in_port=g, eth_type=ETH_TYPE_IPV4))
         flows.add(make_flow(PRIO_W_GUEST_DROP, (), table=fwd, in_port=g))
+        if switch.dhcp_guard:
+            flows.add(_dhcp_guard(guest))
         if uplink is not None:
             flows.add(make_flow(PRIO_W_UPLINK_TO_GUEST, (), table=fwd, in_port=uplink.number,
                                 eth_dst=guest.mac))
@@ -712,7 +754,8 @@ def describe(flows: Iterable[Flow], labels: Mapping[int, str] | None = None) -> 
             text = port(value) if name == "in_port" else _format_value(name, value)
             parts.append(f"{name}={text}")
         if flow.goto is not None:
-            parts.append(f"actions=goto_table:{flow.goto}")
+            meter = f"meter:{flow.meter}," if flow.meter is not None else ""
+            parts.append(f"actions={meter}goto_table:{flow.goto}")
         else:
             parts.append("actions=" + _action_text(flow, port))
         lines.append(" ".join(parts))
@@ -746,6 +789,10 @@ def explain(flows: Iterable[Flow], labels: Mapping[int, str],
         if flow.table == TABLE_ADMISSION:
             if flow.priority == PRIO_RESERVED:
                 lines.append("802.1D reserved groups (01:80:c2:00:00:0x): dropped everywhere")
+            elif flow.meter is not None:
+                lines.append(f"DHCP client messages from {name(m['in_port'])} (it may send any "
+                             f"source MAC): at most {DHCP_METER_RATE} a second (bursts of "
+                             f"{DHCP_METER_BURST}), the rest dropped")
             elif flow.goto is not None:
                 lines.append(f"from {name(m['in_port'])}{src}: admitted")
             elif "in_port" in m:
@@ -792,7 +839,7 @@ def explain(flows: Iterable[Flow], labels: Mapping[int, str],
                          "(IPv6 and non-IP cannot be translated)")
         elif flow.priority == PRIO_DHCP_GUARD:
             lines.append(f"DHCP server messages from {name(m['in_port'])}: dropped (DHCP guard: "
-                         "the network's server is the lab's)")
+                         "the network has its own server)")
         elif flow.priority == PRIO_DHCP_STEER:
             lines.append(f"DHCP client messages from {name(m['in_port'])}{src}: "
                          f"{outputs(flow.actions)} only")

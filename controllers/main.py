@@ -1,6 +1,10 @@
 """Launcher of the wvpclab controller process (os-ken 4.2.2 ships no osken-manager).
 
-Run as ``python -m controllers.main --of-port PORT --control SOCKET [--log FILE]``.
+Run as ``python -m controllers.main --openflow SOCKET --control SOCKET [--log FILE]``.
+
+The switches reach the controller over a Unix socket in the lab's root-only run directory
+(``unix:PATH`` as their controller target), never over TCP: no other local user can connect to it,
+bind it first while the controller restarts, or pose as a switch.
 """
 
 from __future__ import annotations
@@ -9,15 +13,16 @@ import argparse
 import logging
 import os
 import signal
+import socket
+import stat
 import sys
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 READY_LINE = "wvpclab-controller ready"
-LISTEN_HOST = "127.0.0.1"
 APP_MODULE = "controllers.app"
-_TCP_LISTEN = "0A"  # socket state in /proc/net/tcp
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -26,16 +31,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         prog="python -m controllers.main",
         description="wvpclab's OpenFlow controller: proactive flows for filter and internal "
                     "switches, driven over a local Unix socket.")
-    parser.add_argument("--of-port", type=int, required=True,
-                        help="OpenFlow TCP port to listen on (127.0.0.1 only)")
+    parser.add_argument("--openflow", required=True,
+                        help="path of the Unix socket the switches connect to (mode 0600)")
     parser.add_argument("--control", required=True, help="path of the control Unix socket")
     parser.add_argument("--log", help="log file (default: warnings to stderr)")
     parser.add_argument("--ready-timeout", type=float, default=10.0,
                         help="seconds to wait for the OpenFlow listener (default 10)")
-    args = parser.parse_args(argv)
-    if not 1 <= args.of_port <= 65535:
-        parser.error(f"--of-port {args.of_port} is not a TCP port")
-    return args
+    return parser.parse_args(argv)
 
 
 def setup_logging(log_file: str | None) -> None:
@@ -52,46 +54,79 @@ def setup_logging(log_file: str | None) -> None:
     logging.getLogger("wvpclab").setLevel(logging.INFO if log_file else logging.WARNING)
 
 
-def _hex_to_addr(text: str) -> tuple[str, int]:
-    """Decode an IPv4 ``ADDR:PORT`` field of /proc/net/tcp (address in host byte order)."""
-    addr, port = text.split(":")
-    octets = bytes.fromhex(addr)[::-1] if len(addr) == 8 else bytes.fromhex(addr)
-    host = ".".join(map(str, octets)) if len(octets) == 4 else octets.hex()
-    return host, int(port, 16)
+class _UnixStream:
+    """A Unix stream socket as os-ken's ``Datapath`` uses a TCP one: it sets TCP_NODELAY, which
+    a Unix socket does not have (and needs no: it never delays small writes)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def setsockopt(self, level: int, option: int, value: Any) -> None:
+        if level != socket.IPPROTO_TCP:
+            self._sock.setsockopt(level, option, value)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
 
 
-def own_tcp_listeners() -> set[tuple[str, int]]:
-    """Return the (host, port) pairs this process listens on (IPv4 and IPv6).
+def listen_unix(path: str) -> socket.socket:
+    """The OpenFlow listener: a Unix socket only root can connect to (a stale one is replaced).
 
-    Reads /proc: a socket counts when its inode is one of this process's file descriptors.
+    Raises:
+        RuntimeError: when another process listens there or the path is something else.
     """
-    inodes = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    found = set()
-    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
-        try:
-            with open(table) as lines:
-                next(lines)
-                for line in lines:
-                    cols = line.split()
-                    if cols[3] == _TCP_LISTEN and cols[9] in inodes:
-                        found.add(_hex_to_addr(cols[1]))
-        except FileNotFoundError:
-            continue
-    return found
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        pass
+    else:
+        if not stat.S_ISSOCK(mode):
+            raise RuntimeError(f"{path} exists and is not a socket")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            if probe.connect_ex(path) == 0:
+                raise RuntimeError(f"another process is listening on {path}")
+        os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o077)
+    try:
+        sock.bind(path)
+    except OSError as exc:
+        sock.close()
+        raise RuntimeError(f"cannot listen on {path}: {exc.strerror}") from None
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, 0o600)
+    sock.listen(64)
+    return sock
 
 
-def configure_os_ken(of_port: int) -> None:
-    """Make os-ken listen on 127.0.0.1:`of_port` only (no 0.0.0.0, no legacy 6633 listener).
+def use_unix_listener(listener: socket.socket) -> None:
+    """Make os-ken serve switches from `listener` instead of opening TCP ports.
 
-    os-ken opens the legacy port only when neither listen port is set; the SSL port is used only
-    with certificates, which we never give.
+    os-ken's OpenFlow server loop (``OpenFlowController.server_loop``) only knows TCP and TLS, and
+    its ``Datapath`` sets a TCP option on every connection; this replaces the loop with one that
+    accepts from the Unix socket and hands each connection to os-ken as usual.
+    """
+    from os_ken.controller import controller
+    from os_ken.lib import hub
+
+    def server_loop(_self: object, *_ports: object) -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # the listener was closed: the process ends
+            hub.spawn(controller.datapath_connection_factory, _UnixStream(conn),
+                      listener.getsockname())
+
+    controller.OpenFlowController.server_loop = server_loop
+
+
+def configure_os_ken() -> None:
+    """Set os-ken's options: no listen port of its own is ever opened (see use_unix_listener).
+
+    os-ken opens the legacy port 6633 too when neither listen port is set; setting them keeps its
+    constructor from spawning that second loop.
     """
     from os_ken import cfg
 
@@ -101,32 +136,21 @@ def configure_os_ken(of_port: int) -> None:
 
     conf = cfg.CONF
     conf(args=[], project="wvpclab", default_config_files=[])
-    conf.set_override("ofp_listen_host", LISTEN_HOST)
-    conf.set_override("ofp_tcp_listen_port", of_port)
-    conf.set_override("ofp_ssl_listen_port", of_port)
+    conf.set_override("ofp_listen_host", "127.0.0.1")
+    conf.set_override("ofp_tcp_listen_port", 6653)
+    conf.set_override("ofp_ssl_listen_port", 6653)
 
 
-def wait_for_listener(of_port: int, threads: list[threading.Thread], timeout: float) -> None:
-    """Wait until os-ken listens on 127.0.0.1:`of_port`, and only there.
+def wait_for_listener(threads: list[threading.Thread], timeout: float) -> None:
+    """Wait until os-ken's threads run (its OpenFlow loop accepts from our socket).
 
     Raises:
-        RuntimeError: when it does not within `timeout`, its thread died (port taken), or it
-            listens anywhere else.
+        RuntimeError: when one of them died or they are not up within `timeout`.
     """
     deadline = time.monotonic() + timeout
-    while True:
-        listeners = own_tcp_listeners()
-        stray = {x for x in listeners if x[0] != LISTEN_HOST}
-        if stray:
-            raise RuntimeError(f"unexpected listener(s): {sorted(stray)}")
-        if (LISTEN_HOST, of_port) in listeners:
-            return
-        if not all(t.is_alive() for t in threads):
-            raise RuntimeError(f"OpenFlow listener on {LISTEN_HOST}:{of_port} failed to start "
-                               f"(port in use?)")
+    while not all(t.is_alive() for t in threads):
         if time.monotonic() > deadline:
-            raise RuntimeError(f"no OpenFlow listener on {LISTEN_HOST}:{of_port} after "
-                               f"{timeout:g} s")
+            raise RuntimeError(f"os-ken's threads did not start within {timeout:g} s")
         time.sleep(0.02)
 
 
@@ -148,15 +172,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    configure_os_ken(args.of_port)
+    configure_os_ken()
     from os_ken.base.app_manager import AppManager
 
     from controllers.app import WvpcController
     from controllers.channel import ControlServer
 
     server = None
+    listener = None
     status = 0
     try:
+        listener = listen_unix(args.openflow)
+        use_unix_listener(listener)
         manager = AppManager.get_instance()
         manager.load_apps([APP_MODULE])
         contexts = manager.create_contexts()
@@ -164,9 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         app = next(a for a in manager.applications.values() if isinstance(a, WvpcController))
         server = ControlServer(args.control, app)
         server.start()
-        wait_for_listener(args.of_port, threads, args.ready_timeout)
-        log.info("listening on %s:%d, control socket %s", LISTEN_HOST, args.of_port,
-                 args.control)
+        wait_for_listener(threads, args.ready_timeout)
+        log.info("switches connect to %s, control socket %s", args.openflow, args.control)
         print(READY_LINE, flush=True)
         while not stop.wait(1.0):
             pass
@@ -178,6 +204,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if server is not None:
             server.close()
+        if listener is not None:
+            listener.close()
+            try:
+                os.unlink(args.openflow)
+            except FileNotFoundError:
+                pass
         logging.shutdown()
     return status
 

@@ -23,6 +23,8 @@ from wvpclab.errors import CommandError
 from wvpclab.procs import cmdline, process_alive
 
 RUN_ROOT = Path("/run/wvpclab")
+#: Open vSwitch connects to a Unix-socket controller only in its own run directory (root's alone).
+OVS_RUNDIR = Path(os.environ.get("OVS_RUNDIR", "/var/run/openvswitch"))
 #: Names the lab gives to bridges and root-namespace interfaces.
 NAME_RE = re.compile(r"^wv[0-9a-f]{3}-")
 
@@ -190,6 +192,11 @@ def owner_running(state: dict[str, Any] | None) -> int | None:
     return int(owner)
 
 
+def openflow_socket(prefix: str) -> Path:
+    """Where a lab's switches reach its controller."""
+    return OVS_RUNDIR / f"{prefix}.openflow"
+
+
 def clean_prefix(prefix: str, state: dict[str, Any] | None) -> list[str]:
     """Removes one lab's leftovers; returns what was done, for the user."""
     done = []
@@ -212,6 +219,7 @@ def clean_prefix(prefix: str, state: dict[str, Any] | None) -> list[str]:
         remove_bridges_and_links(prefix)
         done.append(f"removed {len(bridges)} bridges and {len(links)} interfaces")
     shutil.rmtree(run_dir(prefix), ignore_errors=True)
+    openflow_socket(prefix).unlink(missing_ok=True)
     return done
 
 

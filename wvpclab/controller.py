@@ -21,13 +21,6 @@ from wvpclab.errors import ControllerError, LabError
 from wvpclab.procs import end, wait_ready
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 free at the time of asking."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class _ChannelBroken(Exception):
     """The controller's end of the channel is gone."""
 
@@ -40,18 +33,21 @@ _REGISTRATIONS = frozenset({"add_switch", "set_ports", "add_port", "remove_port"
 class Controller:
     """Runs ``python -m controllers.main`` as a child process and talks to it over a Unix socket."""
 
-    def __init__(self, run_dir: Path, timeout: float = 30.0) -> None:
+    def __init__(self, run_dir: Path, openflow: Path, timeout: float = 30.0) -> None:
         self.run_dir = run_dir
         self.socket_path = run_dir / "controller.sock"
         self.log_path = run_dir / "controller.log"
-        self.port = free_port()
+        #: Where the switches connect: a Unix socket only root can open (never TCP), in Open
+        #: vSwitch's run directory (the only place it connects to one).
+        self.openflow_path = openflow
         self.timeout = timeout
         self.proc: subprocess.Popen[str] | None = None
         self._sock: socket.socket | None = None
         self._buf = b""
         self._lock = threading.RLock()
         self._next_id = 1
-        # What the lab registered: dpid -> {"kind", "name", "dhcp_steering", "ports": {n: fields}}
+        # What the lab registered: dpid -> {"kind", "name", "dhcp_steering", "dhcp_guard",
+        # "ports": {n: fields}}
         self.switches: dict[int, dict[str, Any]] = {}
         self._watch: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -62,8 +58,8 @@ class Controller:
 
     @property
     def target(self) -> str:
-        """The OpenFlow target for ``ovs-vsctl set-controller``."""
-        return f"tcp:127.0.0.1:{self.port}"
+        """The OpenFlow target of the lab's switches (``Controller.target`` in OVSDB)."""
+        return f"unix:{self.openflow_path}"
 
     @property
     def pid(self) -> int | None:
@@ -84,7 +80,7 @@ class Controller:
             self.socket_path.unlink()
         log = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115 - the child keeps it
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "controllers.main", "--of-port", str(self.port),
+            [sys.executable, "-m", "controllers.main", "--openflow", str(self.openflow_path),
              "--control", str(self.socket_path), "--log", str(self.log_path)],
             stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
             start_new_session=True)
@@ -223,20 +219,20 @@ class Controller:
 
     # -- registrations ----------------------------------------------------------------------------
     def add_switch(self, dpid: int, kind: str, name: str, ports: list[dict[str, Any]],
-                   dhcp_steering: bool = False) -> None:
+                   dhcp_steering: bool = False, dhcp_guard: bool = False) -> None:
         """Registers a switch with its ports; returns when its flows are in force."""
         with self._lock:  # the registry changes only under the lock (the supervisor replays it)
             self.switches[dpid] = {"kind": kind, "name": name, "dhcp_steering": dhcp_steering,
+                                   "dhcp_guard": dhcp_guard,
                                    "ports": {p["port"]: dict(p) for p in ports}}
             self.requests(self._switch_messages(dpid))
 
     def _switch_messages(self, dpid: int) -> list[dict[str, Any]]:
         sw = self.switches[dpid]
-        msgs = [{"op": "add_switch", "dpid": dpid, "kind": sw["kind"], "name": sw["name"],
-                 "dhcp_steering": sw["dhcp_steering"]}]
-        msgs.append({"op": "set_ports", "dpid": dpid,
-                     "ports": [p for _, p in sorted(sw["ports"].items())]})
-        return msgs
+        # one request, one change: a switch never passes through "registered without ports"
+        return [{"op": "add_switch", "dpid": dpid, "kind": sw["kind"], "name": sw["name"],
+                 "dhcp_steering": sw["dhcp_steering"], "dhcp_guard": sw["dhcp_guard"],
+                 "ports": [p for _, p in sorted(sw["ports"].items())]}]
 
     def add_port(self, dpid: int, port: int, role: str, mac: str | None,
                  allow_spoofing: bool = False) -> None:
@@ -275,4 +271,4 @@ class Controller:
         return self.request("dump", dpid=dpid)
 
 
-__all__ = ["Controller", "ControllerError", "free_port"]
+__all__ = ["Controller", "ControllerError"]

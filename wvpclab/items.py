@@ -92,6 +92,7 @@ class Bridge(Item):
     dpid: int
     kind: str
     steering: bool = False  # DHCP client messages go to the network's responder only
+    guard: bool = False  # an adapter's LAN has a DHCP server: guests may not answer as one
 
     @property
     def key(self) -> str:
@@ -102,7 +103,7 @@ class Bridge(Item):
         return self.kind != "lan"
 
     def line(self) -> str:
-        extra = " dhcp-steering" if self.steering else ""
+        extra = (" dhcp-steering" if self.steering else "") + (" dhcp-guard" if self.guard else "")
         return f"bridge {self.key_} {self.name} {self.kind} dpid {self.dpid:016x}{extra}"
 
 
@@ -248,7 +249,10 @@ class Firewall(Item):
 @dataclass(frozen=True)
 class DhcpServer(Item):
     """A network's DHCP server in its node; ``exclude`` holds the network's static addresses (a
-    change restarts the server, which keeps its leases)."""
+    change restarts the server, which keeps its leases). ``known``: the hardware addresses plugged
+    into its network (guest NICs, PC adapters), which may use the whole pool (the others not its
+    reserve); ``translators``: wireless adapters on its LAN, whose bridge sends their guests'
+    requests with the adapter's MAC (the server answers them for other hardware addresses)."""
 
     key_: str
     node: str
@@ -260,7 +264,9 @@ class DhcpServer(Item):
     router: str | None = None
     dns: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
-    MUTABLE: ClassVar[tuple[str, ...]] = ("exclude",)
+    known: tuple[str, ...] = ()
+    translators: tuple[str, ...] = ()
+    MUTABLE: ClassVar[tuple[str, ...]] = ("exclude", "known", "translators")
 
     @property
     def key(self) -> str:
@@ -270,6 +276,8 @@ class DhcpServer(Item):
         extra = f" router {self.router}" if self.router else ""
         extra += f" dns {','.join(self.dns)}" if self.dns else ""
         extra += f" excluding {','.join(self.exclude)}" if self.exclude else ""
+        extra += f" knows {len(self.known)}" if self.known else ""
+        extra += f" translators {','.join(self.translators)}" if self.translators else ""
         return (f"dhcp-server {self.key_} in {self.node}:{self.dev} {self.server_ip} "
                 f"pool {self.pool[0]}-{self.pool[1]}{extra}")
 

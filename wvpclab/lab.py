@@ -148,7 +148,7 @@ class Lab:
                       f"{_words(counts['vm'], 'VM')} with {_words(counts['nic'], 'NIC')}, "
                       f"{_words(counts['lan'], 'LAN')} with {_words(counts['server'], 'server')}, "
                       f"{_words(counts['internal'], 'internal network')}")
-            self.controller = Controller(self.run_dir)
+            self.controller = Controller(self.run_dir, cleanup.openflow_socket(self.prefix))
             self.controller.start()
             Mininet.inited = True  # skip Mininet.init(): it raises limits and sysctls machine-wide
             self.net = LabNet(build=False, controller=None, autoSetMacs=False,
@@ -206,6 +206,7 @@ class Lab:
                 self._say(f"stale leftovers of an earlier run of {self.name}: {line}")
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.run_dir.chmod(0o700)  # sockets, leases and logs: root's alone
             cleanup.write_state(self.prefix, {"name": self.name, "owner_pid": os.getpid(),
                                               "owner_start": cleanup.start_ticks(os.getpid())})
         except OSError as err:
@@ -497,7 +498,8 @@ class Lab:
             except ControllerError as err:
                 raise LabError(f"switch {br.name}: {err}") from None
             learned = tuple(Learned(e["ip"], e["port"], e["mac"], e["how"]) for e in entries)
-        switch = Switch(br.dpid, br.kind, ports, br.steering, learned=learned)
+        switch = Switch(br.dpid, br.kind, ports, br.steering, learned=learned,
+                        dhcp_guard=br.guard)
         labels = {p.number: p.label for p in self.plan.ports_of(key)}
         return explain(flows_for(switch), labels, learned)
 

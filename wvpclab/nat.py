@@ -37,7 +37,7 @@ def engine_rules(nic: Nat) -> str:
                      f"--dport {guest} -m conntrack --ctstate DNAT -j ACCEPT")
     lines += ["COMMIT", *NAT_HEAD]
     for proto, host, guest in nic.forwards():
-        lines.append(f"-A PREROUTING -i {OUTSIDE} -p {proto} --dport {host} "
+        lines.append(f"-A PREROUTING -i {OUTSIDE} -d {nic.nat_side.ip} -p {proto} --dport {host} "
                      f"-j DNAT --to-destination {nic.guest_ip}:{guest}")
     lines += [f"-A POSTROUTING -o {OUTSIDE} -j MASQUERADE", "COMMIT"]
     return "\n".join(lines) + "\n"
@@ -46,7 +46,8 @@ def engine_rules(nic: Nat) -> str:
 def pc_rules(nics: list[Nat], adapters: list[str]) -> str:
     """The PC's ruleset for its NAT engines: out of every adapter, MASQUERADE what comes from a
     transit link; FORWARD policy DROP (so transit links never reach each other, and nothing new
-    comes in); the forwarded ports are sent on to their NAT engine."""
+    comes in); the forwarded ports are sent on to their NAT engine, only when asked at the PC's own
+    address on the adapter they came in on (not at an address the PC would route onwards)."""
     lines = list(FILTER_HEAD)
     for nic in nics:
         for adapter in adapters:
@@ -62,6 +63,7 @@ def pc_rules(nics: list[Nat], adapters: list[str]) -> str:
         for proto, host, _guest in nic.forwards():
             for adapter in adapters:
                 lines.append(f"-A PREROUTING -i {adapter} -p {proto} --dport {host} "
+                             "-m addrtype --dst-type LOCAL --limit-iface-in "
                              f"-j DNAT --to-destination {nic.nat_side.ip}:{host}")
     for adapter in adapters:
         lines.append(f"-A POSTROUTING -s {TRANSIT_NET} -o {adapter} -j MASQUERADE")

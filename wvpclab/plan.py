@@ -172,11 +172,40 @@ class Builder:
         self._servers.append(server)
 
     def finish(self) -> LabPlan:
+        networks = _networks(self.items)
         for server in self._servers:
             exclude = in_pool(server.pool, self._statics.get(server.key, []))
-            self.add(replace(server, exclude=exclude))
+            ports = networks.get((server.node, server.dev), [])
+            known = sorted({p.mac for p in ports if p.role in ("guest", "host") and p.mac})
+            translators = sorted({p.mac for p in ports if p.role == "host" and p.mac
+                                  and self.items[Bridge][p.bridge].kind == "wireless"})
+            self.add(replace(server, exclude=exclude, known=tuple(known),
+                             translators=tuple(translators)))
         name = self.graph.graph.get("name", "")
         return LabPlan(name, self.prefix, {k: dict(v) for k, v in self.items.items() if v})
+
+
+def _networks(items: dict[type, dict[Any, Any]]) -> dict[tuple[str, str], list[Port]]:
+    """For each node interface plugged into a switch, every port of its network (the switches
+    joined by patch cables)."""
+    parent = {key: key for key in items[Bridge]}
+
+    def find(key: str) -> str:
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    ports = list(items[Port].values())
+    bridge_of = {p.ifname: p.bridge for p in ports}
+    for p in ports:
+        if p.patch and p.patch in bridge_of:
+            parent[find(p.bridge)] = find(bridge_of[p.patch])
+    members: dict[str, list[Port]] = {}
+    for p in ports:
+        members.setdefault(find(p.bridge), []).append(p)
+    return {(v.node, v.dev): members[find(bridge_of[v.root])]
+            for v in items[Veth].values() if v.root and v.root in bridge_of}
 
 
 def plan(graph: nx.Graph, prefix: str, previous: LabPlan | None = None) -> LabPlan:

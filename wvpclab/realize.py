@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from wvpclab import cleanup
@@ -111,6 +112,11 @@ def ovs(args: list[str]) -> None:
     """One ``ovs-vsctl`` transaction (``args`` starts with ``--``); CommandError on failure."""
     if args:
         cleanup.ovs(*args[1:])
+
+
+def _only_known_differs(old: DhcpServer, new: DhcpServer) -> bool:
+    """Whether a server's change is only in the hardware addresses it knows (read live)."""
+    return replace(old, known=new.known) == new
 
 
 class Realizer:
@@ -256,7 +262,8 @@ class Realizer:
     def _stop_processes(self, d: Delta) -> None:
         for s in d.remove(Service):
             self._end_owned(s.node, f"service:{s.node}", self.services.pop(s.node, None))
-        for r in d.remove(DhcpServer) + [a for a, _ in d.change(DhcpServer)]:
+        restarted = [a for a, b in d.change(DhcpServer) if not _only_known_differs(a, b)]
+        for r in d.remove(DhcpServer) + restarted:
             responder = self.responders.pop(r.key, None)
             if responder is not None:
                 responder.stop()
@@ -289,7 +296,7 @@ class Realizer:
             ports = [p.registration() for p in d.old.ports_of(key)
                      if p.key not in leaving and p.role is not None]
             self._call(b, lambda b=b, ports=ports: self.controller.add_switch(
-                b.dpid, b.kind, b.name, ports, dhcp_steering=b.steering))
+                b.dpid, b.kind, b.name, ports, dhcp_steering=b.steering, dhcp_guard=b.guard))
 
     def _remove_from_ovs(self, d: Delta) -> None:
         gone = {b.key for b in d.remove(Bridge)}
@@ -519,7 +526,8 @@ class Realizer:
             if b is None or not b.controlled:
                 continue
             self._call(b, lambda b=b: self.controller.add_switch(
-                b.dpid, b.kind, b.name, d.new.registration(b.key), dhcp_steering=b.steering))
+                b.dpid, b.kind, b.name, d.new.registration(b.key), dhcp_steering=b.steering,
+                dhcp_guard=b.guard))
 
     def _call(self, b: Bridge, request: Callable[[], None]) -> None:
         try:
@@ -531,12 +539,14 @@ class Realizer:
         for r in d.add(DhcpServer) + [b for _, b in d.change(DhcpServer)]:
             running = self.responders.get(r.key)
             if running is not None and running.pid is not None and running.exclude == r.exclude:
+                if running.known != r.known:  # a NIC came or went: the server reads it live
+                    running.set_known(r.known)
                 continue  # (repair) it never stopped
             node = self.nodes[r.node]
             responder = Responder(key=r.key, node=node, dev=r.dev, network=r.network,
                                   server_ip=r.server_ip, pool=r.pool,
                                   files=self.run_dir / r.files, router=r.router, dns=r.dns,
-                                  exclude=r.exclude)
+                                  exclude=r.exclude, known=r.known, translators=r.translators)
             responder.start()
             node.own(f"dhcp:{r.key}", responder.proc)
             self.responders[r.key] = responder

@@ -14,6 +14,7 @@ import select
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from controllers.app import COOKIE
+from controllers.app import COOKIE, COOKIE_MASK
 
 REPO = Path(__file__).resolve().parents[2]
 IS_ROOT = os.geteuid() == 0
@@ -59,12 +60,6 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> ob
         time.sleep(0.05)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def write_sysctl(key: str, value: str) -> None:
     Path("/proc/sys", *key.split(".")).write_text(value)
 
@@ -82,14 +77,14 @@ def harden_root_interface(name: str) -> None:
 class Controller:
     """The controller as a child process, ended by its PID."""
 
-    def __init__(self, of_port: int, control: str, log: str) -> None:
-        self.of_port, self.control, self.log = of_port, control, log
+    def __init__(self, openflow: str, control: str, log: str) -> None:
+        self.openflow, self.control, self.log = openflow, control, log
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 15) -> None:
         env = dict(os.environ, PYTHONPATH=str(REPO))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "controllers.main", "--of-port", str(self.of_port),
+            [sys.executable, "-m", "controllers.main", "--openflow", self.openflow,
              "--control", self.control, "--log", self.log],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
@@ -224,12 +219,11 @@ def table_miss_packets(bridge: str) -> int:
     raise AssertionError(f"no table-miss drop in table 0 of {bridge}:\n{out}")
 
 
-def ovs_connections(of_port: int) -> list[str]:
-    """TCP connections (established, or closed only by the peer) towards the OpenFlow port."""
-    out = run("ss", "-Htan").stdout
+def ovs_connections(path: str) -> list[str]:
+    """Connections (established, or closed only by the peer) to the OpenFlow socket `path`."""
+    out = run("ss", "-Hxa").stdout
     return [line for line in out.splitlines()
-            if line.split()[0] in ("ESTAB", "CLOSE-WAIT")
-            and line.split()[4] == f"127.0.0.1:{of_port}"]
+            if line.split()[1] in ("ESTAB", "CLOSE-WAIT") and line.split()[4] == path]
 
 
 def ping(src: Guest, dst: Guest) -> bool:
@@ -329,7 +323,8 @@ def net() -> Iterator[Net]:
     tag = f"wvtc{secrets.token_hex(2)}"  # bridge name; namespaces and veths extend it (<=15)
     dpid = int.from_bytes(secrets.token_bytes(8), "big") | 1
     tmp = tempfile.mkdtemp(prefix="wvtc-")
-    controller = Controller(free_port(), os.path.join(tmp, "control.sock"),
+    controller = Controller(f"/var/run/openvswitch/{tag}.openflow",
+                            os.path.join(tmp, "control.sock"),
                             os.path.join(tmp, "controller.log"))
     guests: list[Guest] = []
     result = Net(tag, dpid, controller)
@@ -341,7 +336,7 @@ def net() -> Iterator[Net]:
             "protocols=OpenFlow13", f"other-config:datapath-id={dpid:016x}",
             "other-config:disable-in-band=true",
             "--", "--id=@c", "create", "Controller",
-            f"target=\"tcp:127.0.0.1:{controller.of_port}\"", "max_backoff=1000",
+            f"target=\"unix:{controller.openflow}\"", "max_backoff=1000",
             "--", "set", "Bridge", tag, "controller=@c")
         wait_until(lambda: Path(f"/proc/sys/net/ipv4/conf/{tag}").exists(), 10,
                    f"the internal port of {tag}")
@@ -385,11 +380,13 @@ def net() -> Iterator[Net]:
 # ---- tests -----------------------------------------------------------------------------------
 
 
-def test_listens_on_loopback_only(net: Net) -> None:
-    out = run("ss", "-Hltnp").stdout
-    ours = [line.split()[3] for line in out.splitlines() if f"pid={net.controller.pid}," in line]
-    assert ours == [f"127.0.0.1:{net.controller.of_port}"]
-    assert oct(os.stat(net.controller.control).st_mode & 0o777) == "0o600"
+def test_listens_on_root_only_unix_sockets_and_no_tcp_port(net: Net) -> None:
+    out = run("ss", "-Hltunp").stdout
+    assert [line for line in out.splitlines() if f"pid={net.controller.pid}," in line] == []
+    for path in (net.controller.openflow, net.controller.control):
+        st = os.stat(path)
+        assert stat.S_ISSOCK(st.st_mode) and st.st_uid == 0, path
+        assert oct(st.st_mode & 0o777) == "0o600", path
 
 
 def test_bridge_connected_in_secure_mode(net: Net) -> None:
@@ -454,7 +451,9 @@ def test_flows_visible_in_ovs(net: Net) -> None:
     flows = ofctl_flows(net.bridge)
     described = net.client.ok("dump", dpid=net.dpid)["flows"]
     assert len(flows) == len(described)
-    assert all(f"cookie={COOKIE:#x}," in line for line in flows), flows
+    cookies = [int(re.search(r"cookie=(0x[0-9a-f]+)", line).group(1), 16) for line in flows]
+    assert all(c & COOKIE_MASK == COOKIE for c in cookies), flows  # ours, each fingerprinted
+    assert len(set(cookies)) == len(cookies), flows
     assert {re.search(r"\btable=(\d+),", line).group(1) for line in flows} == {"0", "1"}
     assert any("table=0, priority=1000,dl_dst=01:80:c2:00:00:00/ff:ff:ff:ff:ff:f0 actions=drop"
                in line for line in flows), flows
@@ -567,7 +566,7 @@ def test_killed_controller_keeps_flows_leaks_nothing_and_restart_restores(net: N
     net.client = None
     net.controller.kill9()
     # OVS notices the dead controller; in secure mode it keeps every flow and adds none.
-    wait_until(lambda: not ovs_connections(net.controller.of_port), 10,
+    wait_until(lambda: not ovs_connections(net.controller.openflow), 10,
                "OVS to close its connection to the dead controller")
     assert ofctl_flows(net.bridge) == before
     assert_ping(a, b)
@@ -586,13 +585,15 @@ def test_killed_controller_keeps_flows_leaks_nothing_and_restart_restores(net: N
 
 def test_sigterm_exits_cleanly_and_a_live_socket_is_not_taken_over(
         net: Net, tmp_path: Path) -> None:
-    second = Controller(free_port(), net.controller.control, str(tmp_path / "second.log"))
+    second = Controller(f"/var/run/openvswitch/{net.bridge}2.openflow", net.controller.control,
+                        str(tmp_path / "second.log"))
     with pytest.raises(AssertionError, match="did not get ready"):
         second.start()  # the path belongs to the running controller
     assert second.proc.returncode == 1
     assert os.path.exists(net.controller.control)
 
-    third = Controller(free_port(), str(tmp_path / "c.sock"), str(tmp_path / "third.log"))
+    third = Controller(f"/var/run/openvswitch/{net.bridge}3.openflow", str(tmp_path / "c.sock"),
+                       str(tmp_path / "third.log"))
     third.start()
     try:
         client = Client(third.control)

@@ -26,7 +26,6 @@ from controllers import packets
 from tests.lab.test_controller import (
     Client,
     Controller,
-    free_port,
     harden_root_interface,
     ofctl_flows,
     run,
@@ -138,14 +137,14 @@ def _ns_end(tag: str, who: str, mac: str, ip: str) -> tuple[str, str]:
     return ns, root_if
 
 
-def _bridge(name: str, dpid: int, of_port: int) -> None:
+def _bridge(name: str, dpid: int, openflow: str) -> None:
     run("ovs-vsctl", "--timeout=10",
         "--", "add-br", name,
         "--", "set", "Bridge", name, "datapath_type=netdev", "fail_mode=secure",
         "protocols=OpenFlow13", f"other-config:datapath-id={dpid:016x}",
         "other-config:disable-in-band=true",
         "--", "--id=@c", "create", "Controller",
-        f"target=\"tcp:127.0.0.1:{of_port}\"", "max_backoff=1000",
+        f"target=\"unix:{openflow}\"", "max_backoff=1000",
         "--", "set", "Bridge", name, "controller=@c")
     wait_until(lambda: Path(f"/proc/sys/net/ipv4/conf/{name}").exists(), 10,
                f"the internal port of {name}")
@@ -163,15 +162,16 @@ def wnet() -> Iterator[WNet]:
         pytest.fail("Open vSwitch is not installed")
     tag = f"wvtw{secrets.token_hex(2)}"
     tmp = tempfile.mkdtemp(prefix="wvtw-")
-    controller = Controller(free_port(), os.path.join(tmp, "control.sock"),
+    controller = Controller(f"/var/run/openvswitch/{tag}.openflow",
+                            os.path.join(tmp, "control.sock"),
                             os.path.join(tmp, "controller.log"))
     net = WNet(tag, f"{tag}w", f"{tag}a", int.from_bytes(secrets.token_bytes(8), "big") | 1,
                int.from_bytes(secrets.token_bytes(8), "big") | 2, controller)
     root_ifs: list[str] = []
     try:
         controller.start()
-        _bridge(net.wbr, net.wdpid, controller.of_port)
-        _bridge(net.abr, net.adpid, controller.of_port)
+        _bridge(net.wbr, net.wdpid, controller.openflow)
+        _bridge(net.abr, net.adpid, controller.openflow)
         _add_port(net.wbr, f"{tag}pw", W_UPLINK, "type=patch", f"options:peer={tag}pa")
         _add_port(net.abr, f"{tag}pa", AP_STATION, "type=patch", f"options:peer={tag}pw")
         for who, mac, ip, bridge, ofport in (("h", ADAPTER, HOST_IP, net.wbr, W_HOST),

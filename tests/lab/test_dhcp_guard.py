@@ -84,3 +84,20 @@ def test_a_guest_cannot_answer_as_the_dhcp_server(lab: Lab, tmp_path: Path) -> N
     assert not marker_frames(seen, b"rogue-offer")  # ... and the rogue server message is dropped
     assert any("DHCP server messages from guest lab1/eth0: dropped" in line
                for line in lab.filter_rules("pc/lab"))
+
+
+def test_a_bridged_guest_cannot_answer_as_its_lans_dhcp_server(lab: Lab, tmp_path: Path) -> None:
+    mac = lab.graph.nodes["xp/1"]["mac"]  # xp's NIC 1: bridged to pc's eth0, LAN office (DHCP on)
+    cap = Capture(lab.node("web"), "eth0", tmp_path / "web.pcap", "udp")
+    frames = ", ".join(
+        f"Ether(src='{mac}', dst='ff:ff:ff:ff:ff:ff')/IP(src='192.168.50.66', "
+        f"dst='255.255.255.255')/UDP(sport={sport}, dport=68)/Raw(b'{tag}')"
+        for sport, tag in ((67, "rogue-offer"), (1067, "plain-udp")))
+    send_frames(lab.vm("xp"), "eth1", f"[{frames}]")
+    wait_for(lambda: marker_frames(read_pcap(tmp_path / "web.pcap"), b"plain-udp"),
+             what="the plain UDP broadcast on the LAN")
+    seen = cap.stop()
+    assert not marker_frames(seen, b"rogue-offer")
+    assert any("DHCP server messages from guest xp/eth1: dropped" in line
+               for line in lab.filter_rules("pc/eth0"))
+    assert renewed(lab, "xp", 1, "192.168.50.")  # the LAN's own server still leases

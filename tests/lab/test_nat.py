@@ -147,6 +147,18 @@ def test_port_forwarding_reaches_the_guest_and_nothing_else(lab: Lab) -> None:
     assert "x" not in web.cmd(f"echo x | busybox nc -w 2 {pc_ip(lab)} 7")
 
 
+def test_a_port_forward_answers_only_at_the_pcs_own_address(lab: Lab) -> None:
+    web = lab.node("web")
+    # a LAN host that routes another network through the PC asks there: the PC does not forward
+    web.cmd(f"ip route replace 198.18.7.0/24 via {pc_ip(lab)}")
+    try:
+        out = web.cmd("curl -s -m 3 http://198.18.7.1:8080/ ; echo rc=$?").strip()
+        assert out.endswith(("rc=7", "rc=28")), out
+    finally:
+        web.cmd("ip route del 198.18.7.0/24")
+    assert web.cmd(f"curl -s -m 5 http://{pc_ip(lab)}:8080/").strip().startswith("xp: hello")
+
+
 def test_guests_behind_different_nats_cannot_reach_each_other(lab: Lab) -> None:
     assert "0 received" in lab.vm("xp").cmd("ping -n -c1 -W1 192.168.131.50")
     assert "0 received" in lab.vm("xp2").cmd("ping -n -c1 -W1 192.168.131.1")

@@ -7,6 +7,7 @@ two-table layout and how the flow count grows with the ports.
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
 
@@ -20,6 +21,7 @@ from controllers.flowrules import (
     baseline_flows,
     describe,
     diff,
+    explain,
     flows_for,
     is_group_mac,
     make_flow,
@@ -439,7 +441,7 @@ def test_tables_hold_what_they_should():
             assert flow.goto in (None, TABLE_FORWARDING)
         else:
             assert flow.goto is None
-    admitted = [f for f in flows if f.goto == TABLE_FORWARDING]
+    admitted = [f for f in flows if f.goto == TABLE_FORWARDING and f.meter is None]
     assert sorted(f.match_dict()["in_port"] for f in admitted) == [A, B, C, D]
 
 
@@ -555,3 +557,36 @@ def test_dhcp_guard_drops_server_messages_from_guests_while_the_server_is_on():
     # with the server off (a guest may serve), nothing is guarded
     open_net = FakeFlowTable(flows_for(internal_switch(steering=False)))
     assert set(open_net.outputs(B, B_MAC, BCAST, IPV4, 17, 68, udp_src=67)) == {A, C, D}
+
+
+def test_dhcp_guard_on_a_filter_switch_whose_lan_serves_dhcp():
+    guarded = FakeFlowTable(flows_for(replace(filter_switch(), dhcp_guard=True)))
+    # a bridged guest answering as a DHCP server: reaches neither the LAN, the host nor a guest
+    assert set(guarded.outputs(G2, G2_MAC, BCAST, IPV4, 17, 68, udp_src=67)) == set()
+    assert set(guarded.outputs(G2, G2_MAC, G3_MAC, IPV4, 17, 68, udp_src=67)) == set()
+    # the LAN's server (through the uplink) and the PC itself still answer; guests' clients ask
+    assert set(guarded.outputs(U, LAN_MAC, BCAST, IPV4, 17, 68, udp_src=67)) == {H, G1, G2, G3}
+    assert set(guarded.outputs(H, HOST_MAC, BCAST, IPV4, 17, 68, udp_src=67)) == {U, G1, G2, G3}
+    assert set(guarded.outputs(G2, G2_MAC, BCAST, IPV4, 17, 67, udp_src=68)) == {U, H, G1, G3}
+    # a LAN without DHCP: a bridged guest may serve it, as in WVPC
+    open_lan = FakeFlowTable(flows_for(filter_switch()))
+    assert set(open_lan.outputs(G2, G2_MAC, BCAST, IPV4, 17, 68, udp_src=67)) == {U, H, G1, G3}
+    with pytest.raises(ValueError, match="dhcp_guard applies to filter and wireless"):
+        Switch(1, "internal", dhcp_guard=True)
+
+
+def test_a_spoofing_guests_dhcp_requests_pass_a_meter_where_dhcp_is_served():
+    def metered(switch: Switch) -> dict[int, int]:
+        return {f.match_dict()["in_port"]: f.meter for f in flows_for(switch) if f.meter}
+
+    assert metered(internal_switch(steering=True)) == {C: C}  # only the spoofing-allowed guest
+    assert metered(internal_switch(steering=False)) == {}  # no server: nothing to protect
+    assert metered(replace(filter_switch(spoof_g1=True), dhcp_guard=True)) == {G1: G1}
+    assert metered(filter_switch(spoof_g1=True)) == {}
+    flows = flows_for(internal_switch(steering=True))
+    meter = next(f for f in flows if f.meter)
+    assert meter.match_dict()["udp_dst"] == 67 and meter.goto == TABLE_FORWARDING
+    # the metered requests still reach the server alone
+    assert dhcp_discover(FakeFlowTable(flows), C) == {D}
+    assert any("guest 3" in line and "at most 10 a second" in line
+               for line in explain(flows, {C: "guest 3"}))

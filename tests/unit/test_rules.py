@@ -22,7 +22,7 @@ def test_nat_engine_forwards_tcp_udp_icmp_out_and_nothing_new_in() -> None:
             in rules)
     assert "-A POSTROUTING -o wan0 -j MASQUERADE" in rules
     # the one forwarded port, and only it, comes in
-    assert ("-A PREROUTING -i wan0 -p tcp --dport 8080 -j DNAT --to-destination "
+    assert ("-A PREROUTING -i wan0 -d 172.31.0.14 -p tcp --dport 8080 -j DNAT --to-destination "
             "192.168.131.1:80") in rules
     inbound = ("-A FORWARD -i wan0 -o eth0 -p tcp -d 192.168.131.1 --dport 80 -m conntrack "
                "--ctstate DNAT -j ACCEPT")
@@ -37,8 +37,9 @@ def test_pc_masquerades_its_transit_links_out_of_each_adapter() -> None:
     for adapter in ("eth0", "wlan0"):
         assert f"-A POSTROUTING -s 172.31.0.0/16 -o {adapter} -j MASQUERADE" in rules
         assert f"-A FORWARD -i nat3 -o {adapter} -p tcp -j ACCEPT" in rules
-        assert (f"-A PREROUTING -i {adapter} -p tcp --dport 8080 -j DNAT --to-destination "
-                "172.31.0.14:8080") in rules
+        # only at the PC's own address on that adapter, not at one it would route onwards
+        assert (f"-A PREROUTING -i {adapter} -p tcp --dport 8080 -m addrtype --dst-type LOCAL "
+                "--limit-iface-in -j DNAT --to-destination 172.31.0.14:8080") in rules
     # without NAT engines: forwarding still closed, masquerade still only for the transit range
     bare = pc_rules([], ["eth0"]).splitlines()
     assert ":FORWARD DROP [0:0]" in bare and not [r for r in bare if r.startswith("-A FORWARD")]

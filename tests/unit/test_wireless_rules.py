@@ -4,6 +4,8 @@ the controller's pure packet-in decisions, checked with real frames (scapy) on t
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.inet import ICMP, IP, UDP
@@ -336,3 +338,9 @@ def test_flow_count_linear_in_guests_and_learned():
                       + guests, learned=entries)
     assert len(flows_for(sw(100))) - len(flows_for(sw(50))) == 50 * 10
     assert len(flows_for(sw(50, 50))) - len(flows_for(sw(50))) == 100
+
+
+def test_dhcp_guard_on_a_wireless_adapter_whose_lan_serves_dhcp():
+    rogue = dhcp("offer", G2_MAC, G1_MAC, BCAST, flags=0x8000)
+    assert ports(through(replace(wireless(), dhcp_guard=True), G1, rogue)) == set()
+    assert H in ports(through(wireless(), G1, rogue))  # unguarded: it reaches the PC

@@ -63,7 +63,8 @@ def plan_adapter(b: Builder, key: str, adapter: dict, ordinal: int, index: int) 
     pc, name, lan, mac = adapter["pc"], adapter["name"], adapter["lan"], adapter["mac"]
     wired = adapter["type"] == "wired"
     bridge = Bridge(key, b.root_name("f" if wired else "w", ordinal),
-                    b.dpid(0x2 if wired else 0x4, ordinal), "filter" if wired else "wireless")
+                    b.dpid(0x2 if wired else 0x4, ordinal), "filter" if wired else "wireless",
+                    guard=bool(lan and g.nodes[lan]["dhcp"]))
     b.add(bridge)
     root = b.root_name("h", ordinal)
     b.add(Veth(pc, name, mac, root=root))
