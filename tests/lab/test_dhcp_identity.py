@@ -18,6 +18,7 @@ from tests.lab.helpers import Capture, example_as, leftovers, read_pcap, send_fr
 from wvpclab import Lab, topology
 from wvpclab.dhcp import leases as L
 from wvpclab.dhcp.server import NOT_A_RELAY, NOT_THE_SENDER, read_table
+from wvpclab.items import DhcpServer
 
 pytestmark = pytest.mark.lab
 
@@ -185,11 +186,15 @@ def test_known_hardware_addresses_keep_the_reserve(lab: Lab, tmp_path: Path) -> 
     responder = lab.responder(NET)
     lab1 = mac_of(lab, "lab1/0")
     discover = dhcp(lab, "discover", repr(lab1), xid="300")
+    planned = lab.plan.get(DhcpServer, NET).known
+    assert responder.known == planned and set(planned) == {mac_of(lab, "xp/2"), lab1}
     responder.reserve = 100_000  # all of the pool is reserve: unknown NICs get nothing new
     try:
-        responder.set_known((mac_of(lab, "xp/2"),))  # started again, now with a known file
+        responder.restart()
+        responder.set_known((mac_of(lab, "xp/2"),))  # read again, in the same process
         assert responder.known_path.read_text() == mac_of(lab, "xp/2") + "\n"
         pid, before = responder.pid, responder.stats()
+        reads = before["known file read"]
         at_lab1 = Capture(lab.vm("lab1"), "eth0", tmp_path / "none.pcap", "udp port 68",
                           inbound=True)
         send_frames(lab.vm("lab1"), "eth0", f"[{discover}]")
@@ -197,7 +202,7 @@ def test_known_hardware_addresses_keep_the_reserve(lab: Lab, tmp_path: Path) -> 
         assert at_lab1.stop() == []
         # the known file is read again on SIGHUP: the same process now offers to lab1
         responder.set_known((mac_of(lab, "xp/2"), lab1))
-        assert responder.pid == pid and responder.stats()["known file read"] == 2
+        assert responder.pid == pid and responder.stats()["known file read"] == reads + 1
         at_lab1 = Capture(lab.vm("lab1"), "eth0", tmp_path / "lab1.pcap", "udp port 68",
                           inbound=True)
         send_frames(lab.vm("lab1"), "eth0", f"[{discover}]")
@@ -211,8 +216,9 @@ def test_known_hardware_addresses_keep_the_reserve(lab: Lab, tmp_path: Path) -> 
                  timeout=20, what="xp to renew its lease")
     finally:
         responder.reserve = None
-        responder.set_known(None)  # started again as the lab made it: everyone known
-    assert "--known" not in responder.command() and responder.pid is not None
+        responder.restart()
+        responder.set_known(planned)  # as the lab made it
+    assert responder.known == planned and responder.pid is not None
 
 
 def test_the_responder_logged_the_attacks_and_still_serves(lab: Lab) -> None:
@@ -225,10 +231,13 @@ def test_the_responder_logged_the_attacks_and_still_serves(lab: Lab) -> None:
 
 def test_a_guest_bridged_over_wifi_still_leases_from_the_lans_gateway(lab: Lab) -> None:
     """The wireless bridge puts the adapter's MAC on xp's DHCP messages: the LAN's server must
-    answer them all the same (the lab does not name the adapters, so it answers any sender)."""
+    answer them all the same (the lab names the adapter to it as one that speaks for others)."""
     lease = lab.dhcp_client("xp", 1).lease()
     assert lease and lease["ip"].startswith("192.168.60."), lease
     responder = lab.responder("cafe")
-    assert "--any-sender" in responder.command()
+    command = responder.command()
+    adapter = lab.graph.nodes["pc/wlan0"]["mac"]
+    assert "--any-sender" not in command
+    assert command[command.index("--translators") + 1] == adapter
     assert mac_of(lab, "xp/1") in {r["mac"] for r in responder.leases() if r["state"] == "bound"}
     assert NOT_THE_SENDER not in responder.stats()
