@@ -85,6 +85,7 @@ class _Link:
     installed: frozenset[Flow] | None = None
     reading: list[Any] = field(default_factory=list)  # flow stats received so far
     found: list[Any] | None = None  # every flow entry read, until the next push sorts them
+    push_when_read: bool = True  # False after a refused change: wait for the next request
     barriers: dict[int, int] = field(default_factory=dict)  # barrier xid -> change sequence
     flow_mods: dict[int, int] = field(default_factory=dict)  # flow-mod xid -> change sequence
     bundles: int = 0
@@ -289,7 +290,8 @@ class WvpcController(app_manager.OSKenApp):
         strays: list[Any] = []
         if link.installed is None:
             if link.found is None:
-                return  # _on_flow_stats pushes once it knows what is there
+                link.push_when_read = True  # asked for: _on_flow_stats pushes once it knows
+                return
             link.installed, strays = _sort_found(link.found, desired)
             link.found = None
         dp = link.datapath
@@ -358,8 +360,11 @@ class WvpcController(app_manager.OSKenApp):
             dp.send_msg(msg)
             link.meters.add(meter)
 
-    def _read_flows(self, link: _Link) -> None:
-        """Ask the switch for every flow it has (the answer comes to _on_flow_stats)."""
+    def _read_flows(self, link: _Link, push: bool = True) -> None:
+        """Ask the switch for every flow it has (the answer comes to _on_flow_stats, which then
+        pushes what is registered, if `push`)."""
+        link.push_when_read = push
+        link.meters = set()  # not known either: put again with the next push (kept if there)
         dp = link.datapath
         ofp, parser = dp.ofproto, dp.ofproto_parser
         link.installed, link.reading, link.found = None, [], None
@@ -417,7 +422,7 @@ class WvpcController(app_manager.OSKenApp):
             # A switch the lab has not registered (yet: a restarted controller is told everything
             # again in a moment) keeps its flows as they are; one it registered or removed gets
             # what it should have.
-            if self._requested.get(dpid, 0):
+            if self._requested.get(dpid, 0) and link.push_when_read:
                 self._push(dpid, link, self._requested[dpid])
 
     @set_ev_cls(ofp_event.EventOFPStateChange, [DEAD_DISPATCHER])
@@ -516,7 +521,9 @@ class WvpcController(app_manager.OSKenApp):
             while len(failures) > _MAX_KEPT_FAILURES:
                 failures.pop(next(iter(failures)))
             if link.installed is not None:
-                self._read_flows(link)  # the bundle was not applied: see what is there
+                # the bundle was not applied: see what is there, and try again only when asked
+                # (sending the same refused change at once would only be refused again)
+                self._read_flows(link, push=False)
 
 
 def _instructions(flow: Flow, ofp: Any, parser: Any) -> list[Any]:
