@@ -32,8 +32,10 @@ from controllers.flowrules import (
     DHCP_METER_BURST,
     DHCP_METER_RATE,
     KIND_WIRELESS,
+    PRIO_W_LEARNED,
     ROLE_GUEST,
     Flow,
+    Learned,
     Port,
     Switch,
     baseline_flows,
@@ -71,9 +73,13 @@ class _Registration:
     epoch: int  # distinguishes successive registrations of one dpid
 
 
+#: Part of every fingerprint: a new version of how flows are sent makes all of them new.
+_ENCODING = "of13-v1"
+
+
 def cookie_of(flow: Flow) -> int:
     """The cookie of `flow`: ours, with a fingerprint of everything the flow is."""
-    return COOKIE | zlib.crc32(repr(flow).encode())
+    return COOKIE | zlib.crc32(f"{_ENCODING}|{flow!r}".encode())
 
 
 @dataclass
@@ -204,7 +210,8 @@ class WvpcController(app_manager.OSKenApp):
                 "dhcp_guard": sw.dhcp_guard,
                 "connected": link is not None,
                 "in_force": link is not None
-                and self._confirmed[dpid] >= self._requested[dpid],
+                and self._confirmed[dpid] >= self._requested[dpid]
+                and link.installed == self._desired(dpid),
                 "ports": [
                     {"port": p.number, "role": p.role, "mac": p.mac,
                      "allow_spoofing": p.allow_spoofing}
@@ -286,6 +293,8 @@ class WvpcController(app_manager.OSKenApp):
     def _push(self, dpid: int, link: _Link, seq: int) -> None:
         """Send what turns the switch's flows into the desired set, as one atomic bundle, then a
         barrier. While the switch's flows are being read, the push waits for them."""
+        if link.installed is None and link.found is not None:
+            self._recover_learned(dpid, link.found)
         desired = self._desired(dpid)
         strays: list[Any] = []
         if link.installed is None:
@@ -347,6 +356,29 @@ class WvpcController(app_manager.OSKenApp):
             link.flow_mods[msg.xid] = seq
             dp.send_msg(msg)
 
+    def _recover_learned(self, dpid: int, found: list[Any]) -> None:
+        """A wireless switch's learned table lives only here: a restarted controller reads it
+        back from the per-IP flows it finds on the switch (they stay, and keep working)."""
+        reg = self._registered.get(dpid)
+        if reg is None or reg.switch.kind != KIND_WIRELESS or reg.switch.learned:
+            return
+        entries = []
+        for stat in found:
+            if stat.cookie & COOKIE_MASK != COOKIE or stat.priority != PRIO_W_LEARNED:
+                continue
+            ip = stat.match.get("ipv4_dst") or stat.match.get("arp_tpa")
+            actions = [a for i in stat.instructions for a in getattr(i, "actions", [])]
+            mac = next((a.value for a in actions if getattr(a, "key", None) == "eth_dst"), None)
+            port = next((a.port for a in actions if hasattr(a, "port")), None)
+            try:
+                entries.append(Learned(ip, port, mac, "arp"))
+            except (ValueError, TypeError):
+                continue  # not one of ours after all: it goes as a stray
+        if entries:
+            reg.switch = reg.switch.with_learned(entries)
+            LOG.info("switch %s: %d learned addresses read back from its flows", _hex(dpid),
+                     len(reg.switch.learned))
+
     def _add_meters(self, link: _Link, meters: frozenset[int]) -> None:
         """Put the DHCP rate-limit meters that flows about to be added use on the switch (before
         those flows: a flow naming a missing meter is refused). One already there is kept as it
@@ -394,7 +426,8 @@ class WvpcController(app_manager.OSKenApp):
             if old is not None and old.datapath is not dp and _alive(old.datapath):
                 LOG.warning("switch %s: a second connection claims this datapath id while the "
                             "first is connected: refused", _hex(dpid))
-                dp.close()
+                # closed from another thread: closing reports to this app's own event queue
+                threading.Thread(target=dp.close, name="refuse", daemon=True).start()
                 return
             link = _Link(dp)
             self._links[dpid] = link
@@ -518,6 +551,9 @@ class WvpcController(app_manager.OSKenApp):
             LOG.error("switch %s: change %d refused: %s", _hex(dpid), seq, text)
             failures = self._failures[dpid]
             failures.setdefault(seq, text)
+            for later in set(link.barriers.values()):  # computed as if this one had applied
+                if later > seq:
+                    failures.setdefault(later, f"an earlier change was refused: {text}")
             while len(failures) > _MAX_KEPT_FAILURES:
                 failures.pop(next(iter(failures)))
             if link.installed is not None:
@@ -564,7 +600,8 @@ def _sort_found(found: list[Any], desired: frozenset[Flow]) -> tuple[frozenset[F
 
 def _alive(datapath: Any) -> bool:
     """True while an os-ken connection is open (not closed by either side)."""
-    return bool(datapath.is_active) and datapath.state != DEAD_DISPATCHER
+    return (bool(datapath.is_active) and datapath.state != DEAD_DISPATCHER
+            and datapath.socket.fileno() != -1)
 
 
 def _hex(dpid: int) -> str:

@@ -10,6 +10,7 @@ bind it first while the controller restarts, or pose as a switch.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -110,14 +111,35 @@ def use_unix_listener(listener: socket.socket) -> None:
     from os_ken.controller import controller
     from os_ken.lib import hub
 
+    class Datapath(controller.Datapath):
+        """os-ken's connection to one switch, ended when the switch goes: with native threads its
+        send thread waits for something to send forever, so a closed connection never reported
+        itself dead (no DEAD event, two threads kept) until the controller wrote to it."""
+
+        def _recv_loop(self) -> None:
+            try:
+                super()._recv_loop()
+            finally:
+                if self.send_q is not None:
+                    self.send(b"", close_socket=True)  # wakes the send thread, which ends
+
+    def serve_switch(sock: socket.socket, address: str) -> None:
+        with contextlib.closing(Datapath(_UnixStream(sock), address)) as datapath:
+            try:
+                datapath.serve()
+            except Exception:  # a switch's malformed message ends its connection, not ours
+                logging.getLogger("wvpclab.main").exception("a switch connection failed")
+
     def server_loop(_self: object, *_ports: object) -> None:
-        while True:
+        while listener.fileno() != -1:
             try:
                 conn, _ = listener.accept()
-            except OSError:
-                return  # the listener was closed: the process ends
-            hub.spawn(controller.datapath_connection_factory, _UnixStream(conn),
-                      listener.getsockname())
+            except OSError as exc:  # no file descriptors or buffers left: try again shortly
+                if listener.fileno() != -1:
+                    logging.getLogger("wvpclab.main").warning("accept: %s", exc)
+                    time.sleep(0.1)
+                continue
+            hub.spawn(serve_switch, conn, listener.getsockname())
 
     controller.OpenFlowController.server_loop = server_loop
 

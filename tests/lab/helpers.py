@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import signal
 import subprocess
@@ -166,3 +167,17 @@ def example_as(tmp_path: Path, example: str, name: str) -> Path:
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
+
+
+def flows(bridge: str) -> dict[str, float]:
+    """The bridge's flows (without counters) and how long each has been on the switch."""
+    out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", bridge], check=True,
+                         capture_output=True, text=True).stdout
+    found = {}
+    for line in out.splitlines():
+        age = re.search(r"duration=([\d.]+)s", line)
+        if age:
+            key = re.sub(r"(duration|n_packets|n_bytes|idle_age|hard_age)=[^,\s]+,?\s*", "",
+                         line.strip())
+            found[key] = float(age.group(1))
+    return found

@@ -18,7 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.helpers import Capture, example_as, leftovers, marker_frames, read_pcap, wait_for
+from tests.lab.helpers import (
+    Capture,
+    example_as,
+    flows,
+    leftovers,
+    marker_frames,
+    read_pcap,
+    wait_for,
+)
 from wvpclab import Lab, topology
 from wvpclab.items import Bridge
 
@@ -38,20 +46,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 def controlled(lab: Lab) -> list[Bridge]:
     return [b for b in lab.bridges.values() if b.controlled]
-
-
-def flows(bridge: str) -> dict[str, float]:
-    """The bridge's flows (without counters) and how long each has been on the switch."""
-    out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", bridge], check=True,
-                         capture_output=True, text=True).stdout
-    found = {}
-    for line in out.splitlines():
-        age = re.search(r"duration=([\d.]+)s", line)
-        if age:
-            key = re.sub(r"(duration|n_packets|n_bytes|idle_age|hard_age)=[^,\s]+,?\s*", "",
-                         line.strip())
-            found[key] = float(age.group(1))
-    return found
 
 
 def as_nobody(lab: Lab, code: str) -> str:
@@ -189,3 +183,35 @@ def test_twenty_controller_kills_change_nothing_on_the_wire(lab: Lab, tmp_path: 
         assert set(after) == set(before[name]), name
         young = [f for f, age in after.items() if age + 1 < elapsed]
         assert not young, f"{name}: flows put in again: {young[:3]}"
+
+
+def _threads(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^Threads:\s+(\d+)", status, re.MULTILINE).group(1))
+
+
+def _ovs(*args: str) -> None:
+    subprocess.run(["ovs-vsctl", "--timeout=10", *args], check=True, capture_output=True)
+
+
+def test_a_switch_that_reconnects_is_taken_back_and_leaves_nothing_behind(lab: Lab) -> None:
+    """A switch whose connection ends (Open vSwitch restarted, its controller set again) is its
+    own next time: the controller noticed the end, takes the new connection, and keeps no thread
+    of the old one."""
+    bridge = next(b for b in controlled(lab) if b.key == "pc/lab")
+    target = f"unix:{lab.controller.openflow_path}"
+    before, threads = flows(bridge.name), _threads(lab.controller.pid)
+    for _ in range(5):
+        _ovs("del-controller", bridge.name)
+        wait_for(lambda: not lab.controller.dump(bridge.dpid)["connected"], timeout=3,
+                 what="the controller to see the connection end at once")
+        _ovs("--", "--id=@c", "create", "Controller", f'target="{target}"', "max_backoff=1000",
+             "--", "set", "Bridge", bridge.name, "controller=@c")
+        wait_for(lambda: lab.controller.dump(bridge.dpid)["in_force"], timeout=15,
+                 what="the switch to be connected and in force again")
+    assert _threads(lab.controller.pid) <= threads + 2
+    assert set(flows(bridge.name)) == set(before)
+    lab.cable("lab1", 0, False)  # and it is driven as before
+    lab.cable("lab1", 0, True)
+    assert "1 received" in lab.vm("lab1").cmd(
+        f"ping -n -c1 -W2 {lab.dhcp_client('xp', 2).lease()['ip']}")

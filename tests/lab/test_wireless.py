@@ -5,12 +5,15 @@ their own IPs on the LAN, non-IP and IPv6 not translated."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.lab.helpers import Capture, leftovers, read_pcap, send_frames, wait_for
+from tests.lab.helpers import Capture, flows, leftovers, read_pcap, send_frames, wait_for
 from wvpclab import Lab, topology
 
 pytestmark = pytest.mark.lab
@@ -126,3 +129,26 @@ def test_host_separation_and_guest_switching_hold_on_wireless(lab: Lab, tmp_path
     assert seen == expected
     to_w1 = [f for f in got["w1"] if b"wv-to-w1" in bytes(f)]
     assert all(f.dst == w1_mac for f in to_w1)  # delivered by its learned IP, MAC put back
+
+
+def test_a_restarted_controller_keeps_what_it_learned(lab: Lab) -> None:
+    """The learned table lives in the controller only: after a kill -9 it is read back from the
+    switch's flows, which stay as they were (nothing on the wire changes)."""
+    bridge = lab.bridges["pc/wlan0"]
+    before = lab.controller.dump(bridge.dpid)["learned"]
+    assert {e["ip"] for e in before} >= {ip_of(lab, "w1"), ip_of(lab, "w2")}
+    had = flows(bridge.name)
+    killed = time.monotonic()
+    restarts = lab.controller.restarts
+    os.kill(lab.controller.pid, signal.SIGKILL)
+    wait_for(lambda: lab.controller.restarts > restarts, timeout=20,
+             what="the controller to be started again")
+    lab.controller.request("sync", dpid=bridge.dpid)
+    after = lab.controller.dump(bridge.dpid)["learned"]
+    assert [(e["ip"], e["port"], e["mac"]) for e in after] == \
+        [(e["ip"], e["port"], e["mac"]) for e in before]
+    now = flows(bridge.name)
+    assert set(now) == set(had)
+    since = time.monotonic() - killed
+    assert not [f for f, age in now.items() if age + 1 < since], "flows were put in again"
+    assert "1 received" in lab.node("web").cmd(f"ping -n -c1 -W2 {ip_of(lab, 'w1')}")
