@@ -1,5 +1,6 @@
 # The two front-door commands: `make lab` brings up the default lab, `make test` runs every test.
 # Both install what they need first (idempotent; fast when already done). Run as root.
+# `make test` then runs the suite under the machine's other CPythons 3.10-3.13 (scripts/pythons.sh).
 LAB ?= topologies/xp_mode.yaml
 PYTEST_ARGS ?=
 
@@ -17,6 +18,7 @@ check: install
 test: install
 	.venv/bin/ruff check .
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
+	@bash scripts/pythons.sh
 
 clean: install
 	.venv/bin/wvpclab clean

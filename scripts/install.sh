@@ -1,23 +1,40 @@
 #!/usr/bin/env bash
-# Idempotent set-up for wvpclab on Debian 12, as root: Debian packages, the .venv with the project
-# installed editable, and Open vSwitch (userspace datapath) running with userspace TSO enabled.
+# Idempotent set-up for wvpclab, as root, on the Debian family (Debian 12/13, Ubuntu 22.04/24.04):
+# the distribution's packages, the .venv (the system's python3, 3.10 to 3.13, or WVPCLAB_PYTHON) with
+# the project installed editable, and Open vSwitch (userspace datapath) running with userspace TSO.
 # A second run does nothing that is already done and takes about a second.
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$top"
 say() { printf 'install: %s\n' "$*" >&2; }
+SUPPORTED_PYTHONS="3.10 3.11 3.12 3.13"
 
 if [ "$(id -u)" -ne 0 ]; then
-    say "must run as root (it installs Debian packages and starts Open vSwitch); try: sudo $0"
+    say "must run as root (it installs packages and starts Open vSwitch); try: sudo $0"
     exit 1
 fi
 
-# --- Debian packages ---------------------------------------------------------------------------
+# --- the distribution --------------------------------------------------------------------------
+# One code path per family; each is named in the README's table of platforms.
+os_id=unknown os_like="" os_name="an unknown system"
+if [ -r /etc/os-release ]; then
+    # shellcheck disable=SC1091
+    . /etc/os-release
+    os_id=${ID:-unknown} os_like=${ID_LIKE:-} os_name=${PRETTY_NAME:-$os_id}
+fi
+case " $os_id $os_like " in
+    *" debian "*|*" ubuntu "*) family=debian ;;
+    *) say "$os_name is not supported: wvpclab installs on Debian 12/13 and Ubuntu 22.04/24.04"
+       exit 1 ;;
+esac
+[ -f .venv/.wvpclab-installed ] || say "$os_name: installing with the $family family's packages"
+
+# --- packages (Debian family) -----------------------------------------------------------------
 packages=(
     openvswitch-switch   # the switches (userspace datapath)
     mininet              # for its mnexec helper; the Python package comes from the venv
-    python3-venv         # the .venv on Debian's python3.11
+    python3-venv         # the .venv on the system's python3
     iproute2 iputils-ping ethtool iptables tcpdump iperf3 curl
     busybox              # udhcpc
     isc-dhcp-client      # dhclient
@@ -37,11 +54,25 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # --- Python venv -------------------------------------------------------------------------------
-py=${WVPCLAB_PYTHON:-/usr/bin/python3.11}
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null; then
-    say "creating .venv with $py"
+system_python=/usr/bin/python3  # the distribution's own (not a pyenv shim earlier on PATH)
+[ -x "$system_python" ] || system_python=$(command -v python3 || true)
+py=${WVPCLAB_PYTHON:-$system_python}
+if [ -z "$py" ] || ! [ -x "$py" ]; then
+    say "no python3 found: install the distribution's python3 or set WVPCLAB_PYTHON=/path/to/python3"
+    exit 1
+fi
+py=$(readlink -f "$py")
+version=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+case " $SUPPORTED_PYTHONS " in
+    *" $version "*) ;;
+    *) say "$py is Python $version; wvpclab runs on Python ${SUPPORTED_PYTHONS// /, } (set WVPCLAB_PYTHON to one of those)"
+       exit 1 ;;
+esac
+if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.wvpclab-python 2>/dev/null)" != "$py" ]; then
+    say "creating .venv with $py (Python $version)"
     rm -rf .venv
     "$py" -m venv .venv
+    echo "$py" > .venv/.wvpclab-python
 fi
 stamp=.venv/.wvpclab-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] \
