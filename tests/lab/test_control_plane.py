@@ -32,7 +32,8 @@ from wvpclab.items import Bridge
 
 pytestmark = pytest.mark.lab
 
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c"]
+#: The system's Python as user nobody (the tests' own may be under /root, which nobody cannot read)
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c"]
 OFPT_HELLO, OFPT_FEATURES_REQUEST, OFPT_FEATURES_REPLY, OFPT_FLOW_MOD = 0, 5, 6, 14
 
 
