@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import ROOT
 from tests.lab.helpers import leftovers, shells_alive, wait_for
 from wvpclab import cleanup
 
@@ -194,14 +195,19 @@ def test_run_and_clean_as_non_root_say_what_to_do(tmp_path: Path) -> None:
 
 def _as_nobody(topo: Path) -> None:
     as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-    res = subprocess.run([*as_nobody, WVPCLAB, "run", str(topo), "--no-cli", "--cmd", "a ls"],
+    # this interpreter's command, unless nobody cannot run it (a pyenv build under /root): then the
+    # checkout's .venv, on the system's Python (what a user would run)
+    probe = subprocess.run([*as_nobody, sys.executable, "-c", "pass"], capture_output=True,
+                           timeout=60, check=False)
+    wvpclab = WVPCLAB if probe.returncode == 0 else str(ROOT / ".venv" / "bin" / "wvpclab")
+    res = subprocess.run([*as_nobody, wvpclab, "run", str(topo), "--no-cli", "--cmd", "a ls"],
                          capture_output=True, text=True, timeout=60, check=False)
     assert res.returncode == 1
     assert "a lab needs root" in res.stderr and "sudo" in res.stderr
-    res = subprocess.run([*as_nobody, WVPCLAB, "clean"], capture_output=True, text=True,
+    res = subprocess.run([*as_nobody, wvpclab, "clean"], capture_output=True, text=True,
                          timeout=60, check=False)
     assert res.returncode == 1 and "clean needs root" in res.stderr
-    res = subprocess.run([*as_nobody, WVPCLAB, "check", str(topo)], capture_output=True, text=True,
+    res = subprocess.run([*as_nobody, wvpclab, "check", str(topo)], capture_output=True, text=True,
                          timeout=60, check=False)
     assert res.returncode == 0 and "vm a" in res.stdout  # check needs no root
 
