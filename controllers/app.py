@@ -527,7 +527,8 @@ class WvpcController(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, _ALL_STATES)
     def _on_error(self, ev: Any) -> None:
-        """The switch refused one of our messages: fail that change, resend everything next."""
+        """The switch refused one of our messages: fail that change (and those computed on it)
+        and read the switch's flows again; the next request tries once more."""
         msg = ev.msg
         with self._cond:
             found = self._link_of(msg.datapath)
