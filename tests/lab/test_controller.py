@@ -372,6 +372,7 @@ def net() -> Iterator[Net]:
         if result.client is not None:
             result.client.close()
         status = controller.stop()
+        Path(controller.openflow).unlink(missing_ok=True)  # left by a controller killed with -9
         _delete_network(tag, guests)
         shutil.rmtree(tmp, ignore_errors=True)
         assert status in (0, None, -signal.SIGKILL), f"controller exit status {status}"
@@ -587,10 +588,14 @@ def test_sigterm_exits_cleanly_and_a_live_socket_is_not_taken_over(
         net: Net, tmp_path: Path) -> None:
     second = Controller(f"/var/run/openvswitch/{net.bridge}2.openflow", net.controller.control,
                         str(tmp_path / "second.log"))
-    with pytest.raises(AssertionError, match="did not get ready"):
-        second.start()  # the path belongs to the running controller
-    assert second.proc.returncode == 1
-    assert os.path.exists(net.controller.control)
+    try:
+        with pytest.raises(AssertionError, match="did not get ready"):
+            second.start()  # the path belongs to the running controller
+        assert second.proc.returncode == 1
+        assert os.path.exists(net.controller.control)
+    finally:
+        second.stop()  # (when the test fails, the second controller must not outlive it)
+        Path(second.openflow).unlink(missing_ok=True)
 
     third = Controller(f"/var/run/openvswitch/{net.bridge}3.openflow", str(tmp_path / "c.sock"),
                        str(tmp_path / "third.log"))

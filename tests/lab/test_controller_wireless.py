@@ -199,6 +199,7 @@ def wnet() -> Iterator[WNet]:
         if net.client is not None:
             net.client.close()
         status = controller.stop()
+        Path(controller.openflow).unlink(missing_ok=True)
         for bridge in (net.wbr, net.abr):
             run("ovs-vsctl", "--timeout=10", "--if-exists", "del-br", bridge, check=False)
         for root_if in root_ifs:
