@@ -12,7 +12,7 @@ Names are stable: the same graph gives the same names, and an object that stays 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -185,10 +185,10 @@ class Builder:
         return LabPlan(name, self.prefix, {k: dict(v) for k, v in self.items.items() if v})
 
 
-def _networks(items: dict[type, dict[Any, Any]]) -> dict[tuple[str, str], list[Port]]:
-    """For each node interface plugged into a switch, every port of its network (the switches
-    joined by patch cables)."""
-    parent = {key: key for key in items[Bridge]}
+def network_of(bridges: Iterable[str], ports: Iterable[Port]) -> dict[str, str]:
+    """Each bridge's network: the key of one bridge standing for all those joined to it by patch
+    cables."""
+    parent = {key: key for key in bridges}
 
     def find(key: str) -> str:
         while parent[key] != key:
@@ -196,15 +196,24 @@ def _networks(items: dict[type, dict[Any, Any]]) -> dict[tuple[str, str], list[P
             key = parent[key]
         return key
 
-    ports = list(items[Port].values())
+    ports = list(ports)
     bridge_of = {p.ifname: p.bridge for p in ports}
     for p in ports:
         if p.patch and p.patch in bridge_of:
             parent[find(p.bridge)] = find(bridge_of[p.patch])
+    return {key: find(key) for key in parent}
+
+
+def _networks(items: dict[type, dict[Any, Any]]) -> dict[tuple[str, str], list[Port]]:
+    """For each node interface plugged into a switch, every port of its network (the switches
+    joined by patch cables)."""
+    ports = list(items[Port].values())
+    net = network_of(items[Bridge], ports)
+    bridge_of = {p.ifname: p.bridge for p in ports}
     members: dict[str, list[Port]] = {}
     for p in ports:
-        members.setdefault(find(p.bridge), []).append(p)
-    return {(v.node, v.dev): members[find(bridge_of[v.root])]
+        members.setdefault(net[p.bridge], []).append(p)
+    return {(v.node, v.dev): members[net[bridge_of[v.root]]]
             for v in items[Veth].values() if v.root and v.root in bridge_of}
 
 

@@ -15,30 +15,20 @@ from typing import Any
 
 from wvpclab import verify
 from wvpclab.items import Bridge, Nat, Port, Veth
-from wvpclab.plan import LabPlan
+from wvpclab.plan import LabPlan, network_of
 
 
 def segments(plan: LabPlan) -> dict[str, list[tuple[str, str | None]]]:
     """Each node's interfaces in order (its switch ports' ends first, transit links last) with the
     network each is on: the switches joined by patch cables are one network, a transit link another;
     None for a cable plugged into nothing."""
-    parent = {key: key for key in plan.of(Bridge)}
-
-    def find(key: str) -> str:
-        while parent[key] != key:
-            parent[key] = parent[parent[key]]
-            key = parent[key]
-        return key
-
     ports = list(plan.of(Port).values())
+    net = network_of(plan.of(Bridge), ports)
     bridge_of = {p.ifname: p.bridge for p in ports}
-    for p in ports:
-        if p.patch and p.patch in bridge_of:
-            parent[find(p.bridge)] = find(bridge_of[p.patch])
     out: dict[str, list[tuple[str, str | None]]] = {}
     for v in sorted(plan.of(Veth).values(), key=lambda v: (v.root is None, v.dev)):
         if v.root:
-            seg = find(bridge_of[v.root]) if v.root in bridge_of else None
+            seg = net[bridge_of[v.root]] if v.root in bridge_of else None
             out.setdefault(v.node, []).append((v.dev, seg))
         else:
             seg = f"transit {v.node}"
