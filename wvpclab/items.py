@@ -38,21 +38,44 @@ class Item:
                    for f in fields(self) if f.name not in self.MUTABLE)
 
 
+def _at(server: str | None) -> str:
+    return f" @{server}" if server else ""
+
+
 @dataclass(frozen=True)
-class Host(Item):
-    """A Mininet node: its name and role (``vm``, ``pc``, ``gateway``, ``server``, ``nat``,
-    ``dhcp``)."""
+class Server(Item):
+    """Another machine the lab spreads over (none: the lab runs on one): its name, the address
+    ssh reaches it at, and the user."""
 
     name: str
-    role: str
-    pc: str | None = None
+    host: str
+    user: str = "root"
 
     @property
     def key(self) -> str:
         return self.name
 
     def line(self) -> str:
-        return f"{self.role} {self.name}" + (f" (on {self.pc})" if self.pc else "")
+        return f"server {self.name} {self.user}@{self.host}"
+
+
+@dataclass(frozen=True)
+class Host(Item):
+    """A Mininet node: its name and role (``vm``, ``pc``, ``gateway``, ``server``, ``nat``,
+    ``dhcp``), and the server it runs on (None: the machine running the lab)."""
+
+    name: str
+    role: str
+    pc: str | None = None
+    server: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+    def line(self) -> str:
+        return f"{self.role} {self.name}" + (f" (on {self.pc})" if self.pc else "") + \
+            _at(self.server)
 
 
 @dataclass(frozen=True)
@@ -93,6 +116,7 @@ class Bridge(Item):
     kind: str
     steering: bool = False  # DHCP client messages go to the network's responder only
     guard: bool = False  # an adapter's LAN has a DHCP server: guests may not answer as one
+    server: str | None = None  # where it runs (None: the machine running the lab)
 
     @property
     def key(self) -> str:
@@ -104,7 +128,8 @@ class Bridge(Item):
 
     def line(self) -> str:
         extra = (" dhcp-steering" if self.steering else "") + (" dhcp-guard" if self.guard else "")
-        return f"bridge {self.key_} {self.name} {self.kind} dpid {self.dpid:016x}{extra}"
+        return (f"bridge {self.key_} {self.name} {self.kind} dpid {self.dpid:016x}{extra}"
+                f"{_at(self.server)}")
 
 
 @dataclass(frozen=True)
@@ -373,6 +398,26 @@ class Nat(Item):
                 f"via {self.pc}:{self.pc_dev}{fwd}")
 
 
+@dataclass(frozen=True)
+class Uplink(Item):
+    """A LAN uplink between two servers (where a patch cable cannot go): an Ethernet tunnel whose
+    end ``a_dev`` on server ``a`` and ``b_dev`` on server ``b`` (None: the machine running the lab)
+    are ports of their bridges, as the two sides of a patch cable would be."""
+
+    a: str | None
+    a_dev: str
+    b: str | None
+    b_dev: str
+
+    @property
+    def key(self) -> str:
+        return self.a_dev
+
+    def line(self) -> str:
+        return f"uplink {self.a_dev}{_at(self.a) or ' @local'} <-> {self.b_dev}" \
+               f"{_at(self.b) or ' @local'} (ssh Ethernet tunnel)"
+
+
 #: Every item type, in the order a plan lists them.
-KINDS: tuple[type[Item], ...] = (Host, Bridge, Veth, Port, Address, Route, Rule, Shaper, Firewall,
-                                 Nat, DhcpServer, Service, DhcpClient)
+KINDS: tuple[type[Item], ...] = (Server, Host, Bridge, Veth, Port, Uplink, Address, Route, Rule,
+                                 Shaper, Firewall, Nat, DhcpServer, Service, DhcpClient)

@@ -33,8 +33,10 @@ from wvpclab.items import (
     Port,
     Route,
     Rule,
+    Server,
     Service,
     Shaper,
+    Uplink,
     Veth,
 )
 from wvpclab.modes import bridge as bridge_mode
@@ -66,6 +68,44 @@ class LabPlan:
         return sorted((p for p in self.of(Port).values() if p.bridge == bridge),
                       key=lambda p: p.number)
 
+    def server_of(self, item: Item) -> str | None:
+        """The server an item is on (None: the machine running the lab); an uplink is on both
+        its ends' servers and answers for its ``a`` end."""
+        if isinstance(item, (Host, Bridge)):
+            return item.server
+        if isinstance(item, Port):
+            return self.of(Bridge)[item.bridge].server
+        if isinstance(item, Uplink):
+            return item.a
+        if isinstance(item, Server):
+            return item.name
+        node = getattr(item, "node", None)
+        return self.of(Host)[node].server if node in self.of(Host) else None
+
+    def servers(self) -> list[str | None]:
+        """Every machine the lab uses: None (the machine running it) first, then its servers."""
+        used = {h.server for h in self.of(Host).values()} | \
+            {b.server for b in self.of(Bridge).values()}
+        return [None, *sorted(s for s in used if s is not None)] if used else []
+
+    def placement(self) -> str:
+        """What runs where, one line a machine (``wvpclab plan``)."""
+        lines = []
+        for server in self.servers():
+            hosts = [h for h in self.of(Host).values() if h.server == server]
+            pcs = sorted(h.name for h in hosts if h.role == "pc")
+            lans = sorted(b.key for b in self.of(Bridge).values()
+                          if b.server == server and b.kind == "lan")
+            where = "local" if server is None else \
+                f"{server} ({self.of(Server)[server].user}@{self.of(Server)[server].host})"
+            lines.append(f"  {where}: {len(hosts)} nodes, "
+                         f"{sum(b.server == server for b in self.of(Bridge).values())} switches; "
+                         f"PCs {', '.join(pcs) or '-'}; LANs {', '.join(lans) or '-'}")
+        tunnels = len(self.of(Uplink))
+        if tunnels:
+            lines.append(f"  {tunnels} uplink{'s' if tunnels != 1 else ''} between servers")
+        return "\n".join(lines)
+
     def registration(self, bridge: str) -> list[dict[str, Any]]:
         """What the controller is told about a bridge's ports (those with a role)."""
         return [p.registration() for p in self.ports_of(bridge) if p.role is not None]
@@ -73,6 +113,8 @@ class LabPlan:
     def text(self) -> str:
         """The plan for people, one item a line, grouped by type (``wvpclab plan``)."""
         lines = [f"plan of lab {self.name} (prefix {self.prefix})"]
+        if self.of(Server):
+            lines += ["placement:", self.placement()]
         for kind in KINDS:
             items = self.of(kind)
             if not items:
@@ -99,6 +141,8 @@ class Builder:
         self._slots: dict[str, int] = {}
 
     def add(self, item: Item) -> None:
+        if isinstance(item, (Host, Bridge)) and item.server is None:
+            item = replace(item, server=self.server_of(item))
         table = self.items[type(item)]
         if item.key in table:
             raise ValueError(f"the plan has {type(item).__name__} {item.key!r} twice")
@@ -106,6 +150,27 @@ class Builder:
 
     def of(self, kind: type) -> dict[Any, Any]:
         return self.items[kind]
+
+    def server_of(self, item: Host | Bridge) -> str | None:
+        """Where a node or switch runs: a PC's own (its VMs, filter switches, access points, NAT
+        engines, internal networks and their DHCP servers) on the PC's server, a LAN's switch,
+        gateway and servers on the LAN's (None: the machine running the lab)."""
+        g = self.graph
+        if isinstance(item, Host):
+            if item.pc is not None:
+                return g.nodes[item.pc].get("server")
+            if item.role == "gateway":
+                return g.nodes[item.name.removeprefix("gw.")].get("server")
+            if item.role == "server":
+                return g.nodes[g.nodes[item.name]["lan"]].get("server")
+            return g.nodes[item.name].get("server")
+        if item.kind == "lan":
+            return g.nodes[item.key].get("server")
+        key = item.key.split(":", 1)[-1]  # ap:PC/ADAPTER, nat:VM/N, PC/ADAPTER, PC/NAME
+        owner = key.split("/", 1)[0]
+        if item.key.startswith("nat:"):
+            owner = g.nodes[owner]["pc"]
+        return g.nodes[owner].get("server")
 
     def root_name(self, letter: str, number: int) -> str:
         """A root-namespace interface or bridge name: ``wvXXX-`` + letter + number (<= 15 chars)."""
@@ -151,6 +216,12 @@ class Builder:
         what each side leads to."""
         name_a = self._patch_name(a, number_a)
         name_b = self._patch_name(b, number_b)
+        on_a, on_b = self.items[Bridge][a].server, self.items[Bridge][b].server
+        if on_a != on_b:  # two machines: a tunnel, whose ends are ports as a patch's sides are
+            self.port(a, name_a, role_a, mac_a, number_a, label=f"{label_a} @{on_b or 'local'}")
+            self.port(b, name_b, role_b, mac_b, number_b, label=f"{label_b} @{on_a or 'local'}")
+            self.add(Uplink(on_a, name_a, on_b, name_b))
+            return
         self.port(a, name_a, role_a, mac_a, number_a, patch=name_b, label=label_a)
         self.port(b, name_b, role_b, mac_b, number_b, patch=name_a, label=label_b)
 
@@ -185,9 +256,10 @@ class Builder:
         return LabPlan(name, self.prefix, {k: dict(v) for k, v in self.items.items() if v})
 
 
-def network_of(bridges: Iterable[str], ports: Iterable[Port]) -> dict[str, str]:
+def network_of(bridges: Iterable[str], ports: Iterable[Port],
+               uplinks: Iterable[Uplink] = ()) -> dict[str, str]:
     """Each bridge's network: the key of one bridge standing for all those joined to it by patch
-    cables."""
+    cables and uplinks between servers."""
     parent = {key: key for key in bridges}
 
     def find(key: str) -> str:
@@ -201,6 +273,9 @@ def network_of(bridges: Iterable[str], ports: Iterable[Port]) -> dict[str, str]:
     for p in ports:
         if p.patch and p.patch in bridge_of:
             parent[find(p.bridge)] = find(bridge_of[p.patch])
+    for u in uplinks:
+        if u.a_dev in bridge_of and u.b_dev in bridge_of:
+            parent[find(bridge_of[u.a_dev])] = find(bridge_of[u.b_dev])
     return {key: find(key) for key in parent}
 
 
@@ -208,7 +283,7 @@ def _networks(items: dict[type, dict[Any, Any]]) -> dict[tuple[str, str], list[P
     """For each node interface plugged into a switch, every port of its network (the switches
     joined by patch cables)."""
     ports = list(items[Port].values())
-    net = network_of(items[Bridge], ports)
+    net = network_of(items[Bridge], ports, items[Uplink].values())
     bridge_of = {p.ifname: p.bridge for p in ports}
     members: dict[str, list[Port]] = {}
     for p in ports:
@@ -221,6 +296,8 @@ def plan(graph: nx.Graph, prefix: str, previous: LabPlan | None = None) -> LabPl
     """Everything the lab of a validated ``graph`` consists of. ``previous`` (the running plan)
     keeps the names of internal networks added at runtime."""
     b = Builder(graph, prefix, previous)
+    for name, server in sorted(graph.graph.get("servers", {}).items()):
+        b.add(Server(name, server["host"], server["user"]))
     for key, _ in topology.nodes_of(graph, "pc"):
         b.add(Host(key, "pc"))
     for key, vm in topology.nodes_of(graph, "vm"):

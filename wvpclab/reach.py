@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wvpclab import verify
-from wvpclab.items import Bridge, Nat, Port, Veth
+from wvpclab.items import Bridge, Nat, Port, Uplink, Veth
 from wvpclab.plan import LabPlan, network_of
 
 
@@ -23,7 +23,7 @@ def segments(plan: LabPlan) -> dict[str, list[tuple[str, str | None]]]:
     network each is on: the switches joined by patch cables are one network, a transit link another;
     None for a cable plugged into nothing."""
     ports = list(plan.of(Port).values())
-    net = network_of(plan.of(Bridge), ports)
+    net = network_of(plan.of(Bridge), ports, plan.of(Uplink).values())
     bridge_of = {p.ifname: p.bridge for p in ports}
     out: dict[str, list[tuple[str, str | None]]] = {}
     for v in sorted(plan.of(Veth).values(), key=lambda v: (v.root is None, v.dev)):

@@ -5,10 +5,12 @@ key path and the offending value; nothing is started from a topology that has an
 
 Graph schema (node key: attributes; every node has ``kind`` and ``name``):
 
-- ``PC``: kind ``pc``; ``nat_subnet`` (CIDR); ``base_mac`` (the first adapter's MAC, or derived).
+- ``PC``: kind ``pc``; ``nat_subnet`` (CIDR); ``base_mac`` (the first adapter's MAC, or derived);
+  ``server`` (the server it runs on, or None: the machine that runs the lab).
 - ``PC/ADAPTER``: kind ``adapter``; ``pc``, ``type`` (wired|wireless), ``mac``, ``mac_source``
   (explicit|derived), ``lan`` (or None), ``ip`` (``dhcp`` or CIDR).
-- ``LAN``: kind ``lan``; ``subnet``, ``gateway`` (CIDR of the .1 gateway), ``dhcp`` (bool).
+- ``LAN``: kind ``lan``; ``subnet``, ``gateway`` (CIDR of the .1 gateway), ``dhcp`` (bool),
+  ``server`` (as a PC's).
 - ``SERVER``: kind ``server``; ``lan``, ``ip`` (CIDR).
 - ``PC/NAME``: kind ``internal``; ``pc``, ``dhcp`` (bool).
 - ``VM``: kind ``vm``; ``pc``; ``dhcp_client`` (udhcpc|dhclient: the guest's DHCP client).
@@ -16,6 +18,10 @@ Graph schema (node key: attributes; every node has ``kind`` and ``name``):
   (adapter or internal network name, else None), ``mac``, ``mac_source``, ``ip`` (CIDR or None for
   DHCP), ``speed`` (10|100|"unlimited"), ``allow_mac_spoofing``, ``forward`` (list of
   ``proto:hostport:guestport``).
+
+The graph's own attributes: ``name``, ``internal`` (declared internal networks) and ``servers``
+(``{NAME: {"host": ADDRESS, "user": USER}}``, the other machines a lab spreads over; empty: one
+machine).
 
 Edges carry ``rel``: pc-adapter ``adapter``, adapter-lan ``uplink``, lan-server ``server``,
 pc-internal ``internal``, vm-pc ``host``, vm-nic ``nic``, and nic-(adapter|internal|pc) ``attach``
@@ -68,11 +74,18 @@ NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 _ADAPTER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")
 _RESERVED_IFACE_RE = re.compile(r"^nat[0-9]+$")
 _LABNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: A server's address: an IPv4 or IPv6 address or a DNS name (what ssh is given).
+_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                          r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+#: The name that stands for the machine running the lab (in plans and placements).
+LOCAL = "local"
 
-_TOP_KEYS = ("name", "pcs", "lans", "internal", "vms")
-_PC_KEYS = ("adapters", "nat")
+_TOP_KEYS = ("name", "servers", "pcs", "lans", "internal", "vms")
+_SERVER_KEYS = ("host", "user")
+_PC_KEYS = ("adapters", "nat", "server")
 _ADAPTER_KEYS = ("type", "mac", "lan", "ip")
-_LAN_KEYS = ("subnet", "dhcp", "servers")
+_LAN_KEYS = ("subnet", "dhcp", "servers", "server")
 _INTERNAL_KEYS = ("dhcp",)
 _VM_KEYS = ("pc", "nics", "dhcp_client")
 DHCP_CLIENTS = ("udhcpc", "dhclient")
@@ -455,6 +468,20 @@ def _iface(text: Any) -> ipaddress.IPv4Interface:
         raise ValueError(f"{_fmt(text)} is not an IPv4 address in CIDR form") from None
 
 
+def _server_host(value: Any) -> str | None:
+    """A server's address in one spelling (an IP address normalized, a DNS name lower-cased), or
+    None when it is neither."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return str(ipaddress.ip_address(value.strip("[]")))
+    except ValueError:
+        pass
+    if _HOSTNAME_RE.match(value) and not value.replace(".", "").isdigit():
+        return value.lower()
+    return None
+
+
 def _usable(iface: ipaddress.IPv4Interface) -> str | None:
     """Why an address cannot be a host's, or None."""
     net = iface.network
@@ -477,6 +504,9 @@ class _Builder:
         self.internal_decl: dict[str, dict] = {}
         # broadcast domain -> {ip: path} for static address clashes
         self.addresses: dict[str, dict[ipaddress.IPv4Address, str]] = {}
+        self.g.graph["servers"] = {}
+        self.server_decl: dict[str, str] = {}  # name -> path, for "named but unused"
+        self.server_used: set[str] = set()
 
     # -- helpers ----------------------------------------------------------------------------------
     def err(self, path: str, message: str) -> None:
@@ -544,14 +574,78 @@ class _Builder:
                              "'_'; at most 64)")
             name = "lab"
         self.g.graph["name"] = name
+        self.servers(doc.get("servers"))
         self.internals(doc.get("internal"))
         self.g.graph["internal"] = {k: dict(v) for k, v in self.internal_decl.items()}
         self.lans(doc.get("lans"))
         self.pcs(doc.get("pcs"))
         self.vms(doc.get("vms"))
+        self.unused_servers()
         if not self.errors:
             self.derive_macs()
         return self.g, self.errors
+
+    def servers(self, section: Any) -> None:
+        """The other machines the lab spreads over: a name, the address ssh reaches and the user."""
+        section = self.mapping(section, "servers")
+        self.g.graph["servers"] = {}
+        hosts: dict[str, str] = {}
+        for name, body in (section or {}).items():
+            path = _path("servers", str(name))
+            if not isinstance(name, str) or not NAME_RE.match(name):
+                self.err(path, f"{_fmt(name)} is not a valid server name (a letter, then letters, "
+                               "digits, '-' or '_'; at most 32)")
+                continue
+            if name == LOCAL:
+                self.err(path, f"{LOCAL!r} stands for the machine that runs the lab; a PC or LAN "
+                               "without `server` runs there. Name the other machine otherwise")
+                continue
+            body = self.mapping(body, path, allow_none=False)
+            if body is None:
+                continue
+            self.known_keys(body, _SERVER_KEYS, path)
+            host = body.get("host")
+            if host is None:
+                self.err(_path(path, "host"), "missing (the address or DNS name ssh reaches the "
+                                              "server at, e.g. 192.0.2.10)")
+                continue
+            host = _server_host(host)
+            if host is None:
+                self.err(_path(path, "host"), f"{_fmt(body.get('host'))} is not an IP address or "
+                                              "a DNS name")
+                continue
+            if host in hosts:
+                self.err(_path(path, "host"), f"{host} is already the address of "
+                                              f"{hosts[host]}")
+                continue
+            user = body.get("user", "root")
+            if not isinstance(user, str) or not _USER_RE.match(user):
+                self.err(_path(path, "user"), f"{_fmt(user)} is not a user name")
+                continue
+            hosts[host] = path
+            self.server_decl[name] = path
+            self.g.graph["servers"][name] = {"host": host, "user": user}
+
+    def placement(self, body: Mapping, path: str) -> str | None:
+        """A PC's or LAN's ``server``: a declared server's name, or None (this machine)."""
+        if body.get("server") is None:
+            return None
+        name = body["server"]
+        if isinstance(name, str) and name in self.g.graph["servers"]:
+            self.server_used.add(name)
+            return name
+        if name == LOCAL:
+            return None
+        declared = ", ".join(sorted(self.g.graph["servers"])) or "none"
+        self.err(_path(path, "server"), f"no server {_fmt(name)} (declared in `servers`: "
+                                        f"{declared})")
+        return None
+
+    def unused_servers(self) -> None:
+        for name, path in self.server_decl.items():
+            if name not in self.server_used:
+                self.err(path, f"server {name} is named but no PC or LAN is placed on it "
+                               f"(`server: {name}` under one of them, or remove it)")
 
     def internals(self, section: Any) -> None:
         section = self.mapping(section, "internal")
@@ -596,7 +690,8 @@ class _Builder:
                     self.err(_path(path, "subnet"), str(err))
             dhcp = self.boolean(body.get("dhcp"), _path(path, "dhcp"), True)
             attrs: dict[str, Any] = {"kind": "lan", "name": name, "dhcp": dhcp,
-                                     "subnet": str(subnet) if subnet else None, "gateway": None}
+                                     "subnet": str(subnet) if subnet else None, "gateway": None,
+                                     "server": self.placement(body, path)}
             if subnet:
                 gw = gateway_address(str(subnet))
                 attrs["gateway"] = str(gw)
@@ -662,7 +757,8 @@ class _Builder:
                             nat_subnet = str(net)
                     except ValueError as err:
                         self.err(_path(path, "nat", "subnet"), str(err))
-            self.g.add_node(name, kind="pc", name=name, nat_subnet=nat_subnet, base_mac=None)
+            self.g.add_node(name, kind="pc", name=name, nat_subnet=nat_subnet, base_mac=None,
+                            server=self.placement(body, path))
             adapters = self.mapping(body.get("adapters"), _path(path, "adapters"))
             for aname, abody in (adapters or {}).items():
                 self.adapter(name, aname, abody, _path(path, "adapters", str(aname)))
@@ -991,7 +1087,10 @@ def to_document(graph: nx.Graph) -> tuple[dict, list[Issue]]:
     Attributes are what counts (see the module docstring); edges are rebuilt from them.
     """
     errors: list[Issue] = []
-    doc: dict[str, Any] = {"name": graph.graph.get("name", "lab"), "pcs": {}, "lans": {},
+    doc: dict[str, Any] = {"name": graph.graph.get("name", "lab"),
+                           "servers": {k: dict(v) for k, v in
+                                       graph.graph.get("servers", {}).items()},
+                           "pcs": {}, "lans": {},
                            "internal": {k: dict(v) for k, v in
                                         graph.graph.get("internal", {}).items()}, "vms": {}}
     by_kind: dict[str, list[tuple[Any, dict]]] = {}
@@ -1018,9 +1117,13 @@ def to_document(graph: nx.Graph) -> tuple[dict, list[Issue]]:
         pc: dict[str, Any] = {"adapters": {}}
         if data.get("nat_subnet") and data["nat_subnet"] != DEFAULT_NAT_SUBNET:
             pc["nat"] = {"subnet": data["nat_subnet"]}
+        if data.get("server") is not None:
+            pc["server"] = data["server"]
         doc["pcs"][name_of(key, data)] = pc
     for key, data in by_kind.get("lan", []):
         lan = {"subnet": data.get("subnet"), "dhcp": data.get("dhcp", True), "servers": {}}
+        if data.get("server") is not None:
+            lan["server"] = data["server"]
         doc["lans"][name_of(key, data)] = lan
     for key, data in by_kind.get("server", []):
         if need(key, data, "lan", "ip"):
@@ -1126,15 +1229,21 @@ def summary(graph: nx.Graph) -> str:
               f" {n(counts['internal'], 'internal network')}, {n(counts['vm'], 'VM')},"
               f" {n(counts['nic'], 'NIC')}")
     lines = [totals]
+    for name, server in sorted(graph.graph.get("servers", {}).items()):
+        lines.append(f"server {name}  {server['user']}@{server['host']}")
+
+    def on(data: Mapping) -> str:
+        return f"  on server {data['server']}" if data.get("server") else ""
+
     for key, pc in nodes_of(graph, "pc"):
-        lines.append(f"pc {key}  (shared networking {pc['nat_subnet']})")
+        lines.append(f"pc {key}  (shared networking {pc['nat_subnet']}){on(pc)}")
         for _, a in nodes_of(graph, "adapter"):
             if a["pc"] == key:
                 lines.append(f"  adapter {a['name']:<8} {a['type']:<8} {a['mac']}  "
                              f"lan {a['lan'] or '-'}  ip {a['ip']}")
     for key, lan in nodes_of(graph, "lan"):
         lines.append(f"lan {key}  {lan['subnet']}  gateway {lan['gateway']}  "
-                     f"dhcp {'on' if lan['dhcp'] else 'off'}")
+                     f"dhcp {'on' if lan['dhcp'] else 'off'}{on(lan)}")
         for skey, s in nodes_of(graph, "server"):
             if s["lan"] == key:
                 lines.append(f"  server {skey}  {s['ip']}")

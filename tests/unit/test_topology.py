@@ -194,7 +194,7 @@ def test_nic_forms_are_equivalent() -> None:
     ({"internal__eth0": {}, "vms__v2__nics": ["internal:eth0"]},
      "has the name of adapter host1/eth0"),
     ({"colour": "red"},
-     "colour: unknown key 'colour' (expected one of: name, pcs, lans, internal, vms)"),
+     "colour: unknown key 'colour' (expected one of: name, servers, pcs, lans, internal, vms)"),
     ({"name": "bad name!"}, "name: 'bad name!' is not a valid lab name"),
     ({"pcs": ["host1"]}, "pcs: expected a mapping, got list"),
     ({"pcs__host1__adapters__nat0": {}}, "pcs.host1.adapters.nat0: 'nat0' is a name the lab gives"),
