@@ -41,6 +41,8 @@ packages=(
     ruby                 # checks the Vagrantfile's syntax
     graphviz             # dot, for `wvpclab draw`
     procps make
+    openssh-client       # reaches the servers of a lab spread over several machines
+    openssh-server       # sshd: what a lab's server runs (and the tests' fake servers); never started here
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -49,8 +51,19 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
     say "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # Installing starts no service (an sshd on port 22, say) that was not running: a policy that
+    # refuses every start while apt runs, unless the machine has its own policy already.
+    policy=/usr/sbin/policy-rc.d made_policy=""
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\n# wvpclab install: start no service while packages install\nexit 101\n' > "$policy"
+        chmod 755 "$policy"
+        made_policy=1
+    fi
+    trap '[ -z "$made_policy" ] || rm -f "$policy"' EXIT
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    [ -z "$made_policy" ] || rm -f "$policy"
+    made_policy=""
 fi
 
 # --- Python venv -------------------------------------------------------------------------------
@@ -97,3 +110,19 @@ if [ "$(ovs-vsctl --timeout=3 get Open_vSwitch . other_config:userspace-tso-enab
     "$ovs_ctl" restart --system-id=random >/dev/null 2>&1 || { say "ovs-ctl restart failed"; exit 1; }
 fi
 ovs_up || { say "Open vSwitch is not answering after start"; exit 1; }
+
+# --- the command on servers' PATH ----------------------------------------------------------------
+# A lab spread over several servers runs `wvpclab` on each over ssh (sshd's PATH has /usr/local/sbin):
+# the link names this checkout's, unless it names something that is not a wvpclab .venv.
+link=/usr/local/sbin/wvpclab
+target="$top/.venv/bin/wvpclab"
+if [ -L "$link" ] || [ ! -e "$link" ]; then
+    current=$(readlink "$link" 2>/dev/null || true)
+    case "$current" in
+        "$target") ;;
+        ""|*/.venv/bin/wvpclab) ln -sfn "$target" "$link" ;;
+        *) say "$link links to $current, not a wvpclab checkout: left alone" ;;
+    esac
+else
+    say "$link is not a link: left alone (a server of a spread lab runs the wvpclab on its PATH)"
+fi

@@ -159,6 +159,29 @@ def cmd_draw(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_servers(args: argparse.Namespace) -> int:
+    """Checks every server a topology names; prints per server that it is ready or what to fix."""
+    graph = _load(args.topology)
+    if graph is None:
+        return EXIT_INVALID
+    from wvpclab.items import Server
+    from wvpclab.remote import preflight_all
+
+    servers = [Server(name, s["host"], s["user"])
+               for name, s in sorted(graph.graph.get("servers", {}).items())]
+    if not servers:
+        print(f"lab {graph.graph['name']} runs on this machine alone: it names no servers")
+        return 0
+    results = preflight_all(servers)
+    for result in results:
+        print(result.text())
+    bad = [r.server.name for r in results if not r.ok]
+    if bad:
+        _err(f"{len(bad)} of {len(results)} servers not ready: {', '.join(bad)}")
+        return 1
+    return 0
+
+
 def cmd_clean(args: argparse.Namespace) -> int:
     """Removes what crashed labs left behind (by name prefix and recorded PIDs)."""
     if os.geteuid() != 0:
@@ -171,11 +194,23 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Version(argparse.Action):
+    """``--version``: the version and a fingerprint of the code (what a server must match)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        from wvpclab.remote import code_version
+
+        print(f"wvpclab {code_version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wvpclab",
         description="Windows Virtual PC networking labs on Mininet and Open vSwitch.",
     )
+    parser.add_argument("--version", action=_Version, nargs=0,
+                        help="print the version (and a fingerprint of the code) and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     check = sub.add_parser("check",
                            help="validate topology files and print their summary (no root)")
@@ -215,6 +250,15 @@ def build_parser() -> argparse.ArgumentParser:
     draw.add_argument("-o", "--output", required=True, metavar="FILE",
                       help="where to write: .svg or .png")
     draw.set_defaults(func=cmd_draw)
+    servers = sub.add_parser("servers", help="check the servers a topology spreads over (root)",
+                             description="Reaches each server the topology's `servers` section "
+                                         "names over ssh and checks what a lab needs there: "
+                                         "root, mnexec, Open vSwitch with userspace TSO, "
+                                         "/dev/net/tun, sshd allowing Ethernet tunnels, and the "
+                                         "same wvpclab and Open vSwitch as this machine. Prints "
+                                         "what to fix; exits 1 if a server is not ready.")
+    servers.add_argument("topology", help="a .yaml/.yml, node-link .json or .py file")
+    servers.set_defaults(func=cmd_servers)
     clean = sub.add_parser("clean", help="remove what a crashed lab left behind (root)")
     clean.add_argument("lab", nargs="?", metavar="NAME",
                        help="only this lab's leftovers (the name in its topology file)")
