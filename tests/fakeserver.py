@@ -20,7 +20,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # typing.Self is Python 3.11+
+    from typing import Self
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Hardening of the root namespace's end (as every lab interface there): it answers no ARP, so the

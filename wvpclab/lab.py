@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 from mininet.net import Mininet
@@ -38,6 +38,9 @@ from wvpclab.net import LabNet, NicCable, PatchCable, TransitLink
 from wvpclab.nodes import PhysicalPC, VirtualPC
 from wvpclab.plan import EMPTY, LabPlan, diff, plan
 from wvpclab.realize import Realizer, harden_root_interface
+
+if TYPE_CHECKING:  # typing.Self is Python 3.11+
+    from typing import Self
 
 #: Prefixes of the labs this process has started and not stopped.
 _STARTED: set[str] = set()
