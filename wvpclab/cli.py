@@ -182,6 +182,13 @@ def cmd_servers(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_agent(args: argparse.Namespace) -> int:
+    """A lab's part on this server, driven by the lab over ssh (JSON lines on stdin/stdout)."""
+    from wvpclab.agent import serve
+
+    return serve()
+
+
 def cmd_clean(args: argparse.Namespace) -> int:
     """Removes what crashed labs left behind (by name prefix and recorded PIDs)."""
     if os.geteuid() != 0:
@@ -259,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
                                          "what to fix; exits 1 if a server is not ready.")
     servers.add_argument("topology", help="a .yaml/.yml, node-link .json or .py file")
     servers.set_defaults(func=cmd_servers)
+    agent = sub.add_parser("agent", help="a lab's part on this server (the lab runs it over ssh)",
+                           description="Run by a lab spread over several servers, on each of "
+                                       "them, over ssh: it speaks JSON lines on stdin and "
+                                       "stdout. Not for use by hand.")
+    agent.set_defaults(func=cmd_agent)
     clean = sub.add_parser("clean", help="remove what a crashed lab left behind (root)")
     clean.add_argument("lab", nargs="?", metavar="NAME",
                        help="only this lab's leftovers (the name in its topology file)")

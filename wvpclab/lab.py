@@ -33,10 +33,10 @@ from wvpclab.captures import Captures
 from wvpclab.controller import Controller
 from wvpclab.dhcp.service import Client, Responder
 from wvpclab.errors import ControllerError, LabError, UsageError
-from wvpclab.items import Bridge, DhcpClient, Nat, Veth
+from wvpclab.items import Bridge, DhcpClient, Nat, Server, Veth
 from wvpclab.net import LabNet, NicCable, PatchCable, TransitLink
 from wvpclab.nodes import PhysicalPC, VirtualPC
-from wvpclab.plan import EMPTY, LabPlan, diff, plan
+from wvpclab.plan import EMPTY, Delta, LabPlan, diff, plan
 from wvpclab.realize import Realizer, harden_root_interface
 
 if TYPE_CHECKING:  # typing.Self is Python 3.11+
@@ -96,11 +96,17 @@ def _words(count: int, word: str, plural: str = "") -> str:
 class Lab:
     """A running Windows Virtual PC lab built from a validated topology graph."""
 
-    def __init__(self, graph: nx.Graph, quiet: bool = False) -> None:
+    def __init__(self, graph: nx.Graph, quiet: bool = False, machine: str | None = None) -> None:
+        """``machine``: the server whose part of the lab this object realizes, when it runs there
+        as the agent of a lab spread over several servers (``wvpclab agent``); None for the lab
+        itself, which realizes this machine's part and drives the other servers' agents."""
         errors = topology.validate(graph)
         if errors:
             raise topology.TopologyError(errors)
         self.graph = graph
+        self.machine = machine
+        #: The other servers' agents (a lab spread over several servers).
+        self.spread: Any = None
         self.name: str = graph.graph["name"]
         self.prefix = cleanup.prefix_for(self.name)
         self.run_dir = cleanup.run_dir(self.prefix)
@@ -139,10 +145,20 @@ class Lab:
             raise LabError(f"lab {self.name} is already started")
         preflight()
         target = plan(self.graph, self.prefix)
-        self._claim()
-        self._started = True
-        atexit.register(self.stop)  # a lab left running by a script is torn down at exit
+        if target.of(Server):
+            from wvpclab.spread import Spread
+
+            spread = Spread(self, target)  # every server answers before anything is built
+            spread.connect()
+            self.spread = spread
         t0 = time.monotonic()
+        try:
+            self._open()
+        except BaseException:
+            if self.spread is not None:
+                self.spread.stop()
+                self.spread = None
+            raise
         try:
             g = self.graph
             counts = {k: len(topology.nodes_of(g, k)) for k in ("pc", "vm", "nic", "lan", "server",
@@ -150,16 +166,9 @@ class Lab:
             self._say(f"building lab {self.name}: {_words(counts['pc'], 'PC')}, "
                       f"{_words(counts['vm'], 'VM')} with {_words(counts['nic'], 'NIC')}, "
                       f"{_words(counts['lan'], 'LAN')} with {_words(counts['server'], 'server')}, "
-                      f"{_words(counts['internal'], 'internal network')}")
-            self.controller = Controller(self.run_dir, cleanup.openflow_socket(self.prefix))
-            self.controller.start()
-            Mininet.inited = True  # skip Mininet.init(): it raises limits and sysctls machine-wide
-            self.net = LabNet(build=False, controller=None, autoSetMacs=False,
-                              waitConnected=False, ipBase="172.30.0.0/16")
-            self.net.lab = self
-            self.realizer = Realizer(self.name, self.run_dir, self.net, self.controller, self._say,
-                                     self._save_state)
-            self._save_state()
+                      f"{_words(counts['internal'], 'internal network')}"
+                      + (f", over {_words(len(target.of(Server)) + 1, 'machine')}"
+                         if target.of(Server) else ""))
             self._apply(target)
             self._watching.clear()
             threading.Thread(target=self._watch_servers, name="wvpclab-dhcp-watch",
@@ -176,6 +185,26 @@ class Lab:
                 self._say(f"warning: tearing down after the failed start: {err}")
             raise
 
+    def _open(self) -> None:
+        """Claims the lab's name on this machine and starts its controller, its Mininet network
+        and its realizer (nothing of the lab is built yet). A failure leaves nothing."""
+        self._claim()
+        self._started = True
+        atexit.register(self.stop)  # a lab left running by a script is torn down at exit
+        try:
+            self.controller = Controller(self.run_dir, cleanup.openflow_socket(self.prefix))
+            self.controller.start()
+            Mininet.inited = True  # skip Mininet.init(): it raises limits and sysctls machine-wide
+            self.net = LabNet(build=False, controller=None, autoSetMacs=False,
+                              waitConnected=False, ipBase="172.30.0.0/16")
+            self.net.lab = self
+            self.realizer = Realizer(self.name, self.run_dir, self.net, self.controller, self._say,
+                                     self._save_state)
+            self._save_state()
+        except BaseException:
+            self.stop()
+            raise
+
     def _watch_servers(self) -> None:
         """While the lab runs: every DHCP server that ends is started again (within a second),
         as the controller is; each restart is said on stderr."""
@@ -185,13 +214,25 @@ class Lab:
             for line in self.realizer.revive_servers():
                 self._say(line)
 
-    def _apply(self, target: LabPlan, timeout: float = 30.0) -> None:
-        """Carries out the difference between the running plan and ``target``."""
+    def _apply(self, target: LabPlan, timeout: float = 30.0, clients: bool = True) -> Delta:
+        """Carries out the difference between the running plan and ``target`` (this machine's
+        part of it, and through their agents the other servers'). Returns this machine's part of
+        the difference."""
         assert self.realizer is not None
-        delta = diff(self.plan, target)
-        self.realizer.apply(delta, timeout)
+        delta = self._delta(self.plan, target)
+        if self.spread is not None:
+            self.spread.apply(self.plan, target, delta, timeout)
+        else:
+            self.realizer.apply(delta, timeout, clients=clients)
         self.plan = target
         self._save_state()
+        return delta
+
+    def _delta(self, old: LabPlan, new: LabPlan) -> Delta:
+        """This machine's part of the difference between two plans."""
+        if not old.of(Server) and not new.of(Server):
+            return diff(old, new)
+        return diff(old.part(self.machine), new.part(self.machine))
 
     def _claim(self) -> None:
         state = cleanup.read_state(self.prefix)
@@ -255,15 +296,24 @@ class Lab:
             self._captures.stop_all()
             if self.controller:
                 self.controller._stopping.set()  # no restarts while tearing down
+            spread, self.spread = self.spread, None
+            if spread is not None:
+                spread.end_proxies()
+            servers = threading.Thread(target=spread.stop, name="wvpclab-stop-servers") \
+                if spread is not None else None
+            if servers is not None:  # the servers go at the same time as this machine's part
+                servers.start()
             try:
                 if self.realizer is not None:
-                    self.realizer.apply(diff(self.plan, EMPTY))
+                    self.realizer.apply(self._delta(self.plan, EMPTY))
             except Exception as err:  # noqa: BLE001 - a stop always finishes: what is left goes
                 self._say(f"warning: part of the teardown failed ({err}); removing the rest by "
                           "name")
                 if self.realizer is not None:
                     self.realizer.remove_every_node()
             finally:
+                if servers is not None:
+                    servers.join()
                 cleanup.remove_bridges_and_links(self.prefix)
                 if self.controller:
                     self.controller.stop()
@@ -382,7 +432,11 @@ class Lab:
     # -- access -----------------------------------------------------------------------------------
     @property
     def nodes(self) -> dict[str, Node]:
-        return dict(self.realizer.nodes) if self.realizer else {}
+        """Every node of the lab, those on other servers too (their ``cmd`` runs there)."""
+        nodes: dict[str, Node] = dict(self.realizer.nodes) if self.realizer else {}
+        if self.spread is not None:
+            nodes.update(self.spread.proxies)
+        return nodes
 
     def node(self, name: str) -> Node:
         """Any node by its topology name (VMs, PCs, servers, gateways, NAT engines)."""

@@ -82,6 +82,18 @@ class LabPlan:
         node = getattr(item, "node", None)
         return self.of(Host)[node].server if node in self.of(Host) else None
 
+    def part(self, server: str | None) -> LabPlan:
+        """The items one machine realizes (None: the machine running the lab). Servers and the
+        uplinks between them are the lab's own: an uplink joins two machines."""
+        items: dict[type, dict[Any, Item]] = {}
+        for kind, table in self.items.items():
+            if kind in (Server, Uplink):
+                continue
+            mine = {k: i for k, i in table.items() if self.server_of(i) == server}
+            if mine:
+                items[kind] = mine
+        return LabPlan(self.name, self.prefix, items)
+
     def servers(self) -> list[str | None]:
         """Every machine the lab uses: None (the machine running it) first, then its servers."""
         used = {h.server for h in self.of(Host).values()} | \

@@ -171,18 +171,31 @@ class Realizer:
             self.lock.release()
 
     # -- the whole change -------------------------------------------------------------------------
-    def apply(self, d: Delta, timeout: float = 30.0, repair: bool = False) -> None:
+    def apply(self, d: Delta, timeout: float = 30.0, repair: bool = False,
+              clients: bool = True) -> None:
         """Carries out ``d``; returns when the switches' flows are in force and every DHCP client
         that was started or renewed holds a lease on its network (or, after ``timeout``, with a
         warning naming those that do not). With ``repair`` (undoing a change that failed part way)
-        each step tolerates finding its work done or its object gone already."""
+        each step tolerates finding its work done or its object gone already. Without ``clients``
+        the DHCP clients are left for ``start_clients`` (a lab over several servers starts them
+        once every server's part is built: their servers may be on another)."""
         with self.lock:
-            self._apply_locked(d, timeout, repair)
+            self._apply_locked(d, timeout, repair, clients)
 
-    def _apply_locked(self, d: Delta, timeout: float, repair: bool) -> None:
+    def start_clients(self, d: Delta, timeout: float = 30.0) -> None:
+        """The last step of ``apply(d, clients=False)``."""
+        with self.lock:
+            self._apply_locked(d, timeout, False, True, only_clients=True)
+
+    def _apply_locked(self, d: Delta, timeout: float, repair: bool, clients: bool,
+                      only_clients: bool = False) -> None:
         self.repair = repair
         try:
-            self._apply(d, timeout)
+            if only_clients:
+                self._step("start clients")
+                self._start_clients(d, timeout)
+            else:
+                self._apply(d, timeout, clients)
         except subprocess.TimeoutExpired as err:
             raise CommandError(str(err.cmd[0] if err.cmd else "a command"),
                                f"no answer in {err.timeout:.0f} s") from None
@@ -197,7 +210,7 @@ class Realizer:
         if self.fault is not None and not self.repair:
             self.fault(name)
 
-    def _apply(self, d: Delta, timeout: float) -> None:
+    def _apply(self, d: Delta, timeout: float, clients: bool = True) -> None:
         everything = not d.new.items
         self._step("release")
         moving = [(a, b) for a, b in d.change(DhcpClient) if a.attached != b.attached]
@@ -255,8 +268,9 @@ class Realizer:
         ip_batch([f"link set {r} up" for r in ups], force=self.repair)
         self._step("start processes")
         self._start_processes(d)
-        self._step("start clients")
-        self._start_clients(d, timeout)
+        if clients:
+            self._step("start clients")
+            self._start_clients(d, timeout)
 
     # -- taking away -------------------------------------------------------------------------------
     def _stop_processes(self, d: Delta) -> None:

@@ -1,0 +1,415 @@
+"""A lab over several servers, from the machine that runs it: each server's agent (``wvpclab
+agent`` over ssh), the Ethernet tunnels that carry the LAN uplinks between servers, and a Mininet
+node here for every node there (its ``cmd`` and ``popen`` run there).
+
+Start: every server's agent answers (or the one that does not is named) before anything is built;
+then the uplinks' tunnels, then every machine builds its part at the same time, then the DHCP
+clients start everywhere (their servers may be on another machine). Stop: every machine tears its
+part down at the same time, then the tunnels close. A server lost on the way is named; the others
+still stop."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import select
+import signal
+import subprocess
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+from mininet.node import Host as MininetHost
+
+from wvpclab import cleanup, topology
+from wvpclab.errors import LabError
+from wvpclab.items import Server, Uplink
+from wvpclab.nic import MTU
+from wvpclab.plan import Delta, LabPlan
+from wvpclab.realize import ROOT_SYSCTLS, harden_root_interface, ip_batch
+from wvpclab.remote import Remote, ServerError, quote
+
+#: How long an agent may take to start, and to build or tear down its part.
+START_TIMEOUT = 60.0
+APPLY_TIMEOUT = 600.0
+STOP_TIMEOUT = 120.0
+#: How long an uplink's tunnel may take to open.
+TUNNEL_TIMEOUT = 20.0
+
+
+class AgentClient:
+    """One server's agent, seen from here: requests and their replies, one at a time."""
+
+    def __init__(self, remote: Remote, say: Callable[[str], None]) -> None:
+        self.remote = remote
+        self.say = say
+        self.proc: subprocess.Popen | None = None
+        self.lock = threading.Lock()
+        self._buffer = b""
+        self.lost: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.remote.name
+
+    def connect(self, graph: dict, quiet: bool) -> None:
+        self.proc = subprocess.Popen(self.remote.argv("wvpclab agent"), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     start_new_session=True)
+        threading.Thread(target=self._relay, name=f"wvpclab-agent-{self.name}",
+                         daemon=True).start()
+        self.request("start", START_TIMEOUT, graph=graph, machine=self.name, quiet=quiet)
+
+    def _relay(self) -> None:
+        """The agent's messages (its stderr), said here with the server's name."""
+        assert self.proc is not None and self.proc.stderr is not None
+        self._stderr: list[str] = []
+        for raw in self.proc.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            self._stderr = (self._stderr + [line])[-20:]
+            if line:
+                self.say(f"[{self.name}] {line.removeprefix('wvpclab: ')}")
+
+    def request(self, op: str, wait: float, **fields: Any) -> dict[str, Any]:
+        """Sends a request and waits for its reply; ServerError naming the server when it fails,
+        the connection is gone or no reply comes within ``wait`` seconds."""
+        with self.lock:
+            if self.lost:
+                raise ServerError(self.lost)
+            assert self.proc is not None and self.proc.stdin is not None
+            try:
+                self.proc.stdin.write((json.dumps({"op": op, **fields}) + "\n").encode())
+                self.proc.stdin.flush()
+            except OSError:
+                self._lose("the connection closed")
+            line = self._readline(wait, op)
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            raise ServerError(f"server {self.name}: its agent answered {line[:200]!r}") from None
+        if not reply.get("ok"):
+            raise ServerError(f"server {self.name}: {reply.get('error', 'failed')}")
+        return reply
+
+    def _readline(self, timeout: float, op: str) -> str:
+        assert self.proc is not None and self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._lose(f"no answer to {op!r} in {timeout:.0f} s")
+            ready, _, _ = select.select([fd], [], [], min(left, 1.0))
+            if ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    self.proc.wait(5)
+                    last = " / ".join(getattr(self, "_stderr", [])[-2:])
+                    self._lose(f"the connection closed (ssh exit {self.proc.returncode}"
+                               f"{': ' + last if last else ''})")
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode(errors="replace")
+
+    def _lose(self, why: str) -> None:
+        self.lost = f"server {self.name} ({self.remote.server.host}) was lost: {why}"
+        raise ServerError(self.lost)
+
+    def close(self) -> None:
+        """Asks the agent to tear its part down and waits (bounded); then ends the session."""
+        try:
+            if self.proc is not None and self.proc.poll() is None and not self.lost:
+                self.request("stop", STOP_TIMEOUT)
+        except ServerError as err:
+            self.say(f"warning: {err}")
+        finally:
+            self._end()
+
+    def _end(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        for stream in (proc.stdin,):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def tap_number(dev: str, taken: set[int]) -> int:
+    """The tunnel device number for an uplink end: from its name (so each lab's ends differ),
+    the next free one where ``taken``."""
+    number = 1000 + zlib.crc32(dev.encode()) % 900_000
+    while number in taken:
+        number += 1
+    return number
+
+
+class Tunnel:
+    """An uplink between this machine and a server: ``ssh -w`` with an Ethernet tunnel, whose
+    ends are renamed to the uplink's ports, hardened, MTU 1500 and up."""
+
+    def __init__(self, uplink: Uplink, remote: Remote) -> None:
+        self.uplink = uplink
+        self.remote = remote
+        here_a = uplink.a is None
+        self.local_dev = uplink.a_dev if here_a else uplink.b_dev
+        self.remote_dev = uplink.b_dev if here_a else uplink.a_dev
+        self.proc: subprocess.Popen | None = None
+
+    def open(self, taken: set[int]) -> None:
+        local = tap_number(self.local_dev, taken)
+        taken.add(local)
+        while os.path.exists(f"/sys/class/net/tap{local}"):
+            local = tap_number(self.local_dev, taken | {local})
+            taken.add(local)
+        there = tap_number(self.remote_dev, set())
+        harden = " ".join(f"net.{family}.conf.{self.remote_dev}.{key}={value}"
+                          for family, key, value in ROOT_SYSCTLS)
+        script = (f"for i in $(seq 400); do [ -e /sys/class/net/tap{there} ] && break; "
+                  f"sleep 0.05; done; ip link set tap{there} name {self.remote_dev} && "
+                  f"sysctl -qw {harden} && ip link set {self.remote_dev} mtu {MTU} up && "
+                  "echo tunnel-up && exec cat >/dev/null")  # until this end's ssh goes
+        self.proc = subprocess.Popen(
+            self.remote.argv(script, "-o", "Tunnel=ethernet", "-w", f"{local}:{there}",
+                             "-o", "ExitOnForwardFailure=yes"),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True)  # its stdin closes when the lab's process ends, however
+        line = _first_line(self.proc, TUNNEL_TIMEOUT)
+        if line != "tunnel-up":
+            err = ""
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode(errors="replace").strip() \
+                    if self.proc.stderr else ""
+            self.close()
+            raise ServerError(f"server {self.remote.name}: the uplink {self.local_dev} <-> "
+                              f"{self.remote_dev} did not open: {err or 'no answer'}")
+        if not cleanup.wait_until(lambda: os.path.exists(f"/sys/class/net/tap{local}"), 10):
+            self.close()
+            raise ServerError(f"the uplink to {self.remote.name}: tap{local} never appeared")
+        ip_batch([f"link set tap{local} name {self.local_dev}"])
+        harden_root_interface(self.local_dev)
+        ip_batch([f"link set {self.local_dev} mtu {MTU} up"])
+
+    def close(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream:
+                stream.close()
+        ip_batch([f"link del {self.local_dev}"], force=True)  # (gone with ssh, normally)
+
+
+def _first_line(proc: subprocess.Popen, timeout: float) -> str:
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while b"\n" not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            seen += chunk
+        elif proc.poll() is not None:
+            break
+    return seen.split(b"\n", 1)[0].decode(errors="replace").strip()
+
+
+class RemoteNode(MininetHost):
+    """A node that runs on another server, as Mininet sees it here: its shell is bash in the
+    node's namespaces there (``mnexec -a``), over ssh; ``cmd`` and ``popen`` run there."""
+
+    def __init__(self, name: str, remote: Remote, remote_pid: int, role: str,
+                 pc: str | None = None) -> None:
+        self.remote = remote
+        self.remote_pid = remote_pid
+        self.role = role
+        self.pc_name = pc
+        self.server = remote.name
+        super().__init__(name, inNamespace=False)
+
+    def startShell(self, mnopts: Any = None) -> None:
+        self._shell_starting = True
+        try:
+            super().startShell(mnopts=f"-a{self.remote_pid}")
+        finally:
+            self._shell_starting = False
+        self.pid = self.remote_pid
+
+    def _popen(self, cmd: list[str], **params: Any) -> subprocess.Popen:
+        """Runs ``cmd`` there over ssh (the shell with a terminal there, as Mininet's needs)."""
+        options = ("-tt",) if getattr(self, "_shell_starting", False) else ()
+        params.setdefault("start_new_session", True)
+        return subprocess.Popen(self.remote.argv(quote(cmd), *options), **params)
+
+    def terminate(self) -> None:
+        """Ends the shell here (and with it the one there); the node itself is its agent's."""
+        if self.shell and self.shell.poll() is None:
+            try:
+                os.killpg(self.shell.pid, signal.SIGHUP)
+            except ProcessLookupError:
+                pass
+        self.cleanup()
+
+    def __repr__(self) -> str:
+        return f"<{self.__class__.__name__} {self.name} on {self.server} pid={self.remote_pid}>"
+
+
+class Spread:
+    """The other servers of a lab: their agents, the tunnels to them, their nodes' proxies."""
+
+    def __init__(self, lab: Any, target: LabPlan) -> None:
+        self.lab = lab
+        servers = target.of(Server)
+        self.remotes = {name: Remote(server) for name, server in sorted(servers.items())}
+        for u in target.of(Uplink).values():
+            if u.a is not None and u.b is not None:
+                raise LabError(f"the uplink {u.a_dev} <-> {u.b_dev} joins servers {u.a} and "
+                               f"{u.b}: an uplink between two servers neither of which runs the "
+                               "lab is not supported yet (put the LAN or the PC on this machine)")
+        self.agents: dict[str, AgentClient] = {}
+        self.tunnels: dict[str, Tunnel] = {}
+        self.proxies: dict[str, RemoteNode] = {}
+        self._taps: set[int] = set()
+
+    def connect(self) -> None:
+        """Starts every server's agent at once; if one cannot be reached, the others stop and
+        LabError names it (nothing is built)."""
+        graph = topology.to_node_link(self.lab.graph)
+        clients = {name: AgentClient(remote, self.lab._say)
+                   for name, remote in self.remotes.items()}
+        errors: dict[str, Exception] = {}
+
+        def one(name: str) -> None:
+            try:
+                clients[name].connect(graph, self.lab.quiet)
+            except ServerError as err:
+                errors[name] = err
+
+        _each(one, list(clients))
+        if errors:
+            _each(lambda name: clients[name].close(), [n for n in clients if n not in errors])
+            for name in errors:
+                clients[name]._end()
+            first = errors[min(errors)]
+            more = f" (and {', '.join(sorted(errors)[1:])})" if len(errors) > 1 else ""
+            raise LabError(f"{first}{more}; nothing was built")
+        self.agents = clients
+
+    def apply(self, old: LabPlan, new: LabPlan, delta: Delta, timeout: float) -> None:
+        """Carries out a change on every machine (see the module's docstring)."""
+        for key, u in new.of(Uplink).items():
+            if key not in self.tunnels:
+                tunnel = Tunnel(u, self.remotes[u.a or u.b])
+                tunnel.open(self._taps)
+                self.tunnels[key] = tunnel
+        graph = topology.to_node_link(self.lab.graph)
+        realizer = self.lab.realizer
+        errors = self._everywhere(lambda a: a.request("apply", APPLY_TIMEOUT, graph=graph,
+                                                      timeout=timeout),
+                                  lambda: realizer.apply(delta, timeout, clients=False))
+        self._sync_proxies(errors)
+        if errors:
+            raise errors[0]
+        errors = self._everywhere(lambda a: a.request("clients", APPLY_TIMEOUT, timeout=timeout),
+                                  lambda: realizer.start_clients(delta, timeout))
+        if errors:
+            raise errors[0]
+        for key in [k for k in self.tunnels if k not in new.of(Uplink)]:
+            self.tunnels.pop(key).close()
+
+    def _everywhere(self, remote: Callable[[AgentClient], Any],
+                    local: Callable[[], None]) -> list[Exception]:
+        """Runs a step on every server and here at the same time; every failure, in order."""
+        results: dict[str, Any] = {}
+        with concurrent.futures.ThreadPoolExecutor(max(1, len(self.agents))) as pool:
+            futures = {name: pool.submit(remote, agent) for name, agent in self.agents.items()}
+            errors: list[Exception] = []
+            try:
+                local()
+            except Exception as err:  # noqa: BLE001 - reported with the servers' failures
+                errors.append(err)
+            for name, future in futures.items():
+                try:
+                    results[name] = future.result()
+                except Exception as err:  # noqa: BLE001 - each server's failure is named
+                    errors.append(err)
+        self._results = results
+        return errors
+
+    def _sync_proxies(self, errors: list[Exception]) -> None:
+        """A Mininet node here for every node there (new ones made, gone ones ended)."""
+        net = self.lab.net
+        for name, reply in self._results.items():
+            there = reply.get("nodes", {})
+            for node, (pid, role, pc) in sorted(there.items()):
+                old = self.proxies.get(node)
+                if old is not None and old.remote_pid == pid:
+                    continue
+                if old is not None:
+                    self._forget(node)
+                try:
+                    proxy = RemoteNode(node, self.remotes[name], pid, role, pc)
+                except Exception as err:  # noqa: BLE001 - a shell that cannot start
+                    errors.append(ServerError(f"server {name}: no shell for {node}: {err}"))
+                    continue
+                self.proxies[node] = proxy
+                net.hosts.append(proxy)
+                net.nameToNode[node] = proxy
+            for node in [n for n, p in self.proxies.items() if p.server == name and n not in there]:
+                self._forget(node)
+
+    def _forget(self, node: str) -> None:
+        proxy = self.proxies.pop(node)
+        proxy.terminate()
+        net = self.lab.net
+        if proxy in net.hosts:
+            net.hosts.remove(proxy)
+        net.nameToNode.pop(node, None)
+
+    def end_proxies(self) -> None:
+        """The nodes' shells here end (their nodes go with their servers' parts)."""
+        for node in list(self.proxies):
+            try:
+                self._forget(node)
+            except Exception:  # noqa: BLE001 - the node's shell may be gone with its server
+                self.proxies.pop(node, None)
+
+    def stop(self) -> None:
+        """Every server tears its part down at once (a lost one is named); then the tunnels."""
+        self.end_proxies()
+        _each(lambda name: self.agents[name].close(), list(self.agents))
+        self.agents.clear()
+        for tunnel in self.tunnels.values():
+            tunnel.close()
+        self.tunnels.clear()
+
+
+def _each(fn: Callable[[str], None], names: list[str]) -> None:
+    """``fn`` for every name at once."""
+    if not names:
+        return
+    with concurrent.futures.ThreadPoolExecutor(len(names)) as pool:
+        for future in [pool.submit(fn, n) for n in names]:
+            future.result()
+
+
+__all__ = ["AgentClient", "RemoteNode", "Spread", "Tunnel", "tap_number"]
