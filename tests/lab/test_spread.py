@@ -1,0 +1,150 @@
+"""A lab over two machines (this one and a fake server with its own sshd and Open vSwitch), as
+root: a PC on each, sharing one LAN here through an ssh Ethernet tunnel; every mode on the remote
+PC; what a lost or unreachable server does; and nothing left on either machine."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from tests.fakeserver import FakeServer
+from tests.lab.helpers import leftovers
+from wvpclab import Lab, cleanup, topology
+from wvpclab.errors import LabError
+
+pytestmark = pytest.mark.lab
+
+TOPO = {
+    "name": "t-spread",
+    "servers": {"far": {"host": "198.18.0.2"}},
+    "lans": {"office": {"subnet": "192.168.50.0/24", "servers": {"web": "192.168.50.80"}}},
+    "internal": {"lab": {}},
+    "pcs": {"pc1": {"adapters": {"eth0": {"lan": "office"}}},
+            "pc2": {"server": "far", "adapters": {"eth0": {"lan": "office"}}}},
+    "vms": {"xp": {"pc": "pc1", "nics": [{"bridge": "eth0"},
+                                          {"internal": "lab", "ip": "169.254.100.1/16"}]},
+            "lab2": {"pc": "pc2", "nics": [{"bridge": "eth0"}, "shared",
+                                           {"internal": "lab", "ip": "169.254.100.2/16"},
+                                           "none"]}},
+}
+
+
+def ipv4(node, dev: str) -> str | None:
+    out = node.cmd(f"ip -4 -o addr show dev {dev}")
+    found = re.search(r"inet (\d+\.\d+\.\d+\.\d+)/", out)
+    return found.group(1) if found else None
+
+
+def remote_leftovers(server: FakeServer, prefix: str | None = None) -> list[str]:
+    """What labs left on the fake server (only the lab with ``prefix``, if given): interfaces,
+    bridges, run dirs, processes other than the server's own."""
+    mark = prefix or ""
+    left = [line.split()[0] for line in server.inside("ip", "-br", "link").stdout.splitlines()
+            if line.split()[0].split("@")[0] not in ("lo", server.dev) and mark in line]
+    left += [f"bridge {b}" for b in server.inside("ovs-vsctl", "list-br").stdout.split()
+             if mark in b]
+    run = server.inside("ls", "/run/wvpclab").stdout.split()
+    left += [f"run dir {d}" for d in run if mark in d]
+    procs = server.inside("ps", "-eo", "args").stdout.splitlines()[1:]
+    left += [f"process {p}" for p in procs if mark in p
+             and not p.startswith(("bash -c", "ovsdb-server", "ovs-vswitchd", "sleep 3600",
+                                   "ps -eo", "sshd: /usr/sbin/sshd"))]
+    return left
+
+
+def local_ssh(address: str = "198.18.0.") -> list[str]:
+    """ssh clients to the fake servers (to ``address``) still running here."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            line = cleanup.cmdline(int(entry))
+            if line.startswith("ssh ") and f" {address}" in line:
+                found.append(f"{entry}: {line}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def far() -> Iterator[FakeServer]:
+    with FakeServer("far", 0) as server:
+        os.environ["WVPCLAB_SSH_CONFIG"] = str(server.ssh_config)
+        try:
+            yield server
+        finally:
+            os.environ.pop("WVPCLAB_SSH_CONFIG", None)
+
+
+@pytest.fixture(scope="module")
+def lab(far: FakeServer) -> Iterator[Lab]:
+    with Lab(topology.from_document(TOPO), quiet=True) as running:
+        yield running
+    assert leftovers(running.prefix) == []
+    assert remote_leftovers(far) == []
+    assert local_ssh() == []
+
+
+def test_the_plan_puts_pc2_and_its_own_on_far(lab: Lab) -> None:
+    assert local_ssh("198.18.0.2")  # (what the fixture's check looks for, once the lab is down)
+    assert lab.node("lab2").server == "far" and lab.node("pc2").server == "far"
+    assert lab.node("nat.lab2.1").server == "far"
+    assert not hasattr(lab.node("xp"), "server")
+    assert lab.node("lab2").cmd("hostname").strip() == "far"  # its commands run there
+    assert lab.node("xp").cmd("hostname").strip() != "far"
+
+
+def test_bridged_guests_of_both_pcs_share_the_lan_here(lab: Lab) -> None:
+    xp, lab2 = lab.node("xp"), lab.node("lab2")
+    a, b = ipv4(xp, "eth0"), ipv4(lab2, "eth0")
+    assert a and a.startswith("192.168.50.") and b and b.startswith("192.168.50.")
+    assert " 0% packet loss" in lab2.cmd(f"ping -c 2 -W 2 {a}")
+    assert " 0% packet loss" in xp.cmd(f"ping -c 2 -W 2 {b}")
+    page = lab2.cmd("curl -s -m 5 http://192.168.50.80/").strip()
+    assert page == f"web: hello from web; you are {b}"
+
+
+def test_the_remote_pc_and_its_nat_guest_reach_the_lan_as_the_pc(lab: Lab) -> None:
+    pc2 = ipv4(lab.node("pc2"), "eth0")
+    assert pc2 and pc2.startswith("192.168.50.")
+    lab2 = lab.node("lab2")
+    assert ipv4(lab2, "eth1") == "192.168.131.1"  # from its NAT engine, there
+    page = lab2.cmd("curl -s -m 5 --interface eth1 http://192.168.50.80/").strip()
+    assert page == f"web: hello from web; you are {pc2}"
+
+
+def test_internal_networks_of_the_two_pcs_stay_apart(lab: Lab) -> None:
+    """Same name, two PCs: two networks (a guest's own address answers; the other PC's not)."""
+    xp, lab2 = lab.node("xp"), lab.node("lab2")
+    assert " 0% packet loss" in lab2.cmd("ping -c 1 -W 1 169.254.100.2")
+    assert " 100% packet loss" in xp.cmd("ping -c 2 -W 1 169.254.100.2")
+    assert " 100% packet loss" in lab2.cmd("ping -c 2 -W 1 169.254.100.1")
+
+
+def test_a_not_connected_nic_there_has_no_carrier(lab: Lab) -> None:
+    assert "NO-CARRIER" in lab.node("lab2").cmd("ip link show eth3")
+
+
+def test_an_unreachable_server_is_named_before_anything_is_built(far: FakeServer) -> None:
+    doc = {**TOPO, "name": "t-spread-gone",
+           "servers": {"far": {"host": "198.18.0.2"}, "gone": {"host": "198.18.0.6"}},
+           "pcs": {**TOPO["pcs"], "pc3": {"server": "gone",
+                                          "adapters": {"eth0": {"lan": "office"}}}}}
+    with FakeServer("gone", 1) as gone:
+        gone.cut()
+        config = far.ssh_config.read_text() + gone.ssh_config.read_text()
+        both = far.dir / "both_config"
+        both.write_text(config)
+        os.environ["WVPCLAB_SSH_CONFIG"] = str(both)
+        try:
+            lab = Lab(topology.from_document(doc), quiet=True)
+            with pytest.raises(LabError) as err:
+                lab.start()
+        finally:
+            os.environ["WVPCLAB_SSH_CONFIG"] = str(far.ssh_config)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("server gone (198.18.0.6) ") and "nothing was built" in message
+    assert leftovers(lab.prefix) == []
+    assert remote_leftovers(far, lab.prefix) == []
+    assert local_ssh("198.18.0.6") == []
