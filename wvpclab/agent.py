@@ -24,12 +24,13 @@ from typing import IO, Any
 
 import networkx as nx
 
-from wvpclab import topology
 from wvpclab.errors import WvpcError
 
 
 def _graph(data: Any) -> nx.Graph:
-    return topology.from_graph(nx.node_link_graph(data, edges="links"))
+    """The lab's graph as it was sent: validated there already, and carrying the runtime state
+    (a pulled cable) that a topology document does not."""
+    return nx.node_link_graph(data, edges="links")
 
 
 class Agent:
@@ -38,6 +39,7 @@ class Agent:
     def __init__(self) -> None:
         self.lab: Any = None
         self.pending: Any = None  # the last change's delta, whose clients start on ``clients``
+        self.attempted: Any = None  # the plan of a change that failed part way here
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
@@ -58,9 +60,16 @@ class Agent:
             from wvpclab.plan import plan
 
             graph = _graph(request["graph"])
+            repair = bool(request.get("repair"))
             target = plan(graph, self.lab.prefix, previous=self.lab.plan)
-            self.pending = self.lab._apply(target, float(request.get("timeout", 30)),
-                                           clients=False)
+            start = self.attempted if repair else None  # undoing: from what a failure left
+            try:
+                self.pending = self.lab._apply(target, float(request.get("timeout", 30)),
+                                               clients=False, repair=repair, start=start)
+            except BaseException:
+                self.attempted = target
+                raise
+            self.attempted = None
             self.lab.graph = graph
             return {"nodes": self.nodes()}
         if op == "clients":
@@ -115,8 +124,10 @@ def serve(stdin: IO[str] | None = None) -> int:
                 continue
             try:
                 reply = {"ok": True, **agent.handle(request)}
-            except (WvpcError, ValueError, KeyError, TypeError) as err:
-                reply = {"ok": False, "error": str(err) or type(err).__name__}
+            except WvpcError as err:
+                reply = {"ok": False, "error": str(err)}
+            except Exception as err:  # noqa: BLE001 - said to the lab, which decides
+                reply = {"ok": False, "error": f"{type(err).__name__}: {err}"}
             channel.write(json.dumps(reply) + "\n")
             if request.get("op") == "stop":
                 return 0

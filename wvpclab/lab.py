@@ -214,16 +214,21 @@ class Lab:
             for line in self.realizer.revive_servers():
                 self._say(line)
 
-    def _apply(self, target: LabPlan, timeout: float = 30.0, clients: bool = True) -> Delta:
-        """Carries out the difference between the running plan and ``target`` (this machine's
-        part of it, and through their agents the other servers'). Returns this machine's part of
-        the difference."""
+    def _apply(self, target: LabPlan, timeout: float = 30.0, clients: bool = True,
+               repair: bool = False, graph: nx.Graph | None = None,
+               start: LabPlan | None = None) -> Delta:
+        """Carries out the difference between the running plan (or ``start``: what a failed
+        change left) and ``target``: this machine's part of it, and through their agents the
+        other servers' (which plan ``graph``, the graph of ``target``). Returns this machine's
+        part of the difference."""
         assert self.realizer is not None
-        delta = self._delta(self.plan, target)
+        old = self.plan if start is None else start
+        delta = self._delta(old, target)
         if self.spread is not None:
-            self.spread.apply(self.plan, target, delta, timeout)
+            self.spread.apply(old, target, delta, timeout, self.graph if graph is None else graph,
+                              repair)
         else:
-            self.realizer.apply(delta, timeout, clients=clients)
+            self.realizer.apply(delta, timeout, repair=repair, clients=clients)
         self.plan = target
         self._save_state()
         return delta
@@ -396,18 +401,15 @@ class Lab:
         before, target = self.plan, plan(edited, self.prefix, previous=self.plan)
         with signals_deferred():
             try:
-                self.realizer.apply(diff(before, target), timeout)
+                self._apply(target, timeout, graph=edited)
             except Exception as err:
                 try:
-                    self.realizer.apply(diff(target, before), timeout, repair=True)
+                    self._apply(before, timeout, repair=True, graph=self.graph, start=target)
                 except Exception as again:  # noqa: BLE001 - both causes are reported
                     self._save_state()
                     raise LabError(f"{err}; undoing the change failed too ({again}): stop the lab "
                                    "and start it again") from err
-                self._save_state()
                 raise LabError(f"{err} (nothing was changed)") from err
-            self.plan = target
-            self._save_state()
             edit(self.graph)
 
     def _nic(self, vm: str, index: int) -> dict:

@@ -28,6 +28,7 @@ from wvpclab import cleanup, topology
 from wvpclab.errors import LabError
 from wvpclab.items import Server, Uplink
 from wvpclab.nic import MTU
+from wvpclab.nodes import ROLES
 from wvpclab.plan import Delta, LabPlan
 from wvpclab.realize import ROOT_SYSCTLS, harden_root_interface, ip_batch
 from wvpclab.remote import Remote, ServerError, quote
@@ -235,16 +236,16 @@ def _first_line(proc: subprocess.Popen, timeout: float) -> str:
 
 class RemoteNode(MininetHost):
     """A node that runs on another server, as Mininet sees it here: its shell is bash in the
-    node's namespaces there (``mnexec -a``), over ssh; ``cmd`` and ``popen`` run there."""
+    node's namespaces there (``mnexec -a``), over ssh; ``cmd`` and ``popen`` run there. Made
+    with the class of its role (``remote_node``), so a remote VM is a ``VirtualPC`` too."""
 
     def __init__(self, name: str, remote: Remote, remote_pid: int, role: str,
                  pc: str | None = None) -> None:
         self.remote = remote
         self.remote_pid = remote_pid
         self.role = role
-        self.pc_name = pc
         self.server = remote.name
-        super().__init__(name, inNamespace=False)
+        super().__init__(name, pc=pc, inNamespace=False)
 
     def startShell(self, mnopts: Any = None) -> None:
         self._shell_starting = True
@@ -271,6 +272,19 @@ class RemoteNode(MininetHost):
 
     def __repr__(self) -> str:
         return f"<{self.__class__.__name__} {self.name} on {self.server} pid={self.remote_pid}>"
+
+
+_REMOTE_CLASSES: dict[str, type] = {}
+
+
+def remote_node(name: str, remote: Remote, remote_pid: int, role: str,
+                pc: str | None = None) -> RemoteNode:
+    """The node here for node ``name`` of role ``role`` there."""
+    cls = _REMOTE_CLASSES.get(role)
+    if cls is None:
+        base = ROLES[role]
+        cls = _REMOTE_CLASSES[role] = type(f"Remote{base.__name__}", (RemoteNode, base), {})
+    return cls(name, remote, remote_pid, role, pc)
 
 
 class Spread:
@@ -314,18 +328,22 @@ class Spread:
             raise LabError(f"{first}{more}; nothing was built")
         self.agents = clients
 
-    def apply(self, old: LabPlan, new: LabPlan, delta: Delta, timeout: float) -> None:
-        """Carries out a change on every machine (see the module's docstring)."""
+    def apply(self, old: LabPlan, new: LabPlan, delta: Delta, timeout: float, graph: Any,
+              repair: bool = False) -> None:
+        """Carries out a change on every machine (see the module's docstring): ``delta`` is this
+        machine's part, ``graph`` the one the servers plan theirs from; with ``repair``, undoing
+        a change that failed part way on one of them."""
         for key, u in new.of(Uplink).items():
             if key not in self.tunnels:
                 tunnel = Tunnel(u, self.remotes[u.a or u.b])
                 tunnel.open(self._taps)
                 self.tunnels[key] = tunnel
-        graph = topology.to_node_link(self.lab.graph)
+        data = topology.to_node_link(graph)
         realizer = self.lab.realizer
-        errors = self._everywhere(lambda a: a.request("apply", APPLY_TIMEOUT, graph=graph,
-                                                      timeout=timeout),
-                                  lambda: realizer.apply(delta, timeout, clients=False))
+        errors = self._everywhere(lambda a: a.request("apply", APPLY_TIMEOUT, graph=data,
+                                                      timeout=timeout, repair=repair),
+                                  lambda: realizer.apply(delta, timeout, repair=repair,
+                                                         clients=False))
         self._sync_proxies(errors)
         if errors:
             raise errors[0]
@@ -367,7 +385,7 @@ class Spread:
                 if old is not None:
                     self._forget(node)
                 try:
-                    proxy = RemoteNode(node, self.remotes[name], pid, role, pc)
+                    proxy = remote_node(node, self.remotes[name], pid, role, pc)
                 except Exception as err:  # noqa: BLE001 - a shell that cannot start
                     errors.append(ServerError(f"server {name}: no shell for {node}: {err}"))
                     continue

@@ -125,6 +125,30 @@ def test_a_not_connected_nic_there_has_no_carrier(lab: Lab) -> None:
     assert "NO-CARRIER" in lab.node("lab2").cmd("ip link show eth3")
 
 
+def test_a_nic_there_moves_between_modes_while_its_vm_runs(lab: Lab) -> None:
+    """WVPC's Settings dialog on the remote VM: its NIC 3 from Not connected onto the host
+    adapter (a lease from the LAN here, through the uplink), then back."""
+    lab2 = lab.node("lab2")
+    assert lab.set_nic("lab2", 3, "bridge:eth0")
+    address = ipv4(lab2, "eth3")
+    assert address and address.startswith("192.168.50.")
+    assert " 0% packet loss" in lab.node("web").cmd(f"ping -c 1 -W 2 {address}")
+    assert lab.set_nic("lab2", 3, "none")
+    assert "NO-CARRIER" in lab2.cmd("ip link show eth3")
+    assert " 100% packet loss" in lab.node("web").cmd(f"ping -c 1 -W 1 {address}")
+
+
+def test_a_cable_there_is_pulled_and_plugged(lab: Lab) -> None:
+    lab2, web = lab.node("lab2"), lab.node("web")
+    address = ipv4(lab2, "eth0")
+    assert lab.cable("lab2", 0, False)
+    assert "NO-CARRIER" in lab2.cmd("ip link show eth0")
+    assert " 100% packet loss" in web.cmd(f"ping -c 1 -W 1 {address}")
+    assert lab.cable("lab2", 0, True)
+    address = ipv4(lab2, "eth0")
+    assert " 0% packet loss" in web.cmd(f"ping -c 1 -W 2 {address}")
+
+
 def test_an_unreachable_server_is_named_before_anything_is_built(far: FakeServer) -> None:
     doc = {**TOPO, "name": "t-spread-gone",
            "servers": {"far": {"host": "198.18.0.2"}, "gone": {"host": "198.18.0.6"}},
