@@ -183,6 +183,10 @@ LogLevel INFO
         if res.returncode != 0:
             raise RuntimeError(f"cutting {self.name} off: {res.stderr}")
 
+    def uncut(self) -> None:
+        """Back on the network."""
+        self.inside("iptables", "-D", "INPUT", "-j", "DROP")
+
     # -- down -------------------------------------------------------------------------------------
     def down(self) -> None:
         """Ends everything in the server, its namespace, its veth and its files."""

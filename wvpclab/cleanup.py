@@ -214,12 +214,45 @@ def clean_prefix(prefix: str, state: dict[str, Any] | None) -> list[str]:
         if ctl and f"--control {run_dir(prefix)}/" in cmdline(int(ctl)):
             os.kill(int(ctl), signal.SIGKILL)
             done.append(f"ended the controller (pid {ctl})")
+        done += clean_servers(state)
     bridges, links = lab_bridges(prefix), lab_links(prefix)
     if bridges or links:
         remove_bridges_and_links(prefix)
         done.append(f"removed {len(bridges)} bridges and {len(links)} interfaces")
     shutil.rmtree(run_dir(prefix), ignore_errors=True)
     openflow_socket(prefix).unlink(missing_ok=True)
+    return done
+
+
+def clean_servers(state: dict[str, Any]) -> list[str]:
+    """A lab spread over servers: its ssh sessions here end (each server's agent then tears its
+    part down), and ``wvpclab clean NAME`` runs on every server for whatever is left there."""
+    servers = state.get("servers") or {}
+    if not servers:
+        return []
+    done = []
+    hosts = [f" {s['host']} " for s in servers.values()]
+    ended = [pid for pid in state.get("ssh", []) if cmdline(int(pid)).startswith("ssh ")
+             and any(h in cmdline(int(pid)) for h in hosts)]
+    if ended:
+        kill_pids(ended)
+        done.append(f"ended {len(ended)} ssh sessions to the lab's servers")
+    from wvpclab.items import Server
+    from wvpclab.remote import Remote, ServerError
+
+    name = state.get("name", "")
+    for server, s in sorted(servers.items()):
+        remote = Remote(Server(server, s["host"], s["user"]))
+        try:
+            # the agent may still be tearing down after its session ended: give it that time
+            res = remote.run(f"for i in $(seq 100); do wvpclab clean {name} | grep -q 'is "
+                             f"running' || break; sleep 0.2; done; wvpclab clean {name}",
+                             timeout=120, check=False)
+            lines = [line for line in res.stdout.splitlines() if line.strip()] or \
+                [res.stderr.strip() or "nothing to clean"]
+            done += [f"server {server}: {line}" for line in lines]
+        except ServerError as err:
+            done.append(f"{err}: clean it there (`wvpclab clean {name}` on {s['host']})")
     return done
 
 

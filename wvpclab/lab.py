@@ -287,7 +287,8 @@ class Lab:
             "owner_start": cleanup.start_ticks(os.getpid()), "shells": shells,
             "netns": [i for i in netns if i is not None],
             "controller_pid": self.controller.pid if self.controller else None,
-            "bridges": sorted(b.name for b in self.plan.of(Bridge).values())})
+            "bridges": sorted(b.name for b in self.plan.of(Bridge).values()),
+            **(self.spread.state() if self.spread is not None else {})})
 
     def stop(self) -> None:
         """Tears everything down: the difference to nothing (node processes by namespace, bridges,

@@ -403,6 +403,13 @@ class Spread:
             net.hosts.remove(proxy)
         net.nameToNode.pop(node, None)
 
+    def state(self) -> dict[str, Any]:
+        """What ``wvpclab clean`` needs after a crash: the servers and the ssh sessions to them."""
+        procs = [a.proc for a in self.agents.values()] + [t.proc for t in self.tunnels.values()]
+        return {"servers": {n: {"host": r.server.host, "user": r.server.user}
+                            for n, r in self.remotes.items()},
+                "ssh": [p.pid for p in procs if p is not None]}
+
     def end_proxies(self) -> None:
         """The nodes' shells here end (their nodes go with their servers' parts)."""
         for node in list(self.proxies):

@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.fakeserver import FakeServer
-from tests.lab.helpers import leftovers
+from tests.lab.helpers import leftovers, wait_for
 from wvpclab import Lab, cleanup, topology
 from wvpclab.errors import LabError
 
@@ -172,3 +178,67 @@ def test_an_unreachable_server_is_named_before_anything_is_built(far: FakeServer
     assert leftovers(lab.prefix) == []
     assert remote_leftovers(far, lab.prefix) == []
     assert local_ssh("198.18.0.6") == []
+
+
+def spread_doc(name: str, server: FakeServer) -> dict:
+    """A small lab: a LAN here, a PC with a bridged guest on ``server``."""
+    return {"name": name, "servers": {server.name: server.entry()},
+            "lans": {"office": {"subnet": "192.168.50.0/24",
+                                "servers": {"web": "192.168.50.80"}}},
+            "pcs": {"pc9": {"server": server.name, "adapters": {"eth0": {"lan": "office"}}}},
+            "vms": {"vm9": {"pc": "pc9", "nics": [{"bridge": "eth0"}]}}}
+
+
+def test_a_server_lost_while_the_lab_runs_is_named_and_the_rest_stops(
+        far: FakeServer, capsys: pytest.CaptureFixture[str]) -> None:
+    with FakeServer("lost", 2) as lost:
+        os.environ["WVPCLAB_SSH_CONFIG"] = str(lost.ssh_config)
+        try:
+            lab = Lab(topology.from_document(spread_doc("t-spread-lost", lost)))
+            lab.start()
+            try:
+                assert " 0% packet loss" in lab.node("web").cmd(
+                    f"ping -c 1 -W 2 {ipv4(lab.node('vm9'), 'eth0')}")
+                lost.cut()
+            finally:
+                t0 = time.monotonic()
+                lab.stop()
+                took = time.monotonic() - t0
+            err = capsys.readouterr().err
+            assert "server lost (198.18.0.10) was lost" in err
+            assert "wvpclab: lab t-spread-lost is down" in err
+            assert took < 60
+            assert local_ssh("198.18.0.10") == []
+            assert not cleanup.lab_bridges(lab.prefix) and not cleanup.lab_links(lab.prefix)
+            # back on the network, the server's agent finds its lab gone and tears its part down
+            lost.uncut()
+            wait_for(lambda: remote_leftovers(lost) == [], timeout=120,
+                     what="the lost server to tear its part down")
+            assert leftovers(lab.prefix) == []  # (it sees the fake server's processes too)
+        finally:
+            os.environ["WVPCLAB_SSH_CONFIG"] = str(far.ssh_config)
+
+
+def test_clean_after_kill_9_cleans_every_server(far: FakeServer, tmp_path: Path) -> None:
+    path = tmp_path / "t-spread-kill.yaml"
+    path.write_text(yaml.safe_dump(spread_doc("t-spread-kill", far)))
+    prefix = cleanup.prefix_for("t-spread-kill")
+    proc = subprocess.Popen([sys.executable, "-m", "wvpclab.cli", "run", str(path)],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        state = wait_for(lambda: (cleanup.read_state(prefix) or {}).get("bridges")
+                         and cleanup.read_state(prefix), timeout=60, what="the lab to be up")
+        assert set(state["servers"]) == {"far"} and state["ssh"]
+        assert remote_leftovers(far, prefix)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    res = subprocess.run([sys.executable, "-m", "wvpclab.cli", "clean"], capture_output=True,
+                         text=True, timeout=300, check=False)
+    assert res.returncode == 0, res.stderr
+    assert f"{prefix}: server far: " in res.stdout
+    assert leftovers(prefix) == []
+    assert [pid for pid in state["ssh"] if cleanup.cmdline(int(pid))] == []
+    wait_for(lambda: remote_leftovers(far, prefix) == [], timeout=30,
+             what="nothing of the lab on far")
