@@ -376,6 +376,7 @@ class Spread:
     def _sync_proxies(self, errors: list[Exception]) -> None:
         """A Mininet node here for every node there (new ones made, gone ones ended)."""
         net = self.lab.net
+        wanted: list[tuple[str, str, int, str, str | None]] = []
         for name, reply in self._results.items():
             there = reply.get("nodes", {})
             for node, (pid, role, pc) in sorted(there.items()):
@@ -384,16 +385,29 @@ class Spread:
                     continue
                 if old is not None:
                     self._forget(node)
-                try:
-                    proxy = remote_node(node, self.remotes[name], pid, role, pc)
-                except Exception as err:  # noqa: BLE001 - a shell that cannot start
-                    errors.append(ServerError(f"server {name}: no shell for {node}: {err}"))
-                    continue
-                self.proxies[node] = proxy
-                net.hosts.append(proxy)
-                net.nameToNode[node] = proxy
+                wanted.append((name, node, pid, role, pc))
             for node in [n for n, p in self.proxies.items() if p.server == name and n not in there]:
                 self._forget(node)
+
+        def make(entry: tuple[str, str, int, str, str | None]) -> RemoteNode | Exception:
+            name, node, pid, role, pc = entry
+            try:
+                return remote_node(node, self.remotes[name], pid, role, pc)
+            except Exception as err:  # noqa: BLE001 - a shell that cannot start
+                return ServerError(f"server {name}: no shell for {node}: {err}")
+
+        if not wanted:
+            return
+        # each shell is an ssh session: opened at once, not one after the other
+        with concurrent.futures.ThreadPoolExecutor(min(16, len(wanted))) as pool:
+            made = list(pool.map(make, wanted))
+        for entry, proxy in zip(wanted, made, strict=True):
+            if isinstance(proxy, Exception):
+                errors.append(proxy)
+                continue
+            self.proxies[entry[1]] = proxy
+            net.hosts.append(proxy)
+            net.nameToNode[entry[1]] = proxy
 
     def _forget(self, node: str) -> None:
         proxy = self.proxies.pop(node)
