@@ -80,6 +80,8 @@ class Agent:
         if op == "stop":
             self.stop()
             return {}
+        if op == "leases":
+            return {"leases": self.lab.leases()}
         if op == "ping":
             return {}
         raise WvpcError(f"unknown request {op!r}")

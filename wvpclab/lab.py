@@ -516,9 +516,19 @@ class Lab:
                              f"{', '.join(sorted(self.responders)) or 'none'})") from None
 
     def leases(self, network: str | None = None) -> dict[str, list[dict[str, Any]]]:
-        """The lease tables of one network (``PC/NAME``) or of every network with a responder."""
+        """The lease tables of one network (``PC/NAME``) or of every network with a responder
+        (those on other servers asked of their agents)."""
+        there = self.spread.leases() if self.spread is not None else {}
+        if network is not None and network in there:
+            return {network: there[network]}
+        if network is not None and network not in self.responders:
+            raise UsageError(f"no DHCP responder for {network!r} (networks with one: "
+                             f"{', '.join(sorted([*self.responders, *there])) or 'none'})")
         keys = [network] if network else sorted(self.responders)
-        return {key: self.responder(key).leases() for key in keys}
+        tables = {key: self.responder(key).leases() for key in keys}
+        if network is None:
+            tables.update(there)
+        return dict(sorted(tables.items()))
 
     def dhcp_client(self, vm: str, index: int) -> Client:
         """The DHCP client of a guest NIC (NICs with a static address have none)."""

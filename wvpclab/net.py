@@ -163,6 +163,12 @@ class PatchCable(LabLink):
     KIND = "patch"
 
 
+class UplinkTunnel(LabLink):
+    """A LAN uplink between two servers: the ssh Ethernet tunnel whose ends are a port of each."""
+
+    KIND = "uplink"
+
+
 class TransitLink(LabLink):
     """A NAT engine's transit link into its PC."""
 

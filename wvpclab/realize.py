@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from wvpclab import cleanup
 from wvpclab.controller import Controller
@@ -117,6 +118,64 @@ def ovs(args: list[str]) -> None:
 def _only_known_differs(old: DhcpServer, new: DhcpServer) -> bool:
     """Whether a server's change is only in the hardware addresses it knows (read live)."""
     return replace(old, known=new.known) == new
+
+
+def show_veths(net: LabNet, plan: LabPlan, veths: Iterable[Veth], nodes: dict[str, Any],
+               inner: dict[str, tuple[LabIntf, str]]) -> None:
+    """Mininet interfaces for the node ends of ``veths`` (a VM's are 21140A NICs), and the links
+    between two nodes; ``inner`` gets each root end's node interface and role, for its port. Only
+    describes: nothing is run."""
+    for v in veths:
+        shaper = plan.get(Shaper, v.key)
+        node = nodes[v.node]
+        if v.root and isinstance(node, VirtualPC):
+            index = int(v.dev[3:])
+            intf = Tulip21140Intf(v.dev, node=node, port=index, mac=v.mac, peer=v.root,
+                                  speed=shaper.speed if shaper else "unlimited", index=index)
+        else:
+            intf = LabIntf(v.dev, node, mac=v.mac)
+        if v.root:
+            inner[v.root] = (intf, plan.get(Host, v.node).role)
+        else:
+            peer = LabIntf(v.peer_dev, nodes[v.peer])
+            net.links.append(TransitLink(intf, peer))
+
+
+def show_switches(net: LabNet, plan: LabPlan, bridges: Iterable[Bridge], ports: Iterable[Port],
+                  switches: dict[str, LabSwitch], inner: dict[str, tuple[LabIntf, str]],
+                  make: Callable[[Bridge], LabSwitch] | None = None) -> None:
+    """Mininet objects for ``bridges`` (made by ``make``: a switch here by default), ``ports``
+    and the links into them (patch cables, node cables); ``switches`` holds every switch of the
+    view by its key. Only describes: nothing is run."""
+    for b in bridges:
+        if b.key in switches:
+            continue
+        switch = make(b) if make else SWITCHES[b.kind](
+            b.name, key=b.key, dpid=b.dpid, fail_mode="secure" if b.controlled else "standalone")
+        switches[b.key] = switch
+        net.switches.append(switch)
+        net.nameToNode[b.name] = switch
+    patches: dict[str, LabIntf] = {}
+    for p in sorted(ports, key=lambda p: p.order):
+        if p.ifname in switches[p.bridge].nameToIntf:
+            continue
+        intf = PortIntf(p.ifname, switches[p.bridge], port=p.number, mac=p.mac)
+        if p.patch:
+            patches[p.ifname] = intf
+            other = patches.get(p.patch) or port_intf(plan, switches, p.patch)
+            if other is not None:
+                net.links.append(PatchCable(other, intf))
+        elif p.ifname in inner:
+            node_end, role = inner[p.ifname]
+            net.links.append(link_class(role)(node_end, intf))
+
+
+def port_intf(plan: LabPlan, switches: dict[str, LabSwitch], ifname: str) -> LabIntf | None:
+    """The Mininet interface of an existing port, by its name."""
+    for p in plan.of(Port).values():
+        if p.ifname == ifname and p.bridge in switches:
+            return switches[p.bridge].nameToIntf.get(ifname)
+    return None
 
 
 class Realizer:
@@ -404,20 +463,7 @@ class Realizer:
             if v.root:
                 harden_root_interface(v.root)
         ip_batch([f"link set {v.root} up" for v in veths if v.root and v.up])
-        for v in veths:
-            shaper = plan.get(Shaper, v.key)
-            node = self.nodes[v.node]
-            if v.root and isinstance(node, VirtualPC):
-                index = int(v.dev[3:])
-                intf = Tulip21140Intf(v.dev, node=node, port=index, mac=v.mac, peer=v.root,
-                                      speed=shaper.speed if shaper else "unlimited", index=index)
-            else:
-                intf = LabIntf(v.dev, node, mac=v.mac)
-            if v.root:
-                self.inner[v.root] = (intf, plan.get(Host, v.node).role)
-            else:
-                peer = LabIntf(v.peer_dev, self.nodes[v.peer])
-                self.net.links.append(TransitLink(intf, peer))
+        show_veths(self.net, plan, veths, self.nodes, self.inner)
 
     def _add_to_ovs(self, d: Delta) -> None:
         """New bridges and ports in one transaction: LAN switches standalone (NORMAL), the others
@@ -443,34 +489,7 @@ class Realizer:
 
     def _show_to_mininet(self, d: Delta) -> None:
         """Mininet objects for the new switches, their ports and the links into them."""
-        for b in d.add(Bridge):
-            if b.key in self.switches:
-                continue
-            switch = SWITCHES[b.kind](b.name, key=b.key, dpid=b.dpid,
-                                      fail_mode="secure" if b.controlled else "standalone")
-            self.switches[b.key] = switch
-            self.net.switches.append(switch)
-            self.net.nameToNode[b.name] = switch
-        patches: dict[str, LabIntf] = {}
-        for p in sorted(d.add(Port), key=lambda p: p.order):
-            if p.ifname in self.switches[p.bridge].nameToIntf:
-                continue
-            intf = PortIntf(p.ifname, self.switches[p.bridge], port=p.number, mac=p.mac)
-            if p.patch:
-                patches[p.ifname] = intf
-                other = patches.get(p.patch) or self._port_intf(d.new, p.patch)
-                if other is not None:
-                    self.net.links.append(PatchCable(other, intf))
-            elif p.ifname in self.inner:
-                inner, role = self.inner[p.ifname]
-                self.net.links.append(link_class(role)(inner, intf))
-
-    def _port_intf(self, plan: LabPlan, ifname: str) -> LabIntf | None:
-        """The Mininet interface of an existing port, by its name."""
-        for p in plan.of(Port).values():
-            if p.ifname == ifname and p.bridge in self.switches:
-                return self.switches[p.bridge].nameToIntf.get(ifname)
-        return None
+        show_switches(self.net, d.new, d.add(Bridge), d.add(Port), self.switches, self.inner)
 
     def _bridge_args(self, b: Bridge) -> list[str]:
         may = ["--may-exist"] if self.repair else []
@@ -615,4 +634,5 @@ class Realizer:
             self.say(f"warning: no DHCP lease after {timeout:.0f} s for: {', '.join(missing)}")
 
 
-__all__ = ["ROOT_SYSCTLS", "Realizer", "harden_root_interface", "ip_batch"]
+__all__ = ["ROOT_SYSCTLS", "Realizer", "harden_root_interface", "ip_batch", "port_intf",
+           "show_switches", "show_veths"]

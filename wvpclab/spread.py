@@ -26,11 +26,19 @@ from mininet.node import Host as MininetHost
 
 from wvpclab import cleanup, topology
 from wvpclab.errors import LabError
-from wvpclab.items import Server, Uplink
-from wvpclab.nic import MTU
+from wvpclab.items import Bridge, Port, Server, Uplink, Veth
+from wvpclab.net import SWITCHES, LabSwitch, UplinkTunnel
+from wvpclab.nic import MTU, LabIntf
 from wvpclab.nodes import ROLES
 from wvpclab.plan import Delta, LabPlan
-from wvpclab.realize import ROOT_SYSCTLS, harden_root_interface, ip_batch
+from wvpclab.realize import (
+    ROOT_SYSCTLS,
+    harden_root_interface,
+    ip_batch,
+    port_intf,
+    show_switches,
+    show_veths,
+)
 from wvpclab.remote import Remote, ServerError, quote
 
 #: How long an agent may take to start, and to build or tear down its part.
@@ -274,7 +282,39 @@ class RemoteNode(MininetHost):
         return f"<{self.__class__.__name__} {self.name} on {self.server} pid={self.remote_pid}>"
 
 
+class RemoteSwitch(LabSwitch):
+    """A switch on another server, as Mininet sees it here: its commands (``dpctl``, a port's
+    status) run there."""
+
+    def __init__(self, name: str, remote: Remote, **params: Any) -> None:
+        self.remote = remote
+        self.server = remote.name
+        super().__init__(name, **params)
+
+    def pexec(self, *args: Any, **kwargs: Any) -> tuple[str, str, int]:
+        line = " ".join(str(a) for a in args)
+        try:
+            res = self.remote.run(line, timeout=30, check=False)
+        except ServerError as err:
+            return "", str(err), 255
+        return res.stdout, res.stderr, res.returncode
+
+    def __repr__(self) -> str:
+        return super().__repr__()[:-1] + f" on {self.server}>"
+
+
 _REMOTE_CLASSES: dict[str, type] = {}
+_REMOTE_SWITCHES: dict[str, type] = {}
+
+
+def remote_switch(b: Any, remote: Remote) -> RemoteSwitch:
+    """The switch here for bridge ``b`` there."""
+    cls = _REMOTE_SWITCHES.get(b.kind)
+    if cls is None:
+        base = SWITCHES[b.kind]
+        cls = _REMOTE_SWITCHES[b.kind] = type(f"Remote{base.__name__}", (RemoteSwitch, base), {})
+    return cls(b.name, remote, key=b.key, dpid=b.dpid,
+               fail_mode="secure" if b.controlled else "standalone")
 
 
 def remote_node(name: str, remote: Remote, remote_pid: int, role: str,
@@ -300,6 +340,8 @@ class Spread:
                                f"{u.b}: an uplink between two servers neither of which runs the "
                                "lab is not supported yet (put the LAN or the PC on this machine)")
         self.agents: dict[str, AgentClient] = {}
+        #: Each server's switches as Mininet sees them here, by bridge key.
+        self.views: dict[str, dict[str, RemoteSwitch]] = {}
         self.tunnels: dict[str, Tunnel] = {}
         self.proxies: dict[str, RemoteNode] = {}
         self._taps: set[int] = set()
@@ -345,6 +387,7 @@ class Spread:
                                   lambda: realizer.apply(delta, timeout, repair=repair,
                                                          clients=False))
         self._sync_proxies(errors)
+        self._show(new)
         if errors:
             raise errors[0]
         errors = self._everywhere(lambda a: a.request("clients", APPLY_TIMEOUT, timeout=timeout),
@@ -409,6 +452,50 @@ class Spread:
             net.hosts.append(proxy)
             net.nameToNode[entry[1]] = proxy
 
+    def _show(self, plan: LabPlan) -> None:
+        """Mininet's view of the servers' parts, made anew from ``plan``: every remote node's
+        interfaces, every remote switch with its ports, the links between them, and the uplinks
+        between machines. Only describes: nothing is run."""
+        net = self.lab.net
+        self._unshow()
+        ends: dict[str, LabIntf] = {}
+        for name, remote in self.remotes.items():
+            part = plan.part(name)
+            nodes = {n: p for n, p in self.proxies.items() if p.server == name}
+            inner: dict[str, tuple[LabIntf, str]] = {}
+            show_veths(net, part, [v for v in part.of(Veth).values() if v.node in nodes
+                                   and (v.peer is None or v.peer in nodes)], nodes, inner)
+            switches: dict[str, RemoteSwitch] = {}
+            show_switches(net, part, part.of(Bridge).values(), part.of(Port).values(),
+                          switches, inner, lambda b, remote=remote: remote_switch(b, remote))
+            self.views[name] = switches
+            for switch in switches.values():
+                ends.update(switch.nameToIntf)
+        local = self.lab.realizer.switches
+        for u in plan.of(Uplink).values():
+            for dev in (u.a_dev, u.b_dev):
+                if dev not in ends:
+                    found = port_intf(plan, local, dev)
+                    if found is not None:
+                        ends[dev] = found
+            if u.a_dev in ends and u.b_dev in ends:
+                net.links.append(UplinkTunnel(ends[u.a_dev], ends[u.b_dev]))
+
+    def _unshow(self) -> None:
+        """Mininet forgets the view of the servers' parts (their nodes stay)."""
+        net = self.lab.net
+        proxies = set(self.proxies.values())
+        switches = {s for view in self.views.values() for s in view.values()}
+        for link in [link for link in net.links
+                     if {link.intf1.node, link.intf2.node} & (proxies | switches)]:
+            net.forget(link)
+        net.forget(*switches)
+        for node in proxies:
+            node.intfs.clear()
+            node.ports.clear()
+            node.nameToIntf.clear()
+        self.views.clear()
+
     def _forget(self, node: str) -> None:
         proxy = self.proxies.pop(node)
         proxy.terminate()
@@ -416,6 +503,13 @@ class Spread:
         if proxy in net.hosts:
             net.hosts.remove(proxy)
         net.nameToNode.pop(node, None)
+
+    def leases(self) -> dict[str, list[dict[str, Any]]]:
+        """The lease tables of every DHCP server on the servers, by network."""
+        tables: dict[str, list[dict[str, Any]]] = {}
+        for agent in self.agents.values():
+            tables.update(agent.request("leases", 30)["leases"])
+        return tables
 
     def state(self) -> dict[str, Any]:
         """What ``wvpclab clean`` needs after a crash: the servers and the ssh sessions to them."""
@@ -426,6 +520,7 @@ class Spread:
 
     def end_proxies(self) -> None:
         """The nodes' shells here end (their nodes go with their servers' parts)."""
+        self._unshow()
         for node in list(self.proxies):
             try:
                 self._forget(node)

@@ -20,6 +20,8 @@ from tests.fakeserver import FakeServer
 from tests.lab.helpers import leftovers, wait_for
 from wvpclab import Lab, cleanup, topology
 from wvpclab.errors import LabError
+from wvpclab.items import Bridge
+from wvpclab.net import UplinkTunnel
 
 pytestmark = pytest.mark.lab
 
@@ -98,6 +100,27 @@ def test_the_plan_puts_pc2_and_its_own_on_far(lab: Lab) -> None:
     assert not hasattr(lab.node("xp"), "server")
     assert lab.node("lab2").cmd("hostname").strip() == "far"  # its commands run there
     assert lab.node("xp").cmd("hostname").strip() != "far"
+
+
+def test_mininet_sees_the_remote_part_whole(lab: Lab) -> None:
+    """Remote nodes have their interfaces, remote switches their ports and flows, and the uplink
+    between the machines is a link of its own."""
+    net = lab.net
+    lab2 = lab.vm("lab2")  # a VirtualPC, there
+    assert [i.name for i in lab2.nics()] == ["eth0", "eth1", "eth2", "eth3"]
+    assert lab2.nic(0).carrier() and not lab2.nic(3).carrier()
+    filter_there = lab.plan.of(Bridge)["pc2/eth0"]
+    switch = net.get(filter_there.name)
+    assert switch.server == "far"
+    assert "dl_dst=01:00:00:00:00:00/01:00:00:00:00:00" in switch.dpctl("dump-flows")
+    uplinks = [link for link in net.links if isinstance(link, UplinkTunnel)]
+    office = lab.plan.of(Bridge)["office"].name
+    far_end = f"{filter_there.name}:{filter_there.name}-x2"
+    assert [str(link) for link in uplinks] == [f"{far_end}<->{office}:{office}-x4"]
+    assert uplinks[0].intf1.status() == uplinks[0].intf2.status() == "OK"
+    tables = lab.leases()
+    assert {"office", "pc1/lab", "pc2/lab", "nat:lab2/1"} <= set(tables)
+    assert [row["hostname"] for row in tables["nat:lab2/1"]] == ["lab2"]
 
 
 def test_bridged_guests_of_both_pcs_share_the_lan_here(lab: Lab) -> None:
