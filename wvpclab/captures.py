@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from mininet.node import Node
@@ -20,6 +22,8 @@ class Captures:
 
     def __init__(self) -> None:
         self.running: dict[tuple[str, int], tuple[subprocess.Popen, Path]] = {}
+        #: How to stop a capture on another server (there, so that it ends its file whole).
+        self.remote_stop: dict[tuple[str, int], Callable[[], object]] = {}
 
     def start(self, node: Node, vm: str, index: int, path: str | Path | None = None) -> Path:
         """Starts a pcap of a NIC (both directions, as the guest sees them); returns the file."""
@@ -27,8 +31,19 @@ class Captures:
             raise UsageError(f"{vm} eth{index} is already being captured to "
                              f"{self.running[(vm, index)][1]}")
         out = (Path(path) if path else Path.cwd() / f"capture-{vm}-eth{index}.pcap").resolve()
-        proc = node.popen(["tcpdump", "-i", f"eth{index}", "-U", "--immediate-mode", "-n", "-w",
-                           str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, bufsize=0)
+        remote = getattr(node, "remote", None) is not None
+        tcpdump = ["tcpdump", "-i", f"eth{index}", "-U", "--immediate-mode", "-n", "-w",
+                   "-" if remote else str(out)]
+        if remote:  # on another server: the pcap streams back here; its PID, to stop it there
+            sink = out.open("wb")
+            try:
+                proc = node.popen(["sh", "-c", 'echo "tcpdump-pid=$$" >&2; exec "$@"', "sh",
+                                   *tcpdump], stdout=sink, stderr=subprocess.PIPE, bufsize=0)
+            finally:
+                sink.close()
+        else:
+            proc = node.popen(tcpdump, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              bufsize=0)
         seen = b""
         deadline = time.monotonic() + 10
         fd = proc.stderr.fileno()
@@ -42,12 +57,20 @@ class Captures:
             if select.select([fd], [], [], 0.2)[0]:
                 seen += os.read(fd, 4096)
         self.running[(vm, index)] = (proc, out)
+        if remote:
+            pid = seen.decode(errors="replace").split("tcpdump-pid=", 1)[1].split()[0]
+            self.remote_stop[(vm, index)] = lambda: node.cmd(f"kill -INT {int(pid)}")
         return out
 
     def stop_all(self) -> list[tuple[str, Path]]:
         """Ends every capture (tcpdump flushes its file); returns (NIC, file) pairs."""
         done = []
         for (vm, index), (proc, out) in list(self.running.items()):
+            there = self.remote_stop.pop((vm, index), None)
+            if there is not None and proc.poll() is None:
+                with contextlib.suppress(Exception):  # its server gone: ended here instead
+                    there()
+                    proc.wait(10)
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
                 try:

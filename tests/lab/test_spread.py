@@ -17,11 +17,12 @@ import pytest
 import yaml
 
 from tests.fakeserver import FakeServer
-from tests.lab.helpers import leftovers, wait_for
+from tests.lab.helpers import leftovers, read_pcap, wait_for
 from wvpclab import Lab, cleanup, topology
 from wvpclab.errors import LabError
 from wvpclab.items import Bridge
 from wvpclab.net import UplinkTunnel
+from wvpclab.verify import matrix
 
 pytestmark = pytest.mark.lab
 
@@ -152,6 +153,32 @@ def test_internal_networks_of_the_two_pcs_stay_apart(lab: Lab) -> None:
 
 def test_a_not_connected_nic_there_has_no_carrier(lab: Lab) -> None:
     assert "NO-CARRIER" in lab.node("lab2").cmd("ip link show eth3")
+
+
+def test_a_capture_there_comes_back_here_and_shows_what_the_filter_passes(
+        lab: Lab, tmp_path: Path) -> None:
+    """The pcap of a remote guest's NIC is written here. A ping from web to that guest is in it;
+    web's pings to the local guest are not (the uplink's other unicast goes to no guest)."""
+    lab2, xp, web = lab.node("lab2"), lab.node("xp"), lab.node("web")
+    mine, other = ipv4(lab2, "eth0"), ipv4(xp, "eth0")
+    path = lab.capture("lab2", 0, tmp_path / "lab2.pcap")
+    try:
+        assert path == (tmp_path / "lab2.pcap").resolve()
+        assert " 0% packet loss" in web.cmd(f"ping -c 2 -W 2 {mine}")
+        assert " 0% packet loss" in web.cmd(f"ping -c 2 -W 2 {other}")
+    finally:
+        stopped = lab.stop_captures()
+    assert stopped == [("lab2 eth0", path)]
+    frames = read_pcap(path)
+    echoes = [f for f in frames if f.haslayer("ICMP") and f["ICMP"].type == 8]
+    assert {f["IP"].dst for f in echoes} == {mine}
+    assert len(echoes) == 2
+
+
+def test_verify_probes_every_pair_across_the_machines(lab: Lab) -> None:
+    rows, wrong = matrix(lab)
+    assert wrong == []
+    assert any(r.get("from", "").startswith("lab2") and r["probed"] for r in rows)
 
 
 def test_a_nic_there_moves_between_modes_while_its_vm_runs(lab: Lab) -> None:
