@@ -205,9 +205,25 @@ def dot_source(graph: nx.Graph, dpi: int | None = None) -> str:
             elif kind == "pc":
                 pcs.setdefault(attach, {"kind": "pc", "name": attach})
 
+    # A lab over several servers: each machine a group around its LANs, PCs and VMs.
+    servers = graph.graph.get("servers") or {}
+    groups: dict[str | None, Any] = {}
+
+    def group(server: str | None) -> Any:
+        if not servers:
+            return d
+        if server not in groups:
+            g = gv.Digraph(name=f"cluster_server_{server or 'here'}")
+            where = (f"server {server}  {_small(_e(servers[server]['host']))}" if server
+                     else "this machine")
+            g.attr(label=f"<<B>{_e(where) if not server else where}</B>>", style="dashed",
+                   color="#555555", penwidth="1.2", fontsize="13")
+            groups[server] = g
+        return groups[server]
+
     # The world outside: LANs with their switch (subnet, gateway) and servers.
     for key, lan in nodes["lan"]:
-        with d.subgraph(name=f"cluster_lan_{key}") as c:
+        with group(lan.get("server")).subgraph(name=f"cluster_lan_{key}") as c:
             c.attr(label=f"<<B>LAN {_e(key)}</B>>", style="rounded,filled", fillcolor=_LAN_FILL,
                    color=_LAN_BORDER, fontsize="12")
             rows = [f"<B>{_e(key)}</B>  {_small('LAN switch')}", _mono(lan.get("subnet", "?")),
@@ -224,7 +240,7 @@ def dot_source(graph: nx.Graph, dpi: int | None = None) -> str:
 
     # Each physical PC: adapters, its own IP stack, NAT engines, internal networks.
     for key, pc in sorted(pcs.items()):
-        with d.subgraph(name=f"cluster_pc_{key}") as c:
+        with group(pc.get("server")).subgraph(name=f"cluster_pc_{key}") as c:
             c.attr(label=f"<<B>{_e(key)} — Windows Virtual PC host</B>  "
                          f"{_small('shared networking ' + _e(pc.get('nat_subnet', '?')))}>",
                    style="rounded,filled", fillcolor=_PC_FILL, color=_PC_BORDER, penwidth="1.5",
@@ -248,6 +264,11 @@ def dot_source(graph: nx.Graph, dpi: int | None = None) -> str:
                 if adapter.get("lan"):
                     link = ({"style": "dashed", "penwidth": "1.6", "label": "radio",
                              "fontcolor": "#555555"} if wireless else {"penwidth": "2.2"})
+                    lan_server = graph.nodes[adapter["lan"]].get("server") \
+                        if adapter["lan"] in graph else None
+                    if lan_server != pc.get("server"):  # the uplink crosses machines
+                        link["label"] = f"{link.get('label', '')} ssh tunnel".strip()
+                        link["fontcolor"] = "#555555"
                     d.edge(adapter["lan"], akey, color="#555555", **link)
             for akey, (apc, why) in sorted(missing.items()):
                 if apc == key:
@@ -281,7 +302,7 @@ def dot_source(graph: nx.Graph, dpi: int | None = None) -> str:
     # The VMs, each NIC a row, and their cables.
     for key, vm in nodes["vm"]:
         nics = topology.nics_of(graph, key)
-        d.node(key, _vm_label(key, vm, nics))
+        group(pcs.get(vm.get("pc"), {}).get("server")).node(key, _vm_label(key, vm, nics))
         if vm.get("pc") in pcs:  # every VM right of its PC, whatever its NICs attach to
             d.edge(f"{vm['pc']}.host", key, style="invis", minlen="2")
     for key, nic in nodes["nic"]:
@@ -292,6 +313,8 @@ def dot_source(graph: nx.Graph, dpi: int | None = None) -> str:
         tail = f"{mode.engine(nic) or attach}:e"
         strong = mode.style[0]
         d.edge(tail, f"{nic.get('vm')}:n{nic.get('index')}:w", color=strong, penwidth="2.0")
+    for server in sorted(groups, key=lambda s: (s is not None, s or "")):
+        d.subgraph(groups[server])
 
     return d.source
 

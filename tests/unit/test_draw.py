@@ -184,3 +184,22 @@ def test_missing_dot_is_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(RuntimeError, match="Debian package 'graphviz'"):
         draw.render(graph, tmp_path / "lab.svg")
+
+
+def test_a_lab_over_servers_is_drawn_grouped_by_machine() -> None:
+    from tests.unit.test_servers import DOC
+
+    source = draw.dot_source(topology.from_document(DOC))
+    assert "subgraph cluster_server_here" in source and "this machine" in source
+    assert "subgraph cluster_server_far" in source and "10.250.0.2" in source
+    far = source[source.index("subgraph cluster_server_far"):]
+    assert "cluster_pc_pc2" in far and "cluster_lan_cafe" in far and "lab2 [" in far
+    here = source[source.index("subgraph cluster_server_here"):source.index(
+        "subgraph cluster_server_far")]
+    assert "cluster_pc_pc1" in here and "cluster_lan_office" in here and "xp [" in here
+    assert source.count("ssh tunnel") == 1  # pc2's eth0 to office; its wlan0's cafe is with it
+    one = draw.dot_source(topology.from_document(
+        {k: v for k, v in DOC.items() if k != "servers"} | {
+            "pcs": {"pc1": DOC["pcs"]["pc1"], "pc2": {"adapters": DOC["pcs"]["pc2"]["adapters"]}},
+            "lans": {"office": DOC["lans"]["office"], "cafe": {"subnet": "192.168.60.0/24"}}}))
+    assert "cluster_server" not in one and "ssh tunnel" not in one
