@@ -26,6 +26,8 @@ from wvpclab.verify import matrix
 
 pytestmark = pytest.mark.lab
 
+ROOT = Path(__file__).resolve().parents[2]
+
 TOPO = {
     "name": "t-spread",
     "servers": {"far": {"host": "198.18.0.2"}},
@@ -292,3 +294,27 @@ def test_clean_after_kill_9_cleans_every_server(far: FakeServer, tmp_path: Path)
     assert [pid for pid in state["ssh"] if cleanup.cmdline(int(pid))] == []
     wait_for(lambda: remote_leftovers(far, prefix) == [], timeout=30,
              what="nothing of the lab on far")
+
+
+EXAMPLES = sorted(p.name for p in (ROOT / "topologies").iterdir() if p.suffix == ".yaml")
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_every_example_lab_runs_unchanged_with_its_pcs_on_a_server(
+        far: FakeServer, tmp_path: Path, example: str) -> None:
+    """The example with a `servers:` section added and every PC on it (the LANs stay here):
+    `wvpclab verify` finds every pair as the model says, and nothing is left anywhere."""
+    doc = yaml.safe_load((ROOT / "topologies" / example).read_text())
+    doc["name"] = f"t-spread-{Path(example).stem}"
+    doc["servers"] = {"far": far.entry()}
+    for pc in doc["pcs"].values():
+        pc["server"] = "far"
+    path = tmp_path / f"{doc['name']}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    res = subprocess.run([sys.executable, "-m", "wvpclab.cli", "verify", str(path)],
+                         capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "MISMATCH" not in res.stdout and "pairs behave as the model says" in res.stderr
+    prefix = cleanup.prefix_for(doc["name"])
+    assert leftovers(prefix) == []
+    wait_for(lambda: remote_leftovers(far, prefix) == [], timeout=10, what="nothing left on far")
