@@ -414,8 +414,10 @@ class Uplink(Item):
         return self.a_dev
 
     def line(self) -> str:
+        how = "ssh Ethernet tunnels joined on the machine running the lab" if self.a and self.b \
+            else "ssh Ethernet tunnel"
         return f"uplink {self.a_dev}{_at(self.a) or ' @local'} <-> {self.b_dev}" \
-               f"{_at(self.b) or ' @local'} (ssh Ethernet tunnel)"
+               f"{_at(self.b) or ' @local'} ({how})"
 
 
 #: Every item type, in the order a plan lists them.

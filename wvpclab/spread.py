@@ -163,16 +163,18 @@ def tap_number(dev: str, taken: set[int]) -> int:
 
 
 class Tunnel:
-    """An uplink between this machine and a server: ``ssh -w`` with an Ethernet tunnel, whose
-    ends are renamed to the uplink's ports, hardened, MTU 1500 and up."""
+    """An Ethernet tunnel between this machine and a server (``ssh -w``), whose ends are renamed
+    ``local_dev`` here and ``remote_dev`` there, hardened, MTU 1500 and up."""
 
-    def __init__(self, uplink: Uplink, remote: Remote) -> None:
-        self.uplink = uplink
+    def __init__(self, remote: Remote, local_dev: str, remote_dev: str) -> None:
         self.remote = remote
-        here_a = uplink.a is None
-        self.local_dev = uplink.a_dev if here_a else uplink.b_dev
-        self.remote_dev = uplink.b_dev if here_a else uplink.a_dev
+        self.local_dev = local_dev
+        self.remote_dev = remote_dev
         self.proc: subprocess.Popen | None = None
+
+    @property
+    def pids(self) -> list[int]:
+        return [self.proc.pid] if self.proc is not None else []
 
     def open(self, taken: set[int]) -> None:
         local = tap_number(self.local_dev, taken)
@@ -223,6 +225,55 @@ class Tunnel:
             if stream:
                 stream.close()
         ip_batch([f"link del {self.local_dev}"], force=True)  # (gone with ssh, normally)
+
+
+def uplink_tunnel(uplink: Uplink, remotes: dict[str, Remote], prefix: str,
+                  number: int) -> Tunnel | Relay:
+    """What carries an uplink: one tunnel if it has an end here, else two joined here."""
+    if uplink.a is None or uplink.b is None:
+        here_a = uplink.a is None
+        server = uplink.b if here_a else uplink.a
+        assert server is not None
+        return Tunnel(remotes[server], uplink.a_dev if here_a else uplink.b_dev,
+                      uplink.b_dev if here_a else uplink.a_dev)
+    return Relay(uplink, remotes[uplink.a], remotes[uplink.b], f"{prefix}-r{number}")
+
+
+class Relay:
+    """An uplink between two servers, neither of them this machine: a tunnel to each, joined
+    here by a two-port learning switch (``PREFIX-rN``, userspace datapath) that is the wire
+    between them. It needs no ssh between the servers, only from here (as everything else)."""
+
+    def __init__(self, uplink: Uplink, a: Remote, b: Remote, bridge: str) -> None:
+        self.bridge = bridge
+        self.tunnels = (Tunnel(a, f"{bridge}a", uplink.a_dev), Tunnel(b, f"{bridge}b",
+                                                                      uplink.b_dev))
+
+    @property
+    def pids(self) -> list[int]:
+        return [pid for t in self.tunnels for pid in t.pids]
+
+    def open(self, taken: set[int]) -> None:
+        try:
+            for tunnel in self.tunnels:
+                tunnel.open(taken)
+            ends = [t.local_dev for t in self.tunnels]
+            cleanup.ovs("add-br", self.bridge, "--", "set", "Bridge", self.bridge,
+                        "datapath_type=netdev", "fail_mode=standalone",
+                        "other-config:disable-in-band=true", "--", "add-port", self.bridge,
+                        ends[0], "--", "add-port", self.bridge, ends[1])
+            if not cleanup.wait_until(lambda: os.path.exists(f"/sys/class/net/{self.bridge}"),
+                                      10):
+                raise LabError(f"Open vSwitch did not create {self.bridge} in 10 s")
+            harden_root_interface(self.bridge)  # its own port stays down
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        cleanup.ovs("--if-exists", "del-br", self.bridge, check=False)
+        for tunnel in self.tunnels:
+            tunnel.close()
 
 
 def _first_line(proc: subprocess.Popen, timeout: float) -> str:
@@ -334,15 +385,10 @@ class Spread:
         self.lab = lab
         servers = target.of(Server)
         self.remotes = {name: Remote(server) for name, server in sorted(servers.items())}
-        for u in target.of(Uplink).values():
-            if u.a is not None and u.b is not None:
-                raise LabError(f"the uplink {u.a_dev} <-> {u.b_dev} joins servers {u.a} and "
-                               f"{u.b}: an uplink between two servers neither of which runs the "
-                               "lab is not supported yet (put the LAN or the PC on this machine)")
         self.agents: dict[str, AgentClient] = {}
         #: Each server's switches as Mininet sees them here, by bridge key.
         self.views: dict[str, dict[str, RemoteSwitch]] = {}
-        self.tunnels: dict[str, Tunnel] = {}
+        self.tunnels: dict[str, Tunnel | Relay] = {}
         self.proxies: dict[str, RemoteNode] = {}
         self._taps: set[int] = set()
 
@@ -375,9 +421,11 @@ class Spread:
         """Carries out a change on every machine (see the module's docstring): ``delta`` is this
         machine's part, ``graph`` the one the servers plan theirs from; with ``repair``, undoing
         a change that failed part way on one of them."""
+        relays = sorted(k for k, u in new.of(Uplink).items() if u.a and u.b)
         for key, u in new.of(Uplink).items():
             if key not in self.tunnels:
-                tunnel = Tunnel(u, self.remotes[u.a or u.b])
+                tunnel = uplink_tunnel(u, self.remotes, self.lab.prefix,
+                                       relays.index(key) if key in relays else 0)
                 tunnel.open(self._taps)
                 self.tunnels[key] = tunnel
         data = topology.to_node_link(graph)
@@ -513,10 +561,10 @@ class Spread:
 
     def state(self) -> dict[str, Any]:
         """What ``wvpclab clean`` needs after a crash: the servers and the ssh sessions to them."""
-        procs = [a.proc for a in self.agents.values()] + [t.proc for t in self.tunnels.values()]
+        agents = [a.proc.pid for a in self.agents.values() if a.proc is not None]
         return {"servers": {n: {"host": r.server.host, "user": r.server.user}
                             for n, r in self.remotes.items()},
-                "ssh": [p.pid for p in procs if p is not None]}
+                "ssh": agents + [pid for t in self.tunnels.values() for pid in t.pids]}
 
     def end_proxies(self) -> None:
         """The nodes' shells here end (their nodes go with their servers' parts)."""
@@ -546,4 +594,5 @@ def _each(fn: Callable[[str], None], names: list[str]) -> None:
             future.result()
 
 
-__all__ = ["AgentClient", "RemoteNode", "Spread", "Tunnel", "tap_number"]
+__all__ = ["AgentClient", "Relay", "RemoteNode", "RemoteSwitch", "Spread", "Tunnel",
+           "remote_node", "remote_switch", "tap_number", "uplink_tunnel"]

@@ -318,3 +318,31 @@ def test_every_example_lab_runs_unchanged_with_its_pcs_on_a_server(
     prefix = cleanup.prefix_for(doc["name"])
     assert leftovers(prefix) == []
     wait_for(lambda: remote_leftovers(far, prefix) == [], timeout=10, what="nothing left on far")
+
+
+def test_an_uplink_between_two_servers_is_joined_here(far: FakeServer) -> None:
+    """The LAN on one server, a PC on another, neither on this machine: a tunnel to each, joined
+    here; the guest there reaches the LAN's server."""
+    with FakeServer("near", 3) as near:
+        both = far.dir / "far_near_config"
+        both.write_text(far.ssh_config.read_text() + near.ssh_config.read_text())
+        os.environ["WVPCLAB_SSH_CONFIG"] = str(both)
+        try:
+            doc = spread_doc("t-spread-relay", far)
+            doc["servers"]["near"] = near.entry()
+            doc["lans"]["office"]["server"] = "near"
+            lab = Lab(topology.from_document(doc), quiet=True)
+            with lab:
+                assert lab.node("web").server == "near" and lab.node("vm9").server == "far"
+                vm9 = lab.node("vm9")
+                assert (ipv4(vm9, "eth0") or "").startswith("192.168.50.")
+                page = vm9.cmd("curl -s -m 5 http://192.168.50.80/").strip()
+                assert page == f"web: hello from web; you are {ipv4(vm9, 'eth0')}"
+                assert cleanup.lab_bridges(lab.prefix) == [f"{lab.prefix}-r0"]
+            assert leftovers(lab.prefix) == []
+            assert local_ssh("198.18.0.14") == []
+            wait_for(lambda: remote_leftovers(near) == [] and
+                     remote_leftovers(far, lab.prefix) == [], timeout=10,
+                     what="nothing left on either server")
+        finally:
+            os.environ["WVPCLAB_SSH_CONFIG"] = str(far.ssh_config)
