@@ -207,12 +207,17 @@ class Lab:
 
     def _watch_servers(self) -> None:
         """While the lab runs: every DHCP server that ends is started again (within a second),
-        as the controller is; each restart is said on stderr."""
+        as the controller is; each restart is said on stderr. A server of the lab whose session
+        ends (its ssh gave up on it) is named once."""
         while not self._watching.wait(0.5):
             if self.realizer is None:
                 continue
             for line in self.realizer.revive_servers():
                 self._say(line)
+            spread = self.spread
+            if spread is not None:
+                for line in spread.check():
+                    self._say(f"warning: {line}")
 
     def _apply(self, target: LabPlan, timeout: float = 30.0, clients: bool = True,
                repair: bool = False, graph: nx.Graph | None = None,

@@ -552,6 +552,18 @@ class Spread:
             net.hosts.remove(proxy)
         net.nameToNode.pop(node, None)
 
+    def check(self) -> list[str]:
+        """Servers whose agent session ended since the last check, each named once."""
+        lost = []
+        for agent in self.agents.values():
+            proc = agent.proc
+            if proc is not None and proc.poll() is not None and not agent.lost:
+                agent.lost = (f"server {agent.name} ({agent.remote.server.host}) was lost: its "
+                              f"session ended (ssh exit {proc.returncode}); its part of the lab "
+                              "no longer answers")
+                lost.append(agent.lost)
+        return lost
+
     def leases(self) -> dict[str, list[dict[str, Any]]]:
         """The lease tables of every DHCP server on the servers, by network."""
         tables: dict[str, list[dict[str, Any]]] = {}
