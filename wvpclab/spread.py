@@ -39,7 +39,7 @@ from wvpclab.realize import (
     show_switches,
     show_veths,
 )
-from wvpclab.remote import Remote, ServerError, quote
+from wvpclab.remote import Remote, ServerError, code_version, quote
 
 #: How long an agent may take to start, and to build or tear down its part.
 START_TIMEOUT = 60.0
@@ -68,14 +68,38 @@ class AgentClient:
         self.proc = subprocess.Popen(self.remote.argv("wvpclab agent"), stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      start_new_session=True)
-        threading.Thread(target=self._relay, name=f"wvpclab-agent-{self.name}",
-                         daemon=True).start()
-        self.request("start", START_TIMEOUT, graph=graph, machine=self.name, quiet=quiet)
+        self._stderr: list[str] = []
+        self._relayer = threading.Thread(target=self._relay, name=f"wvpclab-agent-{self.name}",
+                                         daemon=True)
+        self._relayer.start()
+        try:
+            reply = self.request("start", START_TIMEOUT, graph=graph, machine=self.name,
+                                 quiet=quiet)
+        except ServerError:
+            code = self.proc.poll()
+            server = self.remote.server
+            if code == 255:  # ssh's own failure: never reached
+                raise ServerError(f"server {self.name} ({server.host}) cannot be reached over "
+                                  f"ssh as {server.user}: {self._last_words()}") from None
+            if code == 127:
+                raise ServerError(f"server {self.name} ({server.host}) has no `wvpclab` on "
+                                  f"{server.user}'s PATH: put this checkout there and run "
+                                  "scripts/install.sh") from None
+            raise
+        theirs, ours = reply.get("version"), code_version()
+        if theirs != ours:  # both sides plan the lab: they must run the same code
+            self.close()
+            raise ServerError(f"server {self.name} runs wvpclab {theirs}, this machine {ours}: "
+                              "install this checkout there (`wvpclab servers FILE` checks it)")
+
+    def _last_words(self) -> str:
+        """The last of what the session said on stderr (once it has ended)."""
+        self._relayer.join(2)
+        return " / ".join(line for line in self._stderr[-2:] if line) or "(nothing said)"
 
     def _relay(self) -> None:
         """The agent's messages (its stderr), said here with the server's name."""
         assert self.proc is not None and self.proc.stderr is not None
-        self._stderr: list[str] = []
         for raw in self.proc.stderr:
             line = raw.decode(errors="replace").rstrip()
             self._stderr = (self._stderr + [line])[-20:]
@@ -116,9 +140,8 @@ class AgentClient:
                 chunk = os.read(fd, 65536)
                 if not chunk:
                     self.proc.wait(5)
-                    last = " / ".join(getattr(self, "_stderr", [])[-2:])
-                    self._lose(f"the connection closed (ssh exit {self.proc.returncode}"
-                               f"{': ' + last if last else ''})")
+                    self._lose(f"the connection closed (ssh exit {self.proc.returncode}: "
+                               f"{self._last_words()})")
                 self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
         return line.decode(errors="replace")
@@ -307,12 +330,31 @@ class RemoteNode(MininetHost):
         super().__init__(name, pc=pc, inNamespace=False)
 
     def startShell(self, mnopts: Any = None) -> None:
+        """The shell opens on first use (``cmd``, ``sendCmd``): an ssh session per node only for
+        the nodes someone talks to, not one per node of a big lab."""
+        self.pid = self.remote_pid
+
+    def _open_shell(self) -> None:
         self._shell_starting = True
         try:
             super().startShell(mnopts=f"-a{self.remote_pid}")
         finally:
             self._shell_starting = False
         self.pid = self.remote_pid
+
+    def sendCmd(self, *args: Any, **kwargs: Any) -> None:
+        if self.shell is None:
+            self._open_shell()
+        super().sendCmd(*args, **kwargs)
+
+    def cmd(self, *args: Any, **kwargs: Any) -> str:
+        if self.shell is None:
+            self._open_shell()
+        return super().cmd(*args, **kwargs)
+
+    def sendInt(self, intr: str = chr(3)) -> None:
+        if self.shell is not None:  # (no shell yet: nothing runs to interrupt)
+            super().sendInt(intr)
 
     def _popen(self, cmd: list[str], **params: Any) -> subprocess.Popen:
         """Runs ``cmd`` there over ssh (the shell with a terminal there, as Mininet's needs)."""
