@@ -69,6 +69,7 @@ class AgentClient:
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      start_new_session=True)
         self._stderr: list[str] = []
+        self._speaking = False  # before the agent answers, ssh's words go into the error only
         self._relayer = threading.Thread(target=self._relay, name=f"wvpclab-agent-{self.name}",
                                          daemon=True)
         self._relayer.start()
@@ -86,6 +87,7 @@ class AgentClient:
                                   f"{server.user}'s PATH: put this checkout there and run "
                                   "scripts/install.sh") from None
             raise
+        self._speaking = True
         theirs, ours = reply.get("version"), code_version()
         if theirs != ours:  # both sides plan the lab: they must run the same code
             self.close()
@@ -95,7 +97,8 @@ class AgentClient:
     def _last_words(self) -> str:
         """The last of what the session said on stderr (once it has ended)."""
         self._relayer.join(2)
-        return " / ".join(line for line in self._stderr[-2:] if line) or "(nothing said)"
+        words = " / ".join(line for line in self._stderr[-2:] if line) or "(nothing said)"
+        return words.rstrip(".")
 
     def _relay(self) -> None:
         """The agent's messages (its stderr), said here with the server's name."""
@@ -103,7 +106,7 @@ class AgentClient:
         for raw in self.proc.stderr:
             line = raw.decode(errors="replace").rstrip()
             self._stderr = (self._stderr + [line])[-20:]
-            if line:
+            if line and self._speaking:
                 self.say(f"[{self.name}] {line.removeprefix('wvpclab: ')}")
 
     def request(self, op: str, wait: float, **fields: Any) -> dict[str, Any]:
