@@ -451,7 +451,11 @@ class Spread:
             except ServerError as err:
                 errors[name] = err
 
-        _each(one, list(clients))
+        try:
+            _each(one, list(clients))
+        except BaseException:  # interrupted (Ctrl-C): whatever answered goes again
+            _each(lambda name: clients[name].close(), list(clients))
+            raise
         if errors:
             _each(lambda name: clients[name].close(), [n for n in clients if n not in errors])
             for name in errors:
