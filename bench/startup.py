@@ -142,6 +142,7 @@ def run_wvpclab(n: int, speed: Any, profile: cProfile.Profile | None) -> dict[st
     }
     graph = topology.from_document(doc)
     log(f"wvpclab N={n}: lab {name}, {n} VMs x 4 NICs, starting")
+    before = memory_now()
     t0 = now()
     if profile:
         profile.enable()
@@ -150,7 +151,9 @@ def run_wvpclab(n: int, speed: Any, profile: cProfile.Profile | None) -> dict[st
             if profile:
                 profile.disable()
             t1 = now()
-            log(f"wvpclab N={n}: up in {t1 - t0:.2f} s, pinging")
+            memory = lab_memory(lab, before)
+            log(f"wvpclab N={n}: up in {t1 - t0:.2f} s, {memory['pss'] / 2**20:.0f} MiB in "
+                f"its processes, pinging")
 
             def ping(j: int) -> subprocess.Popen:
                 return lab.vm(f"vm{j}").popen(
@@ -167,7 +170,51 @@ def run_wvpclab(n: int, speed: Any, profile: cProfile.Profile | None) -> dict[st
         kill_live(signal.SIGKILL)
     t3 = now()
     return {"start": t1 - t0, "reach": secs, "stop": t3 - t2, "failed": len(failed), "pings": n,
-            "rounds": rounds}
+            "rounds": rounds, **memory}
+
+
+# -- memory ----------------------------------------------------------------------------------------
+def pss(pid: int) -> int:
+    """A process's proportional set size in bytes (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def ovs_pids() -> list[int]:
+    out = []
+    for name in ("ovs-vswitchd", "ovsdb-server"):
+        try:
+            out.append(int(Path(f"/run/openvswitch/{name}.pid").read_text().strip()))
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def memory_now() -> dict[str, int]:
+    with open("/proc/meminfo", encoding="ascii") as f:
+        info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f}
+    return {"available": info["MemAvailable"], "ovs": sum(pss(p) for p in ovs_pids())}
+
+
+def lab_memory(lab: Any, before: dict[str, int]) -> dict[str, int]:
+    """What a running lab takes: the PSS of every process in its namespaces, of its controller,
+    and what Open vSwitch grew by (``pss``); and how much the machine's available memory fell
+    (``machine``: kernel objects too: namespaces, veths, sockets)."""
+    from wvpclab import cleanup
+
+    state = cleanup.read_state(lab.prefix) or {}
+    pids = set(cleanup.pids_in_netns(int(i) for i in state.get("netns", [])))
+    if lab.controller and lab.controller.pid:
+        pids.add(lab.controller.pid)
+    now_ = memory_now()
+    total = sum(pss(p) for p in pids) + max(0, now_["ovs"] - before["ovs"])
+    return {"pss": total, "machine": max(0, before["available"] - now_["available"])}
 
 
 # -- 2. plain Mininet ------------------------------------------------------------------------------
@@ -361,6 +408,10 @@ def report(sizes: list[int], methods: list[str], results: dict, repeat: int) -> 
                     notes.append(f"{which}{r['rounds']} ping rounds")
             if len(runs) > 1:
                 notes.append(f"median of {len(runs)}")
+            if method == "wvpclab" and "pss" in runs[0]:
+                notes.insert(0, f"memory: {median_of(runs, 'pss') / 2**20:.0f} MiB in its "
+                                f"processes, {median_of(runs, 'machine') / 2**20:.0f} MiB of "
+                                "the machine's")
             print(f"{n:>4}  {LABELS[method]:<15} {4 * n:>6}  {start:>11.3f}  {reach_s:>7.3f}  "
                   f"{total:>11.3f}  {stop:>7.3f}  {'; '.join(notes)}")
         ratios = []
@@ -375,6 +426,13 @@ def report(sizes: list[int], methods: list[str], results: dict, repeat: int) -> 
                        for other in ("mininet", "floor") if stops.get(other) and "wvpclab" in stops]
         if stop_ratios:
             print(f"{'':>4}  stop: " + ", ".join(stop_ratios))
+        if "wvpclab" in stops and stops.get("floor"):
+            whole = totals.get("wvpclab", float("inf")) / totals["floor"] \
+                if totals.get("floor") else float("inf")
+            halt = stops["wvpclab"] / stops["floor"]
+            print(f"{'':>4}  goals: start+reach <= 1.5x the floor: "
+                  f"{'met' if whole <= 1.5 else 'missed'} ({whole:.2f}x); stop <= 2x the floor: "
+                  f"{'met' if halt <= 2 else 'missed'} ({halt:.2f}x)")
     print("(seconds; start = build+start; reach = until every node's ping to its neighbour "
           f"succeeded, waves of <= {WAVE}; {repeat} run(s) per cell)")
 
@@ -420,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
         (n, m): [] for n in sizes for m in methods}
     profile = cProfile.Profile() if args.profile else None
     rc = 0
+    failed_size = ""
+    n, method = 0, ""
     try:
         preclean()
         for rep in range(args.repeat):
@@ -439,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         rc = 130
     except Exception as err:  # noqa: BLE001 - report the figures we have, then the error
         log(f"error: {err!r}")
+        failed_size = f"N={n} ({4 * n} interfaces), {method}: {err}"
         rc = 1
     finally:
         kill_live(signal.SIGKILL)
@@ -452,6 +513,10 @@ def main(argv: list[str] | None = None) -> int:
             ("nothing left" if not any(left.values()) else f"STILL THERE: {left}"))
 
     report(sizes, methods, results, args.repeat)
+    if failed_size:
+        print(f"first size that failed: {failed_size}")
+    elif rc == 0:
+        print(f"every size ran, up to {max(sizes)} VMs ({4 * max(sizes)} interfaces)")
     if profile is not None:
         out = io.StringIO()
         pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(30)
