@@ -338,19 +338,11 @@ def report(labels: list[str], results: dict[str, dict[str, list[float]]],
     print(f"ratio = {subject} / {base} (the goal: what NAT itself costs).")
     for other in labels[2:]:
         parts = []
-        for key, name in (("tcp1", "1 stream"), ("tcp2", "-P 2"), ("conn", "conn/s")):
+        for key, name in (("tcp1", "1 stream"), ("tcp2", "-P 2"), ("conn", "conn/s"),
+                          ("rtt", "RTT")):
             b = med(results[other][key])
             parts.append(f"{name} {med(results[subject][key]) / b:.3f}" if b else f"{name} n/a")
         print(f"{subject} / {other}: " + ", ".join(parts))
-    if len(labels) > 3:
-        same = labels[3]
-        parts = []
-        for key, name in (("tcp1", "1 stream"), ("tcp2", "-P 2"), ("conn", "conn/s"),
-                          ("rtt", "RTT")):
-            b = med(results[same][key])
-            parts.append(f"{name} {med(results[subject][key]) / b:.3f}" if b else f"{name} n/a")
-        print(f"{subject} / {same} (what NAT + controller flows cost on the same hops): "
-              + ", ".join(parts))
     print("runs (in order):")
     for x in labels:
         r = results[x]

@@ -7,7 +7,8 @@ For each N (``--sizes``, default 10,50,100) three ways of standing up 4N interfa
    built with ``wvpclab.Lab``; every VM pings its neighbour (j+1 mod N) on ``n0``.
 2. **plain Mininet**: 4N hosts on one ``OVSBridge(datapath='user', batch=True)``; every host pings
    its neighbour.
-3. **iproute2 floor**: 4N named namespaces, veths made with ``ip -batch``, one Linux bridge in the
+3. **iproute2 floor**: 4N named namespaces, veths made with ``ip -batch``, Linux bridges (at most
+   1,000 ports each, chained by veths) in the
    root namespace (hardened); every namespace pings its neighbour via ``ip netns exec``.
 
 Each is timed as build+start, then "reach" (pings in waves of at most 50 at once; failures are asked
@@ -67,6 +68,7 @@ REACH_TIMEOUT = 60.0  # seconds of retries before a size's "reach" is given up
 PING = ["ping", "-n", "-q", "-c1", "-W1"]
 
 FLOOR_BRIDGE = "bnchbr0"
+FLOOR_PORTS = 1000  # namespaces per Linux bridge (a bridge takes at most 1,024 ports)
 MN_SWITCH = "bnchs1"
 OURS_RE = re.compile(r"^bnch")
 METHODS = ("wvpclab", "mininet", "floor")
@@ -203,9 +205,10 @@ def memory_now() -> dict[str, int]:
 
 
 def lab_memory(lab: Any, before: dict[str, int]) -> dict[str, int]:
-    """What a running lab takes: the PSS of every process in its namespaces, of its controller,
-    and what Open vSwitch grew by (``pss``); and how much the machine's available memory fell
-    (``machine``: kernel objects too: namespaces, veths, sockets)."""
+    """What a running lab takes: the PSS of every process in its namespaces and of its
+    controller (``pss``); Open vSwitch's PSS, all of it (``ovs``: it keeps what it grew to, so
+    its growth depends on what ran before); and how much the machine's available memory fell
+    since just before the start (``machine``: kernel objects too: namespaces, veths, sockets)."""
     from wvpclab import cleanup
 
     state = cleanup.read_state(lab.prefix) or {}
@@ -213,8 +216,8 @@ def lab_memory(lab: Any, before: dict[str, int]) -> dict[str, int]:
     if lab.controller and lab.controller.pid:
         pids.add(lab.controller.pid)
     now_ = memory_now()
-    total = sum(pss(p) for p in pids) + max(0, now_["ovs"] - before["ovs"])
-    return {"pss": total, "machine": max(0, before["available"] - now_["available"])}
+    return {"pss": sum(pss(p) for p in pids), "ovs": now_["ovs"],
+            "machine": max(0, before["available"] - now_["available"])}
 
 
 # -- 2. plain Mininet ------------------------------------------------------------------------------
@@ -296,18 +299,29 @@ def floor_address(k: int) -> str:
 def run_floor(n: int) -> dict[str, Any]:
     m = 4 * n
     names = [f"bnchf{k}" for k in range(m)]
-    log(f"floor N={n}: {m} namespaces on Linux bridge {FLOOR_BRIDGE}, building")
+    # A Linux bridge takes at most 1,024 ports: one bridge per FLOOR_PORTS namespaces, each
+    # joined to the next by a veth.
+    bridges = [f"{FLOOR_BRIDGE[:-1]}{b}" for b in range((m + FLOOR_PORTS - 1) // FLOOR_PORTS)]
+    joins = [(f"bnchl{b}a", f"bnchl{b}b") for b in range(len(bridges) - 1)]
+    log(f"floor N={n}: {m} namespaces on {len(bridges)} Linux bridge(s) {', '.join(bridges)}, "
+        "building")
     done = False
     t0 = now()
     try:
-        # Namespaces, the bridge, and each veth with its inner end made directly in its namespace.
-        ip_batch([f"netns add {x}" for x in names] + [f"link add {FLOOR_BRIDGE} type bridge"] +
+        # Namespaces, the bridges, and each veth with its inner end made directly in its namespace.
+        ip_batch([f"netns add {x}" for x in names] +
+                 [f"link add {br} type bridge" for br in bridges] +
+                 [f"link add {a} type veth peer name {b}" for a, b in joins] +
                  [f"link add bnchv{k} type veth peer name eth0 netns {names[k]}" for k in range(m)])
-        harden(FLOOR_BRIDGE)
+        for name in [*bridges, *(x for pair in joins for x in pair)]:
+            harden(name)
         for k in range(m):
             harden(f"bnchv{k}")
-        ip_batch([f"link set {FLOOR_BRIDGE} up"] +
-                 [f"link set bnchv{k} master {FLOOR_BRIDGE} up" for k in range(m)])
+        ip_batch([f"link set {br} up" for br in bridges] +
+                 [line for i, (a, b) in enumerate(joins)
+                  for line in (f"link set {a} master {bridges[i]} up",
+                               f"link set {b} master {bridges[i + 1]} up")] +
+                 [f"link set bnchv{k} master {bridges[k // FLOOR_PORTS]} up" for k in range(m)])
         # Inside each namespace: one `ip -n NS -batch` (address, link up), all from one shell.
         script = "".join(f"ip -n {names[k]} -batch - <<EOF\n"
                          f"address add {floor_address(k)}/16 dev eth0\n"
@@ -327,7 +341,8 @@ def run_floor(n: int) -> dict[str, Any]:
         secs, failed, rounds = reach(m, ping)
         log(f"floor N={n}: reach {secs:.2f} s in {rounds} round(s), {len(failed)} failed; stopping")
         t2 = now()
-        ip_batch([f"netns del {x}" for x in names] + [f"link del {FLOOR_BRIDGE}"])
+        ip_batch([f"netns del {x}" for x in names] + [f"link del {br}" for br in bridges] +
+                 [f"link del {a}" for a, _ in joins])
         # The veths go with their namespaces, asynchronously: stop ends when the last is gone.
         wait_until(lambda: not links_matching(r"^bnchv\d"), 30)
         t3 = now()
@@ -343,7 +358,8 @@ def run_floor(n: int) -> dict[str, Any]:
 def floor_cleanup(names: list[str]) -> None:
     ns = [x for x in names if os.path.exists(f"/run/netns/{x}")]
     lines = [f"netns del {x}" for x in ns]
-    links = links_matching(r"^bnchv\d") + links_matching(rf"^{FLOOR_BRIDGE}$")
+    links = links_matching(r"^bnchv\d") + links_matching(r"^bnchbr\d+$") + \
+        links_matching(r"^bnchl\d+a$")
     ip_batch(lines + [f"link del {x}" for x in links], force=True, check=False)
     wait_until(lambda: not links_matching(r"^bnchv\d"), 30)
 
@@ -410,8 +426,10 @@ def report(sizes: list[int], methods: list[str], results: dict, repeat: int) -> 
                 notes.append(f"median of {len(runs)}")
             if method == "wvpclab" and "pss" in runs[0]:
                 notes.insert(0, f"memory: {median_of(runs, 'pss') / 2**20:.0f} MiB in its "
-                                f"processes, {median_of(runs, 'machine') / 2**20:.0f} MiB of "
-                                "the machine's")
+                                f"processes, Open vSwitch at "
+                                f"{median_of(runs, 'ovs') / 2**20:.0f} MiB, the machine's "
+                                f"available memory {median_of(runs, 'machine') / 2**20:.0f} "
+                                "MiB less")
             print(f"{n:>4}  {LABELS[method]:<15} {4 * n:>6}  {start:>11.3f}  {reach_s:>7.3f}  "
                   f"{total:>11.3f}  {stop:>7.3f}  {'; '.join(notes)}")
         ratios = []
