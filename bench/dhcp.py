@@ -707,6 +707,22 @@ def report(servers: list[str], rates: dict[str, dict], bursts: dict[str, dict]) 
     notes = [f"{LABELS[s]}: {rates[s]['note']}" for s in servers if rates.get(s, {}).get("note")]
     if notes:
         print("notes: " + "; ".join(notes))
+    if "wvpclab" in servers and "kea" in servers:  # the goals, against Kea in the same run
+        goals = []
+        failed = b("failed")("wvpclab")
+        goals.append(f"0 clients without a lease: {'met' if failed == 0 else 'missed'} "
+                     f"({fmt(failed, 0)})")
+        for label, get, want in (("median time to lease", b("median"), "<="),
+                                 ("time until all hold one", b("all_leased"), "<="),
+                                 ("knee", knee, ">=")):
+            ours, theirs = get("wvpclab"), get("kea")
+            if ours is None or not theirs:
+                goals.append(f"{label}: not measured")
+                continue
+            x = ours / theirs
+            ok = x <= 1.0 if want == "<=" else x >= 1.0
+            goals.append(f"{label} {want} 1.0x Kea's: {'met' if ok else 'missed'} ({x:.2f}x)")
+        print("goals: " + "; ".join(goals))
 
     print()
     print("rate steps (RATE requested/s: DISCOVERs sent -> ACKs received, % done, leases/s "
