@@ -531,10 +531,15 @@ def main(argv: list[str] | None = None) -> int:
             ("nothing left" if not any(left.values()) else f"STILL THERE: {left}"))
 
     report(sizes, methods, results, args.repeat)
+    unreached = [f"N={n} {method} ({r['failed']}/{r['pings']} pings never succeeded)"
+                 for (n, method), runs in sorted(results.items()) for r in runs if r["failed"]]
     if failed_size:
         print(f"first size that failed: {failed_size}")
-    elif rc == 0:
-        print(f"every size ran, up to {max(sizes)} VMs ({4 * max(sizes)} interfaces)")
+    if unreached:
+        print("started but never fully reached: " + "; ".join(unreached))
+    if not failed_size and not unreached and rc == 0:
+        print(f"every size started and was fully reached, up to {max(sizes)} VMs "
+              f"({4 * max(sizes)} interfaces)")
     if profile is not None:
         out = io.StringIO()
         pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(30)
