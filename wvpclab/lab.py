@@ -523,7 +523,8 @@ class Lab:
     def leases(self, network: str | None = None) -> dict[str, list[dict[str, Any]]]:
         """The lease tables of one network (``PC/NAME``) or of every network with a responder
         (those on other servers asked of their agents)."""
-        there = self.spread.leases() if self.spread is not None else {}
+        asked_here = network is not None and network in self.responders
+        there = self.spread.leases() if self.spread is not None and not asked_here else {}
         if network is not None and network in there:
             return {network: there[network]}
         if network is not None and network not in self.responders:

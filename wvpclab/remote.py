@@ -10,7 +10,6 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import os
-import shlex
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 from wvpclab import __version__
 from wvpclab.errors import LabError
 from wvpclab.items import Server
+from wvpclab.procs import wait_ready
 
 #: How long reaching a server may take before it counts as unreachable.
 CONNECT_TIMEOUT = 5
@@ -187,10 +187,8 @@ def tunnel_refused(remote: Remote, timeout: float = 15) -> str | None:
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
-        assert proc.stdout is not None
-        line = _readline(proc, timeout)
-        if line.strip() == "tunnel-open":
-            return None
+        wait_ready(proc, "tunnel-open", timeout, "the tunnel")
+    except LabError:
         proc.kill()
         _, err = proc.communicate(timeout=5)
         return (f"sshd refuses Ethernet tunnels ({_last_line(err)}): set `PermitTunnel yes` "
@@ -199,15 +197,7 @@ def tunnel_refused(remote: Remote, timeout: float = 15) -> str | None:
         if proc.poll() is None:
             proc.kill()
         proc.communicate()
-
-
-def _readline(proc: subprocess.Popen, timeout: float) -> str:
-    """The first line of ``proc``'s output, or '' if none comes in ``timeout`` s."""
-    import select
-
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    return proc.stdout.readline() if ready else ""
+    return None
 
 
 def preflight_all(servers: Iterable[Server], tunnel: bool = True) -> list[Preflight]:
@@ -220,9 +210,5 @@ def preflight_all(servers: Iterable[Server], tunnel: bool = True) -> list[Prefli
         return list(pool.map(lambda s: preflight(s, local, tunnel), servers))
 
 
-def quote(argv: Iterable[str]) -> str:
-    return " ".join(shlex.quote(a) for a in argv)
-
-
 __all__ = ["CONNECT_TIMEOUT", "PROBE", "Preflight", "Remote", "ServerError", "code_version",
-           "local_facts", "preflight", "preflight_all", "quote", "ssh_options", "tunnel_refused"]
+           "local_facts", "preflight", "preflight_all", "ssh_options", "tunnel_refused"]

@@ -14,6 +14,7 @@ import concurrent.futures
 import json
 import os
 import select
+import shlex
 import signal
 import subprocess
 import threading
@@ -31,6 +32,7 @@ from wvpclab.net import SWITCHES, LabSwitch, UplinkTunnel
 from wvpclab.nic import MTU, LabIntf
 from wvpclab.nodes import ROLES
 from wvpclab.plan import Delta, LabPlan
+from wvpclab.procs import wait_ready
 from wvpclab.realize import (
     ROOT_SYSCTLS,
     harden_root_interface,
@@ -39,7 +41,7 @@ from wvpclab.realize import (
     show_switches,
     show_veths,
 )
-from wvpclab.remote import Remote, ServerError, code_version, quote
+from wvpclab.remote import Remote, ServerError, code_version
 
 #: How long an agent may take to start, and to build or tear down its part.
 START_TIMEOUT = 60.0
@@ -220,8 +222,9 @@ class Tunnel:
                              "-o", "ExitOnForwardFailure=yes"),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True)  # its stdin closes when the lab's process ends, however
-        line = _first_line(self.proc, TUNNEL_TIMEOUT)
-        if line != "tunnel-up":
+        try:
+            wait_ready(self.proc, "tunnel-up", TUNNEL_TIMEOUT, "the tunnel")
+        except LabError:
             err = ""
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode(errors="replace").strip() \
@@ -302,23 +305,6 @@ class Relay:
             tunnel.close()
 
 
-def _first_line(proc: subprocess.Popen, timeout: float) -> str:
-    assert proc.stdout is not None
-    fd = proc.stdout.fileno()
-    seen = b""
-    deadline = time.monotonic() + timeout
-    while b"\n" not in seen and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                break
-            seen += chunk
-        elif proc.poll() is not None:
-            break
-    return seen.split(b"\n", 1)[0].decode(errors="replace").strip()
-
-
 class RemoteNode(MininetHost):
     """A node that runs on another server, as Mininet sees it here: its shell is bash in the
     node's namespaces there (``mnexec -a``), over ssh; ``cmd`` and ``popen`` run there. Made
@@ -363,7 +349,7 @@ class RemoteNode(MininetHost):
         """Runs ``cmd`` there over ssh (the shell with a terminal there, as Mininet's needs)."""
         options = ("-tt",) if getattr(self, "_shell_starting", False) else ()
         params.setdefault("start_new_session", True)
-        return subprocess.Popen(self.remote.argv(quote(cmd), *options), **params)
+        return subprocess.Popen(self.remote.argv(shlex.join(cmd), *options), **params)
 
     def terminate(self) -> None:
         """Ends the shell here (and with it the one there); the node itself is its agent's."""
@@ -536,12 +522,8 @@ class Spread:
             except Exception as err:  # noqa: BLE001 - a shell that cannot start
                 return ServerError(f"server {name}: no shell for {node}: {err}")
 
-        if not wanted:
-            return
-        # each shell is an ssh session: opened at once, not one after the other
-        with concurrent.futures.ThreadPoolExecutor(min(16, len(wanted))) as pool:
-            made = list(pool.map(make, wanted))
-        for entry, proxy in zip(wanted, made, strict=True):
+        # (cheap: a node's shell opens on its first command)
+        for entry, proxy in zip(wanted, map(make, wanted), strict=True):
             if isinstance(proxy, Exception):
                 errors.append(proxy)
                 continue
