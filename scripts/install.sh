@@ -36,6 +36,7 @@ packages=(
     mininet              # for its mnexec helper; the Python package comes from the venv
     python3-venv         # the .venv on the system's python3
     iproute2 iputils-ping ethtool iptables tcpdump iperf3 curl
+    nftables             # nft: a NAT engine's ingress filter on its guest's cable
     busybox              # udhcpc
     isc-dhcp-client      # dhclient
     ruby                 # checks the Vagrantfile's syntax

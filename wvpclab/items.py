@@ -82,7 +82,9 @@ class Host(Item):
 class Veth(Item):
     """A veth pair: ``dev`` in ``node`` (with ``mac``), the other end in the root namespace as
     ``root`` (a switch port: ``up`` is its carrier), or, for a transit link, ``peer_dev`` in node
-    ``peer``."""
+    ``peer``. A NIC's cable that goes straight into a node (a shared NIC's NAT engine: no switch
+    between them) has ``into`` = (node, dev, mac): its far end lives there under that name and
+    address, and moves back to the root namespace as ``root`` when the NIC leaves that mode."""
 
     node: str
     dev: str
@@ -91,15 +93,18 @@ class Veth(Item):
     peer: str | None = None
     peer_dev: str | None = None
     up: bool = True
-    MUTABLE: ClassVar[tuple[str, ...]] = ("up",)
+    into: tuple[str, str, str] | None = None
+    MUTABLE: ClassVar[tuple[str, ...]] = ("up", "into")
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.node, self.dev)
 
     def line(self) -> str:
-        other = f"{self.peer}:{self.peer_dev}" if self.peer else f"{self.root} (root, " \
-            f"{'up' if self.up else 'down'})"
+        state = "up" if self.up else "down"
+        other = f"{self.peer}:{self.peer_dev}" if self.peer else f"{self.root} (root, {state})"
+        if self.into:
+            other = f"{self.into[0]}:{self.into[1]} {self.into[2]} (straight, {state})"
         return (f"veth {self.node}:{self.dev}" + (f" {self.mac}" if self.mac else "")
                 + f" <-> {other}")
 
@@ -256,11 +261,14 @@ class Shaper(Item):
 
 @dataclass(frozen=True)
 class Firewall(Item):
-    """A node's whole iptables ruleset (``iptables-restore`` input), replaced as one."""
+    """A node's whole iptables ruleset (``iptables-restore`` input), replaced as one; ``ingress``:
+    an nftables ruleset of netdev ingress filters (frames dropped or rate-limited as they arrive,
+    before anything in the node reads them), loaded with it."""
 
     node: str
     rules: str
-    MUTABLE: ClassVar[tuple[str, ...]] = ("rules",)
+    ingress: str = ""
+    MUTABLE: ClassVar[tuple[str, ...]] = ("rules", "ingress")
 
     @property
     def key(self) -> str:
@@ -268,6 +276,9 @@ class Firewall(Item):
 
     def line(self) -> str:
         rules = [r for r in self.rules.splitlines() if r.startswith("-A")]
+        skip = ("table", "delete", "chain", "type", "}")
+        rules += [f"ingress: {r.strip()}" for r in self.ingress.splitlines()
+                  if r.strip() and not r.strip().startswith(skip)]
         return f"firewall {self.node}: {len(rules)} rules\n" + "\n".join(f"    {r}" for r in rules)
 
 

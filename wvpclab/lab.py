@@ -474,9 +474,10 @@ class Lab:
 
     @property
     def cables(self) -> dict[tuple[str, int], str]:
-        """Each guest NIC's root-namespace end (its switch port), by (VM, index)."""
+        """Each guest NIC's root-namespace end (its switch port), by (VM, index); a shared NIC's
+        cable goes straight into its NAT engine and has none."""
         return {(v.node, int(v.dev[3:])): v.root for v in self.plan.of(Veth).values()
-                if isinstance(self.nodes.get(v.node), VirtualPC)}
+                if isinstance(self.nodes.get(v.node), VirtualPC) and not v.into}
 
     @property
     def nats(self) -> dict[tuple[str, int], Nat]:
@@ -510,6 +511,10 @@ class Lab:
         try:
             return self.cables[(vm, index)]
         except KeyError:
+            veth = self.plan.get(Veth, (vm, f"eth{index}"))
+            if veth is not None and veth.into:
+                raise UsageError(f"{vm} NIC {index}'s cable goes straight into {veth.into[0]} "
+                                 f"(as {veth.into[1]}), not into a switch") from None
             raise UsageError(f"{vm} has no NIC {index}") from None
 
     def responder(self, network: str) -> Responder:

@@ -9,6 +9,7 @@ and a stateful firewall; the PC masquerades again out of its adapters, with FORW
 
 from __future__ import annotations
 
+from controllers.flowrules import DHCP_METER_BURST, DHCP_METER_RATE
 from wvpclab.addresses import TRANSIT_NET
 from wvpclab.items import Nat
 
@@ -41,6 +42,24 @@ def engine_rules(nic: Nat) -> str:
                      f"-j DNAT --to-destination {nic.guest_ip}:{guest}")
     lines += [f"-A POSTROUTING -o {OUTSIDE} -j MASQUERADE", "COMMIT"]
     return "\n".join(lines) + "\n"
+
+
+def engine_ingress(guest_mac: str, allow_spoofing: bool) -> str:
+    """The NAT engine's ingress filter on its end of the guest's cable (nftables, netdev family),
+    what the guest's own switch used to do: a frame from another source MAC goes nowhere (dropped
+    as it arrives, before routing, ARP or the DHCP server see it); a guest allowed to send any
+    source MAC instead reaches the DHCP server at a bounded rate (the switches' meter), so that a
+    flood of invented hardware addresses cannot empty the pool."""
+    if allow_spoofing:
+        rule = (f"udp dport 67 limit rate over {DHCP_METER_RATE}/second burst {DHCP_METER_BURST} "
+                "packets drop")
+    else:
+        rule = f"ether saddr != {guest_mac} drop"
+    # the table is made (if missing) and deleted first, so that loading replaces it as one
+    return (f"table netdev wvpclab\ndelete table netdev wvpclab\ntable netdev wvpclab {{\n"
+            f"  chain guest {{\n"
+            f"    type filter hook ingress device \"{INSIDE}\" priority 0; policy accept;\n"
+            f"    {rule}\n  }}\n}}\n")
 
 
 def pc_rules(nics: list[Nat], adapters: list[str]) -> str:

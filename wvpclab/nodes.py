@@ -24,17 +24,19 @@ from wvpclab.procs import end
 @dataclass
 class NodeScript:
     """A node's share of a change, run in one shell round trip: sysctls, removals (which may find
-    nothing left to remove), an ``ip -batch``, a ``tc -batch`` and a whole firewall."""
+    nothing left to remove), an ``ip -batch``, a ``tc -batch``, a whole firewall and its ingress
+    filters (nftables)."""
 
     sysctls: dict[str, Any] = field(default_factory=dict)
     ip_removals: list[str] = field(default_factory=list)
     ip: list[str] = field(default_factory=list)
     tc: list[str] = field(default_factory=list)
     firewall: str | None = None
+    ingress: str = ""
 
     def __bool__(self) -> bool:
         return bool(self.sysctls or self.ip_removals or self.ip or self.tc
-                    or self.firewall is not None)
+                    or self.firewall is not None or self.ingress)
 
 
 class LabNode(Host):
@@ -88,6 +90,10 @@ class LabNode(Host):
             path = base.with_suffix(".rules")
             path.write_text(script.firewall)
             parts.append(f"iptables-restore < {path}")
+        if script.ingress:
+            path = base.with_suffix(".nft")
+            path.write_text(script.ingress)
+            parts.append(f"nft -f {path}")
         out = self.cmd(" && ".join(parts) + " ; echo rc=$?")
         if "rc=0" not in out:
             raise CommandError(f"configuring {self.name}", out)

@@ -259,7 +259,9 @@ class Builder:
         for server in self._servers:
             exclude = in_pool(server.pool, self._statics.get(server.key, []))
             ports = networks.get((server.node, server.dev), [])
-            known = sorted({p.mac for p in ports if p.role in ("guest", "host") and p.mac})
+            known = sorted({p.mac for p in ports if p.role in ("guest", "host") and p.mac}
+                           | {v.mac for v in self.items[Veth].values()
+                              if v.into and v.into[:2] == (server.node, server.dev) and v.mac})
             translators = sorted({p.mac for p in ports if p.role == "host" and p.mac
                                   and self.items[Bridge][p.bridge].kind == "wireless"})
             self.add(replace(server, exclude=exclude, known=tuple(known),
@@ -368,10 +370,11 @@ def _plan_nic(b: Builder, nic: dict, ordinal: int) -> None:
     dev = f"eth{index}"
     root = b.root_name("n", ordinal)
     attach = mode.attachment(g, nic)
-    b.add(Veth(vm, dev, nic["mac"], root=root, up=mode.carrier(nic)))
+    into = mode.cable_into(nic)
+    b.add(Veth(vm, dev, nic["mac"], root=root, up=mode.carrier(nic), into=into))
     if nic["speed"] != "unlimited":
         b.add(Shaper(vm, dev, int(nic["speed"])))
-    if attach:
+    if attach and not into:
         b.port(attach, root, "guest", nic["mac"], GUEST_PORT_BASE + ordinal,
                nic["allow_mac_spoofing"], label=f"guest {vm}/{dev}")
     server = mode.server(g, nic)

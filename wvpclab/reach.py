@@ -20,14 +20,18 @@ from wvpclab.plan import LabPlan, network_of
 
 def segments(plan: LabPlan) -> dict[str, list[tuple[str, str | None]]]:
     """Each node's interfaces in order (its switch ports' ends first, transit links last) with the
-    network each is on: the switches joined by patch cables are one network, a transit link another;
-    None for a cable plugged into nothing."""
+    network each is on: the switches joined by patch cables are one network, a transit link another,
+    a cable straight into a node (a NAT engine) another; None for a cable plugged into nothing."""
     ports = list(plan.of(Port).values())
     net = network_of(plan.of(Bridge), ports, plan.of(Uplink).values())
     bridge_of = {p.ifname: p.bridge for p in ports}
     out: dict[str, list[tuple[str, str | None]]] = {}
     for v in sorted(plan.of(Veth).values(), key=lambda v: (v.root is None, v.dev)):
-        if v.root:
+        if v.into:  # a cable straight into a node: the two ends are a network of their own
+            seg = f"cable {v.node}:{v.dev}"
+            out.setdefault(v.node, []).append((v.dev, seg))
+            out.setdefault(v.into[0], []).append((v.into[1], seg))
+        elif v.root:
             seg = net[bridge_of[v.root]] if v.root in bridge_of else None
             out.setdefault(v.node, []).append((v.dev, seg))
         else:

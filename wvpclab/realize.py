@@ -46,6 +46,7 @@ from wvpclab.net import (
     SWITCHES,
     LabNet,
     LabSwitch,
+    NicCable,
     PatchCable,
     PortIntf,
     TransitLink,
@@ -136,9 +137,18 @@ def show_veths(net: LabNet, plan: LabPlan, veths: Iterable[Veth], nodes: dict[st
             intf = LabIntf(v.dev, node, mac=v.mac)
         if v.root:
             inner[v.root] = (intf, plan.get(Host, v.node).role)
+            if v.into:
+                show_straight(net, v, intf, nodes)
         else:
             peer = LabIntf(v.peer_dev, nodes[v.peer])
             net.links.append(TransitLink(intf, peer))
+
+
+def show_straight(net: LabNet, v: Veth, intf: LabIntf, nodes: dict[str, Any]) -> None:
+    """The far end of a cable that goes straight into a node (``v.into``), and the cable."""
+    assert v.into is not None
+    far = LabIntf(v.into[1], nodes[v.into[0]], mac=v.into[2])
+    net.links.append(NicCable(intf, far))
 
 
 def show_switches(net: LabNet, plan: LabPlan, bridges: Iterable[Bridge], ports: Iterable[Port],
@@ -281,10 +291,11 @@ class Realizer:
         # a NIC that moves loses carrier while it moves (its guest sees the cable go and come)
         moving_ends = {p.ifname for p in d.remove(Port)} & {p.ifname for p in d.add(Port)}
         staying = {v.root: v for v in d.new.of(Veth).values() if v.root in moving_ends}
-        downs = [b.root for a, b in d.change(Veth) if a.up and not b.up]
-        downs += [r for r in sorted(staying) if d.old.get(Veth, staying[r].key) is not None
+        downs = [a for a, b in d.change(Veth) if a.up and not b.up or a.up and a.into != b.into]
+        downs += [d.old.get(Veth, staying[r].key) for r in sorted(staying)
+                  if d.old.get(Veth, staying[r].key) is not None
                   and d.old.get(Veth, staying[r].key).up]
-        ip_batch([f"link set {r} down" for r in downs], force=self.repair)
+        self._carrier(downs, False)
         if not everything:  # else they end with their namespaces, all at once
             self._step("stop processes")
             self._stop_processes(d)
@@ -302,6 +313,8 @@ class Realizer:
                           self.clients):
                 table.clear()
             return
+        self._step("cables out")
+        self._cables_out([(a, b) for a, b in d.change(Veth) if a.into and a.into != b.into])
         self._step("remove ports and switches")
         self._remove_from_ovs(d)
         self._forget_ports(d)
@@ -315,6 +328,7 @@ class Realizer:
             self.checkpoint()
         self._step("add veths")
         self._add_veths(d.new, d.add(Veth))
+        self._cables_in([b for a, b in d.change(Veth) if b.into and a.into != b.into])
         self._step("add switches and ports")
         self._add_to_ovs(d)
         self._step("configure nodes")
@@ -322,9 +336,12 @@ class Realizer:
         self._step("register")
         self._register(d)
         self._step("carrier on")  # once the switch's flows for it are in force
-        ups = [b.root for a, b in d.change(Veth) if b.up and not a.up]
-        ups += [r for r, v in sorted(staying.items()) if v.up and r not in ups]
-        ip_batch([f"link set {r} up" for r in ups], force=self.repair)
+        # (a cable moved straight into a node came up as that node was configured)
+        ups = [b for a, b in d.change(Veth) if b.up and (not a.up or a.into != b.into)
+               and not b.into]
+        ups += [b for a, b in d.change(Veth) if b.up and not a.up and b.into and a.into == b.into]
+        ups += [v for r, v in sorted(staying.items()) if v.up and v not in ups]
+        self._carrier(ups, True)
         self._step("start processes")
         self._start_processes(d)
         if clients:
@@ -455,15 +472,63 @@ class Realizer:
             if v.peer:
                 lines.append(f"link add name {v.dev} netns {node.pid} mtu {MTU} type veth peer "
                              f"name {v.peer_dev} netns {self.nodes[v.peer].pid} mtu {MTU}")
+            elif v.into:
+                far, far_dev, far_mac = v.into
+                lines.append(f"link add name {far_dev} address {far_mac} mtu {MTU} netns "
+                             f"{self.nodes[far].pid} type veth peer name {v.dev} address {v.mac} "
+                             f"mtu {MTU} netns {node.pid}")
             else:
                 lines.append(f"link add name {v.root} mtu {MTU} type veth peer name {v.dev} "
                              f"address {v.mac} mtu {MTU} netns {node.pid}")
         ip_batch(lines)
         for v in veths:
-            if v.root:
+            if v.root and not v.into:
                 harden_root_interface(v.root)
-        ip_batch([f"link set {v.root} up" for v in veths if v.root and v.up])
+        ip_batch([f"link set {v.root} up" for v in veths if v.root and v.up and not v.into])
         show_veths(self.net, plan, veths, self.nodes, self.inner)
+
+    def _carrier(self, veths: list[Veth], up: bool) -> None:
+        """Cables' switch-side ends (in the root namespace) or far ends (in the node a cable goes
+        straight into) down or up: the guest sees its carrier go or come."""
+        state = "up" if up else "down"
+        ip_batch([f"link set {v.root} {state}" for v in veths if not v.into], force=self.repair)
+        for v in veths:
+            if v.into and v.into[0] in self.nodes:
+                out = self.nodes[v.into[0]].cmd(f"ip link set {v.into[1]} {state} 2>&1; echo rc=$?")
+                if "rc=0" not in out and not self.repair:
+                    raise CommandError(f"ip link set {v.into[1]} {state} in {v.into[0]}", out)
+
+    def _cables_in(self, veths: list[Veth]) -> None:
+        """Cables that now go straight into a node (a NIC became shared): the switch-side end moves
+        from the root namespace into that node under its name and address (it arrives down; the
+        node's configuration brings it up)."""
+        if self.repair:  # only those still in the root namespace
+            veths = [v for v in veths if os.path.exists(f"/sys/class/net/{v.root}")]
+        ip_batch([f"link set {v.root} netns {self.nodes[v.into[0]].pid} name {v.into[1]} "
+                  f"address {v.into[2]}" for v in veths if v.into])
+        for v in veths:
+            if v.root in self.inner:
+                show_straight(self.net, v, self.inner[v.root][0], self.nodes)
+
+    def _cables_out(self, moves: list[tuple[Veth, Veth]]) -> None:
+        """Cables that leave the node they went straight into (before that node goes: its
+        namespace would take the cable with it): back to the root namespace under their switch-side
+        names, hardened, down until their new switch is ready."""
+        for a, b in moves:
+            assert a.into is not None
+            node = self.nodes.get(a.into[0])
+            if node is None or (self.repair and os.path.exists(f"/sys/class/net/{b.root}")):
+                continue
+            out = node.cmd(f"ip link set {a.into[1]} netns {os.getpid()} name {b.root} 2>&1; "
+                           "echo rc=$?")
+            if "rc=0" not in out and not self.repair:
+                raise CommandError(f"moving {a.into[1]} out of {node.name}", out)
+            harden_root_interface(b.root)
+            far = node.nameToIntf.get(a.into[1])
+            if far is not None:
+                if far.link is not None:
+                    self.net.forget(far.link)
+                detach(far)
 
     def _add_to_ovs(self, d: Delta) -> None:
         """New bridges and ports in one transaction: LAN switches standalone (NORMAL), the others
@@ -528,6 +593,10 @@ class Realizer:
             script(v.node).ip.append(f"link set {v.dev} up")
             if v.peer:
                 script(v.peer).ip.append(f"link set {v.peer_dev} up")
+        moved_in = [b for a, b in d.change(Veth) if b.into and a.into != b.into]
+        for v in d.add(Veth) + moved_in:
+            if v.into and v.up:
+                script(v.into[0]).ip.append(f"link set {v.into[1]} up")
         for s in d.add(Shaper):
             script(s.node).ip += shaping_links(s.dev, s.speed)
             script(s.node).tc += shaping_commands(s.dev, s.speed)
@@ -539,6 +608,7 @@ class Realizer:
             script(r.node).ip.append(f"route replace {r.spec()}")
         for f in d.add(Firewall) + [b for _, b in d.change(Firewall)]:
             script(f.node).firewall = f.rules
+            script(f.node).ingress = f.ingress
         if self.repair:  # whatever is already there stays; the rest is made
             for s in scripts.values():
                 s.ip_removals += s.ip
@@ -635,4 +705,4 @@ class Realizer:
 
 
 __all__ = ["ROOT_SYSCTLS", "Realizer", "harden_root_interface", "ip_batch", "port_intf",
-           "show_switches", "show_veths"]
+           "show_straight", "show_switches", "show_veths"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from wvpclab import modes, topology
+from wvpclab import macs, modes, topology
 from wvpclab.items import (
     Address,
     Bridge,
@@ -90,9 +90,15 @@ def _planned(setting: tuple[str, str | None], static: str | None = None):
     return g, plan(g, PREFIX)
 
 
-def _bridge_of(setting: tuple[str, str | None]) -> str | None:
+def _attached(setting: tuple[str, str | None]) -> str | None:
+    """Where the NIC's cable goes: a switch's key, or its NAT engine's network."""
     mode, target = setting
     return {"none": None, "shared": "nat:v/0"}.get(mode, f"pc/{target}")
+
+
+def _bridge_of(setting: tuple[str, str | None]) -> str | None:
+    """The switch the NIC's cable plugs into (a shared NIC's goes straight into its engine)."""
+    return None if setting[0] == "shared" else _attached(setting)
 
 
 @pytest.mark.parametrize(("a", "b"), list(itertools.permutations(SETTINGS, 2)),
@@ -104,9 +110,14 @@ def test_diff_between_every_pair_of_modes(a: tuple, b: tuple) -> None:
     d = diff(old, new)
     # The guest keeps its NIC: the veth is never made again, only its carrier may change.
     assert not [v for v in d.add(Veth) + d.remove(Veth) if v.node == "v"]
-    carrier = [(x.up, y.up) for x, y in d.change(Veth) if x.node == "v"]
+    carrier = [(x.up, y.up) for x, y in d.change(Veth) if x.node == "v" and x.up != y.up]
     assert carrier == ([] if (a[0] == "none") == (b[0] == "none") else
                        [(a[0] != "none", b[0] != "none")])
+    # A shared NIC's cable goes straight into its NAT engine (as its eth0), no switch between.
+    ends = [(x.into, y.into) for x, y in d.change(Veth) if x.node == "v" and x.into != y.into]
+    engine = ("nat.v.0", "eth0", macs.derive_adapter("nat.v.0", "eth0"))
+    assert ends == {(False, False): [], (False, True): [(None, engine)],
+                    (True, False): [(engine, None)]}[a[0] == "shared", b[0] == "shared"]
     # Its port leaves the old switch and joins the new one, with the same number and MAC.
     gone = [p for p in d.remove(Port) if p.role == "guest"]
     came = [p for p in d.add(Port) if p.role == "guest"]
@@ -115,7 +126,7 @@ def test_diff_between_every_pair_of_modes(a: tuple, b: tuple) -> None:
     assert {p.number for p in gone + came} <= {GUEST_PORT_BASE}
     # Its DHCP client moves (release before, renew after): same client, another network.
     (before, after), = [(x, y) for x, y in d.change(DhcpClient) if x.node == "v"]
-    assert (before.attached, after.attached) == (_bridge_of(a), _bridge_of(b))
+    assert (before.attached, after.attached) == (_attached(a), _attached(b))
     # A NAT engine exists exactly while the NIC is shared; the PC's firewall follows.
     nat_hosts = {h.name for h in d.add(Host)} | {h.name for h in d.remove(Host)}
     assert ("nat.v.0" in nat_hosts) == ("shared" in (a[0], b[0]))
@@ -123,13 +134,12 @@ def test_diff_between_every_pair_of_modes(a: tuple, b: tuple) -> None:
     if b[0] == "shared":
         assert {h.name for h in d.add(Host)} == {"nat.v.0"}
         assert [n.key for n in d.add(Nat)] == [("v", 0)]
-        assert {x.key for x in d.add(Bridge)} == {"nat:v/0"}
+        assert [x.known for x in d.add(DhcpServer)] == [(new.get(Veth, ("v", "eth0")).mac,)]
     # A network typed afresh gets its switch and DHCP server; nothing else appears or goes.
     expected_new = {"pc/fresh"} if b == ("internal", "fresh") else set()
-    expected_new |= {"nat:v/0"} if b[0] == "shared" else set()
     assert {x.key for x in d.add(Bridge)} == expected_new
-    # a network once made stays (as WVPC keeps it in its list); a NAT engine goes with its NIC
-    assert {x.key for x in d.remove(Bridge)} == ({"nat:v/0"} if a[0] == "shared" else set())
+    # a network once made stays (as WVPC keeps it in its list); no switch is a NAT engine's
+    assert not d.remove(Bridge)
     # Nothing about other guests changes.
     assert not [i for kind in d.added for i in d.add(kind) if getattr(i, "node", "") == "w"]
     assert not [i for kind in d.removed for i in d.remove(kind) if getattr(i, "node", "") == "w"]

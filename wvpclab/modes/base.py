@@ -54,6 +54,11 @@ class Mode:
         """The key of the switch the NIC's cable plugs into (None: Not connected)."""
         return None
 
+    def cable_into(self, nic: Nic) -> tuple[str, str, str] | None:
+        """Where the NIC's cable goes straight into a node, with no switch between (node, its
+        interface's name and MAC); None: into the switch ``attachment`` names, or nowhere."""
+        return None
+
     def graph_attach(self, graph: nx.Graph, nic: Nic) -> str | None:
         """The graph node the NIC's ``attach`` edge goes to (None: no edge)."""
         return self.attachment(graph, nic)

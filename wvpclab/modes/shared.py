@@ -1,6 +1,7 @@
-"""Shared networking (NAT): each shared NIC has a NAT engine of its own (``nat.VM.N``) on a private
-network (the engine at .254 is the guest's gateway, DHCP server and DNS option), MASQUERADE and a
-stateful firewall onto a /30 transit link into the PC, which masquerades again out of its adapters.
+"""Shared networking (NAT): each shared NIC has a NAT engine of its own (``nat.VM.N``) at the other
+end of its cable (no switch between them: the engine is the only thing on the guest's private
+network, at .254 its gateway, DHCP server and DNS option), MASQUERADE and a stateful firewall onto a
+/30 transit link into the PC, which masquerades again out of its adapters.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import networkx as nx
 
 from wvpclab import macs
 from wvpclab.addresses import host, nat_pool
-from wvpclab.items import Address, Bridge, DhcpServer, Firewall, Host, Nat, Route, Veth
+from wvpclab.items import Address, DhcpServer, Firewall, Host, Nat, Route, Veth
 from wvpclab.modes.base import Mode, Nic, pc_of
-from wvpclab.nat import INSIDE, OUTSIDE, engine_rules
+from wvpclab.nat import INSIDE, OUTSIDE, engine_ingress, engine_rules
 
 if TYPE_CHECKING:
     from wvpclab.plan import Builder
@@ -33,6 +34,10 @@ class Shared(Mode):
     def attachment(self, graph: nx.Graph, nic: Nic) -> str:
         return f"nat:{nic['vm']}/{nic['index']}"
 
+    def cable_into(self, nic: Nic) -> tuple[str, str, str]:
+        engine = self.engine(nic)
+        return engine, INSIDE, macs.derive_adapter(engine, INSIDE)
+
     def graph_attach(self, graph: nx.Graph, nic: Nic) -> str:
         return pc_of(graph, nic)
 
@@ -49,23 +54,20 @@ class Shared(Mode):
         return "nat", pc_of(graph, nic)
 
     def plan_nic(self, b: Builder, nic: Nic, ordinal: int) -> None:
-        """The NIC's NAT engine: node, private switch, transit link into the PC, rules, DHCP."""
+        """The NIC's NAT engine: node (the NIC's cable ends in it), transit link into the PC,
+        rules, DHCP."""
         nat = nat_of(b.graph, nic, ordinal)
         key = self.attachment(b.graph, nic)
-        root = b.root_name("e", ordinal)
-        mac = macs.derive_adapter(nat.node, "eth0")
         inside = str(nat.inside.ip)
         b.add(nat)
         b.add(Host(nat.node, "nat", nat.pc))
-        b.add(Bridge(key, b.root_name("a", ordinal), b.dpid(0x3, ordinal), "internal", True))
-        b.add(Veth(nat.node, INSIDE, mac, root=root))
-        b.port(key, root, "dhcp", mac, number=1, label="DHCP responder")
         b.add(Address(nat.node, INSIDE, str(nat.inside)))
         b.add(Veth(nat.node, OUTSIDE, peer=nat.pc, peer_dev=nat.pc_dev))
         b.add(Address(nat.node, OUTSIDE, str(nat.nat_side)))
         b.add(Address(nat.pc, nat.pc_dev, str(nat.pc_side)))
         b.add(Route(nat.node, OUTSIDE, via=str(nat.pc_side.ip)))
-        b.add(Firewall(nat.node, engine_rules(nat)))
+        b.add(Firewall(nat.node, engine_rules(nat),
+                       engine_ingress(nic["mac"], nic["allow_mac_spoofing"])))
         b.server(DhcpServer(key, nat.node, INSIDE, nat.subnet, inside, nat_pool(nat.subnet),
                             files=f"dhcp+nat+{nic['vm']}+{nic['index']}", router=inside,
                             dns=(inside,)))
