@@ -586,12 +586,14 @@ class Lab:
 
     def nat_rules(self, vm: str, index: int) -> dict[str, str]:
         """The firewall and NAT rules in force for a shared NIC: its NAT engine's and its PC's, as
-        ``iptables-save`` prints them in their namespaces."""
+        ``iptables-save`` prints them in their namespaces; the engine's then its ingress filter on
+        the guest's cable, as ``nft`` lists it."""
         nat = self.plan.get(Nat, (vm, index))
         if nat is None:
             raise UsageError(f"{vm} NIC {index} is not in shared networking (NAT) mode")
-        return {who: self.node(who).cmd("iptables-save | grep -v '^#'").replace("\r\n", "\n")
-                for who in (nat.node, nat.pc)}
+        ingress = {nat.node: "; nft list table netdev wvpclab 2>&1"}
+        return {who: self.node(who).cmd(f"iptables-save | grep -v '^#'{ingress.get(who, '')}")
+                .replace("\r\n", "\n") for who in (nat.node, nat.pc)}
 
 
 __all__ = ["Lab", "LabError", "harden_root_interface", "preflight"]

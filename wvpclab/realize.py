@@ -121,6 +121,15 @@ def _only_known_differs(old: DhcpServer, new: DhcpServer) -> bool:
     return replace(old, known=new.known) == new
 
 
+def _has_interface(pid: int | None, dev: str) -> bool:
+    """Whether the network namespace of process ``pid`` has an interface ``dev``."""
+    try:
+        lines = Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]
+    except OSError:
+        return False
+    return any(line.split(":", 1)[0].strip() == dev for line in lines)
+
+
 def show_veths(net: LabNet, plan: LabPlan, veths: Iterable[Veth], nodes: dict[str, Any],
                inner: dict[str, tuple[LabIntf, str]]) -> None:
     """Mininet interfaces for the node ends of ``veths`` (a VM's are 21140A NICs), and the links
@@ -433,9 +442,13 @@ class Realizer:
             return
         cleanup.kill_namespaces([n.pid for n in nodes if n.shell and n.pid])
         gone = {node.name for node in nodes}
-        ends = [v.root for v in veths if v.root and v.node in gone]
+        ends = [v.root for v in veths if v.root and not v.into and v.node in gone]
+        # ends of transit links in nodes that stay (a NAT engine's in its PC)
+        peers = [(self.nodes[v.peer].pid, v.peer_dev) for v in veths
+                 if v.peer and v.node in gone and v.peer in self.nodes]
         # the kernel removes a dead namespace's veths in one batch, shortly after
-        cleanup.wait_until(lambda: not any(os.path.exists(f"/sys/class/net/{e}") for e in ends), 10)
+        cleanup.wait_until(lambda: not any(os.path.exists(f"/sys/class/net/{e}") for e in ends)
+                           and not any(_has_interface(pid, dev) for pid, dev in peers), 10)
         for node in nodes:
             node.release()
             for intf in node.intfList():

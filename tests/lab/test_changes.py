@@ -16,11 +16,14 @@ import pytest
 
 from tests.lab.helpers import example_as, leftovers, wait_for
 from wvpclab import Lab, LabError, cleanup, topology
+from wvpclab.items import Bridge
+from wvpclab.plan import plan
 
 pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parents[2]
-STEPS = ["release", "carrier off", "stop processes", "unregister", "remove ports and switches",
+STEPS = ["release", "carrier off", "stop processes", "unregister", "cables out",
+         "remove ports and switches",
          "remove nodes", "add nodes", "add veths", "add switches and ports", "configure nodes",
          "carrier on", "register", "start processes", "start clients"]
 NETWORK = {"shared": "192.168.131.", "bridge:eth0": "192.168.50."}
@@ -138,6 +141,7 @@ def test_cable_and_set_nic_say_what_they_did(lab: Lab) -> None:
 
 def test_a_second_signal_does_not_cut_the_teardown_short(tmp_path: Path) -> None:
     path = example_as(tmp_path, "four_modes.yaml", "t-two-signals")
+    switches = len(plan(topology.load(path), cleanup.prefix_for("t-two-signals")).of(Bridge))
     for first, second in ((signal.SIGHUP, signal.SIGHUP), (signal.SIGTERM, signal.SIGTERM),
                           (signal.SIGTERM, signal.SIGINT)):
         proc = subprocess.Popen([str(Path(sys.executable).parent / "wvpclab"), "run", str(path)],
@@ -145,7 +149,7 @@ def test_a_second_signal_does_not_cut_the_teardown_short(tmp_path: Path) -> None
                                 stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
             wait_for(lambda: cleanup.read_state(cleanup.prefix_for("t-two-signals")) is not None
-                     and len(cleanup.lab_bridges(cleanup.prefix_for("t-two-signals"))) == 7,
+                     and len(cleanup.lab_bridges(cleanup.prefix_for("t-two-signals"))) == switches,
                      timeout=60, what="the lab up")
             os.kill(proc.pid, first)
             time.sleep(0.15)

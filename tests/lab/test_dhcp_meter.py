@@ -1,6 +1,7 @@
 """A guest that may send any source MAC (allow_mac_spoofing) cannot empty a DHCP pool (as root):
-its DHCP requests pass a per-port meter on its switch, so a flood of DISCOVERs for invented
-hardware addresses reaches the server at a bounded rate while a real client still leases."""
+its DHCP requests pass a per-port meter on its switch (on a shared NIC: the rate limit of its NAT
+engine's ingress filter), so a flood of DISCOVERs for invented hardware addresses reaches the
+server at a bounded rate while a real client still leases."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ TOPOLOGY = {
     "pcs": {"host": {}},
     "internal": {"net": {"dhcp": True}},
     "vms": {
-        "spoofy": {"pc": "host", "nics": [{"internal": "net", "allow_mac_spoofing": True}]},
+        "spoofy": {"pc": "host", "nics": [{"internal": "net", "allow_mac_spoofing": True},
+                                          {"shared": True, "allow_mac_spoofing": True}]},
         "victim": {"pc": "host", "nics": [{"internal": "net"}]},
     },
 }
@@ -31,7 +33,7 @@ FLOOD_SECONDS = 4.0
 #: DISCOVERs from invented hardware addresses, as fast as scapy sends them, for FLOOD_SECONDS
 FLOOD = (
     "import random, time; from scapy.all import *; conf.verb = 0\n"
-    "s = conf.L2socket(iface='eth0'); end = time.monotonic() + {seconds}; n = 0\n"
+    "s = conf.L2socket(iface='{iface}'); end = time.monotonic() + {seconds}; n = 0\n"
     "while time.monotonic() < end:\n"
     "    mac = '02:' + ':'.join('%02x' % random.randrange(256) for _ in range(5))\n"
     "    s.send(Ether(src=mac, dst='ff:ff:ff:ff:ff:ff')/IP(src='0.0.0.0', dst='255.255.255.255')"
@@ -63,12 +65,15 @@ def settled(count: Callable[[], int], quiet: float = 1.5, timeout: float = 15) -
     return last
 
 
-def test_a_spoofing_guests_dhcp_flood_is_held_to_its_meter(lab: Lab) -> None:
-    responder = lab.responder("host/net")
+@pytest.mark.parametrize(("network", "index"), [("host/net", 0), ("nat:spoofy/1", 1)])
+def test_a_spoofing_guests_dhcp_flood_is_held_to_its_meter(lab: Lab, network: str,
+                                                           index: int) -> None:
+    responder = lab.responder(network)
     wait_for(lambda: responder.stats(), what="the server's first stats")
     before = responder.stats().get("in DISCOVER", 0)
     started = time.monotonic()
-    proc = lab.vm("spoofy").popen([sys.executable, "-c", FLOOD.format(seconds=FLOOD_SECONDS)],
+    proc = lab.vm("spoofy").popen([sys.executable, "-c", FLOOD.format(seconds=FLOOD_SECONDS,
+                                                                       iface=f"eth{index}")],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = proc.communicate(timeout=60)
     elapsed = time.monotonic() - started
@@ -77,9 +82,16 @@ def test_a_spoofing_guests_dhcp_flood_is_held_to_its_meter(lab: Lab) -> None:
     limit = DHCP_METER_RATE * elapsed + DHCP_METER_BURST
     got = settled(lambda: responder.stats().get("in DISCOVER", 0) - before)
     assert got <= limit, f"{got} of {sent} DISCOVERs reached the server (limit {limit:.0f})"
-    assert any("at most 10 a second" in line for line in lab.filter_rules("host/net"))
+    if network == "host/net":
+        assert any("at most 10 a second" in line for line in lab.filter_rules(network))
+        victim, net = ("victim", 0), "169.254."
+    else:
+        rules = lab.nat_rules("spoofy", index)["nat.spoofy.1"]
+        assert f"udp dport 67 limit rate over {DHCP_METER_RATE}/second burst " \
+            f"{DHCP_METER_BURST} packets drop" in rules
+        victim, net = ("spoofy", index), "192.168.131."  # the guest's own client, alone there
     # a real client on the same network still leases
-    lab.cable("victim", 0, False)
-    lab.cable("victim", 0, True)
-    lease = lab.dhcp_client("victim", 0).lease()
-    assert lease and lease["ip"].startswith("169.254."), lease
+    lab.cable(*victim, False)
+    lab.cable(*victim, True)
+    lease = lab.dhcp_client(*victim).lease()
+    assert lease and lease["ip"].startswith(net), lease

@@ -103,7 +103,7 @@ def test_every_switch_and_link_is_a_mininet_object(lab: Lab) -> None:
     assert {sw.name for sw in net.switches} == {b.name for b in lab.plan.of(Bridge).values()}
     assert {h.name for h in net.hosts} == set(lab.nodes)
     plugged = [v for v in lab.plan.of(Veth).values()
-               if v.peer or v.root in {p.ifname for p in lab.plan.of(Port).values()}]
+               if v.peer or v.into or v.root in {p.ifname for p in lab.plan.of(Port).values()}]
     patches = [p for p in lab.plan.of(Port).values() if p.patch]
     assert len(net.links) == len(plugged) + len(patches) // 2
     assert all(link.status() == "(OK OK)" for link in net.links)
@@ -121,9 +121,17 @@ def test_links_follow_a_nic_that_moves(lab: Lab) -> None:
     lab.set_nic("xp", 3, "internal:lab")
     link = cable_of("xp", "eth3")
     assert isinstance(link, NicCable) and link.intf2.node.key == "pc/lab"
-    lab.set_nic("xp", 3, "shared")
-    assert cable_of("xp", "eth3").intf2.node.key == "nat:xp/3"
+    lab.set_nic("xp", 3, "shared")  # straight into its NAT engine, no switch between
+    link = cable_of("xp", "eth3")
+    assert isinstance(link, NicCable) and (link.intf2.node.name, link.intf2.name) == \
+        ("nat.xp.3", "eth0")
     assert "nat.xp.3" in lab.net and lab.net["nat.xp.3"].intf("wan0").link is not None
+    assert link.status() == "(OK OK)" and lab.net["xp"].intf("eth3").carrier()
+    lab.set_nic("xp", 3, "bridge:eth0")  # and back out, into a switch
+    link = cable_of("xp", "eth3")
+    assert link.intf2.node.key == "pc/eth0" and link.status() == "(OK OK)"
+    assert "nat.xp.3" not in lab.net and lab.net["xp"].intf("eth3").carrier()
+    lab.set_nic("xp", 3, "shared")
     lab.set_nic("xp", 3, "none")
     assert cable_of("xp", "eth3") is None and "nat.xp.3" not in lab.net
     assert not [h for h in lab.net["pc"].intfList() if h.name == "nat4"]

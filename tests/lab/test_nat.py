@@ -171,3 +171,19 @@ def test_rules_are_visible(lab: Lab) -> None:
     assert ":FORWARD DROP" in engine and "-A POSTROUTING -o wan0 -j MASQUERADE" in engine
     assert "--to-destination 192.168.131.1:80" in engine
     assert ":FORWARD DROP" in rules["pc"] and "MASQUERADE" in rules["pc"]
+    assert "hook ingress device \"eth0\"" in engine and "table netdev" not in rules["pc"]
+
+
+def test_a_frame_from_another_mac_goes_nowhere(lab: Lab) -> None:
+    """The guest's cable goes straight into its NAT engine, which drops whatever arrives from
+    another source MAC (as the NAT network's own switch did): no ARP, no routing, no DHCP."""
+    xp2, mac = lab.vm("xp2"), lab.vm("xp2").nic(0).MAC()
+    assert f"ether saddr != {mac} drop" in lab.nat_rules("xp2", 0)["nat.xp2.0"]
+    assert "1 received" in xp2.cmd("ping -n -c1 -W2 192.168.50.80")
+    xp2.cmd("ip link set eth0 address 02:00:00:00:00:99; ip neigh flush dev eth0")
+    try:
+        assert "0 received" in xp2.cmd("ping -n -c2 -W1 192.168.131.254")
+        assert "0 received" in xp2.cmd("ping -n -c1 -W1 192.168.50.80")
+    finally:
+        xp2.cmd(f"ip link set eth0 address {mac}")
+    assert "1 received" in xp2.cmd("ping -n -c1 -W2 192.168.50.80")
