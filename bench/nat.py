@@ -6,8 +6,8 @@ repetition) so machine noise hits all alike:
 
 * **wvpclab NAT** (the subject): a wvpclab lab ``bench-nat`` like ``topologies/xp_mode.yaml`` with
   the guest's NIC at ``{shared: true, speed: unlimited}``: guest ``xp`` (192.168.131.1 from its NAT
-  engine's DHCP) -> the NAT's internal switch (OVS userspace, controller flows) -> NAT engine
-  (MASQUERADE, stateful firewall) -> transit veth -> the PC (MASQUERADE again) -> filter switch ->
+  engine's DHCP) -> its cable, straight into its NAT engine (MASQUERADE, stateful firewall) ->
+  transit veth -> the PC (MASQUERADE again) -> filter switch ->
   patch -> LAN switch -> server ``web`` (192.168.50.80).
 * **PC's own stack** (the baseline the goals are measured against: what NAT itself costs): the
   lab's PC ``pc`` to the same server, over the same remaining hops (filter switch, patch, LAN
