@@ -62,12 +62,14 @@ class Server(Item):
 @dataclass(frozen=True)
 class Host(Item):
     """A Mininet node: its name and role (``vm``, ``pc``, ``gateway``, ``server``, ``nat``,
-    ``dhcp``), and the server it runs on (None: the machine running the lab)."""
+    ``dhcp``), the server it runs on (None: the machine running the lab), and whether it runs IPv6
+    beside IPv4 (a VM's setting; the rest always do)."""
 
     name: str
     role: str
     pc: str | None = None
     server: str | None = None
+    ipv6: bool = True
 
     @property
     def key(self) -> str:
@@ -75,7 +77,7 @@ class Host(Item):
 
     def line(self) -> str:
         return f"{self.role} {self.name}" + (f" (on {self.pc})" if self.pc else "") + \
-            _at(self.server)
+            ("" if self.ipv6 else " no IPv6") + _at(self.server)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,9 @@ from wvpclab import cleanup
 from wvpclab.errors import CommandError, LabError
 from wvpclab.procs import end
 
+#: A node without IPv6: none on the interfaces it has and on those it gets later.
+NO_IPV6 = {"net.ipv6.conf.all.disable_ipv6": 1, "net.ipv6.conf.default.disable_ipv6": 1}
+
 
 @dataclass
 class NodeScript:
@@ -46,8 +49,10 @@ class LabNode(Host):
     #: What makes the node what it is, set by ``config``.
     SYSCTLS: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, name: str, run_dir: str | Path = "/tmp", **params: Any) -> None:
+    def __init__(self, name: str, run_dir: str | Path = "/tmp", ipv6: bool = True,
+                 **params: Any) -> None:
         self.run_dir = Path(run_dir)
+        self.ipv6 = ipv6
         self.owned: dict[str, subprocess.Popen] = {}
         super().__init__(name, **params)
 
@@ -55,7 +60,7 @@ class LabNode(Host):
         """Makes the node what it is (loopback up, its role's sysctls) and applies ``script``, in
         one round trip."""
         first = script or NodeScript()
-        first.sysctls = {**self.SYSCTLS, **first.sysctls}
+        first.sysctls = {**self.SYSCTLS, **({} if self.ipv6 else NO_IPV6), **first.sysctls}
         first.ip.insert(0, "link set lo up")
         self.apply(first)
         return {}

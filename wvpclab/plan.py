@@ -315,7 +315,7 @@ def plan(graph: nx.Graph, prefix: str, previous: LabPlan | None = None) -> LabPl
     for key, _ in topology.nodes_of(graph, "pc"):
         b.add(Host(key, "pc"))
     for key, vm in topology.nodes_of(graph, "vm"):
-        b.add(Host(key, "vm", vm["pc"]))
+        b.add(Host(key, "vm", vm["pc"], ipv6=vm.get("ipv6", True)))
     _plan_lans(b)
     per_pc: dict[str, int] = {}
     for ordinal, (key, adapter) in enumerate(topology.nodes_of(graph, "adapter")):

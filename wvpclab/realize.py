@@ -469,7 +469,8 @@ class Realizer:
     def _add_nodes(self, hosts: Iterable[Host]) -> None:
         for h in hosts:
             try:
-                node = self.net.addHost(h.name, cls=ROLES[h.role], pc=h.pc, run_dir=self.run_dir)
+                node = self.net.addHost(h.name, cls=ROLES[h.role], pc=h.pc, run_dir=self.run_dir,
+                                        ipv6=h.ipv6)
             except Exception as err:  # noqa: BLE001 - e.g. no memory or PIDs for a namespace
                 raise LabError(f"cannot start node {h.name}: {err}") from None
             self.nodes[h.name] = node

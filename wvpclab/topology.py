@@ -13,7 +13,8 @@ Graph schema (node key: attributes; every node has ``kind`` and ``name``):
   ``server`` (as a PC's).
 - ``SERVER``: kind ``server``; ``lan``, ``ip`` (CIDR).
 - ``PC/NAME``: kind ``internal``; ``pc``, ``dhcp`` (bool).
-- ``VM``: kind ``vm``; ``pc``; ``dhcp_client`` (udhcpc|dhclient: the guest's DHCP client).
+- ``VM``: kind ``vm``; ``pc``; ``dhcp_client`` (udhcpc|dhclient: the guest's DHCP client);
+  ``ipv6`` (bool: whether the guest runs IPv6 beside IPv4, as Windows 7 does and XP by default not).
 - ``VM/N``: kind ``nic``; ``vm``, ``index``, ``mode`` (none|shared|bridge|internal), ``target``
   (adapter or internal network name, else None), ``mac``, ``mac_source``, ``ip`` (CIDR or None for
   DHCP), ``speed`` (10|100|"unlimited"), ``allow_mac_spoofing``, ``forward`` (list of
@@ -87,7 +88,7 @@ _PC_KEYS = ("adapters", "nat", "server")
 _ADAPTER_KEYS = ("type", "mac", "lan", "ip")
 _LAN_KEYS = ("subnet", "dhcp", "servers", "server")
 _INTERNAL_KEYS = ("dhcp",)
-_VM_KEYS = ("pc", "nics", "dhcp_client")
+_VM_KEYS = ("pc", "nics", "dhcp_client", "ipv6")
 DHCP_CLIENTS = ("udhcpc", "dhclient")
 _NIC_OPTION_KEYS = ("ip", "mac", "speed", "allow_mac_spoofing", "forward")
 _FORWARD_RE = re.compile(r"^(tcp|udp):(\d{1,5}):(\d{1,5})$")
@@ -859,8 +860,9 @@ class _Builder:
                 self.err(_path(path, "dhcp_client"), f"{_fmt(client)} is not a DHCP client "
                                                      f"({' or '.join(DHCP_CLIENTS)})")
                 client = "udhcpc"
+            ipv6 = self.boolean(body.get("ipv6", True), _path(path, "ipv6"), True)
             if pc is not None:
-                self.g.add_node(name, kind="vm", name=name, pc=pc, dhcp_client=client)
+                self.g.add_node(name, kind="vm", name=name, pc=pc, dhcp_client=client, ipv6=ipv6)
                 self.g.add_edge(name, pc, rel="host")
             nics = body.get("nics", [])
             if nics is None:
@@ -1153,6 +1155,8 @@ def to_document(graph: nx.Graph) -> tuple[dict, list[Issue]]:
             vm["pc"] = data["pc"]
         if data.get("dhcp_client") not in (None, "udhcpc"):
             vm["dhcp_client"] = data["dhcp_client"]
+        if data.get("ipv6", True) is not True:
+            vm["ipv6"] = data["ipv6"]
         doc["vms"][name_of(key, data)] = vm
     nics: dict[Any, dict[int, dict]] = {}
     for key, data in by_kind.get("nic", []):
@@ -1250,7 +1254,8 @@ def summary(graph: nx.Graph) -> str:
     for key, net in nodes_of(graph, "internal"):
         lines.append(f"internal {key}  dhcp {'on' if net['dhcp'] else 'off'}")
     for key, vm in nodes_of(graph, "vm"):
-        lines.append(f"vm {key}  (pc {vm['pc']}, dhcp client {vm['dhcp_client']})")
+        lines.append(f"vm {key}  (pc {vm['pc']}, dhcp client {vm['dhcp_client']}"
+                     f"{'' if vm.get('ipv6', True) else ', no IPv6'})")
         for nic in nics_of(graph, key):
             extra = [f"ip {nic['ip'] or 'dhcp'}", f"speed {nic['speed']}"]
             if nic["allow_mac_spoofing"]:

@@ -26,7 +26,7 @@ TOPO = {
             "none",
             {"internal": "green", "ip": "169.254.3.10/16", "speed": 10}]},
         "r1": {"pc": "pc", "nics": [{"internal": "red", "ip": "169.254.1.20/16"}]},
-        "r2": {"pc": "pc", "nics": [{"internal": "red", "ip": "169.254.1.30/16"}]},
+        "r2": {"pc": "pc", "ipv6": False, "nics": [{"internal": "red", "ip": "169.254.1.30/16"}]},
         "b1": {"pc": "pc", "nics": [{"internal": "blue", "ip": "169.254.2.20/16"}]},
         "g1": {"pc": "pc", "nics": [{"internal": "green", "ip": "169.254.3.20/16"}]},
         "far": {"pc": "pc2", "nics": [{"internal": "red", "ip": "169.254.1.40/16"}]},
@@ -283,3 +283,23 @@ def test_a_start_failing_half_way_tears_down_and_reports_the_cause(
     assert built  # it had built the VM's node before the fault
     assert leftovers(lab.prefix) == []
     assert shells_alive(built) == []
+
+
+def link_local(node, dev: str) -> str | None:
+    """The interface's IPv6 link-local address once it is usable (DAD done), else None."""
+    for line in node.cmd(f"ip -6 -o addr show dev {dev} scope link").splitlines():
+        if "tentative" not in line and "inet6" in line:
+            return line.split("inet6")[1].split()[0].split("/")[0]
+    return None
+
+
+def test_a_vm_without_ipv6_has_none_while_others_speak_it_on_the_same_switch(lab: Lab) -> None:
+    r2 = lab.vm("r2")
+    assert r2.cmd("cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6").strip() == "1"
+    assert r2.cmd("ip -6 -o addr show").strip() == ""
+    assert ping(r2, "169.254.1.20")  # IPv4 as ever
+    target = wait_for(lambda: link_local(lab.vm("multi"), "eth0"), what="multi's link-local")
+    wait_for(lambda: link_local(lab.vm("r1"), "eth0"), what="r1's link-local")
+    out = lab.vm("r1").cmd(f"ping -6 -n -c1 -W2 {target}%eth0")
+    assert "1 received" in out, out  # the internal switch passes IPv6 (protocol-agnostic)
+    assert "r2" in lab.plan.text() and "vm r2 (on pc) no IPv6" in lab.plan.text()

@@ -435,3 +435,15 @@ def test_check_graph_json_output_loads_back(tmp_path: Path) -> None:
     res2 = wvpclab("check", str(out), cwd=tmp_path)
     assert res2.returncode == 0, res2.stderr
     assert res2.stdout.splitlines()[1:] == res.stdout.splitlines()[1:]
+
+
+def test_a_vm_may_go_without_ipv6() -> None:
+    g = topology.from_document(doc(vms__xp__ipv6=False))
+    assert g.nodes["xp"]["ipv6"] is False and g.nodes["v2"]["ipv6"] is True
+    document, issues = topology.to_document(g)
+    assert not issues and document["vms"]["xp"]["ipv6"] is False
+    assert "ipv6" not in document["vms"]["v2"]  # the default is not written
+    assert topology.from_document(document).nodes["xp"]["ipv6"] is False
+    assert "vm xp  (pc host1, dhcp client udhcpc, no IPv6)" in topology.summary(g)
+    assert any(e.startswith("vms.xp.ipv6: expected true or false, got 'no'")
+               for e in errors_of(doc(vms__xp__ipv6="no")))
