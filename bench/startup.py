@@ -16,6 +16,9 @@ again until all succeeded or a bounded time passed), then stop. Figures go to st
 stderr. It is a measurement, not a test: it prints figures and never fails on a slow result.
 
 Run as root from the checkout: ``.venv/bin/python bench/startup.py [--quick] [--repeat R]``.
+``--no-ipv6`` starts every VM with ``ipv6: false`` and the floor's namespaces without link-local
+addresses: at start each IPv6 interface sends router solicitations and listener reports, which a
+switch floods to every port (in userspace, a copy and a system call per port).
 
 Everything it creates is named ``bnch…`` (namespaces ``bnchf*``, Linux bridge ``bnchbr0``, veths
 ``bnchv*``, OVS bridge ``bnchs1`` and its ports, Mininet hosts ``bnchh*``) or belongs to a wvpclab
@@ -126,7 +129,8 @@ def lab_name(n: int) -> str:
     return free_lab_name(f"bench-startup-{n}")
 
 
-def run_wvpclab(n: int, speed: Any, profile: cProfile.Profile | None) -> dict[str, Any]:
+def run_wvpclab(n: int, speed: Any, profile: cProfile.Profile | None,
+                ipv6: bool = True) -> dict[str, Any]:
     from wvpclab import Lab, topology
 
     name = lab_name(n)
@@ -140,7 +144,8 @@ def run_wvpclab(n: int, speed: Any, profile: cProfile.Profile | None) -> dict[st
         "name": name,
         "pcs": {"pc": {}},
         "internal": {f"n{i}": {"dhcp": False} for i in range(4)},
-        "vms": {f"vm{j}": {"nics": nics(j)} for j in range(n)},
+        "vms": {f"vm{j}": {"nics": nics(j), **({} if ipv6 else {"ipv6": False})}
+                for j in range(n)},
     }
     graph = topology.from_document(doc)
     log(f"wvpclab N={n}: lab {name}, {n} VMs x 4 NICs, starting")
@@ -296,7 +301,7 @@ def floor_address(k: int) -> str:
     return f"172.31.{k // 250}.{k % 250 + 1}"
 
 
-def run_floor(n: int) -> dict[str, Any]:
+def run_floor(n: int, ipv6: bool = True) -> dict[str, Any]:
     m = 4 * n
     names = [f"bnchf{k}" for k in range(m)]
     # A Linux bridge takes at most 1,024 ports: one bridge per FLOOR_PORTS namespaces, each
@@ -323,9 +328,11 @@ def run_floor(n: int) -> dict[str, Any]:
                                f"link set {b} master {bridges[i + 1]} up")] +
                  [f"link set bnchv{k} master {bridges[k // FLOOR_PORTS]} up" for k in range(m)])
         # Inside each namespace: one `ip -n NS -batch` (address, link up), all from one shell.
+        # (without IPv6: no link-local address, so no DAD, router solicitation or report)
+        quiet = "" if ipv6 else "link set eth0 addrgenmode none\n"
         script = "".join(f"ip -n {names[k]} -batch - <<EOF\n"
                          f"address add {floor_address(k)}/16 dev eth0\n"
-                         f"link set eth0 up\nEOF\n" for k in range(m))
+                         f"{quiet}link set eth0 up\nEOF\n" for k in range(m))
         with tempfile.NamedTemporaryFile("w", suffix=".sh", prefix="bnch-") as f:
             f.write("set -e\n" + script)
             f.flush()
@@ -467,6 +474,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="wvpclab NIC speed (default: the topology default, 100 Mbit/s shaped)")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile wvpclab's start at the largest N (top entries on stderr)")
+    parser.add_argument("--no-ipv6", action="store_true",
+                        help="VMs (wvpclab: ipv6: false) and the floor's namespaces without IPv6: "
+                             "no link-local chatter flooded to every port at start")
     args = parser.parse_args(argv)
     sizes = [10] if args.quick else [int(x) for x in args.sizes.split(",") if x.strip()]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -487,7 +497,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(header(__file__) + f", "
           f"sizes {','.join(map(str, sizes))}, repeat {args.repeat}, "
-          f"wvpclab speed {args.speed or 'default'}]", flush=True)
+          f"wvpclab speed {args.speed or 'default'}, IPv6 {'off' if args.no_ipv6 else 'on'}]",
+          flush=True)
 
     from wvpclab import cleanup
 
@@ -506,11 +517,11 @@ def main(argv: list[str] | None = None) -> int:
                     if method == "wvpclab":
                         used_prefixes.add(cleanup.prefix_for(lab_name(n)))
                         prof = profile if (profile and rep == 0 and n == max(sizes)) else None
-                        res = run_wvpclab(n, speed, prof)
+                        res = run_wvpclab(n, speed, prof, ipv6=not args.no_ipv6)
                     elif method == "mininet":
                         res = run_mininet(n)
                     else:
-                        res = run_floor(n)
+                        res = run_floor(n, ipv6=not args.no_ipv6)
                     results[(n, method)].append(res)
     except KeyboardInterrupt:
         log("interrupted: cleaned up; figures so far follow")
