@@ -52,7 +52,7 @@ def preflight() -> None:
     if os.geteuid() != 0:
         raise LabError("a lab needs root (namespaces, Open vSwitch): run it with sudo, or "
                        "`make lab`")
-    for tool in ("mnexec", "ovs-vsctl", "ip", "tc"):
+    for tool in ("mnexec", "ovs-vsctl", "ip", "tc", "nft"):
         if not shutil.which(tool):
             raise LabError(f"{tool} is not installed: run `make install` (scripts/install.sh)")
     res = subprocess.run(["ovs-vsctl", "--timeout=5", "get", "Open_vSwitch", ".",
