@@ -1,8 +1,9 @@
 """Shared networking (NAT): the addresses and firewall rules of each NIC's NAT engine and of its PC.
 
-Pure: these functions return ``iptables-restore`` input; the lab loads it into the NAT node's and
-the PC's own namespaces (never the machine's). Each shared NIC has a NAT node of its own: the
-guest's private network on the inside, a /30 transit link into the PC on the outside, MASQUERADE
+Pure: these functions return ``iptables-restore`` input (and the engine's ingress filter, ``nft``
+input); the lab loads it into the NAT node's and the PC's own namespaces (never the machine's). Each
+shared NIC has a NAT node of its own: the guest's cable on the inside (its private network, no
+switch), a /30 transit link into the PC on the outside, MASQUERADE
 and a stateful firewall; the PC masquerades again out of its adapters, with FORWARD policy DROP
 (DESIGN.md §2).
 """
