@@ -135,6 +135,15 @@ def leftovers(prefix: str) -> list[str]:
     return left
 
 
+def end_run(proc: subprocess.Popen, name: str) -> None:
+    """After a test of ``wvpclab run`` (lab ``name``): if the run still goes (the test failed before
+    it ended), kill -9 it and clean what it leaves, so that no later test finds that lab up."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.communicate(timeout=10)
+        cleanup.clean(name)
+
+
 def shells_alive(pids: list[int]) -> list[int]:
     return [p for p in pids if "mininet:" in cleanup.cmdline(p)]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.helpers import example_as, leftovers, wait_for
+from tests.lab.helpers import end_run, example_as, leftovers, wait_for
 from wvpclab import Lab, LabError, cleanup, topology
 from wvpclab.items import Bridge
 from wvpclab.plan import plan
@@ -156,9 +156,7 @@ def test_a_second_signal_does_not_cut_the_teardown_short(tmp_path: Path) -> None
             os.kill(proc.pid, second)
             _, err = proc.communicate(timeout=60)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+            end_run(proc, "t-two-signals")
         assert "is down" in err, err
         assert leftovers(cleanup.prefix_for("t-two-signals")) == [], err
 
@@ -175,8 +173,6 @@ def test_ctrl_c_ends_a_lab_reading_piped_commands(tmp_path: Path) -> None:
         os.kill(proc.pid, signal.SIGINT)  # stdin stays open: only the signal can end it
         _, err = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        end_run(proc, "t-piped-int")
     assert "interrupted" in err and "is down" in err, err
     assert leftovers(prefix) == []

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.lab.helpers import leftovers, shells_alive, wait_for
+from tests.lab.helpers import end_run, leftovers, shells_alive, wait_for
 from wvpclab import cleanup
 
 pytestmark = pytest.mark.lab
@@ -106,8 +106,7 @@ def lab_process(tmp_path: Path, name: str) -> Iterator[tuple[subprocess.Popen, s
                          and cleanup.read_state(prefix), timeout=60, what="the lab to be up")
         yield proc, prefix, state
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        end_run(proc, name)
         proc.communicate(timeout=10)
 
 
