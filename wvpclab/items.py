@@ -113,8 +113,8 @@ class Veth(Item):
 
 @dataclass(frozen=True)
 class Bridge(Item):
-    """An Open vSwitch bridge: ``key`` (``LAN``, ``PC/ADAPTER``, ``PC/NAME``, ``ap:PC/ADAPTER``,
-    ``nat:VM/N``), its name in the root namespace, datapath id and kind (``lan`` is a standalone
+    """An Open vSwitch bridge: ``key`` (``LAN``, ``PC/ADAPTER``, ``PC/NAME``, ``ap:PC/ADAPTER``),
+    its name in the root namespace, datapath id and kind (``lan`` is a standalone
     learning switch; the others are secure under the controller)."""
 
     key_: str

@@ -468,8 +468,8 @@ class Lab:
 
     @property
     def bridges(self) -> dict[str, Bridge]:
-        """Every switch of the lab by key (``LAN``, ``PC/ADAPTER``, ``PC/NAME``, ``nat:VM/N``,
-        ``ap:PC/ADAPTER``)."""
+        """Every switch of the lab by key (``LAN``, ``PC/ADAPTER``, ``PC/NAME``, ``ap:PC/ADAPTER``;
+        a shared NIC has none: its cable goes straight into its NAT engine)."""
         return dict(self.plan.of(Bridge))
 
     @property

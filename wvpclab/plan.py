@@ -178,11 +178,8 @@ class Builder:
             return g.nodes[item.name].get("server")
         if item.kind == "lan":
             return g.nodes[item.key].get("server")
-        key = item.key.split(":", 1)[-1]  # ap:PC/ADAPTER, nat:VM/N, PC/ADAPTER, PC/NAME
-        owner = key.split("/", 1)[0]
-        if item.key.startswith("nat:"):
-            owner = g.nodes[owner]["pc"]
-        return g.nodes[owner].get("server")
+        key = item.key.split(":", 1)[-1]  # ap:PC/ADAPTER, PC/ADAPTER, PC/NAME
+        return g.nodes[key.split("/", 1)[0]].get("server")
 
     def root_name(self, letter: str, number: int) -> str:
         """A root-namespace interface or bridge name: ``wvXXX-`` + letter + number (<= 15 chars)."""

@@ -300,7 +300,7 @@ class Realizer:
         # a NIC that moves loses carrier while it moves (its guest sees the cable go and come)
         moving_ends = {p.ifname for p in d.remove(Port)} & {p.ifname for p in d.add(Port)}
         staying = {v.root: v for v in d.new.of(Veth).values() if v.root in moving_ends}
-        downs = [a for a, b in d.change(Veth) if a.up and not b.up or a.up and a.into != b.into]
+        downs = [a for a, b in d.change(Veth) if a.up and (not b.up or a.into != b.into)]
         downs += [d.old.get(Veth, staying[r].key) for r in sorted(staying)
                   if d.old.get(Veth, staying[r].key) is not None
                   and d.old.get(Veth, staying[r].key).up]

@@ -51,7 +51,8 @@ class Mode:
         return f"{self.name} → {nic['target']}" if nic.get("target") else self.name
 
     def attachment(self, graph: nx.Graph, nic: Nic) -> str | None:
-        """The key of the switch the NIC's cable plugs into (None: Not connected)."""
+        """The key of what the NIC's cable plugs into: a switch, or a shared NIC's NAT network
+        (``nat:VM/N``, whose engine ``cable_into`` names); None: Not connected."""
         return None
 
     def cable_into(self, nic: Nic) -> tuple[str, str, str] | None:
