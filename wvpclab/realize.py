@@ -232,18 +232,19 @@ class Realizer:
         try:
             done = []
             for key, responder in list(self.responders.items()):
-                proc = responder.proc
-                if proc is None or proc.poll() is None:
-                    continue
-                done.append(f"the DHCP server of {key} (pid {proc.pid}) exited with code "
-                            f"{proc.returncode}; restarting it")
-                end(proc)
-                try:
-                    responder.start()
-                except LabError as err:
-                    done.append(f"restarting the DHCP server of {key} failed: {err}")
-                    continue
-                self.nodes[responder.node.name].own(f"dhcp:{key}", responder.proc)
+                with responder.lock:  # not while someone restarts it (it would run twice)
+                    proc = responder.proc
+                    if proc is None or proc.poll() is None:
+                        continue
+                    done.append(f"the DHCP server of {key} (pid {proc.pid}) exited with code "
+                                f"{proc.returncode}; restarting it")
+                    end(proc)
+                    try:
+                        responder.start()
+                    except LabError as err:
+                        done.append(f"restarting the DHCP server of {key} failed: {err}")
+                        continue
+                    self.nodes[responder.node.name].own(f"dhcp:{key}", responder.proc)
             return done
         finally:
             self.lock.release()

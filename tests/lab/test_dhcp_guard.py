@@ -1,11 +1,13 @@
 """DHCP servers that survive (as root): a DISCOVER whose client identifier is split over two options
-(RFC 3396) is answered, not fatal; a DHCP server killed with SIGKILL is started again and leases;
+(RFC 3396) is answered, not fatal; a DHCP server killed with SIGKILL is started again and leases,
+and one restarted on purpose is never started a second time beside itself;
 while a network's server is on, a guest cannot answer as a DHCP server (DHCP guard)."""
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 
 from tests.lab.helpers import Capture, leftovers, marker_frames, read_pcap, send_frames, wait_for
 from wvpclab import Lab, topology
+from wvpclab.procs import cmdline
 
 pytestmark = pytest.mark.lab
 
@@ -67,6 +70,49 @@ def test_a_killed_dhcp_server_is_started_again(lab: Lab, key: str, vm: str, inde
     wait_for(lambda: lab.responder(key).proc is not old and lab.responder(key).pid is not None,
              timeout=20, what=f"the DHCP server of {key} to be started again")
     assert renewed(lab, vm, index, network)
+
+
+def test_a_pulled_cable_does_not_end_the_nat_engines_dhcp_server(lab: Lab) -> None:
+    """A shared NIC's cable ends in its NAT engine: pulling it takes the engine's interface down
+    under its DHCP server, which waits for the cable (the same process serves after)."""
+    responder = lab.responder("nat:xp/0")
+    pid = responder.pid
+    assert pid is not None
+    assert renewed(lab, "xp", 0, "192.168.131.")  # cable out and in, then a new lease
+    wait_for(lambda: responder.stats().get("receive failed: ENETDOWN", 0) >= 1,
+             what="the server to see its interface go down")
+    assert responder.pid == pid, responder.log_path.read_text()[-2000:]
+
+
+def servers_of(leases: Path) -> list[int]:
+    """The PIDs of the DHCP server processes that serve this lease file."""
+    return [int(e) for e in os.listdir("/proc") if e.isdigit()
+            and "wvpclab.dhcp.server" in (line := cmdline(int(e)))
+            and f"--leases {leases} " in line]
+
+
+def test_a_restart_beside_the_lab_s_watch_leaves_one_server(lab: Lab) -> None:
+    """The lab's watch starts again a server whose process ended; a restart (the API's) ends the
+    process too, for a moment. Watch and restarts race here for 20 rounds: one server remains,
+    and it is the one the responder holds."""
+    responder, stop = lab.responder("pc/lab"), threading.Event()
+    revived: list[str] = []
+
+    def watch() -> None:
+        while not stop.is_set():
+            revived.extend(lab.realizer.revive_servers())
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for _ in range(20):
+            responder.restart()
+    finally:
+        stop.set()
+        watcher.join()
+    assert servers_of(responder.leases_path) == [responder.pid], revived
+    assert revived == []  # nothing ended behind the responder's back
+    assert renewed(lab, "xp", 2, "169.254.")
 
 
 def test_a_guest_cannot_answer_as_the_dhcp_server(lab: Lab, tmp_path: Path) -> None:

@@ -294,6 +294,9 @@ class Server:
                 frame = self.raw.recv(4096)  # (recvfrom would cost an ioctl a frame)
             except BlockingIOError:
                 break
+            except OSError as err:  # its interface went down (a cable pulled): said once, not fatal
+                self.stats[f"receive failed: {errno.errorcode.get(err.errno, err.errno)}"] += 1
+                break
             reply, must_save = self.handle(frame, now)
             if reply is None:
                 persist = persist or must_save

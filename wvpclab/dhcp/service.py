@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,9 @@ class Responder:
     reserve: int | None = None
     translators: tuple[str, ...] | None = None
     proc: subprocess.Popen | None = field(default=None, repr=False)
+    #: held while the process is started, stopped or restarted, so that the lab's watch (which
+    #: starts again a server whose process ended) never starts a second one beside a restart
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     @property
     def leases_path(self) -> Path:
@@ -105,11 +109,12 @@ class Responder:
 
     def start(self, timeout: float = 20) -> None:
         """Starts the server; returns once it listens."""
-        if self.known is not None:
-            self._write_known()
-        self.proc = self.node.popen(self.command(), stdout=subprocess.PIPE,
-                                    stderr=open(self.log_path, "a"))  # noqa: SIM115
-        wait_ready(self.proc, READY_LINE, timeout, f"the DHCP responder of {self.key}")
+        with self.lock:
+            if self.known is not None:
+                self._write_known()
+            self.proc = self.node.popen(self.command(), stdout=subprocess.PIPE,
+                                        stderr=open(self.log_path, "a"))  # noqa: SIM115
+            wait_ready(self.proc, READY_LINE, timeout, f"the DHCP responder of {self.key}")
 
     def set_known(self, macs: tuple[str, ...] | None, timeout: float = 10) -> None:
         """Changes the hardware addresses the server knows (None: everyone). A server that reads a
@@ -132,11 +137,13 @@ class Responder:
 
     def stop(self, kill: bool = False) -> None:
         """Ends the server: SIGTERM (it finishes its batch) or, with ``kill``, SIGKILL at once."""
-        end(self.proc, signal.SIGKILL if kill else signal.SIGTERM, grace=10)
+        with self.lock:
+            end(self.proc, signal.SIGKILL if kill else signal.SIGTERM, grace=10)
 
     def restart(self, kill: bool = False) -> None:
-        self.stop(kill)
-        self.start()
+        with self.lock:
+            self.stop(kill)
+            self.start()
 
     def leases(self) -> list[dict[str, Any]]:
         """The lease table as the server last wrote it (one dict per record)."""
