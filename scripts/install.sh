@@ -37,6 +37,8 @@ packages=(
     python3-venv         # the .venv on the system's python3
     iproute2 iputils-ping ethtool iptables tcpdump iperf3 curl
     nftables             # nft: a NAT engine's ingress filter on its guest's cable
+    dnsmasq-base         # DNS: each LAN gateway's server, each PC's relay for its NAT guests
+    bind9-dnsutils       # dig and nslookup, to try names from a node
     busybox              # udhcpc
     isc-dhcp-client      # dhclient
     ruby                 # checks the Vagrantfile's syntax

@@ -38,6 +38,11 @@ def run_dir(prefix: str) -> Path:
     return RUN_ROOT / prefix
 
 
+def dns_dir(prefix: str) -> Path:
+    """Where a lab's name files are (``wvpclab.dns``): readable by all, unlike its run directory."""
+    return RUN_ROOT / f"{prefix}.dns"
+
+
 def read_state(prefix: str) -> dict[str, Any] | None:
     try:
         return json.loads((run_dir(prefix) / "state.json").read_text())
@@ -229,6 +234,7 @@ def clean_prefix(prefix: str, state: dict[str, Any] | None) -> list[str]:
         remove_bridges_and_links(prefix)
         done.append(f"removed {len(bridges)} bridges and {len(links)} interfaces")
     shutil.rmtree(run_dir(prefix), ignore_errors=True)
+    shutil.rmtree(dns_dir(prefix), ignore_errors=True)
     openflow_socket(prefix).unlink(missing_ok=True)
     return done
 

@@ -304,6 +304,7 @@ class DhcpServer(Item):
     exclude: tuple[str, ...] = ()
     known: tuple[str, ...] = ()
     translators: tuple[str, ...] = ()
+    hostnames: bool = False  # its clients' hostnames go to its node's DNS server (a LAN's)
     MUTABLE: ClassVar[tuple[str, ...]] = ("exclude", "known", "translators")
 
     @property
@@ -332,6 +333,54 @@ class Service(Item):
 
     def line(self) -> str:
         return f"services {self.node}: echo tcp/udp 7, http 80"
+
+
+@dataclass(frozen=True)
+class Dns(Item):
+    """A node's DNS server (dnsmasq). A LAN gateway's (``relay`` False) answers on ``listen`` for
+    the lab's ``names`` (name, address) and for the hostnames its LAN's DHCP clients sent with
+    their leases, and nothing else (NXDOMAIN). A PC's (``relay`` True) is WVPC's DNS relay for its
+    shared NICs: it answers on its NAT engines' transit links and asks the PC's own resolver."""
+
+    node: str
+    listen: str = ""
+    names: tuple[tuple[str, str], ...] = ()
+    relay: bool = False
+    MUTABLE: ClassVar[tuple[str, ...]] = ("names",)
+    TITLE: ClassVar[str] = "dns servers"
+
+    @property
+    def key(self) -> str:
+        return self.node
+
+    def line(self) -> str:
+        if self.relay:
+            return f"dns {self.node}: relays its NAT engines' queries to its own resolver"
+        return (f"dns {self.node} at {self.listen}: {len(self.names)} lab names and its LAN's "
+                "DHCP hostnames")
+
+
+@dataclass(frozen=True)
+class Resolver(Item):
+    """A node's own ``/etc/resolv.conf`` and ``/etc/hosts`` (the machine's are never read nor
+    written): ``nameservers`` from its static settings, to which each lease of its DHCP clients
+    adds the DNS servers it offered; ``own``: its static addresses, its own name's in its hosts
+    file."""
+
+    node: str
+    nameservers: tuple[str, ...] = ()
+    own: tuple[str, ...] = ()  # the node's name stands for these addresses (else 127.0.1.1)
+    MUTABLE: ClassVar[tuple[str, ...]] = ("nameservers", "own")
+
+    @property
+    def key(self) -> str:
+        return self.node
+
+    def line(self) -> str:
+        return (f"resolver {self.node}: "
+                + (f"nameserver {', '.join(self.nameservers)}" if self.nameservers
+                   else "no static nameserver")
+                + (f"; {self.node} is {', '.join(self.own)}" if self.own else ""))
 
 
 @dataclass(frozen=True)
@@ -435,4 +484,5 @@ class Uplink(Item):
 
 #: Every item type, in the order a plan lists them.
 KINDS: tuple[type[Item], ...] = (Server, Host, Bridge, Veth, Port, Uplink, Address, Route, Rule,
-                                 Shaper, Firewall, Nat, DhcpServer, Service, DhcpClient)
+                                 Shaper, Firewall, Nat, DhcpServer, Service, Dns, Resolver,
+                                 DhcpClient)

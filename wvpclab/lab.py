@@ -52,7 +52,7 @@ def preflight() -> None:
     if os.geteuid() != 0:
         raise LabError("a lab needs root (namespaces, Open vSwitch): run it with sudo, or "
                        "`make lab`")
-    for tool in ("mnexec", "ovs-vsctl", "ip", "tc", "nft"):
+    for tool in ("mnexec", "ovs-vsctl", "ip", "tc", "nft", "dnsmasq"):
         if not shutil.which(tool):
             raise LabError(f"{tool} is not installed: run `make install` (scripts/install.sh)")
     res = subprocess.run(["ovs-vsctl", "--timeout=5", "get", "Open_vSwitch", ".",
@@ -329,6 +329,7 @@ class Lab:
                 if self.controller:
                     self.controller.stop()
                 shutil.rmtree(self.run_dir, ignore_errors=True)
+                shutil.rmtree(cleanup.dns_dir(self.prefix), ignore_errors=True)
                 _STARTED.discard(self.prefix)
                 self.plan = EMPTY
             self._say(f"lab {self.name} is down")

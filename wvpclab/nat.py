@@ -26,7 +26,7 @@ NAT_HEAD = ("*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT 
 
 def engine_rules(nic: Nat) -> str:
     """The NAT node's ruleset: MASQUERADE out, only TCP/UDP/ICMP forwarded out, nothing new in but
-    the forwarded ports."""
+    the forwarded ports; DNS asked of the engine (.254) relayed by its PC (WVPC's DNS proxy)."""
     lines = [*FILTER_HEAD,
              f"-A INPUT -i {OUTSIDE} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
              f"-A INPUT -i {OUTSIDE} -j DROP"]
@@ -38,6 +38,9 @@ def engine_rules(nic: Nat) -> str:
         lines.append(f"-A FORWARD -i {OUTSIDE} -o {INSIDE} -p {proto} -d {nic.guest_ip} "
                      f"--dport {guest} -m conntrack --ctstate DNAT -j ACCEPT")
     lines += ["COMMIT", *NAT_HEAD]
+    for proto in ("udp", "tcp"):  # DNS asked of the engine goes to its PC's relay
+        lines.append(f"-A PREROUTING -i {INSIDE} -d {nic.inside.ip} -p {proto} --dport 53 "
+                     f"-j DNAT --to-destination {nic.pc_side.ip}:53")
     for proto, host, guest in nic.forwards():
         lines.append(f"-A PREROUTING -i {OUTSIDE} -d {nic.nat_side.ip} -p {proto} --dport {host} "
                      f"-j DNAT --to-destination {nic.guest_ip}:{guest}")

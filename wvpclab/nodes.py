@@ -26,9 +26,9 @@ NO_IPV6 = {"net.ipv6.conf.all.disable_ipv6": 1, "net.ipv6.conf.default.disable_i
 
 @dataclass
 class NodeScript:
-    """A node's share of a change, run in one shell round trip: sysctls, removals (which may find
-    nothing left to remove), an ``ip -batch``, a ``tc -batch``, a whole firewall and its ingress
-    filters (nftables)."""
+    """A node's share of a change, run in one shell round trip: its own resolver files mounted,
+    sysctls, removals (which may find nothing left to remove), an ``ip -batch``, a ``tc -batch``, a
+    whole firewall and its ingress filters (nftables)."""
 
     sysctls: dict[str, Any] = field(default_factory=dict)
     ip_removals: list[str] = field(default_factory=list)
@@ -36,10 +36,11 @@ class NodeScript:
     tc: list[str] = field(default_factory=list)
     firewall: str | None = None
     ingress: str = ""
+    mounts: list[tuple[str, str]] = field(default_factory=list)  # (file, over) in its mount ns
 
     def __bool__(self) -> bool:
         return bool(self.sysctls or self.ip_removals or self.ip or self.tc
-                    or self.firewall is not None or self.ingress)
+                    or self.firewall is not None or self.ingress or self.mounts)
 
 
 class LabNode(Host):
@@ -76,7 +77,8 @@ class LabNode(Host):
 
     def _run_script(self, script: NodeScript) -> None:
         base = self.run_dir / self.name
-        parts = []
+        # the node's own files over the machine's (Mininet gave it a private mount namespace)
+        parts = [f"mount --bind {src} {over}" for src, over in script.mounts]
         if script.sysctls:
             parts.append("sysctl -qw " + " ".join(f"{k}={v}" for k, v in script.sysctls.items()))
         if script.ip_removals:

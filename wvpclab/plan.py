@@ -26,11 +26,13 @@ from wvpclab.items import (
     Bridge,
     DhcpClient,
     DhcpServer,
+    Dns,
     Firewall,
     Host,
     Item,
     Nat,
     Port,
+    Resolver,
     Route,
     Rule,
     Server,
@@ -132,7 +134,8 @@ class LabPlan:
             if not items:
                 continue
             title = kind.__name__.lower()
-            lines.append(f"{title}{'es' if title.endswith('s') else 's'} ({len(items)}):")
+            title = getattr(kind, "TITLE", "") or f"{title}{'es' if title.endswith('s') else 's'}"
+            lines.append(f"{title} ({len(items)}):")
             lines += [f"  {item.line()}" for item in sorted(items.values(), key=lambda i: i.order)]
         return "\n".join(lines) + "\n"
 
@@ -328,7 +331,68 @@ def plan(graph: nx.Graph, prefix: str, previous: LabPlan | None = None) -> LabPl
         adapters = [d["name"] for _, d in topology.nodes_of(graph, "adapter")
                     if d["pc"] == key and d["lan"]]
         b.add(Firewall(key, pc_rules(sorted(nats, key=lambda n: n.number), adapters)))
+    _plan_names(b)
     return b.finish()
+
+
+def has_dns(graph: nx.Graph, lan: str | None) -> bool:
+    """Whether a LAN's gateway runs a DNS server (every LAN's does)."""
+    return bool(lan) and bool(graph.nodes[lan].get("dns", True))
+
+
+def lab_names(graph: nx.Graph) -> tuple[tuple[str, str], ...]:
+    """Every name of the lab a LAN's DNS answers for, with its address: the servers, the
+    gateways (``gw.LAN``) and the PCs' static adapters."""
+    out = [(key, host(s["ip"])) for key, s in topology.nodes_of(graph, "server") if s["ip"]]
+    out += [(f"gw.{key}", host(lan["gateway"])) for key, lan in topology.nodes_of(graph, "lan")
+            if lan["gateway"]]
+    out += [(a["pc"], host(a["ip"])) for _, a in topology.nodes_of(graph, "adapter")
+            if a["ip"] and a["ip"] != "dhcp"]
+    return tuple(sorted(set(out)))
+
+
+def static_nameservers(graph: nx.Graph) -> dict[str, tuple[str, ...]]:
+    """The nameservers each node has from its static settings (a DHCP lease adds its own): the
+    LAN gateway of a server, a gateway itself and a PC's static adapter; a guest's static NIC the
+    DNS server its mode would have leased it (its LAN's gateway, its NAT engine; none on an
+    internal network)."""
+    out: dict[str, list[str]] = {}
+
+    def add(node: str, server: str | None) -> None:
+        if server and server not in out.setdefault(node, []):
+            out[node].append(server)
+
+    for key, lan in topology.nodes_of(graph, "lan"):
+        if has_dns(graph, key):
+            add(f"gw.{key}", host(lan["gateway"]))
+    for key, s in topology.nodes_of(graph, "server"):
+        if has_dns(graph, s["lan"]):
+            add(key, host(graph.nodes[s["lan"]]["gateway"]))
+    for _, a in topology.nodes_of(graph, "adapter"):
+        if a["ip"] and a["ip"] != "dhcp" and has_dns(graph, a["lan"]):
+            add(a["pc"], host(graph.nodes[a["lan"]]["gateway"]))
+    for _, nic in sorted(topology.nodes_of(graph, "nic"), key=lambda kv: kv[1]["index"]):
+        if nic["ip"]:
+            add(nic["vm"], modes.of(nic).nameserver(graph, nic))
+    return {node: tuple(servers) for node, servers in out.items()}
+
+
+def _plan_names(b: Builder) -> None:
+    """DNS: each LAN gateway's server, each PC's relay for its shared NICs, every node's own
+    resolver files."""
+    g = b.graph
+    names = lab_names(g)
+    for key, lan in topology.nodes_of(g, "lan"):
+        if has_dns(g, key):
+            b.add(Dns(f"gw.{key}", listen=host(lan["gateway"]), names=names))
+    for pc in sorted({n.pc for n in b.of(Nat).values()}):
+        b.add(Dns(pc, relay=True))
+    statics = static_nameservers(g)
+    own: dict[str, tuple[str, ...]] = {}
+    for name, ip in names:
+        own[name] = (*own.get(name, ()), ip)
+    for name in list(b.of(Host)):
+        b.add(Resolver(name, statics.get(name, ()), own.get(name, ())))
 
 
 def _plan_lans(b: Builder) -> None:
@@ -345,7 +409,9 @@ def _plan_lans(b: Builder) -> None:
         if lan["dhcp"]:
             router = host(lan["gateway"])
             b.server(DhcpServer(key, gw, "eth0", lan["subnet"], router, lan_pool(lan["subnet"]),
-                                files=f"dhcp+lan+{key}", router=router))
+                                files=f"dhcp+lan+{key}", router=router,
+                                dns=(router,) if has_dns(g, key) else (),
+                                hostnames=has_dns(g, key)))
     for ordinal, (key, server) in enumerate(topology.nodes_of(g, "server")):
         lan = g.nodes[server["lan"]]
         root = b.root_name("s", ordinal)

@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from wvpclab import cleanup
+from wvpclab import cleanup, dns
 from wvpclab.controller import Controller
 from wvpclab.dhcp.service import Client, Responder
 from wvpclab.errors import CommandError, ControllerError, LabError
@@ -33,9 +33,11 @@ from wvpclab.items import (
     Bridge,
     DhcpClient,
     DhcpServer,
+    Dns,
     Firewall,
     Host,
     Port,
+    Resolver,
     Route,
     Rule,
     Service,
@@ -219,6 +221,10 @@ class Realizer:
         self.responders: dict[str, Responder] = {}
         self.services: dict[str, subprocess.Popen] = {}
         self.clients: dict[tuple[str, str], Client] = {}
+        self.dns_servers: dict[str, dns.DnsServer] = {}
+        #: the lab's name files (the nodes' resolvers, the DNS servers' names): readable by all
+        self.dns_base = dns.dns_dir(run_dir.name)
+        dns.prepare_lab(self.dns_base)
         #: Mininet's view: each bridge's switch object, each root end's inner interface and role
         self.switches: dict[str, LabSwitch] = {}
         self.inner: dict[str, tuple[LabIntf, str]] = {}
@@ -320,7 +326,7 @@ class Realizer:
                 removal.result()
             self.net.forget(*self.net.links, *self.net.switches)
             for table in (self.switches, self.inner, self.responders, self.services,
-                          self.clients):
+                          self.clients, self.dns_servers):
                 table.clear()
             return
         self._step("cables out")
@@ -360,6 +366,11 @@ class Realizer:
 
     # -- taking away -------------------------------------------------------------------------------
     def _stop_processes(self, d: Delta) -> None:
+        for n in d.remove(Dns):
+            server = self.dns_servers.pop(n.node, None)
+            if server is not None:
+                server.stop()
+                self._end_owned(n.node, "dns", None)
         for s in d.remove(Service):
             self._end_owned(s.node, f"service:{s.node}", self.services.pop(s.node, None))
         restarted = [a for a, b in d.change(DhcpServer) if not _only_known_differs(a, b)]
@@ -624,6 +635,11 @@ class Realizer:
         for f in d.add(Firewall) + [b for _, b in d.change(Firewall)]:
             script(f.node).firewall = f.rules
             script(f.node).ingress = f.ingress
+        for r in d.add(Resolver) + [b for _, b in d.change(Resolver)]:
+            dns.prepare(self.dns_base, r.node, r.nameservers, r.own)
+        for r in d.add(Resolver):
+            if not self.repair:  # (a repair finds them mounted)
+                script(r.node).mounts = dns.mounts(self.dns_base, r.node)
         if self.repair:  # whatever is already there stays; the rest is made
             for s in scripts.values():
                 s.ip_removals += s.ip
@@ -654,6 +670,7 @@ class Realizer:
             raise ControllerError(f"switch {b.name} ({b.key}): {err}") from None
 
     def _start_processes(self, d: Delta) -> None:
+        self._start_dns(d)
         for r in d.add(DhcpServer) + [b for _, b in d.change(DhcpServer)]:
             running = self.responders.get(r.key)
             if running is not None and running.pid is not None and running.exclude == r.exclude:
@@ -664,7 +681,9 @@ class Realizer:
             responder = Responder(key=r.key, node=node, dev=r.dev, network=r.network,
                                   server_ip=r.server_ip, pool=r.pool,
                                   files=self.run_dir / r.files, router=r.router, dns=r.dns,
-                                  exclude=r.exclude, known=r.known, translators=r.translators)
+                                  exclude=r.exclude, known=r.known, translators=r.translators,
+                                  names=dns.names_dir(self.dns_base, r.node) if r.hostnames
+                                  else None)
             responder.start()
             node.own(f"dhcp:{r.key}", responder.proc)
             self.responders[r.key] = responder
@@ -682,6 +701,34 @@ class Realizer:
             self.nodes[name].own(f"service:{name}", proc)
             self.services[name] = proc
 
+    def _start_dns(self, d: Delta) -> None:
+        """DNS servers: a LAN gateway's names written (its lease hostnames follow from its DHCP
+        server), new servers started together and waited for together."""
+        for n in d.add(Dns) + [b for _, b in d.change(Dns)]:
+            if not n.relay:
+                where = dns.names_dir(self.dns_base, n.node)
+                where.mkdir(exist_ok=True)
+                where.chmod(0o755)
+                dns.write_atomic(where / "lab", dns.names_text(n.names), self.dns_base)
+                if not (where / "leases").exists():
+                    dns.write_atomic(where / "leases", "", self.dns_base)
+        starting = []
+        for n in d.add(Dns):
+            running = self.dns_servers.get(n.node)
+            if running is not None and running.pid is not None:
+                continue  # (repair) it never stopped
+            node = self.nodes[n.node]
+            server = dns.DnsServer(n.node, node, dns.command(
+                n.node, n.listen, n.relay, self.dns_base, self.run_dir,
+                relay_to=str(dns.resolv_conf(self.dns_base, n.node))),
+                self.run_dir / f"dns+{n.node}.log")
+            server.start()
+            starting.append(server)
+        for server in starting:
+            server.wait()
+            self.nodes[server.node_name].own("dns", server.proc)
+            self.dns_servers[server.node_name] = server
+
     def _start_clients(self, d: Delta, timeout: float) -> None:
         """New clients start; a client whose NIC moved, or whose carrier came back, renews. Waits
         until each that has a server on its network holds a lease there."""
@@ -692,7 +739,8 @@ class Realizer:
             node = self.nodes[c.node]
             files = self.run_dir / f"client+{c.node}+{c.dev}"  # "+" is in no name
             client = Client(c.node, c.index, c.kind, node, files, dev_name=c.dev,
-                            source_routing=c.source_routing)
+                            source_routing=c.source_routing,
+                            dns_parts=dns.parts_dir(self.dns_base, c.node))
             client.start()
             node.own(f"client:{c.dev}", client.proc)
             self.clients[c.key] = client

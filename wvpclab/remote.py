@@ -94,6 +94,7 @@ PROBE = r"""
 echo "uid=$(id -u)"
 command -v mnexec >/dev/null 2>&1 && echo mnexec=yes || echo mnexec=no
 command -v nft >/dev/null 2>&1 && echo nft=yes || echo nft=no
+command -v dnsmasq >/dev/null 2>&1 && echo dnsmasq=yes || echo dnsmasq=no
 if ovs-vsctl --timeout=3 show >/dev/null 2>&1; then echo ovs=running; else echo ovs=down; fi
 echo "ovs_version=$(ovs-vsctl --version 2>/dev/null | head -1 | awk '{print $NF}')"
 tso=$(ovs-vsctl --timeout=3 get Open_vSwitch . other_config:userspace-tso-enable 2>/dev/null)
@@ -159,6 +160,9 @@ def preflight(server: Server, local: dict[str, str] | None = None,
     if facts.get("nft") != "yes":
         result.problems.append("no nft (NAT engines' ingress filters): run scripts/install.sh "
                                "there (Debian's nftables)")
+    if facts.get("dnsmasq") != "yes":
+        result.problems.append("no dnsmasq (the LANs' DNS, the PCs' DNS relays): run "
+                               "scripts/install.sh there (Debian's dnsmasq-base)")
     if facts.get("ovs") != "running":
         result.problems.append("Open vSwitch is not running: run scripts/install.sh there")
     elif facts.get("tso") != "true":

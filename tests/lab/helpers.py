@@ -125,6 +125,8 @@ def leftovers(prefix: str) -> list[str]:
     state = cleanup.run_dir(prefix)
     if state.exists():
         left.append(f"run dir {state}")
+    if cleanup.dns_dir(prefix).exists():
+        left.append(f"name files {cleanup.dns_dir(prefix)}")
     if cleanup.openflow_socket(prefix).exists():
         left.append(f"socket {cleanup.openflow_socket(prefix)}")
     for entry in os.listdir("/proc"):

@@ -14,6 +14,7 @@ addresses it knows, the others get no new address from the last ``reserve`` free
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -295,6 +296,28 @@ class Decision:
     persist: bool = False
     note: str | None = None
     count: str | None = None
+
+
+#: A hostname a client may be known by in its LAN's DNS: one label (RFC 1123), lower case.
+HOSTNAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def lease_names(table: LeaseTable, now: float,
+                taken: frozenset[str] = frozenset()) -> dict[str, IPv4]:
+    """The names a LAN's DNS answers for its DHCP clients, as a home router's does: each bound
+    lease's hostname (as its client sent it, lower case) to its address. A name that is not one
+    valid DNS label, or that is one of the lab's own (``taken``), is left out: a guest cannot take
+    a server's name. Two clients sending one name: the lease that lasts longer (the later) wins."""
+    best: dict[str, Lease] = {}
+    for lease in table.by_client.values():
+        if lease.state != BOUND or lease.expires <= now or not lease.hostname:
+            continue
+        name = lease.hostname.lower()
+        if not HOSTNAME_RE.match(name) or name in taken:
+            continue
+        if name not in best or lease.expires > best[name].expires:
+            best[name] = lease
+    return {name: best[name].ip for name in sorted(best)}
 
 
 #: What ``Decision.count`` says (the server's stats keys).

@@ -29,7 +29,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from wvpclab.dhcp.leases import BROADCAST, LeaseTable, PoolConfig, decide, destination
+from wvpclab.dhcp.leases import (
+    BROADCAST,
+    LeaseTable,
+    PoolConfig,
+    decide,
+    destination,
+    lease_names,
+)
 from wvpclab.dhcp.message import (
     ETH_P_IP,
     IPPROTO_UDP,
@@ -162,8 +169,13 @@ class Server:
 
     def __init__(self, cfg: PoolConfig, iface: str, leases: Path, log_path: Path | None = None,
                  stats_path: Path | None = None, known_path: Path | None = None,
-                 check_sender: bool = True, translators: frozenset[str] = frozenset()) -> None:
+                 check_sender: bool = True, translators: frozenset[str] = frozenset(),
+                 names_dir: Path | None = None) -> None:
         self.cfg = cfg
+        #: where the LAN's DNS server reads the lease hostnames (``leases``) and the lab's names
+        self.names_dir = names_dir
+        self._names_text: str | None = None
+        self._names_checked = 0.0
         self.iface = iface
         self.leases_path = leases
         self.stats_path = stats_path
@@ -286,6 +298,7 @@ class Server:
         ready, _, _ = select.select([self.raw], [], [], timeout)
         if not ready:
             self._write_stats()
+            self.write_names(time.time())
             return
         now = time.time()
         held, persist = [], False
@@ -305,11 +318,39 @@ class Server:
                 held.append(reply)
             else:  # OFFER, NAK, INFORM's ACK: nothing to keep, no reason to wait for the disk
                 self.send(reply)
-        if persist or self.table.journal:
+        changed = bool(persist or self.table.journal)
+        if changed:
             self.flush_or_go_on()
         for reply in held:
             self.send(reply)
         self._write_stats()
+        self.write_names(now, changed)
+
+    def write_names(self, now: float, changed: bool = False) -> None:
+        """The lease hostnames for the LAN's DNS server, written when they changed (a lease bound,
+        released or expired: checked at least once a second). The file is replaced whole, its
+        temporary copy made outside the directory the DNS server watches."""
+        if self.names_dir is None or not (changed or now - self._names_checked >= 1.0):
+            return
+        self._names_checked = now
+        try:
+            lab = (self.names_dir / "lab").read_text()
+        except OSError:
+            lab = ""
+        taken = frozenset(w.lower() for line in lab.splitlines() for w in line.split()[1:])
+        text = "".join(f"{ip}\t{name}\n"
+                       for name, ip in lease_names(self.table, now, taken).items())
+        if text == self._names_text:
+            return
+        tmp = self.names_dir.parent / f".{self.names_dir.name}.leases.tmp"
+        try:
+            tmp.write_text(text)
+            tmp.chmod(0o644)
+            os.replace(tmp, self.names_dir / "leases")
+        except OSError as err:
+            self.stats[f"names not written: {err.strerror or err}"] += 1
+            return
+        self._names_text = text
 
     def compact(self) -> None:
         """Writes the whole table as the snapshot and starts an empty journal."""
@@ -417,6 +458,7 @@ class Server:
         signal.signal(signal.SIGINT, self.stop)
         signal.signal(signal.SIGHUP, self.hangup)
         self.compact()
+        self.write_names(time.time(), True)
         known = ("everyone known" if self.cfg.known is None else
                  f"{len(self.cfg.known)} known hardware addresses, reserve {self.cfg.reserve}")
         self.log(f"serving {self.cfg.start}-{self.cfg.end} of {self.cfg.network} on {self.iface} "
@@ -458,6 +500,9 @@ def main(argv: list[str] | None = None) -> int:
                    "not the frame's source MAC (a LAN reached through wireless bridges)")
     p.add_argument("--translators", help="comma-separated MACs that may send for other clients "
                    "(wireless adapters whose bridge puts their own MAC on guests' frames)")
+    p.add_argument("--names", type=Path, help="directory of the LAN's DNS server: the lease "
+                   "hostnames are written to its file 'leases' (its file 'lab' holds the names "
+                   "taken)")
     args = p.parse_args(argv)
     try:
         first, last = args.pool.split("-")
@@ -470,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
         if bad := [m for m in translators if not MAC_RE.fullmatch(m)]:
             raise ValueError(f"--translators: not a MAC address: {bad[0]}")
         server = Server(cfg, args.iface, args.leases, args.log, args.stats, args.known,
-                        not args.any_sender, translators)
+                        not args.any_sender, translators, args.names)
         server.open()
     except (ValueError, OSError) as err:
         print(f"wvpclab-dhcp: {err}", file=sys.stderr)

@@ -55,6 +55,7 @@ class Responder:
     known: tuple[str, ...] | None = None
     reserve: int | None = None
     translators: tuple[str, ...] | None = None
+    names: Path | None = None  # the LAN's DNS server's directory: lease hostnames go there
     proc: subprocess.Popen | None = field(default=None, repr=False)
     #: held while the process is started, stopped or restarted, so that the lab's watch (which
     #: starts again a server whose process ended) never starts a second one beside a restart
@@ -96,6 +97,8 @@ class Responder:
             cmd += ["--known", str(self.known_path)]
         if self.reserve is not None:
             cmd += ["--reserve", str(self.reserve)]
+        if self.names is not None:
+            cmd += ["--names", str(self.names)]
         if self.translators:
             cmd += ["--translators", ",".join(self.translators)]
         elif self.translators is None and isinstance(self.node, LanGateway):
@@ -170,6 +173,7 @@ class Client:
     files: Path
     dev_name: str | None = None  # default eth{index} (a guest NIC); a PC adapter's own name
     source_routing: bool = True  # a guest's strong-host routing; a PC routes its NAT engines too
+    dns_parts: Path | None = None  # the node's resolv.conf parts: the lease's DNS servers go there
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -195,11 +199,13 @@ class Client:
         return ["dhclient", "-4", "-d", "-sf", str(HOOK), "-cf", str(conf), "-lf", str(leasefile),
                 "-pf", str(pidfile), "-e", f"WVPC_STATE={self.state_path}",
                 "-e", f"WVPC_INDEX={self.index}",
-                "-e", f"WVPC_SOURCE_ROUTING={int(self.source_routing)}", self.dev]
+                "-e", f"WVPC_SOURCE_ROUTING={int(self.source_routing)}",
+                "-e", f"WVPC_DNS={self.dns_parts or ''}", self.dev]
 
     def start(self) -> None:
         env = dict(os.environ, WVPC_STATE=str(self.state_path), WVPC_INDEX=str(self.index),
-                   WVPC_SOURCE_ROUTING=str(int(self.source_routing)))
+                   WVPC_SOURCE_ROUTING=str(int(self.source_routing)),
+                   WVPC_DNS=str(self.dns_parts or ""))
         self.proc = self.node.popen(self.command(), stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
 
@@ -230,7 +236,8 @@ class Client:
             return
         self.stop()
         env = {"reason": "STOP", "interface": self.dev, "WVPC_STATE": str(self.state_path),
-               "WVPC_INDEX": str(self.index), "PATH": os.environ.get("PATH", "")}
+               "WVPC_INDEX": str(self.index), "WVPC_DNS": str(self.dns_parts or ""),
+               "PATH": os.environ.get("PATH", "")}
         self.node.popen([str(HOOK)], env=env).wait(10)
 
     def stop(self) -> None:

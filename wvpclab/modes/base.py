@@ -76,6 +76,10 @@ class Mode:
         """The router a NIC with a static address uses, as DHCP would have told it."""
         return None
 
+    def nameserver(self, graph: nx.Graph, nic: Nic) -> str | None:
+        """The DNS server a NIC with a static address uses, as DHCP would have told it."""
+        return None
+
     def where(self, graph: nx.Graph, nic: Nic) -> tuple[str, Any]:
         """Where the NIC sits, for reachability (``wvpclab.verify``): ("lan", LAN), ("segment",
         PC/ADAPTER), ("island", PC/NAME) for an internal network, ("nat", PC) or ("unplugged",

@@ -39,6 +39,10 @@ class HostAdapter(Mode):
     def gateway(self, graph: nx.Graph, nic: Nic) -> str | None:
         return lan_router(graph, self._lan(graph, nic))
 
+    def nameserver(self, graph: nx.Graph, nic: Nic) -> str | None:
+        lan = self._lan(graph, nic)
+        return lan_router(graph, lan) if lan and graph.nodes[lan].get("dns", True) else None
+
     def check_target(self, graph: nx.Graph, pc: str, target: str | None) -> str | None:
         adapter = graph.nodes.get(f"{pc}/{target}")
         if adapter and adapter.get("kind") == "adapter":

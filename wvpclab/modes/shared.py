@@ -50,6 +50,9 @@ class Shared(Mode):
     def gateway(self, graph: nx.Graph, nic: Nic) -> str:
         return str(nat_of(graph, nic, 0).inside.ip)
 
+    def nameserver(self, graph: nx.Graph, nic: Nic) -> str:
+        return self.gateway(graph, nic)  # the engine relays DNS to its PC's resolver
+
     def where(self, graph: nx.Graph, nic: Nic) -> tuple[str, Any]:
         return "nat", pc_of(graph, nic)
 
