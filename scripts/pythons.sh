@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The suite under every other CPython from 3.10 to 3.13 this machine has (the system's own and any
-# that pyenv keeps), each in a throw-away environment: the unit suite under each, and the whole
-# suite (the lab tests too) under the newest. `make test` runs it after the main run in .venv.
+# that pyenv keeps), each in a throw-away environment: the unit suite under each, and under the newest
+# also every example lab run from its file as a user would (tests/lab/test_examples.py: each starts,
+# its try lines run at the prompt, `verify` passes). The main run in .venv (the Python `make lab`
+# uses) has the whole lab suite; running all of it twice cost CI nine minutes for little: the lab
+# code is the same under every Python, the examples show the interpreter runs it. `make test` runs
+# this after the main run.
 # WVPCLAB_MATRIX=0 skips it (a developer's quick run); it always says what it ran.
 set -euo pipefail
 
@@ -44,9 +48,9 @@ for v in "${SUPPORTED[@]}"; do
     "$env/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]' \
         2> >(grep -v '^WARNING: Location' >&2)
     if [ "$v" = "$newest" ]; then
-        say "Python $v: the whole suite (unit and lab)"
-        "$env/bin/python" -m pytest -q -p no:cacheprovider
-        ran+=("$v ($py: unit and lab suites)")
+        say "Python $v: the unit suite and the example labs"
+        "$env/bin/python" -m pytest -q -p no:cacheprovider tests/unit tests/lab/test_examples.py
+        ran+=("$v ($py: unit suite, example labs)")
     else
         say "Python $v: the unit suite"
         "$env/bin/python" -m pytest -q -p no:cacheprovider tests/unit

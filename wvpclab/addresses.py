@@ -13,6 +13,9 @@ INTERNAL_POOL = ("169.254.0.16", "169.254.10.254")
 INTERNAL_SERVER = ipaddress.IPv4Interface("169.254.0.1/16")
 #: Shared networking's private network unless a PC says otherwise.
 DEFAULT_NAT_SUBNET = "192.168.131.0/24"
+#: The lab's internet, unless it says otherwise: in the shared address space (RFC 6598,
+#: 100.64.0.0/10), never a public range.
+DEFAULT_INTERNET_SUBNET = "100.64.0.0/24"
 #: The /30 transit links from each NAT engine into its PC: no LAN or NAT subnet may overlap it.
 TRANSIT_NET = ipaddress.IPv4Network("172.31.0.0/16")
 

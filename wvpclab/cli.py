@@ -120,14 +120,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
         _err(str(err))
         return 1
     sys.stdout.write(format_matrix(rows))
-    pairs = len(rows) - 1
+    pairs = sum("from" in r for r in rows)
+    names = sum("endpoint" in r for r in rows)
     if wrong:
         for line in wrong:
             _err(f"mismatch: {line}")
-        _err(f"{len(wrong)} of {pairs} pairs differ from the model")
+        _err(f"{len(wrong)} of {pairs} pairs and {names} DNS servers differ from the model")
         return 1
     if not args.quiet:
-        _err(f"all {pairs} pairs behave as the model says (probed in {rows[-1]['seconds']} s)")
+        _err(f"all {pairs} pairs and {names} DNS servers behave as the model says (probed in "
+             f"{rows[-1]['seconds']} s)")
     return 0
 
 

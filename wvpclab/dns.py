@@ -166,14 +166,19 @@ class DnsServer:
     cmd: list[str]
     log: Path
     proc: subprocess.Popen | None = field(default=None, repr=False)
+    _log_from: int = field(default=0, repr=False)
 
     @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc and self.proc.poll() is None else None
 
     def start(self) -> None:
-        """Starts dnsmasq (``wait`` waits until it answers: several start at once)."""
-        self.log.unlink(missing_ok=True)
+        """Starts dnsmasq (``wait`` waits until it answers: several start at once). Its log goes
+        on where the last one's ended."""
+        try:
+            self._log_from = self.log.stat().st_size
+        except OSError:
+            self._log_from = 0
         self.proc = self.node.popen(self.cmd, stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -182,8 +187,10 @@ class DnsServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if READY in self.log.read_text():
-                    return
+                with open(self.log, encoding="utf-8", errors="replace") as f:
+                    f.seek(self._log_from)
+                    if READY in f.read():
+                        return
             except OSError:
                 pass
             if self.proc is None or self.proc.poll() is not None:

@@ -221,14 +221,21 @@ def dot_source(graph: nx.Graph, dpi: int | None = None) -> str:
             groups[server] = g
         return groups[server]
 
-    # The world outside: LANs with their switch (subnet, gateway) and servers.
+    # The world outside: the internet (its core router, servers), LANs with their switch (subnet,
+    # gateway: DHCP, DNS, and its uplink to the internet) and servers.
     for key, lan in nodes["lan"]:
         with group(lan.get("server")).subgraph(name=f"cluster_lan_{key}") as c:
-            c.attr(label=f"<<B>LAN {_e(key)}</B>>", style="rounded,filled", fillcolor=_LAN_FILL,
-                   color=_LAN_BORDER, fontsize="12")
-            rows = [f"<B>{_e(key)}</B>  {_small('LAN switch')}", _mono(lan.get("subnet", "?")),
+            inet = bool(lan.get("internet"))
+            c.attr(label=f"<<B>{'the internet' if inet else 'LAN ' + _e(key)}</B>>",
+                   style="rounded,filled", fillcolor=_LAN_FILL, color=_LAN_BORDER, fontsize="12")
+            rows = [f"<B>{_e(key)}</B>  {_small('switch')}", _mono(lan.get("subnet", "?")),
+                    _small(f"core router {_e(_host(lan.get('gateway', '?')))}") if inet else
                     _small(f"gateway {_e(_host(lan.get('gateway', '?')))} · "
-                           f"DHCP {_on(lan.get('dhcp'))}")]
+                           f"DHCP {_on(lan.get('dhcp'))} · DNS")]
+            if lan.get("wan"):
+                rows.append(_small(f"to the internet as {_e(_host(lan['wan']))}"
+                                   if lan.get("nat") else
+                                   f"routed to the internet ({_e(_host(lan['wan']))})"))
             c.node(key, _html(rows, border="1", bgcolor="#ffffff", color="#777777"),
                    shape="plain")
             for skey, server in nodes["server"]:
@@ -237,6 +244,9 @@ def dot_source(graph: nx.Graph, dpi: int | None = None) -> str:
                                         _mono(server.get("ip", "?"))],
                                        border="1", bgcolor="#ffffff", color="#777777"))
                     c.edge(skey, key, color="#777777", penwidth="1.2")
+        if lan.get("wan") and topology.INTERNET in graph:
+            d.edge(topology.INTERNET, key, color="#555555", style="bold",
+                   label="NAT" if lan.get("nat") else "routed")
 
     # Each physical PC: adapters, its own IP stack, NAT engines, internal networks.
     for key, pc in sorted(pcs.items()):

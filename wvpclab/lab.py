@@ -163,10 +163,15 @@ class Lab:
             g = self.graph
             counts = {k: len(topology.nodes_of(g, k)) for k in ("pc", "vm", "nic", "lan", "server",
                                                                  "internal")}
+            inet = [s for _, s in topology.nodes_of(g, "server") if s["lan"] == topology.INTERNET]
+            counts["lan"] -= topology.INTERNET in g
+            counts["server"] -= len(inet)
             self._say(f"building lab {self.name}: {_words(counts['pc'], 'PC')}, "
                       f"{_words(counts['vm'], 'VM')} with {_words(counts['nic'], 'NIC')}, "
                       f"{_words(counts['lan'], 'LAN')} with {_words(counts['server'], 'server')}, "
                       f"{_words(counts['internal'], 'internal network')}"
+                      + (f", an internet with {_words(len(inet), 'server')}"
+                         if topology.INTERNET in g else "")
                       + (f", over {_words(len(target.of(Server)) + 1, 'machine')}"
                          if target.of(Server) else ""))
             self._apply(target)
@@ -206,9 +211,9 @@ class Lab:
             raise
 
     def _watch_servers(self) -> None:
-        """While the lab runs: every DHCP server that ends is started again (within a second),
-        as the controller is; each restart is said on stderr. A server of the lab whose session
-        ends (its ssh gave up on it) is named once."""
+        """While the lab runs: every DHCP or DNS server that ends is started again (within a
+        second), as the controller is; each restart is said on stderr. A server of the lab whose
+        session ends (its ssh gave up on it) is named once."""
         while not self._watching.wait(0.5):
             if self.realizer is None:
                 continue

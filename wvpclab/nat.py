@@ -66,6 +66,30 @@ def engine_ingress(guest_mac: str, allow_spoofing: bool) -> str:
             f"    {rule}\n  }}\n}}\n")
 
 
+#: A LAN gateway's interfaces: its LAN, and (with an internet) its uplink.
+LAN_SIDE, WAN_SIDE = "eth0", "eth1"
+
+
+def gateway_rules(nat: bool) -> str:
+    """A LAN gateway's ruleset once the lab has an internet: its LAN goes out (behind the gateway's
+    own internet address unless the LAN is routed, ``nat: false``); nothing new comes in to a
+    NATed LAN; the gateway's own DNS and DHCP are not offered to the internet (it answers ping)."""
+    lines = [*FILTER_HEAD,
+             f"-A INPUT -i {WAN_SIDE} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+             f"-A INPUT -i {WAN_SIDE} -p icmp -j ACCEPT",
+             f"-A INPUT -i {WAN_SIDE} -j DROP",
+             f"-A FORWARD -i {LAN_SIDE} -o {WAN_SIDE} -j ACCEPT",
+             (f"-A FORWARD -i {WAN_SIDE} -o {LAN_SIDE} -m conntrack --ctstate ESTABLISHED,RELATED "
+              "-j ACCEPT")]
+    if not nat:
+        lines.append(f"-A FORWARD -i {WAN_SIDE} -o {LAN_SIDE} -j ACCEPT")
+    lines += ["COMMIT", *NAT_HEAD]
+    if nat:
+        lines.append(f"-A POSTROUTING -o {WAN_SIDE} -j MASQUERADE")
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
 def pc_rules(nics: list[Nat], adapters: list[str]) -> str:
     """The PC's ruleset for its NAT engines: out of every adapter, MASQUERADE what comes from a
     transit link; FORWARD policy DROP (so transit links never reach each other, and nothing new

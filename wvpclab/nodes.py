@@ -188,7 +188,10 @@ class LanGateway(LabNode):
     """An emulated LAN's gateway at the subnet's .1: its router and (unless ``dhcp: false``) its
     DHCP server. Named ``gw.LAN``."""
 
-    SYSCTLS: ClassVar[dict[str, Any]] = {"net.ipv4.ip_forward": 1}
+    #: a router that tells no host to go round it (the internet's core and gateways share a switch)
+    SYSCTLS: ClassVar[dict[str, Any]] = {"net.ipv4.ip_forward": 1,
+                                         "net.ipv4.conf.all.send_redirects": 0,
+                                         "net.ipv4.conf.default.send_redirects": 0}
 
     def __init__(self, name: str, pc: str | None = None, **params: Any) -> None:
         super().__init__(name, **params)

@@ -43,7 +43,7 @@ from wvpclab.items import (
 )
 from wvpclab.modes import bridge as bridge_mode
 from wvpclab.modes import internal as internal_mode
-from wvpclab.nat import pc_rules
+from wvpclab.nat import LAN_SIDE, WAN_SIDE, gateway_rules, pc_rules
 
 #: A guest NIC's port number on whatever switch it plugs into: GUEST_PORT_BASE + the NIC's place in
 #: the lab (stable across moves; the switches' own ports are numbered from 1).
@@ -412,6 +412,16 @@ def _plan_lans(b: Builder) -> None:
                                 files=f"dhcp+lan+{key}", router=router,
                                 dns=(router,) if has_dns(g, key) else (),
                                 hostnames=has_dns(g, key)))
+        if lan.get("wan"):  # the gateway's uplink to the internet
+            uplink = b.root_name("w", ordinal)
+            b.add(Veth(gw, WAN_SIDE, macs.derive_adapter(gw, WAN_SIDE), root=uplink))
+            b.port(topology.INTERNET, uplink, None, None, label=f"uplink of {gw}")
+            b.add(Address(gw, WAN_SIDE, lan["wan"]))
+            b.add(Route(gw, WAN_SIDE, via=host(g.nodes[topology.INTERNET]["gateway"])))
+            b.add(Firewall(gw, gateway_rules(lan["nat"])))
+            if not lan["nat"] and lan["subnet"]:  # the core router routes a routed LAN's subnet
+                b.add(Route(f"gw.{topology.INTERNET}", LAN_SIDE, dest=lan["subnet"],
+                            via=host(lan["wan"])))
     for ordinal, (key, server) in enumerate(topology.nodes_of(g, "server")):
         lan = g.nodes[server["lan"]]
         root = b.root_name("s", ordinal)

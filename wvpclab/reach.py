@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from wvpclab import verify
+from wvpclab import topology, verify
 from wvpclab.items import Bridge, Nat, Port, Uplink, Veth
+from wvpclab.nat import WAN_SIDE
 from wvpclab.plan import LabPlan, network_of
 
 
@@ -110,6 +111,8 @@ def _endpoint(lab: Any, graph: Any, node: str, dev: str) -> verify.Endpoint | No
     guest's NIC when it sends (its traffic leaves as the guest's does) and is reached by its guest
     and its PC only. None outside the model."""
     if node in graph and graph.nodes[node].get("kind") == "server":
+        if dev == WAN_SIDE and f"{node}/wan" in graph:  # a LAN gateway's side on the internet
+            return verify.Endpoint(node, node, dev, "server", f"{node}/wan")
         return verify.Endpoint(node, node, "eth0", "server", node)
     if node in graph and graph.nodes[node].get("kind") == "vm" and node.startswith("dhcp."):
         return verify.Endpoint(f"{node}/eth0", node, "eth0", "nic", f"{node}/0")
@@ -218,11 +221,15 @@ def _expect(lab: Any, res: Resolver, p: Probe, routes: dict) -> None:
 
 def _with_infrastructure(lab: Any) -> Any:
     """The topology graph with the lab's own nodes the model can place: each LAN's gateway (a
-    server on its LAN) and each internal network's DHCP server (a static guest there)."""
+    server on its LAN, and one on the internet for its uplink) and each internal network's DHCP
+    server (a static guest there)."""
     g = lab.graph.copy()
     for key, data in list(lab.graph.nodes(data=True)):
         if data.get("kind") == "lan":
             g.add_node(f"gw.{key}", kind="server", lan=key, name=f"gw.{key}", ip=data["gateway"])
+            if data.get("wan"):  # and its address on the internet: a server there
+                g.add_node(f"gw.{key}/wan", kind="server", lan=topology.INTERNET,
+                           name=f"gw.{key}", ip=data["wan"])
         if data.get("kind") == "internal" and data.get("dhcp"):
             name = f"dhcp.{data['pc']}.{data['name']}"
             g.add_node(name, kind="vm", name=name, pc=data["pc"], dhcp_client="udhcpc")

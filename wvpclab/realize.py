@@ -230,9 +230,9 @@ class Realizer:
         self.inner: dict[str, tuple[LabIntf, str]] = {}
 
     def revive_servers(self) -> list[str]:
-        """Starts again every DHCP server whose process ended (a crash, a kill -9); its leases
-        are read back from its files. Returns what it did, one line each (none while a change
-        runs)."""
+        """Starts again every DHCP server whose process ended (a crash, a kill -9), its leases
+        read back from its files, and every DNS server. Returns what it did, one line each (none
+        while a change runs)."""
         if not self.lock.acquire(blocking=False):
             return []
         try:
@@ -251,6 +251,20 @@ class Realizer:
                         done.append(f"restarting the DHCP server of {key} failed: {err}")
                         continue
                     self.nodes[responder.node.name].own(f"dhcp:{key}", responder.proc)
+            for name, server in list(self.dns_servers.items()):
+                proc = server.proc
+                if proc is None or proc.poll() is None:
+                    continue
+                done.append(f"the DNS server of {name} (pid {proc.pid}) exited with code "
+                            f"{proc.returncode}; restarting it")
+                server.stop()
+                try:
+                    server.start()
+                    server.wait()
+                except LabError as err:
+                    done.append(f"restarting the DNS server of {name} failed: {err}")
+                    continue
+                self.nodes[name].own("dns", server.proc)
             return done
         finally:
             self.lock.release()

@@ -10,8 +10,11 @@ Graph schema (node key: attributes; every node has ``kind`` and ``name``):
 - ``PC/ADAPTER``: kind ``adapter``; ``pc``, ``type`` (wired|wireless), ``mac``, ``mac_source``
   (explicit|derived), ``lan`` (or None), ``ip`` (``dhcp`` or CIDR).
 - ``LAN``: kind ``lan``; ``subnet``, ``gateway`` (CIDR of the .1 gateway), ``dhcp`` (bool),
-  ``server`` (as a PC's).
-- ``SERVER``: kind ``server``; ``lan``, ``ip`` (CIDR).
+  ``server`` (as a PC's); with an internet also ``nat`` (bool: NATed onto it, else routed) and
+  ``wan`` (CIDR of its gateway on the internet).
+- ``internet`` (the optional ``internet:`` section): kind ``lan`` too, with ``internet`` True,
+  ``dns`` False, ``dhcp`` False, ``gateway`` its core router (``gw.internet``).
+- ``SERVER``: kind ``server``; ``lan`` (``internet`` for the internet's), ``ip`` (CIDR).
 - ``PC/NAME``: kind ``internal``; ``pc``, ``dhcp`` (bool).
 - ``VM``: kind ``vm``; ``pc``; ``dhcp_client`` (udhcpc|dhclient: the guest's DHCP client);
   ``ipv6`` (bool: whether the guest runs IPv6 beside IPv4, as Windows 7 does and XP by default not).
@@ -48,6 +51,7 @@ import yaml
 
 from wvpclab import macs
 from wvpclab.addresses import (
+    DEFAULT_INTERNET_SUBNET,
     DEFAULT_NAT_SUBNET,
     INTERNAL_SERVER,
     TRANSIT_NET,
@@ -82,11 +86,14 @@ _USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 #: The name that stands for the machine running the lab (in plans and placements).
 LOCAL = "local"
 
-_TOP_KEYS = ("name", "servers", "pcs", "lans", "internal", "vms")
+_TOP_KEYS = ("name", "servers", "pcs", "lans", "internal", "vms", "internet")
 _SERVER_KEYS = ("host", "user")
 _PC_KEYS = ("adapters", "nat", "server")
 _ADAPTER_KEYS = ("type", "mac", "lan", "ip")
-_LAN_KEYS = ("subnet", "dhcp", "servers", "server")
+_LAN_KEYS = ("subnet", "dhcp", "servers", "server", "nat")
+_INTERNET_KEYS = ("subnet", "servers")
+#: The internet's name (a LAN node of its own: its switch, its core router ``gw.internet``).
+INTERNET = "internet"
 _INTERNAL_KEYS = ("dhcp",)
 _VM_KEYS = ("pc", "nics", "dhcp_client", "ipv6")
 DHCP_CLIENTS = ("udhcpc", "dhclient")
@@ -502,6 +509,7 @@ class _Builder:
         self.errors: list[Issue] = []
         self.g = nx.Graph()
         self.names: dict[str, str] = {}  # lab-wide node name -> path where declared
+        self.internet_given = False  # the document has an internet: section (valid or not)
         self.internal_decl: dict[str, dict] = {}
         # broadcast domain -> {ip: path} for static address clashes
         self.addresses: dict[str, dict[ipaddress.IPv4Address, str]] = {}
@@ -578,7 +586,11 @@ class _Builder:
         self.servers(doc.get("servers"))
         self.internals(doc.get("internal"))
         self.g.graph["internal"] = {k: dict(v) for k, v in self.internal_decl.items()}
+        self.internet_given = INTERNET in doc
+        if self.internet_given:
+            self.internet(doc[INTERNET])
         self.lans(doc.get("lans"))
+        self.internet_links()
         self.pcs(doc.get("pcs"))
         self.vms(doc.get("vms"))
         self.unused_servers()
@@ -662,6 +674,86 @@ class _Builder:
             self.internal_decl[name] = {"dhcp": self.boolean(body.get("dhcp"), _path(path, "dhcp"),
                                                              True)}
 
+    def internet(self, section: Any) -> None:
+        """The lab's internet: a switch, a core router at its subnet's first address
+        (``gw.internet``) that every LAN's gateway routes through, and servers."""
+        path = INTERNET
+        body = self.mapping(section, path) or {}
+        self.known_keys(body, _INTERNET_KEYS, path)
+        try:
+            subnet = _net(body.get("subnet", DEFAULT_INTERNET_SUBNET))
+        except ValueError as err:
+            self.err(_path(path, "subnet"), str(err))
+            return
+        why = None
+        if subnet.is_global:
+            why = (f"{subnet} is a public range; the lab's internet uses the shared address space "
+                   f"(100.64.0.0/10, default {DEFAULT_INTERNET_SUBNET}) or a private one")
+        elif subnet.overlaps(TRANSIT_NET):
+            why = f"{subnet} overlaps {TRANSIT_NET}, which the lab uses for NAT transit links"
+        elif subnet.prefixlen > 28:
+            why = f"{subnet} is too small (at most /28: a core router, gateways and servers)"
+        if why:
+            self.err(_path(path, "subnet"), why)
+            return
+        if not self.node_name(INTERNET, path, "internet"):
+            return
+        core = gateway_address(str(subnet))
+        self.claim_address(f"lan:{INTERNET}", core, f"{path} (its core router)")
+        self.g.add_node(INTERNET, kind="lan", name=INTERNET, subnet=str(subnet), dhcp=False,
+                        gateway=str(core), server=None, internet=True, dns=False)
+        servers = self.mapping(body.get("servers"), _path(path, "servers"))
+        for sname, sip in (servers or {}).items():
+            spath = _path(path, "servers", str(sname))
+            if not self.node_name(sname, spath, "server"):
+                continue
+            iface = self.lan_address(sip, subnet, spath, INTERNET)
+            self.g.add_node(sname, kind="server", name=sname, lan=INTERNET,
+                            ip=str(iface) if iface else None)
+            self.g.add_edge(INTERNET, sname, rel="server")
+
+    def internet_links(self) -> None:
+        """Each LAN's gateway gets an address on the internet (from the top of its subnet down);
+        routed LANs (``nat: false``) must not overlap each other or the internet."""
+        lans = [(k, d) for k, d in self.g.nodes(data=True)
+                if d.get("kind") == "lan" and not d.get("internet")]
+        if INTERNET not in self.g:
+            for key, data in lans if not self.internet_given else ():
+                if data.get("nat") is not None:
+                    self.err(_path("lans", key, "nat"), "the lab has no internet: section (there "
+                                                        "is nothing to NAT onto)")
+            return
+        inet = ipaddress.IPv4Network(self.g.nodes[INTERNET]["subnet"])
+        taken = self.addresses.get(f"lan:{INTERNET}", {})
+        free = (ip for ip in reversed(list(inet.hosts())) if ip not in taken)
+        routed: list[tuple[str, ipaddress.IPv4Network]] = []
+        for key, data in lans:
+            data["nat"] = data.get("nat") is not False
+            if data.get("server"):
+                self.err(_path("lans", key, "server"),
+                         "with an internet, a LAN runs on the machine running the lab (its "
+                         "gateway's cable to the internet's switch cannot cross machines yet)")
+            wan = next(free, None)
+            if wan is None:
+                self.err(_path("lans", key), f"the internet {inet} has no address left for this "
+                                             "LAN's gateway")
+                continue
+            data["wan"] = f"{wan}/{inet.prefixlen}"
+            self.claim_address(f"lan:{INTERNET}", ipaddress.IPv4Interface(data["wan"]),
+                               _path("lans", key, "(its gateway on the internet)"))
+            if not data["subnet"]:
+                continue
+            net = ipaddress.IPv4Network(data["subnet"])
+            if net.overlaps(inet):
+                self.err(_path("lans", key, "subnet"), f"{net} overlaps the internet ({inet})")
+            elif not data["nat"]:
+                for other, onet in routed:
+                    if net.overlaps(onet):
+                        self.err(_path("lans", key, "subnet"),
+                                 f"{net} overlaps LAN {other} ({onet}); routed LANs (nat: false) "
+                                 "need subnets of their own")
+                routed.append((key, net))
+
     def lans(self, section: Any) -> None:
         section = self.mapping(section, "lans")
         for name, body in (section or {}).items():
@@ -693,6 +785,8 @@ class _Builder:
             attrs: dict[str, Any] = {"kind": "lan", "name": name, "dhcp": dhcp,
                                      "subnet": str(subnet) if subnet else None, "gateway": None,
                                      "server": self.placement(body, path)}
+            if "nat" in body:
+                attrs["nat"] = self.boolean(body["nat"], _path(path, "nat"), True)
             if subnet:
                 gw = gateway_address(str(subnet))
                 attrs["gateway"] = str(gw)
@@ -1123,13 +1217,20 @@ def to_document(graph: nx.Graph) -> tuple[dict, list[Issue]]:
             pc["server"] = data["server"]
         doc["pcs"][name_of(key, data)] = pc
     for key, data in by_kind.get("lan", []):
+        if data.get("internet"):
+            doc[INTERNET] = {"subnet": data.get("subnet"), "servers": {}}
+            continue
         lan = {"subnet": data.get("subnet"), "dhcp": data.get("dhcp", True), "servers": {}}
+        if data.get("nat") is False:
+            lan["nat"] = False
         if data.get("server") is not None:
             lan["server"] = data["server"]
         doc["lans"][name_of(key, data)] = lan
     for key, data in by_kind.get("server", []):
         if need(key, data, "lan", "ip"):
-            if data["lan"] not in doc["lans"]:
+            if data["lan"] == INTERNET and INTERNET in doc:
+                doc[INTERNET]["servers"][name_of(key, data)] = data["ip"]
+            elif data["lan"] not in doc["lans"]:
                 errors.append(Issue(f"nodes[{_fmt(key)}].lan", f"no LAN node {_fmt(data['lan'])}"))
             else:
                 doc["lans"][data["lan"]]["servers"][name_of(key, data)] = data["ip"]
@@ -1228,8 +1329,10 @@ def summary(graph: nx.Graph) -> str:
     def n(count: int, word: str) -> str:
         return f"{count} {word}{'' if count == 1 else 's'}"
 
+    inet = INTERNET in graph and bool(graph.nodes[INTERNET].get("internet"))
     totals = (f"lab {graph.graph['name']}: {n(counts['pc'], 'PC')},"
-              f" {n(counts['adapter'], 'adapter')}, {n(counts['lan'], 'LAN')},"
+              f" {n(counts['adapter'], 'adapter')}, {n(counts['lan'] - inet, 'LAN')},"
+              f"{' an internet,' if inet else ''}"
               f" {n(counts['internal'], 'internal network')}, {n(counts['vm'], 'VM')},"
               f" {n(counts['nic'], 'NIC')}")
     lines = [totals]
@@ -1246,8 +1349,15 @@ def summary(graph: nx.Graph) -> str:
                 lines.append(f"  adapter {a['name']:<8} {a['type']:<8} {a['mac']}  "
                              f"lan {a['lan'] or '-'}  ip {a['ip']}")
     for key, lan in nodes_of(graph, "lan"):
-        lines.append(f"lan {key}  {lan['subnet']}  gateway {lan['gateway']}  "
-                     f"dhcp {'on' if lan['dhcp'] else 'off'}{on(lan)}")
+        if lan.get("internet"):
+            lines.append(f"internet  {lan['subnet']}  core router {lan['gateway']}")
+        else:
+            outside = ""
+            if lan.get("wan"):
+                outside = (f"  NAT onto the internet as {lan['wan']}" if lan.get("nat") else
+                           f"  routed to the internet via {lan['wan']}")
+            lines.append(f"lan {key}  {lan['subnet']}  gateway {lan['gateway']}  "
+                         f"dhcp {'on' if lan['dhcp'] else 'off'}{outside}{on(lan)}")
         for skey, s in nodes_of(graph, "server"):
             if s["lan"] == key:
                 lines.append(f"  server {skey}  {s['ip']}")

@@ -126,10 +126,26 @@ def expect(graph: nx.Graph, a: Endpoint, b: Endpoint) -> tuple[bool, str]:
                                                               f"{pc}/{d['name']}"))}
         if wb == "lan" and xb in lans:
             return True, "NAT: outbound, as the PC"
+        if wb == "lan" and lans and has_internet(graph) and open_to_the_internet(graph, xb):
+            return True, "NAT: outbound, as the PC, over the internet"
         return False, "NAT: no route from the PC"
     if wa == wb and xa == xb:
         return True, "same LAN" if wa == "lan" else "same filter switch"
+    if wa == wb == "lan" and has_internet(graph):
+        if open_to_the_internet(graph, xb):
+            return True, "over the internet" + ("" if xb == topology.INTERNET else " (routed LAN)")
+        return False, "over the internet: a NATed LAN, inbound blocked"
     return False, "different LANs (no route between them)"
+
+
+def has_internet(graph: nx.Graph) -> bool:
+    return bool(graph.nodes.get(topology.INTERNET, {}).get("internet"))
+
+
+def open_to_the_internet(graph: nx.Graph, lan: str) -> bool:
+    """Whether the internet reaches into a LAN: the internet itself, or a routed LAN."""
+    data = graph.nodes[lan]
+    return bool(data.get("internet")) or data.get("nat") is False
 
 
 def pairs(graph: nx.Graph) -> list[tuple[Endpoint, Endpoint]]:
@@ -201,6 +217,47 @@ def echo_requests(node: Any) -> int:
     return int(values.get("InEchos", 0))
 
 
+def expect_dns(graph: nx.Graph, ep: Endpoint) -> tuple[str | None, str]:
+    """The DNS server an endpoint's address comes with (its lease's or, static, what its lease
+    would have said), and why; None: it has none."""
+    data = graph.nodes[ep.key]
+    where, what = _where(graph, ep)
+    if where == "unplugged":
+        return None, "not connected"
+    if not has_address(graph, ep):
+        return None, "no address"
+    if where == "island":
+        return None, "internal network: no DNS (as WVPC's)"
+    if where == "nat":
+        return str(modes.of(data).nameserver(graph, data)), "its NAT engine, relayed by its PC"
+    if where == "lan" and graph.nodes[what].get("dns", True):
+        return str(ipaddress.IPv4Interface(graph.nodes[what]["gateway"]).ip), "its LAN's gateway"
+    if where == "lan":
+        return None, "the internet has no DNS server of its own"
+    return None, "a filter switch without a LAN: no DNS"
+
+
+def probe_dns(lab: Any, ep: Endpoint, name: str, want: str | None) -> str | None:
+    """The DNS server that answers a lab name for this endpoint, asked from its own address: the
+    one its lease offered (its interface's part of the node's resolv.conf), or, for a static
+    address, the expected one if the node's resolv.conf lists it."""
+    src = address_of(lab, ep)
+    if src is None:
+        return None
+    part = lab.realizer.dns_base / ep.node / ep.dev
+    if part.exists():
+        servers = part.read_text().split()[1::2]
+    else:
+        listed = [line.split()[1] for line in lab.node(ep.node).cmd(
+            "cat /etc/resolv.conf").splitlines() if line.startswith("nameserver")]
+        servers = [want] if want in listed else []
+    for server in servers:
+        out = lab.node(ep.node).cmd(f"dig +short +tries=1 +time=2 -b {src} @{server} {name}")
+        if out.split():
+            return server
+    return None
+
+
 def matrix(lab: Any) -> tuple[list[dict], list[str]]:
     """Expectation and probe for every pair of the running lab: rows, and the mismatches."""
     t0 = time.monotonic()
@@ -214,8 +271,22 @@ def matrix(lab: Any) -> tuple[list[dict], list[str]]:
         if ok != got:
             wrong.append(f"{a.label} -> {b.label}: expected {'reaches' if ok else 'blocked'} "
                          f"({why}), probed {'reaches' if got else 'blocked'}")
+    name = _a_lab_name(lab.graph)
+    for ep in endpoints(lab.graph):
+        want, why = expect_dns(lab.graph, ep)
+        got = probe_dns(lab, ep, name, want) if name else None
+        rows.append({"endpoint": ep.label, "dns": want, "answered": got, "why": why})
+        if want != got:
+            wrong.append(f"{ep.label}: DNS expected {want or 'none'} ({why}), probed "
+                         f"{got or 'none'}")
     rows.append({"seconds": round(time.monotonic() - t0, 2)})
     return rows, wrong
+
+
+def _a_lab_name(graph: nx.Graph) -> str | None:
+    """A name every LAN's DNS answers (a gateway's, there is one with any LAN)."""
+    lans = sorted(k for k, _ in topology.nodes_of(graph, "lan"))
+    return f"gw.{lans[0]}" if lans else None
 
 
 def format_matrix(rows: list[dict]) -> str:
@@ -229,4 +300,12 @@ def format_matrix(rows: list[dict]) -> str:
         lines.append(f"{r['from']:<{width}}  {r['to']:<{to_w}}  "
                      f"{'reaches' if r['expected'] else 'blocked':<9} "
                      f"{'reaches' if r['probed'] else 'blocked':<9} {r['why']}{mark}")
+    dns = [r for r in rows if "endpoint" in r]
+    if dns:
+        ew = max(len(r["endpoint"]) for r in dns + [{"endpoint": "ENDPOINT"}])
+        lines += ["", f"{'ENDPOINT':<{ew}}  {'DNS':<16} {'ANSWERED':<16} WHY"]
+        for r in dns:
+            mark = "" if r["dns"] == r["answered"] else "   <-- MISMATCH"
+            lines.append(f"{r['endpoint']:<{ew}}  {r['dns'] or 'none':<16} "
+                         f"{r['answered'] or 'none':<16} {r['why']}{mark}")
     return "\n".join(lines) + "\n"

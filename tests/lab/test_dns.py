@@ -6,6 +6,8 @@ were."""
 
 from __future__ import annotations
 
+import os
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,10 +78,17 @@ def test_a_nat_guests_query_reaches_the_lan_from_its_pc(lab: Lab) -> None:
     assert "status: NXDOMAIN" in out, out  # answered, through the engine and the PC's relay
     assert lab.vm("xp").cmd("dig +short +tries=1 +time=3 @192.168.131.254 web").split() == \
         ["192.168.50.80"]
-    pc = address(lab, "pc", "eth0")
-    log = (lab.run_dir / "dns+gw.office.log").read_text()
-    asked = [line for line in log.splitlines() if f"query[A] {name} from" in line]
-    assert asked and all(line.endswith(f"from {pc}") for line in asked), asked
+    # the PC's relay asks the PC's resolvers: the gateways of its LANs (office, and cafe over
+    # Wi-Fi); each saw the question from the PC's own address on its LAN, never from the guest's
+    pc = {"office": address(lab, "pc", "eth0"), "cafe": address(lab, "pc", "wlan0")}
+
+    def asked() -> dict[str, list[str]]:
+        return {lan: [line for line in (lab.run_dir / f"dns+gw.{lan}.log").read_text()
+                      .splitlines() if f"query[A] {name} from" in line] for lan in pc}
+
+    wait_for(lambda: any(asked().values()), what="a LAN's DNS to log the question")
+    for lan, lines in asked().items():
+        assert all(line.endswith(f"from {pc[lan]}") for line in lines), (lan, lines)
 
 
 def test_a_lease_hostname_resolves_on_its_lan_until_released(lab: Lab) -> None:
@@ -106,3 +115,20 @@ def test_a_guest_cannot_take_a_name_of_the_lab(lab: Lab) -> None:
     client.renew()  # the real client renews under its own name
     wait_for(lambda: resolve(lab, "pc", "xp") == [client.lease()["ip"]], timeout=20,
              what="xp's name back")
+
+
+def test_a_killed_dns_server_is_started_again(lab: Lab) -> None:
+    server = lab.realizer.dns_servers["gw.office"]
+    old = server.proc
+    os.kill(old.pid, signal.SIGKILL)
+    wait_for(lambda: server.proc is not old and server.pid is not None, timeout=20,
+             what="the office's DNS server to be started again")
+    assert resolve(lab, "pc", "web") == ["192.168.50.80"]
+
+
+def test_xp_modes_guest_opens_web_by_name(tmp_path: Path) -> None:
+    path = example_as(tmp_path, "xp_mode.yaml", "t-dns-xp")
+    with Lab(topology.load(path), quiet=True) as xp_mode:
+        page = xp_mode.vm("xp").cmd("curl -s -m 5 http://web/")
+        assert f"you are {address(xp_mode, 'pc', 'eth0')}" in page, page  # NAT, DNS relayed
+    assert leftovers(xp_mode.prefix) == []

@@ -1,5 +1,6 @@
-"""An internet beyond the LANs (as root), on the example lab topologies/internet.yaml: a routed office
-LAN and a home LAN behind its gateway's NAT, one VM per mode on each PC, a server on the internet.
+"""An internet beyond the LANs (as root), on the example lab topologies/internet.yaml: a routed
+office LAN and a home LAN behind its gateway's NAT, one VM per mode on each PC, a server on the
+internet.
 Guests open the internet's server by name (curl) and its log shows the address each is seen with;
 the internet reaches a bridged guest on the routed LAN, but no NAT guest and nothing behind the
 home's NAT; the whole lab behaves as ``verify``'s model says."""

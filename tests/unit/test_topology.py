@@ -194,7 +194,8 @@ def test_nic_forms_are_equivalent() -> None:
     ({"internal__eth0": {}, "vms__v2__nics": ["internal:eth0"]},
      "has the name of adapter host1/eth0"),
     ({"colour": "red"},
-     "colour: unknown key 'colour' (expected one of: name, servers, pcs, lans, internal, vms)"),
+     ("colour: unknown key 'colour' (expected one of: name, servers, pcs, lans, internal, vms, "
+      "internet)")),
     ({"name": "bad name!"}, "name: 'bad name!' is not a valid lab name"),
     ({"pcs": ["host1"]}, "pcs: expected a mapping, got list"),
     ({"pcs__host1__adapters__nat0": {}}, "pcs.host1.adapters.nat0: 'nat0' is a name the lab gives"),
@@ -447,3 +448,45 @@ def test_a_vm_may_go_without_ipv6() -> None:
     assert "vm xp  (pc host1, dhcp client udhcpc, no IPv6)" in topology.summary(g)
     assert any(e.startswith("vms.xp.ipv6: expected true or false, got 'no'")
                for e in errors_of(doc(vms__xp__ipv6="no")))
+
+
+# -- the internet ----------------------------------------------------------------------------------
+def test_an_internet_gives_its_core_router_and_each_lans_gateway_an_address() -> None:
+    g = topology.from_document(doc(internet={"servers": {"site": "100.64.0.80"}},
+                                   lans__office__nat=False))
+    inet = g.nodes[topology.INTERNET]
+    assert (inet["subnet"], inet["gateway"], inet["dhcp"]) == ("100.64.0.0/24", "100.64.0.1/24",
+                                                              False)
+    assert g.nodes["site"]["lan"] == topology.INTERNET
+    assert {k: (g.nodes[k]["wan"], g.nodes[k]["nat"]) for k in ("office", "cafe")} == {
+        "office": ("100.64.0.254/24", False), "cafe": ("100.64.0.253/24", True)}
+    again = topology.from_document(topology.to_document(g)[0])  # the document round trip
+    assert again.nodes[topology.INTERNET] == inet and again.nodes["office"]["nat"] is False
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({"internet": {"subnet": "8.8.8.0/24"}}, "internet.subnet: 8.8.8.0/24 is a public range"),
+    ({"internet": {"subnet": "100.64.0.0/29"}}, "internet.subnet: 100.64.0.0/29 is too small"),
+    ({"internet": {"servers": {"site": "100.65.0.1"}}},
+     "internet.servers.site: 100.65.0.1 is outside"),
+    ({"internet": {"servers": {"web": "100.64.0.9"}}}, "name 'web' is already used"),
+    ({"internet": {"servers": {"core": "100.64.0.1"}}}, "address 100.64.0.1 is already used"),
+    ({"internet": {"colour": 1}}, "internet.colour: unknown key 'colour'"),
+    ({"lans__office__nat": False}, "lans.office.nat: the lab has no internet: section"),
+    ({"internet": {"subnet": "192.168.0.0/16"}},
+     "lans.office.subnet: 192.168.50.0/24 overlaps the internet"),
+    ({"internet": {}, "lans__office__nat": False, "lans__cafe__nat": False,
+      "lans__cafe__subnet": "192.168.50.0/25"}, "overlaps LAN office"),
+    ({"internet": {}, "lans__internet": {"subnet": "10.1.0.0/24"}},
+     "lans.internet: name 'internet' is already used"),
+    ({"internet": {}, "servers": {"far": {"host": "192.0.2.10"}}, "lans__office__server": "far"},
+     "lans.office.server: with an internet, a LAN runs on the machine running the lab"),
+])
+def test_a_bad_internet_is_named(changes: dict[str, Any], expected: str) -> None:
+    errs = errors_of(doc(**changes))
+    assert any(expected in e for e in errs), errs
+
+
+def test_a_bad_internet_section_is_the_only_error_it_causes() -> None:
+    errs = errors_of(doc(internet={"subnet": "8.8.8.0/24"}, lans__office__nat=False))
+    assert len(errs) == 1 and "is a public range" in errs[0], errs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from wvpclab import topology
-from wvpclab.verify import endpoints, expect, pairs
+from wvpclab.verify import endpoints, expect, expect_dns, pairs
 
 DOC = {
     "pcs": {"pc": {"adapters": {"eth0": {"lan": "office"}, "eth1": {}}},
@@ -81,3 +81,40 @@ def test_a_pulled_cable_and_a_static_address_off_its_network_reach_nothing() -> 
     g.nodes["b/0"]["ip"] = "10.1.0.5/24"  # a static address that is not 169.254.0.0/16
     assert expect(g, ep(g, "b/eth0"), ep(g, "a/eth0")) == \
         (False, "a static address off its network (no route)")
+
+
+INTERNET_DOC = {**DOC, "internet": {"servers": {"site": "100.64.0.80"}},
+                "lans": {"office": {**DOC["lans"]["office"]},
+                         "far": {**DOC["lans"]["far"], "nat": False}}}
+
+
+@pytest.mark.parametrize("a, b, reaches, why", [
+    ("a/eth1", "site", True, "over the internet"),  # office is NATed by its gateway
+    ("a/eth1", "db", True, "over the internet (routed LAN)"),
+    ("db", "a/eth1", False, "over the internet: a NATed LAN, inbound blocked"),
+    ("site", "db", True, "over the internet (routed LAN)"),
+    ("site", "web", False, "over the internet: a NATed LAN, inbound blocked"),
+    ("a/eth2", "site", True, "NAT: outbound, as the PC, over the internet"),
+    ("a/eth2", "db", True, "NAT: outbound, as the PC, over the internet"),
+    ("site", "a/eth2", False, "NAT: inbound blocked"),
+    ("a/eth0", "site", False, "internal networks are isolated"),
+    ("d/eth0", "site", False, "no address (no DHCP server there)"),  # a PC adapter without LAN
+])
+def test_expectations_with_an_internet(a: str, b: str, reaches: bool, why: str) -> None:
+    graph = topology.from_document(INTERNET_DOC)
+    assert expect(graph, ep(graph, a), ep(graph, b)) == (reaches, why)
+
+
+@pytest.mark.parametrize("label, server, why", [
+    ("a/eth0", None, "internal network: no DNS (as WVPC's)"),
+    ("a/eth1", "192.168.50.1", "its LAN's gateway"),
+    ("a/eth2", "192.168.131.254", "its NAT engine, relayed by its PC"),
+    ("a/eth3", None, "not connected"),
+    ("pc/eth0", "192.168.50.1", "its LAN's gateway"),
+    ("db", "192.168.60.1", "its LAN's gateway"),
+    ("site", None, "the internet has no DNS server of its own"),
+    ("d/eth1", None, "a filter switch without a LAN: no DNS"),
+])
+def test_the_dns_server_each_endpoint_has(label: str, server: str | None, why: str) -> None:
+    graph = topology.from_document(INTERNET_DOC)
+    assert expect_dns(graph, ep(graph, label)) == (server, why)
