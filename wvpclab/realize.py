@@ -651,14 +651,14 @@ class Realizer:
             script(f.node).ingress = f.ingress
         for r in d.add(Resolver) + [b for _, b in d.change(Resolver)]:
             dns.prepare(self.dns_base, r.node, r.nameservers, r.own)
+        fresh = {h.name for h in d.add(Host)}
         for r in d.add(Resolver):
-            if not self.repair:  # (a repair finds them mounted)
+            if not self.repair or r.node in fresh:  # (a repair finds the others mounted)
                 script(r.node).mounts = dns.mounts(self.dns_base, r.node)
         if self.repair:  # whatever is already there stays; the rest is made
             for s in scripts.values():
                 s.ip_removals += s.ip
                 s.ip = []
-        fresh = {h.name for h in d.add(Host)}
         for name in fresh:
             self.nodes[name].config(scripts.pop(name, None))
         for name, s in scripts.items():

@@ -702,15 +702,7 @@ class _Builder:
         self.claim_address(f"lan:{INTERNET}", core, f"{path} (its core router)")
         self.g.add_node(INTERNET, kind="lan", name=INTERNET, subnet=str(subnet), dhcp=False,
                         gateway=str(core), server=None, internet=True, dns=False)
-        servers = self.mapping(body.get("servers"), _path(path, "servers"))
-        for sname, sip in (servers or {}).items():
-            spath = _path(path, "servers", str(sname))
-            if not self.node_name(sname, spath, "server"):
-                continue
-            iface = self.lan_address(sip, subnet, spath, INTERNET)
-            self.g.add_node(sname, kind="server", name=sname, lan=INTERNET,
-                            ip=str(iface) if iface else None)
-            self.g.add_edge(INTERNET, sname, rel="server")
+        self.lan_servers(INTERNET, subnet, body, path)
 
     def internet_links(self) -> None:
         """Each LAN's gateway gets an address on the internet (from the top of its subnet down);
@@ -792,15 +784,20 @@ class _Builder:
                 attrs["gateway"] = str(gw)
                 self.claim_address(f"lan:{name}", gw, f"{path} (its gateway)")
             self.g.add_node(name, **attrs)
-            servers = self.mapping(body.get("servers"), _path(path, "servers"))
-            for sname, sip in (servers or {}).items():
-                spath = _path(path, "servers", str(sname))
-                if not self.node_name(sname, spath, "server"):
-                    continue
-                iface = self.lan_address(sip, subnet, spath, name)
-                self.g.add_node(sname, kind="server", name=sname, lan=name,
-                                ip=str(iface) if iface else None)
-                self.g.add_edge(name, sname, rel="server")
+            self.lan_servers(name, subnet, body, path)
+
+    def lan_servers(self, lan: str, subnet: ipaddress.IPv4Network | None, body: Mapping,
+                    path: str) -> None:
+        """A LAN's (or the internet's) ``servers``: each a name and its static address there."""
+        servers = self.mapping(body.get("servers"), _path(path, "servers"))
+        for sname, sip in (servers or {}).items():
+            spath = _path(path, "servers", str(sname))
+            if not self.node_name(sname, spath, "server"):
+                continue
+            iface = self.lan_address(sip, subnet, spath, lan)
+            self.g.add_node(sname, kind="server", name=sname, lan=lan,
+                            ip=str(iface) if iface else None)
+            self.g.add_edge(lan, sname, rel="server")
 
     def lan_address(self, value: Any, subnet: ipaddress.IPv4Network | None, path: str,
                     lan: str | None = None) -> ipaddress.IPv4Interface | None:
