@@ -93,24 +93,33 @@ def hosts_text(node: str, own: tuple[str, ...]) -> str:
     return "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" + mine
 
 
-def prepare(base: Path, node: str, nameservers: tuple[str, ...], own: tuple[str, ...]) -> None:
+def prepare(base: Path, node: str, nameservers: tuple[str, ...], own: tuple[str, ...],
+            new: bool = False) -> None:
     """A node's resolver files: its static nameservers, its ``resolv.conf`` and ``/etc/hosts``
-    (both written in place: they are mounted in the node)."""
+    (both written in place: they are mounted in the node). A ``new`` node has no lease yet: its
+    ``resolv.conf`` is its static part alone (a node costs few file operations: a lab has
+    thousands)."""
     parts = parts_dir(base, node)
-    parts.mkdir(parents=True, exist_ok=True)
-    parts.chmod(0o755)
-    write_atomic(parts / "0-static", nameserver_lines(nameservers), base)  # (tmp outside parts)
-    for path in (resolv_conf(base, node), hosts_file(base, node)):
-        if not path.exists():
-            path.touch(0o644)
-    compose(base, node)
+    static = nameserver_lines(nameservers)
+    if new:
+        parts.mkdir(mode=0o755, exist_ok=True)
+        (parts / "0-static").write_text(static)
+        resolv_conf(base, node).write_text(static + OPTIONS)
+    else:
+        parts.mkdir(mode=0o755, exist_ok=True)
+        write_atomic(parts / "0-static", static, base)  # (its temporary file outside parts)
+        compose(base, node)
     with open(hosts_file(base, node), "w", encoding="ascii") as f:
         f.write(hosts_text(node, own))
 
 
-def nsswitch_text(machine: str) -> str:
+def nsswitch_text(machine: str) -> str | None:
     """The machine's ``nsswitch.conf`` with hosts looked up in files, then DNS: no other source
-    (a local daemon of the machine's) answers for a node."""
+    (a local daemon of the machine's) answers for a node. None when the machine's says just that
+    already (Debian's default): nodes use it as it is."""
+    hosts = [line.split()[1:] for line in machine.splitlines() if line.startswith("hosts:")]
+    if hosts == [["files", "dns"]]:
+        return None
     lines = [line for line in machine.splitlines() if not line.startswith("hosts:")]
     return "\n".join([*lines, "hosts:          files dns"]) + "\n"
 
@@ -122,15 +131,17 @@ def prepare_lab(base: Path) -> None:
     try:
         machine = Path("/etc/nsswitch.conf").read_text()
     except OSError:
-        machine = ""
-    write_atomic(base / "nsswitch.conf", nsswitch_text(machine))
+        return
+    text = nsswitch_text(machine)
+    if text is not None:
+        write_atomic(base / "nsswitch.conf", text)
 
 
 def mounts(base: Path, node: str) -> list[tuple[str, str]]:
     """What a node mounts over the machine's files (in its own mount namespace)."""
     out = [(str(resolv_conf(base, node)), "/etc/resolv.conf"),
            (str(hosts_file(base, node)), "/etc/hosts")]
-    if Path("/etc/nsswitch.conf").exists():
+    if (base / "nsswitch.conf").exists():  # (the machine's looks up hosts otherwise)
         out.append((str(base / "nsswitch.conf"), "/etc/nsswitch.conf"))
     return out
 

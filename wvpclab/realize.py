@@ -649,9 +649,10 @@ class Realizer:
         for f in d.add(Firewall) + [b for _, b in d.change(Firewall)]:
             script(f.node).firewall = f.rules
             script(f.node).ingress = f.ingress
-        for r in d.add(Resolver) + [b for _, b in d.change(Resolver)]:
-            dns.prepare(self.dns_base, r.node, r.nameservers, r.own)
         fresh = {h.name for h in d.add(Host)}
+        for r in d.add(Resolver) + [b for _, b in d.change(Resolver)]:
+            dns.prepare(self.dns_base, r.node, r.nameservers, r.own,
+                        new=r.node in fresh and not self.repair)
         for r in d.add(Resolver):
             if not self.repair or r.node in fresh:  # (a repair finds the others mounted)
                 script(r.node).mounts = dns.mounts(self.dns_base, r.node)

@@ -94,6 +94,7 @@ def test_nodes_look_names_up_in_files_then_dns_only() -> None:
     assert "passwd: files systemd" in text
     assert [line for line in text.splitlines() if line.startswith("hosts:")] == [
         "hosts:          files dns"]
+    assert dns.nsswitch_text("passwd: files\nhosts:    files   dns\n") is None  # Debian's: as is
 
 
 def test_a_nodes_hosts_file_names_it_by_its_static_addresses() -> None:
