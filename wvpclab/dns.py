@@ -101,12 +101,11 @@ def prepare(base: Path, node: str, nameservers: tuple[str, ...], own: tuple[str,
     thousands)."""
     parts = parts_dir(base, node)
     static = nameserver_lines(nameservers)
+    parts.mkdir(mode=0o755, exist_ok=True)
     if new:
-        parts.mkdir(mode=0o755, exist_ok=True)
         (parts / "0-static").write_text(static)
         resolv_conf(base, node).write_text(static + OPTIONS)
     else:
-        parts.mkdir(mode=0o755, exist_ok=True)
         write_atomic(parts / "0-static", static, base)  # (its temporary file outside parts)
         compose(base, node)
     with open(hosts_file(base, node), "w", encoding="ascii") as f:

@@ -244,7 +244,7 @@ def dot_source(graph: nx.Graph, dpi: int | None = None) -> str:
                                         _mono(server.get("ip", "?"))],
                                        border="1", bgcolor="#ffffff", color="#777777"))
                     c.edge(skey, key, color="#777777", penwidth="1.2")
-        if lan.get("wan") and topology.INTERNET in graph:
+        if lan.get("wan") and topology.has_internet(graph):
             d.edge(topology.INTERNET, key, color="#555555", style="bold",
                    label="NAT" if lan.get("nat") else "routed")
 

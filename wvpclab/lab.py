@@ -164,14 +164,14 @@ class Lab:
             counts = {k: len(topology.nodes_of(g, k)) for k in ("pc", "vm", "nic", "lan", "server",
                                                                  "internal")}
             inet = [s for _, s in topology.nodes_of(g, "server") if s["lan"] == topology.INTERNET]
-            counts["lan"] -= topology.INTERNET in g
+            counts["lan"] -= topology.has_internet(g)
             counts["server"] -= len(inet)
             self._say(f"building lab {self.name}: {_words(counts['pc'], 'PC')}, "
                       f"{_words(counts['vm'], 'VM')} with {_words(counts['nic'], 'NIC')}, "
                       f"{_words(counts['lan'], 'LAN')} with {_words(counts['server'], 'server')}, "
                       f"{_words(counts['internal'], 'internal network')}"
                       + (f", an internet with {_words(len(inet), 'server')}"
-                         if topology.INTERNET in g else "")
+                         if topology.has_internet(g) else "")
                       + (f", over {_words(len(target.of(Server)) + 1, 'machine')}"
                          if target.of(Server) else ""))
             self._apply(target)

@@ -1317,6 +1317,11 @@ def mode_label(nic: Mapping) -> str:
     return f"{nic['mode']} {nic['target']}" if nic.get("target") else nic["mode"]
 
 
+def has_internet(graph: nx.Graph) -> bool:
+    """Whether the lab has an internet (the ``internet:`` section)."""
+    return bool(graph.nodes.get(INTERNET, {}).get("internet"))
+
+
 def summary(graph: nx.Graph) -> str:
     """A readable summary of a validated graph: one line per PC, adapter, LAN, server, internal
     network, VM and NIC (number, MAC, mode, address, speed)."""
@@ -1326,7 +1331,7 @@ def summary(graph: nx.Graph) -> str:
     def n(count: int, word: str) -> str:
         return f"{count} {word}{'' if count == 1 else 's'}"
 
-    inet = INTERNET in graph and bool(graph.nodes[INTERNET].get("internet"))
+    inet = has_internet(graph)
     totals = (f"lab {graph.graph['name']}: {n(counts['pc'], 'PC')},"
               f" {n(counts['adapter'], 'adapter')}, {n(counts['lan'] - inet, 'LAN')},"
               f"{' an internet,' if inet else ''}"

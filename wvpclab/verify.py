@@ -126,20 +126,17 @@ def expect(graph: nx.Graph, a: Endpoint, b: Endpoint) -> tuple[bool, str]:
                                                               f"{pc}/{d['name']}"))}
         if wb == "lan" and xb in lans:
             return True, "NAT: outbound, as the PC"
-        if wb == "lan" and lans and has_internet(graph) and open_to_the_internet(graph, xb):
+        if (wb == "lan" and lans and topology.has_internet(graph)
+                and open_to_the_internet(graph, xb)):
             return True, "NAT: outbound, as the PC, over the internet"
         return False, "NAT: no route from the PC"
     if wa == wb and xa == xb:
         return True, "same LAN" if wa == "lan" else "same filter switch"
-    if wa == wb == "lan" and has_internet(graph):
+    if wa == wb == "lan" and topology.has_internet(graph):
         if open_to_the_internet(graph, xb):
             return True, "over the internet" + ("" if xb == topology.INTERNET else " (routed LAN)")
         return False, "over the internet: a NATed LAN, inbound blocked"
     return False, "different LANs (no route between them)"
-
-
-def has_internet(graph: nx.Graph) -> bool:
-    return bool(graph.nodes.get(topology.INTERNET, {}).get("internet"))
 
 
 def open_to_the_internet(graph: nx.Graph, lan: str) -> bool:

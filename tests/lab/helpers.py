@@ -105,6 +105,12 @@ def read_pcap(path: Path) -> list:
     return frames
 
 
+def address(lab: Any, node: str, dev: str = "eth0") -> str:
+    """A node's IPv4 address on an interface, as ``ip`` shows it (static or leased)."""
+    out = lab.node(node).cmd(f"ip -4 -o addr show dev {dev} scope global").split()
+    return out[out.index("inet") + 1].split("/")[0]
+
+
 def send_frames(node: Any, iface: str, frames_py: str) -> None:
     """Sends frames with scapy from inside a node; ``frames_py`` is a Python expression for them."""
     code = (f"from scapy.all import *; conf.verb = 0; sendp({frames_py}, iface={iface!r})")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.helpers import example_as, leftovers, wait_for
+from tests.lab.helpers import address, example_as, leftovers, wait_for
 from wvpclab import Lab, topology
 
 pytestmark = pytest.mark.lab
@@ -42,11 +42,6 @@ def resolve(lab: Lab, node: str, name: str) -> list[str]:
     """The IPv4 addresses a name resolves to in a node (glibc, as curl or ping would)."""
     out = lab.node(node).cmd(f"getent ahostsv4 {name}")
     return sorted({line.split()[0] for line in out.splitlines() if "STREAM" in line})
-
-
-def address(lab: Lab, node: str, dev: str) -> str:
-    out = lab.node(node).cmd(f"ip -4 -o addr show dev {dev} scope global").split()
-    return out[out.index("inet") + 1].split("/")[0]
 
 
 def test_every_node_resolves_with_its_own_resolver(lab: Lab) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.lab.helpers import example_as, leftovers, wait_for
+from tests.lab.helpers import address, example_as, leftovers, wait_for
 from wvpclab import Lab, topology, verify
 
 pytestmark = pytest.mark.lab
@@ -25,11 +25,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     with Lab(topology.load(path), quiet=True) as running:
         yield running
     assert leftovers(running.prefix) == []
-
-
-def address(lab: Lab, node: str, dev: str = "eth0") -> str:
-    out = lab.node(node).cmd(f"ip -4 -o addr show dev {dev} scope global").split()
-    return out[out.index("inet") + 1].split("/")[0]
 
 
 def seen_as(lab: Lab, vm: str) -> str:

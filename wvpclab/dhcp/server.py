@@ -49,6 +49,7 @@ from wvpclab.dhcp.message import (
     parse,
     parse_frame,
 )
+from wvpclab.dns import names_text, write_atomic
 
 READY_LINE = "wvpclab-dhcp ready"
 BATCH = 256
@@ -338,15 +339,12 @@ class Server:
         except OSError:
             lab = ""
         taken = frozenset(w.lower() for line in lab.splitlines() for w in line.split()[1:])
-        text = "".join(f"{ip}\t{name}\n"
-                       for name, ip in lease_names(self.table, now, taken).items())
+        text = names_text(tuple((name, str(ip)) for name, ip in
+                                lease_names(self.table, now, taken).items()))
         if text == self._names_text:
             return
-        tmp = self.names_dir.parent / f".{self.names_dir.name}.leases.tmp"
         try:
-            tmp.write_text(text)
-            tmp.chmod(0o644)
-            os.replace(tmp, self.names_dir / "leases")
+            write_atomic(self.names_dir / "leases", text, self.names_dir.parent)
         except OSError as err:
             self.stats[f"names not written: {err.strerror or err}"] += 1
             return
