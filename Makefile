@@ -10,7 +10,7 @@ install:
 	@bash scripts/install.sh
 
 lab: install
-	.venv/bin/wvpclab run $(LAB)
+	.venv/bin/wvpclab run $(LAB) --web
 
 check: install
 	.venv/bin/wvpclab check $(LAB)

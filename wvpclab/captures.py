@@ -62,24 +62,27 @@ class Captures:
             self.remote_stop[(vm, index)] = lambda: node.cmd(f"kill -INT {int(pid)}")
         return out
 
+    def stop(self, vm: str, index: int) -> Path:
+        """Ends one capture (tcpdump flushes its file); returns the file."""
+        if (vm, index) not in self.running:
+            raise UsageError(f"{vm} eth{index} is not being captured")
+        proc, out = self.running.pop((vm, index))
+        there = self.remote_stop.pop((vm, index), None)
+        if there is not None and proc.poll() is None:
+            with contextlib.suppress(Exception):  # its server gone: ended here instead
+                there()
+                proc.wait(10)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        if proc.stderr:
+            proc.stderr.close()
+        return out
+
     def stop_all(self) -> list[tuple[str, Path]]:
         """Ends every capture (tcpdump flushes its file); returns (NIC, file) pairs."""
-        done = []
-        for (vm, index), (proc, out) in list(self.running.items()):
-            there = self.remote_stop.pop((vm, index), None)
-            if there is not None and proc.poll() is None:
-                with contextlib.suppress(Exception):  # its server gone: ended here instead
-                    there()
-                    proc.wait(10)
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
-            if proc.stderr:
-                proc.stderr.close()
-            done.append((f"{vm} eth{index}", out))
-            del self.running[(vm, index)]
-        return done
+        return [(f"{vm} eth{index}", self.stop(vm, index)) for vm, index in list(self.running)]

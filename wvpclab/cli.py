@@ -50,6 +50,12 @@ def _load(path: str):
         return None
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1-65535)")
+    return int(text)
+
+
 def _on_term(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -85,11 +91,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     from wvpclab.errors import LabError, UsageError
     from wvpclab.lab import Lab
 
+    sock = None
+    if args.web is not None:  # the port is had before anything is built
+        from wvpclab.web.server import bind
+
+        try:
+            sock = bind(args.web or None)
+        except LabError as err:
+            _err(str(err))
+            return EXIT_INVALID
     signal.signal(signal.SIGTERM, _on_term)
     signal.signal(signal.SIGHUP, _on_term)
     status = 0
     try:
         with Lab(graph, quiet=args.quiet) as lab:
+            if sock is not None:
+                page = lab.web_page(sock=sock)
+                _err(f"the lab's page (WVPC's Settings dialog, live): {page.url}")
             for spec in args.cmd:
                 rc = _run_in_node(lab, spec, args.timeout)
                 status = status or (1 if rc else 0)
@@ -100,6 +118,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (LabError, ValueError) as err:
         _err(str(err))
         return EXIT_INVALID if isinstance(err, (UsageError, ValueError)) else 1
+    finally:
+        if sock is not None:
+            sock.close()
     return status
 
 
@@ -238,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=120.0,
                      help="seconds a --cmd may take (default 120)")
     run.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    run.add_argument("--web", nargs="?", const=0, type=_port, metavar="PORT",
+                     help="serve the lab's web page on 127.0.0.1:PORT (default 8470 or the "
+                          "next free port) and print its address, with the run's token")
     run.set_defaults(func=cmd_run)
     verify = sub.add_parser("verify", help="probe what reaches what against the model (root)",
                             description="Builds the lab, computes from the model whether each "

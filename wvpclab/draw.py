@@ -52,9 +52,13 @@ def _e(value: Any) -> str:
 
 
 def _html(rows: Iterable[str], border: str = "0", bgcolor: str | None = None,
-          color: str | None = None, style: str | None = None) -> str:
-    """An HTML-like label: a one-column table, one row per (already escaped) cell content."""
+          color: str | None = None, style: str | None = None,
+          anchor: tuple[str, str] | None = None) -> str:
+    """An HTML-like label: a one-column table, one row per (already escaped) cell content.
+    ``anchor``: (id, tooltip) of a live picture (the SVG group ``a_ID`` around the table)."""
     attrs = f'BORDER="{border}" CELLBORDER="0" CELLSPACING="0" CELLPADDING="2"'
+    if anchor:
+        attrs += _anchor(*anchor)
     if bgcolor:
         attrs += f' BGCOLOR="{bgcolor}"'
     if color:
@@ -63,6 +67,22 @@ def _html(rows: Iterable[str], border: str = "0", bgcolor: str | None = None,
         attrs += f' STYLE="{style}"'
     body = "".join(f'<TR><TD ALIGN="LEFT" BALIGN="LEFT">{row}</TD></TR>' for row in rows)
     return f"<<TABLE {attrs}>{body}</TABLE>>"
+
+
+def _anchor(ident: str, tooltip: str) -> str:
+    """Attributes that make a cell or table an SVG group ``a_ID`` with a link and a tooltip (what
+    the web page finds, fills with live values and opens a dialog from)."""
+    return f' ID="{_e(ident)}" HREF="#{_e(ident)}" TOOLTIP="{_e(tooltip)}"'
+
+
+def live_id(kind: str, key: str) -> str:
+    """The id of a live element: ``nic`` (key ``VM/N``) or ``switch`` (a switch's key)."""
+    return f"{kind}:{key}"
+
+
+#: Text of a live row before the page fills it in: it reserves the row's width (monospace).
+LIVE_NIC = "\u00a0" * 44
+LIVE_SWITCH = "\u00a0" * 34
 
 
 def _small(text: str, color: str = "#444444") -> str:
@@ -85,8 +105,9 @@ def _on(flag: Any) -> str:
     return "on" if flag else "off"
 
 
-def _nic_cell(nic: Mapping[str, Any]) -> tuple[str, str]:
-    """One NIC's table cell: (TD attributes, content)."""
+def _nic_cell(nic: Mapping[str, Any], live: bool = False) -> tuple[str, str]:
+    """One NIC's table cell: (TD attributes, content); ``live``: with a row the web page fills
+    (carrier, address, lease) and an anchor that opens the VM's settings."""
     mode = _mode(nic)
     strong, fill, _ = mode.style
     how = mode.describe(nic) if nic.get("mode") in modes.MODES else str(nic.get("mode"))
@@ -103,17 +124,22 @@ def _nic_cell(nic: Mapping[str, Any]) -> tuple[str, str]:
     rows += [_small(_e(x)) for x in extra]
     attrs = f'PORT="n{_e(nic.get("index"))}" BGCOLOR="{fill}" COLOR="{strong}" ALIGN="LEFT" ' \
             'BALIGN="LEFT" BORDER="1"'
+    if live:
+        rows.append(_mono(LIVE_NIC))
+        attrs += _anchor(live_id("nic", f"{nic.get('vm')}/{nic.get('index')}"),
+                         f"{nic.get('vm')} NIC {nic.get('index')}: open its settings")
     if mode.attachment_kind() is None:
         attrs += ' STYLE="dashed"'
     return attrs, "<BR/>".join(rows)
 
 
-def _vm_label(key: str, vm: Mapping[str, Any], nics: list[Mapping[str, Any]]) -> str:
+def _vm_label(key: str, vm: Mapping[str, Any], nics: list[Mapping[str, Any]],
+              live: bool = False) -> str:
     head = (f'<TD BGCOLOR="#e4e4e4" ALIGN="LEFT" BALIGN="LEFT" BORDER="1" COLOR="#555555">'
             f'<B>{_e(key)}</B>  {_small("virtual machine on " + _e(vm.get("pc") or "?"))}</TD>')
     rows = [head]
     for nic in nics:
-        attrs, content = _nic_cell(nic)
+        attrs, content = _nic_cell(nic, live)
         rows.append(f"<TD {attrs}>{content}</TD>")
     if not nics:
         rows.append(f'<TD BORDER="1" COLOR="#8c8c8c">{_small("no NICs")}</TD>')
@@ -171,8 +197,9 @@ def _attach_key(graph: nx.Graph, key: str, nic: Mapping[str, Any]) -> str | None
     return None
 
 
-def dot_source(graph: nx.Graph, dpi: int | None = None) -> str:
-    """The lab's picture as Graphviz DOT text (no ``dot`` needed to make it)."""
+def dot_source(graph: nx.Graph, dpi: int | None = None, live: bool = False) -> str:
+    """The lab's picture as Graphviz DOT text (no ``dot`` needed to make it). ``live``: the web
+    page's version, whose NICs and switches carry ids (``live_id``) and a row for live values."""
     gv = _binding()
     name = graph.graph.get("name", "lab")
     d = gv.Digraph(name=str(name))
@@ -236,8 +263,11 @@ def dot_source(graph: nx.Graph, dpi: int | None = None) -> str:
                 rows.append(_small(f"to the internet as {_e(_host(lan['wan']))}"
                                    if lan.get("nat") else
                                    f"routed to the internet ({_e(_host(lan['wan']))})"))
-            c.node(key, _html(rows, border="1", bgcolor="#ffffff", color="#777777"),
-                   shape="plain")
+            if live:
+                rows.append(_mono(LIVE_SWITCH))
+            c.node(key, _html(rows, border="1", bgcolor="#ffffff", color="#777777",
+                              anchor=(live_id("switch", key), f"switch {key}: its leases")
+                              if live else None), shape="plain")
             for skey, server in nodes["server"]:
                 if server.get("lan") == key:
                     c.node(skey, _html([f"<B>{_e(skey)}</B>  {_small('server')}",
@@ -268,8 +298,13 @@ def dot_source(graph: nx.Graph, dpi: int | None = None) -> str:
                         _small("ip " + _e(adapter.get("ip") or "?"))]
                 if not adapter.get("lan"):
                     rows.append(_small("no LAN: cable unplugged"))
+                if live:
+                    rows.append(_mono(LIVE_SWITCH))
                 c.node(akey, _html(rows, border="1", bgcolor=_ADAPTER_FILL, color="#333333",
-                                   style="dashed" if not adapter.get("lan") else None))
+                                   style="dashed" if not adapter.get("lan") else None,
+                                   anchor=(live_id("switch", akey),
+                                           f"{akey}'s filter switch: its rules")
+                                   if live else None))
                 c.edge(akey, stack, color="#999999", penwidth="1.0")
                 if adapter.get("lan"):
                     link = ({"style": "dashed", "penwidth": "1.6", "label": "radio",
@@ -290,9 +325,13 @@ def dot_source(graph: nx.Graph, dpi: int | None = None) -> str:
                 dhcp = (f"DHCP on ({topology.INTERNAL_SERVER.ip})" if net.get("dhcp")
                         else "DHCP off")
                 strong, fill, _ = modes.internal.MODE.style
-                c.node(ikey, _html([f"<B>{_e(ikey)}</B>", _small("internal network switch"),
-                                    _small(_e(dhcp))],
-                                   border="1", bgcolor=fill, color=strong, style="rounded"))
+                rows = [f"<B>{_e(ikey)}</B>", _small("internal network switch"), _small(_e(dhcp))]
+                if live:
+                    rows.append(_mono(LIVE_SWITCH))
+                c.node(ikey, _html(rows, border="1", bgcolor=fill, color=strong, style="rounded",
+                                   anchor=(live_id("switch", ikey),
+                                           f"internal network {ikey}: its rules and leases")
+                                   if live else None))
             for nkey, nic in nodes["nic"]:
                 vm = graph.nodes[nic.get("vm")] if nic.get("vm") in graph else {}
                 if _mode(nic).engine(nic) is None or vm.get("pc") != key:
@@ -312,7 +351,7 @@ def dot_source(graph: nx.Graph, dpi: int | None = None) -> str:
     # The VMs, each NIC a row, and their cables.
     for key, vm in nodes["vm"]:
         nics = topology.nics_of(graph, key)
-        group(pcs.get(vm.get("pc"), {}).get("server")).node(key, _vm_label(key, vm, nics))
+        group(pcs.get(vm.get("pc"), {}).get("server")).node(key, _vm_label(key, vm, nics, live))
         if vm.get("pc") in pcs:  # every VM right of its PC, whatever its NICs attach to
             d.edge(f"{vm['pc']}.host", key, style="invis", minlen="2")
     for key, nic in nodes["nic"]:
@@ -352,15 +391,20 @@ def render(graph: nx.Graph, path: str | Path) -> Path:
     if fmt is None:
         raise ValueError(f"cannot draw to {str(path)!r}: the file name must end in "
                          f"{' or '.join(FORMATS)}")
+    out.write_bytes(pipe(graph, fmt))
+    return out
+
+
+def pipe(graph: nx.Graph, fmt: str = "svg", live: bool = False) -> bytes:
+    """The picture in ``fmt`` (svg or png) as bytes; ``live``: the web page's version
+    (``dot_source``). LabError when Graphviz is missing or fails."""
     gv = _binding()
-    source = dot_source(graph, dpi=PNG_DPI if fmt == "png" else None)
+    source = dot_source(graph, dpi=PNG_DPI if fmt == "png" else None, live=live)
     try:
-        data = gv.pipe("dot", fmt, source.encode("utf-8"), quiet=True)
+        return gv.pipe("dot", fmt, source.encode("utf-8"), quiet=True)
     except gv.ExecutableNotFound:
         raise LabError(f"drawing needs Graphviz's dot program: install the Debian package "
-                           f"{APT_PACKAGE!r} (apt-get install {APT_PACKAGE})") from None
+                       f"{APT_PACKAGE!r} (apt-get install {APT_PACKAGE})") from None
     except gv.CalledProcessError as err:
         detail = (err.stderr or b"").decode("utf-8", "replace").strip()
         raise LabError(f"dot failed to draw the lab: {detail or err}") from None
-    out.write_bytes(data)
-    return out

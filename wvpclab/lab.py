@@ -119,6 +119,15 @@ class Lab:
         self._started = False
         self._state_unsaved = False
         self._watching = threading.Event()  # set: the server watch ends
+        #: Held by a change (and a stop) from start to end: the CLI, the web page and the API
+        #: change the lab one at a time, and a stop waits for a change in flight.
+        self._lock = threading.RLock()
+        #: The lab's web page while it is served (``web_page``).
+        self.web: Any = None
+        #: Held while ``graph`` itself is edited (briefly): ``graph_snapshot`` reads under it.
+        #: Each edit adds one to ``generation`` and wakes ``wait_change``.
+        self._graph_lock = threading.Condition(threading.Lock())
+        self.generation = 0
 
     @classmethod
     def load(cls, path: str | Path, **kwargs: Any) -> Lab:
@@ -303,6 +312,14 @@ class Lab:
     def stop(self) -> None:
         """Tears everything down: the difference to nothing (node processes by namespace, bridges,
         interfaces), then the controller; anything a failed start left is swept by name."""
+        with signals_deferred():
+            web, self.web = self.web, None
+            if web is not None:  # first: a change it is making finishes, then nothing new comes
+                web.stop()
+            with self._lock:
+                self._stop()
+
+    def _stop(self) -> None:
         if not self._started:
             return
         self._started = False
@@ -342,6 +359,21 @@ class Lab:
                 names = ", ".join(sorted({signal.Signals(s).name for s in pending}))
                 self._say(f"({names} arrived while stopping: the teardown finished first)")
             pending.clear()  # the lab is down: nothing left for them to interrupt
+
+    # -- the web page ---------------------------------------------------------------------------
+    def web_page(self, port: int | None = None, sock: Any = None) -> Any:
+        """Serves the lab's web page on 127.0.0.1 (``port``, or the default one or the next
+        free; or on the listening socket ``sock``) until the lab stops, and returns it (``.url``
+        has the run's token). A second call returns the page already served."""
+        if not self._started:
+            raise LabError(f"lab {self.name} is not running")
+        if self.web is None:
+            from wvpclab.web.server import WebServer
+
+            web = WebServer(self, port, sock=sock)
+            web.start()
+            self.web = web
+        return self.web
 
     # -- WVPC's Settings dialog while the VM runs ----------------------------------------------
     def set_nic(self, vm: str, index: int, spec: str, target: str | None = None,
@@ -405,6 +437,10 @@ class Lab:
         """Plans the graph as ``edit`` leaves it, carries out the difference, then keeps the edit.
         All or nothing: signals wait until the change is done (then arrive), and a change that
         fails part way is undone, the lab's record and the network as they were before."""
+        with self._lock:
+            self._change_now(edit, timeout)
+
+    def _change_now(self, edit: Any, timeout: float) -> None:
         if not self._started:
             raise LabError(f"lab {self.name} is not running")
         assert self.realizer is not None
@@ -422,7 +458,10 @@ class Lab:
                     raise LabError(f"{err}; undoing the change failed too ({again}): stop the lab "
                                    "and start it again") from err
                 raise LabError(f"{err} (nothing was changed)") from err
-            edit(self.graph)
+            with self._graph_lock:
+                edit(self.graph)
+                self.generation += 1
+                self._graph_lock.notify_all()
 
     def _nic(self, vm: str, index: int) -> dict:
         self.vm(vm)
@@ -437,11 +476,35 @@ class Lab:
     def capture(self, vm: str, index: int, path: str | Path | None = None) -> Path:
         """Starts a pcap of a NIC (both directions, as the guest sees them); returns the file."""
         self._nic(vm, index)
-        return self._captures.start(self.node(vm), vm, index, path)
+        with self._lock:
+            return self._captures.start(self.node(vm), vm, index, path)
 
     def stop_captures(self) -> list[tuple[str, Path]]:
         """Ends every capture (tcpdump flushes its file); returns (NIC, file) pairs."""
-        return self._captures.stop_all()
+        with self._lock:
+            return self._captures.stop_all()
+
+    def stop_capture(self, vm: str, index: int) -> Path:
+        """Ends the capture of one NIC; returns its file."""
+        with self._lock:
+            return self._captures.stop(vm, index)
+
+    def captures_running(self) -> list[tuple[str, int]]:
+        """The NICs being captured, as (VM, index)."""
+        return sorted(self._captures.running)
+
+    def wait_change(self, since: int, timeout: float) -> int:
+        """Waits until the lab's graph has changed since ``generation`` was ``since`` (at most
+        ``timeout`` seconds); returns the generation now."""
+        with self._graph_lock:
+            self._graph_lock.wait_for(lambda: self.generation != since, timeout)
+            return self.generation
+
+    def graph_snapshot(self) -> nx.Graph:
+        """A copy of the lab's graph as it is now (safe from another thread while a change
+        runs: the change edits ``graph`` only at its end, under the same lock)."""
+        with self._graph_lock:
+            return self.graph.copy()
 
     # -- access -----------------------------------------------------------------------------------
     @property

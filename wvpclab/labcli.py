@@ -350,6 +350,26 @@ class LabCLI(CLI):
         sys.stdout.write(f"drew {out}\n")
         sys.stdout.flush()
 
+    def do_web(self, line: str) -> None:
+        """Serve the lab's web page (WVPC's Settings dialog, the lab drawn live) on 127.0.0.1 and
+        print its address with the run's token; again: print it again.
+        Usage: web [PORT]"""
+        args = line.split()
+        if len(args) > 1 or (args and not (args[0].isdigit() and 1 <= int(args[0]) <= 65535)):
+            self._fail("Usage: web [PORT]")
+            return
+        page = self.lab.web
+        if page is not None and args and int(args[0]) != page.port:
+            self._fail(f"web: the page is already served on port {page.port}: {page.url}")
+            return
+        try:
+            page = self.lab.web_page(int(args[0]) if args else None)
+        except Exception as err:  # noqa: BLE001 - LabError: the port is taken, one line
+            self._fail(str(err))
+            return
+        sys.stdout.write(f"the lab's page: {page.url}\n")
+        sys.stdout.flush()
+
     def do_EOF(self, line: str) -> str:
         """Exit (end of input)."""
         if self.isatty():

@@ -29,7 +29,7 @@ def parse(spec: str, target: str | None = None) -> tuple[str, str | None]:
     """``none``, ``shared``, ``bridge:eth0`` / ``bridge eth0``, ``internal:lab`` -> (mode, target);
     ValueError naming the forms otherwise."""
     text = spec.strip() if target is None else f"{spec.strip()}:{target.strip()}"
-    name, _, rest = text.replace(" ", ":", 1).partition(":")
+    name, _, rest = (text if ":" in text else text.replace(" ", ":", 1)).partition(":")
     rest = rest.strip()
     mode = MODES.get(name)
     if mode is not None and bool(rest) == mode.takes_target:

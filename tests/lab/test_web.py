@@ -1,0 +1,383 @@
+"""The lab's web page on a running lab, driven in a real headless Chromium (Debian's chromium and
+chromium-driver, Selenium from PyPI): the live picture, each VM's Settings dialog, the cable
+switch, captures, a switch's rules and leases, changes from the CLI showing up, and the token and
+cross-site guard. Writes the README's screenshot of the default lab to docs/."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, TOPOLOGIES
+from tests.lab.helpers import wait_for
+from wvpclab import modes, topology
+from wvpclab.lab import Lab
+from wvpclab.labcli import LabCLI
+
+pytestmark = pytest.mark.lab
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+WVPCLAB = str(Path(sys.executable).parent / "wvpclab")
+
+
+def chrome(downloads: Path, size: str = "1280,720") -> Any:
+    """A headless Chromium driven by Debian's chromedriver (nothing is downloaded)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    assert Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists(), \
+        "chromium and chromium-driver are missing: run `bash scripts/install.sh --test`"
+    opts = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                f"--window-size={size}", f"--user-data-dir={downloads / 'profile'}",
+                "--no-first-run", "--disable-background-networking", "--disable-sync",
+                "--disable-component-update", "--disable-default-apps"):
+        opts.add_argument(arg)
+    opts.binary_location = CHROMIUM
+    opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                           "download.prompt_for_download": False})
+    driver = webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
+    width, height = (int(x) for x in size.split(","))  # the page itself at that size
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    return driver
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    with Lab.load(TOPOLOGIES / "four_modes.yaml", quiet=True) as lab:
+        lab.web_page()
+        yield lab
+
+
+@pytest.fixture(scope="module")
+def downloads() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="wvpclab-web-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def page(lab: Lab, downloads: Path) -> Iterator[Any]:
+    driver = chrome(downloads)
+    try:
+        driver.get(lab.web.url)
+        wait_for(lambda: driver.find_elements("css selector", 'g[id="a_nic:xp/0"]'), 20,
+                 what="the lab's picture on the page")
+        yield driver
+    finally:
+        driver.quit()
+
+
+def cli(lab: Lab, commands: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """Runs lines at the lab's prompt; returns what they printed on stdout."""
+    capsys.readouterr()
+    with tempfile.TemporaryFile("w+") as stdin:  # Mininet's CLI polls its input: a real file
+        stdin.write(commands)
+        stdin.seek(0)
+        _FileCLI(lab, stdin=stdin)
+    return capsys.readouterr().out.replace(LabCLI.prompt, "")
+
+
+class _FileCLI(LabCLI):
+    use_rawinput = False  # lines from its stdin file, not from input()
+
+
+def nic_text(page: Any, key: str) -> str:
+    """The words of a NIC's box in the picture (its SVG group's texts), one space between."""
+    return " ".join(" ".join(t.get_attribute("textContent") for t in page.find_elements(
+        "css selector", f'g[id="a_nic:{key}"] text')).split())
+
+
+def nic_row(page: Any, key: str) -> Any:
+    return page.find_element("id", f"nic-{key}")
+
+
+def message(page: Any, key: str) -> str:
+    return nic_row(page, key).find_element("css selector", "[data-msg]").text
+
+
+def open_dialog(page: Any, key: str) -> Any:
+    """Opens a VM's Settings dialog by clicking the NIC in the picture; returns its row."""
+    page.find_element("css selector", f'g[id="a_nic:{key}"] a').click()
+    return wait_for(lambda: page.find_elements("id", f"nic-{key}"), 5,
+                    what=f"the dialog row of {key}")[0]
+
+
+def choose(page: Any, key: str, value: str) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    Select(nic_row(page, key).find_element("tag name", "select")).select_by_value(value)
+
+
+def test_the_picture_lists_every_nic_with_its_mode_and_live_address(lab: Lab, page: Any) -> None:
+    groups = page.find_elements("css selector", 'g[id^="a_nic:"]')
+    assert len(groups) == len(topology.nodes_of(lab.graph, "nic")) == 5
+    for key, nic in topology.nodes_of(lab.graph, "nic"):
+        words = wait_for(lambda key=key: nic_text(page, key).strip() or None, 5)
+        assert f"NIC {nic['index']}" in words and modes.of(nic).describe(nic) in words, words
+    # each DHCP NIC's live row: carrier, the address its client holds, the lease's time left
+    for index in (0, 1, 2):
+        held = lab.dhcp_client("xp", index).lease()["ip"]
+        words = wait_for(lambda i=index, ip=held: (w := nic_text(page, f"xp/{i}")) and
+                         f"carrier {ip}/" in w and "lease " in w and w, 5,
+                         what=f"xp NIC {index}'s address on the page")
+        assert "NO CARRIER" not in words
+    assert "not connected" in nic_text(page, "xp/3")
+    # each switch's packet counters
+    assert wait_for(lambda: "packets in" in " ".join(
+        t.get_attribute("textContent") for t in
+        page.find_elements("css selector", 'g[id="a_switch:office"] text')), 5)
+
+
+def test_switching_a_nic_in_the_dialog_moves_it(lab: Lab, page: Any,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    row = open_dialog(page, "xp/3")
+    options = [o.get_attribute("value") for o in row.find_elements("tag name", "option")]
+    assert options == ["none", "bridge:eth0", "bridge:wlan0", "shared", "internal:lab",
+                       "internal:"]
+    labels = [o.text for o in row.find_elements("tag name", "option")]
+    assert labels[1] == "eth0 (wired adapter, LAN office)" and labels[3] == \
+        "Shared Networking (NAT)" and labels[-1] == "New internal network..."
+    choose(page, "xp/3", "bridge:eth0")
+    wait_for(lambda: "changing" in message(page, "xp/3"), 5, what="the change's progress")
+    said = wait_for(lambda: (m := message(page, "xp/3")).startswith("now") and m, 40,
+                    what="the change's outcome")
+    address = lab.dhcp_client("xp", 3).lease()["ip"]
+    assert said == f"now bridge eth0, address {address}"
+    assert address.startswith("192.168.50.")
+    out = cli(lab, "nics xp\n", capsys)
+    line = next(x for x in out.splitlines() if x.startswith("xp") and x.split()[1] == "3")
+    assert "bridge eth0" in line and f"{address}/24" in line and " yes " in line
+    ping = lab.node("xp").cmd(f"ping -n -c 1 -W 3 -I {address} 192.168.50.80")
+    assert " 0% packet loss" in ping, ping
+    assert any(r["mac"] == lab.graph.nodes["xp/3"]["mac"] for r in lab.leases("office")["office"])
+    choose(page, "xp/3", "none")
+    wait_for(lambda: message(page, "xp/3").startswith("now none"), 40, what="back to none")
+    assert lab.graph.nodes["xp/3"]["mode"] == "none"
+
+
+def test_the_cable_switch_drops_carrier(lab: Lab, page: Any) -> None:
+    row = open_dialog(page, "xp/1")
+    box = row.find_element("css selector", 'input[name="cable"]')
+    assert box.is_selected()
+    box.click()
+    wait_for(lambda: message(page, "xp/1").startswith("cable pulled out"), 30)
+    assert "NO-CARRIER" in lab.node("xp").cmd("ip link show eth1")
+    assert "cable pulled" in nic_text(page, "xp/1")
+    nic_row(page, "xp/1").find_element("css selector", 'input[name="cable"]').click()
+    wait_for(lambda: message(page, "xp/1").startswith("cable plugged in"), 30)
+    assert "NO-CARRIER" not in lab.node("xp").cmd("ip link show eth1")
+    assert lab.graph.nodes["xp/1"].get("cable", True) is True
+
+
+def test_a_refused_change_shows_the_lab_s_own_error(lab: Lab, page: Any) -> None:
+    open_dialog(page, "xp/3")
+    choose(page, "xp/3", "internal:")
+    alert = wait_for(lambda: _alert(page), 5, what="the prompt for a name")
+    alert.send_keys("no spaces!")
+    alert.accept()
+    said = wait_for(lambda: "valid internal network name" in (m := message(page, "xp/3")) and m,
+                    10)
+    assert "'no spaces!' is not a valid internal network name" in said
+    assert lab.graph.nodes["xp/3"]["mode"] == "none"
+    select = nic_row(page, "xp/3").find_element("tag name", "select")
+    wait_for(lambda: select.get_attribute("value") == "none", 5, what="the drop-down put back")
+
+
+def _alert(page: Any) -> Any:
+    from selenium.common.exceptions import NoAlertPresentException
+
+    try:
+        return page.switch_to.alert
+    except NoAlertPresentException:
+        return None
+
+
+def test_a_new_internal_network_from_the_dialog(lab: Lab, page: Any) -> None:
+    open_dialog(page, "xp/3")
+    choose(page, "xp/3", "internal:")
+    alert = wait_for(lambda: _alert(page), 5, what="the prompt for a name")
+    alert.send_keys("lab2")
+    alert.accept()
+    wait_for(lambda: message(page, "xp/3").startswith("now internal lab2"), 40)
+    assert lab.graph.nodes["xp/3"]["target"] == "lab2"
+    assert "pc/lab2" in lab.bridges
+    values = wait_for(lambda: "internal:lab2" in (v := [
+        o.get_attribute("value") for o in nic_row(page, "xp/0").find_elements("tag name",
+                                                                               "option")]) and v,
+        5, what="the new network in every NIC's drop-down")
+    assert values.index("internal:lab2") == values.index("internal:lab") + 1
+    choose(page, "xp/3", "none")
+    wait_for(lambda: message(page, "xp/3").startswith("now none"), 40)
+
+
+def test_a_change_in_the_cli_shows_on_the_page_within_a_second(
+        lab: Lab, page: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    open_dialog(page, "xp/2")
+    select = nic_row(page, "xp/2").find_element("tag name", "select")
+    assert select.get_attribute("value") == "internal:lab"
+    try:
+        out = cli(lab, "nic xp 2 shared\n", capsys)
+        done = time.monotonic()
+        assert out.startswith("xp NIC 2: shared"), out
+        wait_for(lambda: select.get_attribute("value") == "shared"
+                 and "shared (NAT)" in nic_text(page, "xp/2"), 3, 0.02,
+                 what="the CLI's change on the page")
+        seen = time.monotonic() - done
+        assert seen < 1.0, f"the page showed the CLI's change after {seen:.2f} s"
+    finally:
+        cli(lab, "nic xp 2 internal lab\n", capsys)
+    wait_for(lambda: select.get_attribute("value") == "internal:lab", 3)
+
+
+def test_capture_downloads_a_pcap_of_what_crossed_the_nic(lab: Lab, page: Any,
+                                                          downloads: Path) -> None:
+    from scapy.all import ICMP, Ether, rdpcap
+
+    button = open_dialog(page, "xp/1").find_element("css selector", "button.capture")
+    assert button.text == "capture"
+    button.click()
+    wait_for(lambda: button.text == "stop capture and download", 10)
+    address = lab.dhcp_client("xp", 1).lease()["ip"]
+    assert " 0% packet loss" in lab.node("xp").cmd(
+        f"ping -n -c 2 -W 3 -I {address} 192.168.50.80")
+    button.click()
+    pcap = downloads / "capture-xp-eth1.pcap"
+    wait_for(lambda: pcap.exists() and pcap.stat().st_size > 24, 15, what="the downloaded pcap")
+    frames = rdpcap(str(pcap))
+    mac = lab.graph.nodes["xp/1"]["mac"]
+    echoes = [f for f in frames if ICMP in f and f[Ether].src == mac and f[ICMP].type == 8]
+    assert len(echoes) == 2
+    assert lab.captures_running() == []
+    wait_for(lambda: "capture saved" in message(page, "xp/1"), 5)
+
+
+def test_a_switch_s_rules_and_an_internal_network_s_leases(lab: Lab, page: Any) -> None:
+    page.find_element("css selector", 'g[id="a_switch:pc/eth0"] a').click()
+    rules = wait_for(lambda: page.find_elements("css selector", "#detail pre"), 10)[0]
+    assert rules.text.splitlines() == lab.filter_rules("pc/eth0")
+    page.find_element("id", "detail-close").click()
+    page.find_element("css selector", 'g[id="a_switch:pc/lab"] a').click()
+    table = wait_for(lambda: page.find_elements("css selector", "#detail table"), 10)[0]
+    xp = lab.graph.nodes["xp/2"]["mac"]
+    assert any(xp in row.text for row in table.find_elements("tag name", "tr")), table.text
+    page.find_element("id", "detail-close").click()
+
+
+# -- the guard ----------------------------------------------------------------------------------
+def request(url: str, data: Any = None, headers: dict[str, str] | None = None,
+            method: str | None = None) -> tuple[int, dict]:
+    body = json.dumps(data).encode() if isinstance(data, dict) else data
+    req = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as res:
+            text = res.read()
+            status = res.status
+    except urllib.error.HTTPError as err:
+        text, status = err.read(), err.code
+    with contextlib.suppress(ValueError):
+        return status, json.loads(text or b"{}")
+    return status, {"raw": text}
+
+
+def test_a_wrong_token_and_a_cross_site_post_are_refused(lab: Lab) -> None:
+    web = lab.web
+    base = f"http://127.0.0.1:{web.port}"
+    status, body = request(f"{base}/")
+    assert status == 403 and "needs its token" in body["error"]
+    assert request(f"{base}/?token=wrong")[0] == 403
+    assert request(f"{base}/api/state", headers={"Cookie": f"wvpclab-token-{web.port}=x"})[0] == 403
+    ok = {"Cookie": f"wvpclab-token-{web.port}={web.token}"}
+    assert request(f"{base}/api/state", headers=ok)[0] == 200
+    # DNS rebinding: another name for 127.0.0.1
+    status, body = request(f"{base}/api/state", headers={**ok, "Host": f"evil.example:{web.port}"})
+    assert status == 403 and "127.0.0.1 and localhost only" in body["error"]
+    pull = {"vm": "xp", "index": 1, "plugged": False}
+    json_ct = {"Content-Type": "application/json"}
+    # no token, the cookie alone (what a cross-site form would carry), a wrong token
+    assert request(f"{base}/api/cable", pull, {**json_ct, **ok})[0] == 403
+    assert request(f"{base}/api/cable", pull, {**json_ct, "X-Wvpclab-Token": "x"})[0] == 403
+    # the right token from another site's page
+    status, body = request(f"{base}/api/cable", pull, {**json_ct, "X-Wvpclab-Token": web.token,
+                                                       "Origin": "http://evil.example"})
+    assert status == 403 and "cross-site request refused" in body["error"]
+    # a form's body (what a cross-site form can send without asking)
+    status, _ = request(f"{base}/api/cable", b"vm=xp&index=1&plugged=false",
+                        {"Content-Type": "application/x-www-form-urlencoded",
+                         "X-Wvpclab-Token": web.token})
+    assert status == 415
+    assert lab.graph.nodes["xp/1"].get("cable", True) is True
+    assert "NO-CARRIER" not in lab.node("xp").cmd("ip link show eth1")
+    # a bad argument: the lab's own words, and the lab goes on
+    status, body = request(f"{base}/api/nic", {"vm": "xp", "index": 7, "mode": "shared"},
+                           {**json_ct, "X-Wvpclab-Token": web.token,
+                            "Origin": f"http://127.0.0.1:{web.port}"})
+    assert status == 400 and body["error"] == "xp has no NIC 7"
+    status, body = request(f"{base}/api/nic", b"{not json", {**json_ct,
+                                                            "X-Wvpclab-Token": web.token})
+    assert status == 400 and "bad request" in body["error"]
+    assert request(f"{base}/api/nic", method="PUT", headers=ok)[0] == 405
+
+
+# -- the command line and the default lab ---------------------------------------------------------
+def test_run_web_prints_the_address_and_web_at_the_prompt(tmp_path: Path) -> None:
+    res = subprocess.run([WVPCLAB, "run", str(TOPOLOGIES / "xp_mode.yaml"), "--web"],
+                         input="web\nweb 70000\nweb 1\n", capture_output=True, text=True,
+                         timeout=180, check=False)
+    assert res.returncode == 0, res.stderr
+    said = res.stderr.split("wvpclab: the lab's page (WVPC's Settings dialog, live): ", 1)[1]
+    printed = said.split()[0]
+    assert printed.startswith("http://127.0.0.1:") and "/?token=" in printed, res.stderr
+    assert f"the lab's page: {printed}" in res.stdout
+    assert "*** Usage: web [PORT]" in res.stderr
+    assert "*** web: the page is already served on port" in res.stderr
+    # a port that cannot be had: said before anything is built
+    with socket_on() as port:
+        res = subprocess.run([WVPCLAB, "run", str(TOPOLOGIES / "xp_mode.yaml"), "--web",
+                              str(port)], input="", capture_output=True, text=True, timeout=60,
+                             check=False)
+    assert res.returncode == 2
+    assert f"cannot listen on 127.0.0.1 port {port}" in res.stderr
+    assert "building lab" not in res.stderr
+
+
+@contextlib.contextmanager
+def socket_on() -> Iterator[int]:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        yield sock.getsockname()[1]
+
+
+def test_the_default_lab_s_page_screenshot_for_the_readme(tmp_path: Path) -> None:
+    """Writes docs/web.png: the page of `make lab`'s lab with XP Mode's Settings dialog open."""
+    with Lab.load(TOPOLOGIES / "xp_mode.yaml", quiet=True) as lab:
+        web = lab.web_page()
+        driver = chrome(tmp_path)
+        try:
+            driver.get(web.url)
+            wait_for(lambda: "carrier 192.168.131." in nic_text(driver, "xp/0"), 20,
+                     what="xp's address on the page")
+            open_dialog(driver, "xp/0")
+            wait_for(lambda: "carrier" in nic_row(driver, "xp/0").text, 5)
+            out = ROOT / "docs" / "web.png"
+            assert driver.save_screenshot(str(out))
+        finally:
+            driver.quit()
+    assert out.stat().st_size > 20_000

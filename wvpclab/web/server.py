@@ -1,0 +1,294 @@
+"""The lab's web page: WVPC's Settings dialog for every VM beside the lab's picture, drawn live.
+
+``WebServer(lab).start()`` serves it on 127.0.0.1 (a Starlette app under uvicorn, in a thread of the
+lab's process) and ``url`` is its address with the run's token; ``stop()`` ends it, after any change
+in flight has finished. Every change goes through the lab's own ``set_nic``, ``cable`` and
+``capture``, as the CLI's do, one at a time (the lab's lock), so the page, the CLI and the Python
+API see one lab. Who may read and change: ``wvpclab.web.guard``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import secrets
+import socket
+import threading
+import time
+from importlib import resources
+from typing import Any
+
+from wvpclab.errors import LabError, UsageError
+from wvpclab.web import guard
+from wvpclab.web.state import Sampler, settings
+
+#: The page's port unless told otherwise (and the next ones, if it is taken).
+DEFAULT_PORT = 8470
+_TRIES = 10
+#: How long a page's look at the lab waits for a change before it takes the live values anyway.
+WAIT = 0.5
+
+_SECURITY_HEADERS = [
+    (b"content-security-policy", (b"default-src 'self'; img-src 'self' data: blob:; "
+                                  b"frame-ancestors 'none'; form-action 'none'; base-uri 'none'")),
+    (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]
+
+_STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
+           "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+           "/app.css": ("app.css", "text/css; charset=utf-8")}
+
+
+def _static(name: str) -> bytes:
+    return resources.files("wvpclab.web").joinpath("static", name).read_bytes()
+
+
+def bind(port: int | None, host: str = "127.0.0.1") -> socket.socket:
+    """A listening socket on ``port`` (None: the default one or, if taken, one of the next
+    ones). LabError naming the port when it cannot be had."""
+    ports = [port] if port is not None else range(DEFAULT_PORT, DEFAULT_PORT + _TRIES)
+    last: OSError | None = None
+    for p in ports:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, p))
+            sock.listen(64)
+        except OSError as err:
+            sock.close()
+            last = err
+            continue
+        sock.set_inheritable(False)
+        return sock
+    where = f"port {port}" if port is not None else \
+        f"ports {DEFAULT_PORT}-{DEFAULT_PORT + _TRIES - 1}"
+    raise LabError(f"the web page cannot listen on {host} {where}: "
+                   f"{last.strerror if last else 'no port'} (name another: --web PORT)")
+
+
+class WebServer:
+    """The page of one running lab."""
+
+    def __init__(self, lab: Any, port: int | None = None, token: str | None = None,
+                 sock: socket.socket | None = None) -> None:
+        self.lab = lab
+        self.token = token or secrets.token_urlsafe(24)
+        self.sock = sock if sock is not None else bind(port)
+        self.port: int = self.sock.getsockname()[1]
+        self.sampler = Sampler(lab)
+        #: What the page is changing now, by NIC (``VM/N``): what it asked for.
+        self.busy: dict[str, str] = {}
+        self._busy_lock = threading.Lock()
+        self._svg: tuple[str, bytes] = ("", b"")
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/?token={self.token}"
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False,
+                                lifespan="off", timeout_graceful_shutdown=40,
+                                server_header=False, interface="asgi3", proxy_headers=False)
+        self._server = server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=lambda: asyncio.run(server.serve([self.sock])),
+                                        name="wvpclab-web", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise LabError(f"the web page did not start on port {self.port}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Ends the page: no new requests; a change in flight finishes first (the lab stays
+        whole)."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(60)
+            self._thread = None
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        self.sampler.close()
+
+    # -- the ASGI app -----------------------------------------------------------------------------
+    async def app(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        from starlette.requests import Request
+
+        request = Request(scope, receive)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        query_token = request.query_params.get("token")
+        cookie = request.cookies.get(guard.cookie_name(self.port))
+        refused = guard.refusal(request.method, headers, query_token, cookie, self.token)
+        if refused is not None:
+            await self._reply(send, refused[0], {"error": refused[1]})
+            return
+        try:
+            status, body, kind, extra = await self._route(request, query_token)
+        except UsageError as err:
+            status, body, kind, extra = 400, {"error": str(err)}, None, []
+        except LabError as err:
+            status, body, kind, extra = 409, {"error": str(err)}, None, []
+        except ValueError as err:
+            status, body, kind, extra = 400, {"error": f"bad request: {err}"}, None, []
+        except Exception as err:  # noqa: BLE001 - the page says it; the lab goes on
+            status, body, kind, extra = 500, {"error": f"the lab failed to answer: {err}"}, \
+                None, []
+        await self._reply(send, status, body, kind, extra)
+
+    async def _reply(self, send: Any, status: int, body: Any, kind: str | None = None,
+                     extra: list[tuple[bytes, bytes]] | None = None) -> None:
+        import json
+
+        if not isinstance(body, bytes):
+            body, kind = json.dumps(body).encode(), "application/json"
+        headers = [(b"content-type", (kind or "application/octet-stream").encode()),
+                   (b"content-length", str(len(body)).encode()), *_SECURITY_HEADERS,
+                   *(extra or [])]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _route(self, request: Any, query_token: str | None
+                     ) -> tuple[int, Any, str | None, list]:
+        from starlette.concurrency import run_in_threadpool
+
+        path, method = request.url.path, request.method
+        if method in ("GET", "HEAD"):
+            if path == "/" and query_token is not None:  # keep the token, drop it from the bar
+                cookie = (f"{guard.cookie_name(self.port)}={self.token}; Path=/; HttpOnly; "
+                          "SameSite=Strict")
+                return 303, b"", "text/plain", [(b"location", b"/"),
+                                                (b"set-cookie", cookie.encode())]
+            if path in _STATIC:
+                name, kind = _STATIC[path]
+                data = _static(name)
+                if name == "index.html":
+                    data = data.replace(b"@TOKEN@", self.token.encode())
+                return 200, data, kind, []
+            if path == "/api/state":
+                since = request.query_params.get("since", "")
+                if since.isdigit():  # a page's next look: as soon as the lab changes, or in 0.5 s
+                    await run_in_threadpool(self.lab.wait_change, int(since), WAIT)
+                return 200, await run_in_threadpool(self.state), None, []
+            if path == "/favicon.ico":
+                return 204, b"", "image/x-icon", []
+            if path == "/api/picture.svg":
+                return 200, await run_in_threadpool(self.picture), "image/svg+xml", []
+            if path == "/api/rules":
+                key = request.query_params.get("switch", "")
+                return 200, {"switch": key, "rules": await run_in_threadpool(
+                    self.lab.filter_rules, key)}, None, []
+            if path == "/api/leases":
+                key = request.query_params.get("network", "")
+                tables = await run_in_threadpool(self.lab.leases, key)
+                return 200, {"network": key, "leases": tables.get(key, [])}, None, []
+            return 404, {"error": f"nothing at {path}"}, None, []
+        body = await request.json()
+        if not isinstance(body, dict):
+            return 400, {"error": "bad request: the body is a JSON object"}, None, []
+        if path == "/api/nic":
+            return 200, await run_in_threadpool(self.set_nic, body), None, []
+        if path == "/api/cable":
+            return 200, await run_in_threadpool(self.cable, body), None, []
+        if path == "/api/capture":
+            result = await run_in_threadpool(self.capture, body)
+            if isinstance(result, bytes):
+                name = f"capture-{body['vm']}-eth{body['index']}.pcap"
+                return 200, result, "application/vnd.tcpdump.pcap", [
+                    (b"content-disposition", f'attachment; filename="{name}"'.encode())]
+            return 200, result, None, []
+        return 404, {"error": f"nothing to change at {path}"}, None, []
+
+    # -- what the routes do (in worker threads) ---------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        graph = self.lab.graph_snapshot()
+        generation = self.lab.generation
+        out = settings(graph)
+        out["generation"] = generation
+        out.update(self.sampler.sample())
+        out["picture"] = self._picture_key(graph)
+        out["busy"] = dict(self.busy)
+        out["captures"] = [f"{vm}/{i}" for vm, i in self.lab.captures_running()]
+        out["time"] = time.time()
+        return out
+
+    def _picture_key(self, graph: Any) -> str:
+        from wvpclab.draw import dot_source
+
+        return hashlib.sha1(dot_source(graph, live=True).encode()).hexdigest()[:16]
+
+    def picture(self) -> bytes:
+        from wvpclab.draw import pipe
+
+        graph = self.lab.graph_snapshot()
+        key = self._picture_key(graph)
+        if self._svg[0] != key:
+            self._svg = (key, pipe(graph, "svg", live=True))
+        return self._svg[1]
+
+    @staticmethod
+    def _where(body: dict) -> tuple[str, int]:
+        vm, index = body.get("vm"), body.get("index")
+        if not isinstance(vm, str) or isinstance(index, bool) or not isinstance(index, int):
+            raise UsageError("name the NIC: {\"vm\": NAME, \"index\": 0..3}")
+        return vm, index
+
+    def _busy(self, vm: str, index: int, what: str) -> Any:
+        key = f"{vm}/{index}"
+        with self._busy_lock:
+            if key in self.busy:
+                raise UsageError(f"{vm} NIC {index} is already changing ({self.busy[key]})")
+            self.busy[key] = what
+        done = contextlib.ExitStack()
+        done.callback(self.busy.pop, key, None)
+        return done
+
+    def set_nic(self, body: dict) -> dict[str, Any]:
+        vm, index = self._where(body)
+        mode = body.get("mode")
+        if not isinstance(mode, str):
+            raise UsageError("set_nic: give the mode as a string (none, shared, bridge:ADAPTER, "
+                             "internal:NAME)")
+        with self._busy(vm, index, f"to {mode}"):
+            changed = self.lab.set_nic(vm, index, mode)
+        return {"changed": changed, **self._nic_now(vm, index)}
+
+    def cable(self, body: dict) -> dict[str, Any]:
+        vm, index = self._where(body)
+        plugged = body.get("plugged")
+        with self._busy(vm, index, "cable " + ("in" if plugged else "out")):
+            changed = self.lab.cable(vm, index, plugged)
+        return {"changed": changed, **self._nic_now(vm, index)}
+
+    def capture(self, body: dict) -> dict[str, Any] | bytes:
+        vm, index = self._where(body)
+        action = body.get("action")
+        if action == "start":
+            path = self.lab.capture(vm, index, self.lab.run_dir / f"web-capture-{vm}-{index}.pcap")
+            return {"capturing": True, "file": str(path)}
+        if action == "stop":
+            path = self.lab.stop_capture(vm, index)
+            try:
+                return path.read_bytes()
+            finally:
+                path.unlink(missing_ok=True)
+        raise UsageError("capture: the action is start or stop")
+
+    def _nic_now(self, vm: str, index: int) -> dict[str, Any]:
+        graph = self.lab.graph_snapshot()
+        nic = graph.nodes[f"{vm}/{index}"]
+        client = self.lab.clients.get((vm, index))
+        lease = client.lease() if client is not None else None
+        return {"vm": vm, "index": index, "label": f"{nic['mode']}" +
+                (f" {nic['target']}" if nic.get("target") else ""),
+                "cable": bool(nic.get("cable", True)),
+                "address": (lease or {}).get("ip") or nic.get("ip")}

@@ -1,0 +1,345 @@
+// wvpclab's web page: the lab's picture kept live, and WVPC's Settings dialog for each VM.
+// Reads /api/state twice a second; every change is a POST carrying the page's token.
+"use strict";
+
+const TOKEN = document.querySelector('meta[name="wvpclab-token"]').content;
+const NEW_INTERNAL = "internal:";
+const POLL_MS = 300;  // at most this often (a look that waited on the server goes again at once)
+
+let state = null;          // the last /api/state
+let pictureKey = null;     // which picture is shown
+let chosenVm = null;       // the VM whose dialog is open
+let pickedNic = null;      // a NIC clicked in the picture (highlighted in the dialog)
+let dialogKey = null;      // what the dialog was built from
+const messages = {};       // per NIC ("vm/n"): {text, kind} said under it
+const inFlight = {};       // per NIC: a change this page sent and awaits
+let detailShown = null;    // the switch whose rules/leases are open
+
+const $ = (sel) => document.querySelector(sel);
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (v !== false && v !== null && v !== undefined) node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) node.append(c);
+  return node;
+}
+
+async function api(path, body) {
+  const opts = body === undefined ? {} : {
+    method: "POST",
+    headers: {"Content-Type": "application/json", "X-Wvpclab-Token": TOKEN},
+    body: JSON.stringify(body),
+  };
+  let res;
+  try {
+    res = await fetch(path, opts);
+  } catch (e) {
+    throw new Error("the lab is not answering (was it stopped?)");
+  }
+  const type = res.headers.get("content-type") || "";
+  if (!res.ok) {
+    let why = `${res.status} ${res.statusText}`;
+    if (type.includes("json")) why = (await res.json()).error || why;
+    throw new Error(why);
+  }
+  return type.includes("json") ? res.json() : res;
+}
+
+// -- live values in words -----------------------------------------------------------------------
+function duration(s) {
+  if (s === null || s === undefined) return "";
+  const d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
+  const pad = (n) => String(n).padStart(2, "0");
+  return d ? `${d}d${pad(h)}h${pad(m)}m` : `${pad(h)}:${pad(m)}:${pad(Math.floor(s % 60))}`;
+}
+
+function nicWords(key, nic, live) {
+  if (state.busy[key] || inFlight[key]) return "changing...";
+  if (!live) return "";
+  if (!nic.pluggable) return "not connected";
+  if (!nic.cable) return "cable pulled: no carrier";
+  const parts = [live.carrier ? "carrier" : "NO CARRIER", live.address || "no address"];
+  if (live.lease_left !== null && live.lease_left !== undefined)
+    parts.push("lease " + duration(live.lease_left));
+  return parts.join("  ");
+}
+
+function count(n) {
+  return n >= 1e6 ? (n / 1e6).toFixed(1) + "M" : n >= 1e4 ? Math.round(n / 1e3) + "k" : String(n);
+}
+
+// -- the picture --------------------------------------------------------------------------------
+async function showPicture() {
+  if (state.picture === pictureKey) return;
+  const res = await api("/api/picture.svg");
+  const box = $("#picture");
+  box.innerHTML = await res.text();  // Graphviz's SVG of the lab, escaped by Graphviz
+  pictureKey = state.picture;
+  for (const a of box.querySelectorAll("a")) {
+    const target = a.getAttribute("xlink:href") || a.getAttribute("href") || "";
+    a.addEventListener("click", (ev) => {
+      ev.preventDefault();
+      if (target.startsWith("#nic:")) {
+        const [vm, index] = target.slice(5).split(/\/(?=\d+$)/);
+        pickedNic = `${vm}/${index}`;
+        chooseVm(vm);
+      } else if (target.startsWith("#switch:")) {
+        showDetail(target.slice(8));
+      }
+    });
+  }
+}
+
+function fillPicture() {
+  for (const vm of state.vms) {
+    for (const nic of vm.nics) {
+      const key = `${vm.name}/${nic.index}`;
+      const g = document.getElementById("a_nic:" + key);
+      if (!g) continue;
+      const texts = g.querySelectorAll("text");
+      const row = texts[texts.length - 1];
+      const live = state.nics[key];
+      row.textContent = nicWords(key, nic, live);
+      const bad = nic.pluggable && (!nic.cable || (live && !live.carrier));
+      row.setAttribute("fill", state.busy[key] || inFlight[key] ? "#1f5fbf" : bad ? "#b00000" : "#1b6e20");
+    }
+  }
+  for (const [key, c] of Object.entries(state.switches_live || {})) {
+    const g = document.getElementById("a_switch:" + key);
+    if (!g) continue;
+    const texts = g.querySelectorAll("text");
+    texts[texts.length - 1].textContent = `${count(c.rx)} packets in, ${count(c.tx)} out`;
+  }
+}
+
+// -- the Settings dialog ------------------------------------------------------------------------
+function chooseVm(name) {
+  if (chosenVm !== name) {
+    chosenVm = name;
+    dialogKey = null;
+  }
+  render();
+  if (pickedNic) {
+    const row = document.getElementById("nic-" + pickedNic);
+    if (row) row.scrollIntoView({block: "nearest"});
+  }
+}
+
+function renderVmList() {
+  const nav = $("#vms");
+  const names = state.vms.map((v) => v.name);
+  if (nav.dataset.names !== names.join(" ")) {
+    nav.replaceChildren(...names.map((n) => el("button", {type: "button", "data-vm": n, text: n,
+                                                           onclick: () => { pickedNic = null; chooseVm(n); }})));
+    nav.dataset.names = names.join(" ");
+  }
+  for (const b of nav.children) b.setAttribute("aria-current", String(b.dataset.vm === chosenVm));
+}
+
+function buildDialog(vm) {
+  const box = $("#dialog");
+  const rows = vm.nics.map((nic) => {
+    const key = `${vm.name}/${nic.index}`;
+    const select = el("select", {"aria-label": `${vm.name} network adapter ${nic.index + 1}`,
+                                 name: "mode", onchange: () => changeMode(vm.name, nic.index, select)});
+    const cable = el("input", {type: "checkbox", name: "cable",
+                               onchange: () => changeCable(vm.name, nic.index, cable)});
+    const capture = el("button", {type: "button", class: "capture", name: "capture",
+                                  onclick: () => toggleCapture(vm.name, nic.index, capture)});
+    return el("fieldset", {class: "nic", id: "nic-" + key, "data-nic": key},
+      el("legend", {}, `Network adapter ${nic.index + 1} (eth${nic.index}) `,
+         el("span", {class: "mac", text: nic.mac})),
+      select,
+      el("div", {class: "row"}, el("label", {}, cable, " cable connected"), capture),
+      el("div", {class: "live", "data-live": ""}),
+      el("div", {class: "msg", "data-msg": ""}));
+  });
+  box.replaceChildren(
+    el("div", {class: "head"}, el("h2", {text: `${vm.name} Settings: Networking`}),
+       el("p", {class: "sub", text: `virtual machine on ${vm.pc}; ${vm.nics.length} of 4 network adapters`})),
+    vm.nics.length ? el("div", {class: "nics"}, ...rows) : el("p", {text: "This VM has no network adapters."}));
+}
+
+function fillDialog(vm) {
+  for (const nic of vm.nics) {
+    const key = `${vm.name}/${nic.index}`;
+    const row = document.getElementById("nic-" + key);
+    if (!row) continue;
+    row.classList.toggle("picked", key === pickedNic);
+    const select = row.querySelector("select");
+    const busy = Boolean(state.busy[key] || inFlight[key]);
+    const optKey = nic.choices.map((c) => c.value + "=" + c.label).join("|");
+    if (select.dataset.opts !== optKey && document.activeElement !== select) {
+      select.replaceChildren(...nic.choices.map((c) => el("option", {value: c.value, text: c.label})));
+      select.dataset.opts = optKey;
+    }
+    if (!busy && document.activeElement !== select) select.value = nic.value;
+    select.disabled = busy;
+    const cable = row.querySelector('input[name="cable"]');
+    cable.checked = nic.cable;
+    cable.disabled = busy || !nic.pluggable;
+    const capture = row.querySelector("button.capture");
+    const capturing = state.captures.includes(key);
+    capture.textContent = capturing ? "stop capture and download" : "capture";
+    capture.dataset.capturing = String(capturing);
+    const live = state.nics[key];
+    const liveBox = row.querySelector("[data-live]");
+    const words = nicWords(key, nic, live);
+    const bad = nic.pluggable && (!nic.cable || (live && !live.carrier));
+    liveBox.replaceChildren(el("span", {class: bad ? "down" : "up", text: words}));
+    const msg = row.querySelector("[data-msg]");
+    const said = inFlight[key] ? {text: inFlight[key], kind: "busy"}
+      : state.busy[key] ? {text: `changing ${state.busy[key]} (from another page)`, kind: "busy"}
+      : messages[key] || {text: "", kind: ""};
+    msg.textContent = said.text;
+    msg.className = "msg " + said.kind;
+  }
+}
+
+function render() {
+  if (!state) return;
+  $("#title").textContent = `wvpclab: lab ${state.lab}`;
+  if (!chosenVm || !state.vms.some((v) => v.name === chosenVm)) chosenVm = state.vms.length ? state.vms[0].name : null;
+  renderVmList();
+  const vm = state.vms.find((v) => v.name === chosenVm);
+  if (!vm) { $("#dialog").replaceChildren(el("p", {text: "This lab has no VMs."})); return; }
+  const key = vm.name + ":" + vm.nics.map((n) => n.index).join(",");
+  if (dialogKey !== key) { buildDialog(vm); dialogKey = key; }
+  fillDialog(vm);
+}
+
+async function change(key, busyText, path, body, done) {
+  inFlight[key] = busyText;
+  delete messages[key];
+  render(); fillPicture();
+  try {
+    const r = await api(path, body);
+    messages[key] = {text: done(r), kind: "done"};
+  } catch (e) {
+    messages[key] = {text: e.message, kind: "error"};
+  } finally {
+    delete inFlight[key];
+    await refresh(true);
+  }
+}
+
+function changeMode(vm, index, select) {
+  let mode = select.value;
+  const key = `${vm}/${index}`;
+  if (mode === NEW_INTERNAL) {
+    const name = window.prompt("Name of the new internal network (letters, digits, - and _):", "");
+    if (!name) { select.value = state.vms.find((v) => v.name === vm).nics.find((n) => n.index === index).value; return; }
+    mode = NEW_INTERNAL + name.trim();
+  }
+  const label = select.selectedOptions.length && mode !== NEW_INTERNAL ? select.selectedOptions[0].textContent : mode;
+  change(key, `changing to ${mode.startsWith(NEW_INTERNAL) ? "internal network " + mode.slice(NEW_INTERNAL.length) : label}: `
+              + "moving the cable, then waiting for the guest to hold its address...",
+         "/api/nic", {vm, index, mode},
+         (r) => (r.changed ? `now ${r.label}` : `already ${r.label}: nothing changed`)
+                + (r.address ? `, address ${r.address}` : ""));
+}
+
+function changeCable(vm, index, box) {
+  const plugged = box.checked;
+  change(`${vm}/${index}`, plugged ? "plugging the cable in..." : "pulling the cable out...",
+         "/api/cable", {vm, index, plugged},
+         (r) => (r.cable ? "cable plugged in" : "cable pulled out: the guest sees no carrier")
+                + (r.cable && r.address ? `, address ${r.address}` : ""));
+}
+
+async function toggleCapture(vm, index, button) {
+  const key = `${vm}/${index}`;
+  const stopping = button.dataset.capturing === "true";
+  button.disabled = true;
+  try {
+    if (!stopping) {
+      await api("/api/capture", {vm, index, action: "start"});
+      messages[key] = {text: "capturing: what crosses this NIC from now on", kind: "done"};
+    } else {
+      const res = await api("/api/capture", {vm, index, action: "stop"});
+      const blob = await res.blob();
+      const link = el("a", {href: URL.createObjectURL(blob), download: `capture-${vm}-eth${index}.pcap`});
+      document.body.append(link);
+      link.click();
+      link.remove();
+      messages[key] = {text: `capture saved (${blob.size} bytes, pcap: open it in Wireshark)`, kind: "done"};
+    }
+  } catch (e) {
+    messages[key] = {text: e.message, kind: "error"};
+  } finally {
+    button.disabled = false;
+    await refresh(true);
+  }
+}
+
+// -- a switch's rules and leases ----------------------------------------------------------------
+async function showDetail(key) {
+  const sw = state.switches.find((s) => s.key === key);
+  if (!sw) return;
+  detailShown = key;
+  $("#detail").hidden = false;
+  $("#detail-title").textContent = `${sw.kind} switch ${key}`;
+  const body = $("#detail-body");
+  body.replaceChildren(el("p", {class: "sub", text: "reading..."}));
+  const parts = [];
+  const c = (state.switches_live || {})[key];
+  if (c) parts.push(el("p", {class: "sub", text: `${c.rx} packets in from its ports, ${c.tx} out to them`}));
+  try {
+    if (sw.rules) {
+      const r = await api("/api/rules?switch=" + encodeURIComponent(key));
+      parts.push(el("h3", {text: "Its rules, in words"}), el("pre", {text: r.rules.join("\n")}));
+    }
+    if (sw.leases) {
+      const r = await api("/api/leases?network=" + encodeURIComponent(key));
+      const head = el("tr", {}, ...["address", "MAC", "state", "left", "hostname"].map((h) => el("th", {text: h})));
+      const rows = r.leases.map((l) => el("tr", {}, ...[l.ip, l.mac, l.state, duration(l.remaining), l.hostname || "-"]
+        .map((v) => el("td", {text: String(v)}))));
+      parts.push(el("h3", {text: `DHCP leases (${r.leases.length})`}), el("table", {}, head, ...rows));
+    }
+    if (!sw.rules && !sw.leases) parts.push(el("p", {text: "A plain learning switch: no rules of the lab's, no DHCP server."}));
+  } catch (e) {
+    parts.push(el("p", {class: "msg error", text: e.message}));
+  }
+  if (detailShown === key) body.replaceChildren(...parts);
+}
+
+// -- the loop -----------------------------------------------------------------------------------
+function setStatus(text, bad = false) {
+  const s = $("#status");
+  s.textContent = text;
+  s.classList.toggle("bad", bad);
+}
+
+async function refresh(force = false) {
+  try {
+    const since = state && !force ? `?since=${state.generation}` : "";
+    state = await api("/api/state" + since);
+    state.switches_live = state.switches_live || {};
+    await showPicture();
+    fillPicture();
+    render();
+    const n = (k, word) => `${k} ${word}${k === 1 ? "" : "s"}`;
+    setStatus(`live: ${n(state.vms.length, "VM")}, ${n(Object.keys(state.nics).length, "NIC")}; `
+              + `updated ${new Date(state.time * 1000).toLocaleTimeString()}`);
+  } catch (e) {
+    setStatus(e.message, true);
+  }
+}
+
+async function loop() {  // each look waits on the server for a change (or half a second)
+  const t0 = Date.now();
+  await refresh();
+  setTimeout(loop, Math.max(0, POLL_MS - (Date.now() - t0)));
+}
+
+$("#zoom").addEventListener("click", () => {
+  const fit = $("#picture").classList.toggle("fit");
+  $("#zoom").textContent = fit ? "full size" : "fit to window";
+});
+$("#picture").classList.add("fit");
+$("#detail-close").addEventListener("click", () => { $("#detail").hidden = true; detailShown = null; });
+loop();
