@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -43,6 +44,26 @@ class NodeScript:
                     or self.firewall is not None or self.ingress or self.mounts)
 
 
+def cmd_apart(node: Any, args: tuple) -> str:
+    """Runs a command line in ``node`` as a process of its own (not in its Mininet shell); its
+    stdout and stderr together, as ``cmd`` gives them."""
+    line = " ".join(str(a) for a in args)
+    proc = node.popen(["sh", "-c", line], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                      stderr=subprocess.STDOUT, text=True)
+    try:
+        return proc.communicate(timeout=120)[0]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate()[0] + f"\n(timed out after 120 s: {line})"
+
+
+def shell_is_mine() -> bool:
+    """Whether this thread may use a node's Mininet shell: only the main thread (the CLI's) does;
+    the web page's changes and the lab's watch run their commands apart (``cmd_apart``), so a
+    command the CLI is running in a node is never disturbed."""
+    return threading.current_thread() is threading.main_thread()
+
+
 class LabNode(Host):
     """A node of a lab: runs in its own network namespace, configures itself from the plan, and ends
     the processes it owns (servers, clients) when it terminates."""
@@ -56,6 +77,13 @@ class LabNode(Host):
         self.ipv6 = ipv6
         self.owned: dict[str, subprocess.Popen] = {}
         super().__init__(name, **params)
+
+    def cmd(self, *args: Any, **kwargs: Any) -> str:
+        """Mininet's ``cmd`` in the main thread; from another thread (a change made from the web
+        page) the command runs apart, as the shell may be busy with the CLI's."""
+        if shell_is_mine():
+            return super().cmd(*args, **kwargs)
+        return cmd_apart(self, args)
 
     def config(self, script: NodeScript | None = None, **params: Any) -> dict:
         """Makes the node what it is (loopback up, its role's sysctls) and applies ``script``, in

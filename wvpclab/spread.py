@@ -30,7 +30,7 @@ from wvpclab.errors import LabError
 from wvpclab.items import Bridge, Port, Server, Uplink, Veth
 from wvpclab.net import SWITCHES, LabSwitch, UplinkTunnel
 from wvpclab.nic import MTU, LabIntf
-from wvpclab.nodes import ROLES
+from wvpclab.nodes import ROLES, cmd_apart, shell_is_mine
 from wvpclab.plan import Delta, LabPlan
 from wvpclab.procs import wait_ready
 from wvpclab.realize import (
@@ -337,6 +337,8 @@ class RemoteNode(MininetHost):
         super().sendCmd(*args, **kwargs)
 
     def cmd(self, *args: Any, **kwargs: Any) -> str:
+        if not shell_is_mine():  # (a change from the web page: the shell may be the CLI's)
+            return cmd_apart(self, args)
         if self.shell is None:
             self._open_shell()
         return super().cmd(*args, **kwargs)

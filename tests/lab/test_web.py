@@ -278,6 +278,26 @@ def test_a_switch_s_rules_and_an_internal_network_s_leases(lab: Lab, page: Any) 
     page.find_element("id", "detail-close").click()
 
 
+def test_a_change_from_the_page_while_the_cli_runs_a_command_in_that_node(lab: Lab) -> None:
+    """Pulling xp NIC 0's cable takes the NAT engine's end down, a command in nat.xp.0; the CLI
+    is running one there at that moment: both finish, neither sees the other's output."""
+    web, engine = lab.web, lab.node("nat.xp.0")
+    engine.sendCmd("sleep 1.5; echo cli-command-done")
+    headers = {"Content-Type": "application/json", "X-Wvpclab-Token": web.token}
+    try:
+        status, body = request(f"http://127.0.0.1:{web.port}/api/cable",
+                               {"vm": "xp", "index": 0, "plugged": False}, headers)
+        assert status == 200 and body["cable"] is False, body
+        assert engine.waiting  # the CLI's command still runs
+        assert "cli-command-done" in engine.waitOutput()
+        assert "state DOWN" in engine.cmd("ip link show eth0")
+    finally:
+        if engine.waiting:
+            engine.waitOutput()
+        lab.cable("xp", 0, True)
+    assert "NO-CARRIER" not in lab.node("xp").cmd("ip link show eth0")
+
+
 # -- the guard ----------------------------------------------------------------------------------
 def request(url: str, data: Any = None, headers: dict[str, str] | None = None,
             method: str | None = None) -> tuple[int, dict]:
@@ -353,6 +373,51 @@ def test_run_web_prints_the_address_and_web_at_the_prompt(tmp_path: Path) -> Non
     assert res.returncode == 2
     assert f"cannot listen on 127.0.0.1 port {port}" in res.stderr
     assert "building lab" not in res.stderr
+
+
+def test_ctrl_c_while_the_page_changes_a_nic_lets_the_change_finish(tmp_path: Path) -> None:
+    import signal
+    import threading
+
+    from tests.lab.helpers import leftovers
+    from wvpclab import cleanup
+
+    proc = subprocess.Popen([WVPCLAB, "run", str(TOPOLOGIES / "xp_mode.yaml"), "--web"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        said = ""
+        while "/?token=" not in said:
+            line = proc.stderr.readline()
+            assert line, f"the lab ended before printing its page: {said}"
+            said += line
+        url = said.split("live): ", 1)[1].split()[0]
+        base, token = url.split("/?token=")
+        result: dict[str, Any] = {}
+
+        def move() -> None:
+            result["answer"] = request(f"{base}/api/nic", {"vm": "xp", "index": 0,
+                                                           "mode": "bridge:eth0"},
+                                       {"Content-Type": "application/json",
+                                        "X-Wvpclab-Token": token})
+
+        cookie = {"Cookie": f"wvpclab-token-{base.rsplit(':', 1)[1]}={token}"}
+        mover = threading.Thread(target=move)
+        mover.start()
+        wait_for(lambda: request(f"{base}/api/state", headers=cookie)[1].get("busy"), 10, 0.01,
+                 what="the change in flight")
+        proc.send_signal(signal.SIGINT)
+        mover.join(60)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    status, body = result["answer"]
+    assert status == 200 and body["label"] == "bridge eth0", body
+    assert body["address"].startswith("192.168.50.")
+    assert "lab xp-mode is down" in err
+    assert leftovers(cleanup.prefix_for("xp-mode")) == []
 
 
 @contextlib.contextmanager
