@@ -1,13 +1,17 @@
 # The two front-door commands: `make lab` brings up the default lab, `make test` runs every test.
-# Both install what they need first (idempotent; fast when already done). Run as root.
+# Both install what they need first (idempotent; fast when already done; `make test` also a headless
+# Chromium for the web page's tests). Run as root.
 # `make test` then runs the suite under the machine's other CPythons 3.10-3.13 (scripts/pythons.sh).
 LAB ?= topologies/xp_mode.yaml
 PYTEST_ARGS ?=
 
-.PHONY: install lab test check clean
+.PHONY: install install-test lab test check clean
 
 install:
 	@bash scripts/install.sh
+
+install-test:
+	@bash scripts/install.sh --test
 
 lab: install
 	.venv/bin/wvpclab run $(LAB) --web
@@ -15,7 +19,7 @@ lab: install
 check: install
 	.venv/bin/wvpclab check $(LAB)
 
-test: install
+test: install-test
 	.venv/bin/ruff check .
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 	@bash scripts/pythons.sh

@@ -3,12 +3,22 @@
 # the distribution's packages, the .venv (the system's python3, 3.10 to 3.13, or WVPCLAB_PYTHON) with
 # the project installed editable, and Open vSwitch (userspace datapath) running with userspace TSO.
 # A second run does nothing that is already done and takes about a second.
+# --test (what `make test` runs): also what the test suite needs beyond a lab, a headless Chromium
+# and its driver, which drive the lab's web page in the lab tests (Debian's packages).
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$top"
 say() { printf 'install: %s\n' "$*" >&2; }
 SUPPORTED_PYTHONS="3.10 3.11 3.12 3.13"
+
+with_tests=""
+for arg in "$@"; do
+    case "$arg" in
+        --test) with_tests=1 ;;
+        *) say "unknown argument $arg (usage: $0 [--test])"; exit 2 ;;
+    esac
+done
 
 if [ "$(id -u)" -ne 0 ]; then
     say "must run as root (it installs packages and starts Open vSwitch); try: sudo $0"
@@ -47,6 +57,14 @@ packages=(
     openssh-client       # reaches the servers of a lab spread over several machines
     openssh-server       # sshd: what a lab's server runs (and the tests' fake servers); never started here
 )
+if [ -n "$with_tests" ]; then
+    if [ "$os_id" = ubuntu ]; then  # Ubuntu's chromium is a snap, not a package
+        [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || say "the web page's lab tests" \
+            "need /usr/bin/chromium and /usr/bin/chromedriver, which Ubuntu does not package (snap only)"
+    else
+        packages+=(chromium chromium-driver)  # the tests drive the lab's web page in a browser
+    fi
+fi
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
