@@ -1,6 +1,6 @@
 # The two front-door commands: `make lab` brings up the default lab, `make test` runs every test.
-# Both install what they need first (idempotent; fast when already done; `make test` also a headless
-# Chromium for the web page's tests). Run as root.
+# Both install what they need first (idempotent; fast when already done; `make test` also Chromium
+# and Firefox ESR, headless, for the web page's tests). Run as root.
 # `make test` then runs the suite under the machine's other CPythons 3.10-3.13 (scripts/pythons.sh).
 LAB ?= topologies/xp_mode.yaml
 PYTEST_ARGS ?=

@@ -3,8 +3,8 @@
 # the distribution's packages, the .venv (the system's python3, 3.10 to 3.13, or WVPCLAB_PYTHON) with
 # the project installed editable, and Open vSwitch (userspace datapath) running with userspace TSO.
 # A second run does nothing that is already done and takes about a second.
-# --test (what `make test` runs): also what the test suite needs beyond a lab, a headless Chromium
-# and its driver, which drive the lab's web page in the lab tests (Debian's packages).
+# --test (what `make test` runs): also what the test suite needs beyond a lab: Chromium with its
+# driver and Firefox ESR, the browsers the lab tests drive the lab's web page in (Debian's packages).
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -59,10 +59,11 @@ packages=(
 )
 if [ -n "$with_tests" ]; then
     if [ "$os_id" = ubuntu ]; then  # Ubuntu's chromium is a snap, not a package
-        [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || say "the web page's lab tests" \
-            "need /usr/bin/chromium and /usr/bin/chromedriver, which Ubuntu does not package (snap only)"
+        [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && [ -x /usr/bin/firefox-esr ] ||
+            say "the web page's lab tests need /usr/bin/chromium, /usr/bin/chromedriver and" \
+                "/usr/bin/firefox-esr, which Ubuntu does not package (snaps only)"
     else
-        packages+=(chromium chromium-driver)  # the tests drive the lab's web page in a browser
+        packages+=(chromium chromium-driver firefox-esr)  # the tests drive the web page in them
     fi
 fi
 missing=()

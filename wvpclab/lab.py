@@ -122,6 +122,9 @@ class Lab:
         #: Held by a change (and a stop) from start to end: the CLI, the web page and the API
         #: change the lab one at a time, and a stop waits for a change in flight.
         self._lock = threading.RLock()
+        #: The changes under way (or waiting for the one under way), by NIC ``VM/N``: what each
+        #: is, in words (the web page shows them, whoever made them).
+        self.changing: dict[str, str] = {}
         #: The lab's web page while it is served (``web_page``).
         self.web: Any = None
         #: Held while ``graph`` itself is edited (briefly): ``graph_snapshot`` reads under it.
@@ -396,7 +399,8 @@ class Lab:
             raise UsageError(problem)
         if (nic["mode"], nic["target"]) == (mode, target):
             return False
-        self._change(lambda g: modes.move(g, vm, index, mode, target), timeout)
+        with self._changing(vm, index, f"to {modes.label(mode, target)}"):
+            self._change(lambda g: modes.move(g, vm, index, mode, target), timeout)
         return True
 
     def cable(self, vm: str, index: int, plugged: bool, timeout: float = 30.0) -> bool:
@@ -412,8 +416,19 @@ class Lab:
                              f"cable into (give it a mode first: nic {vm} {index} MODE)")
         if nic.get("cable", True) == plugged:
             return False
-        self._change(lambda g: modes.set_cable(g, vm, index, plugged), timeout)
+        with self._changing(vm, index, "plugging the cable in" if plugged else
+                            "pulling the cable out"):
+            self._change(lambda g: modes.set_cable(g, vm, index, plugged), timeout)
         return True
+
+    @contextlib.contextmanager
+    def _changing(self, vm: str, index: int, what: str) -> Iterator[None]:
+        key = f"{vm}/{index}"
+        self.changing[key] = what
+        try:
+            yield
+        finally:
+            self.changing.pop(key, None)
 
     def set_link(self, link: Any, up: bool) -> None:
         """Takes a link (of ``lab.net.links``) down or up: a VM NIC's cable as ``cable`` does (the
@@ -491,7 +506,7 @@ class Lab:
 
     def captures_running(self) -> list[tuple[str, int]]:
         """The NICs being captured, as (VM, index)."""
-        return sorted(self._captures.running)
+        return sorted(self._captures.running.copy())
 
     def wait_change(self, since: int, timeout: float) -> int:
         """Waits until the lab's graph has changed since ``generation`` was ``since`` (at most

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, TOPOLOGIES
+from tests.lab.browsers import Firefox, chrome
 from tests.lab.helpers import wait_for
 from wvpclab import modes, topology
 from wvpclab.lab import Lab
@@ -28,32 +29,7 @@ from wvpclab.labcli import LabCLI
 
 pytestmark = pytest.mark.lab
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 WVPCLAB = str(Path(sys.executable).parent / "wvpclab")
-
-
-def chrome(downloads: Path, size: str = "1280,720") -> Any:
-    """A headless Chromium driven by Debian's chromedriver (nothing is downloaded)."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    assert Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists(), \
-        "chromium and chromium-driver are missing: run `bash scripts/install.sh --test`"
-    opts = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                f"--window-size={size}", f"--user-data-dir={downloads / 'profile'}",
-                "--no-first-run", "--disable-background-networking", "--disable-sync",
-                "--disable-component-update", "--disable-default-apps"):
-        opts.add_argument(arg)
-    opts.binary_location = CHROMIUM
-    opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                           "download.prompt_for_download": False})
-    driver = webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
-    width, height = (int(x) for x in size.split(","))  # the page itself at that size
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-        "width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
-    return driver
 
 
 @pytest.fixture(scope="module")
@@ -296,6 +272,41 @@ def test_a_change_from_the_page_while_the_cli_runs_a_command_in_that_node(lab: L
             engine.waitOutput()
         lab.cable("xp", 0, True)
     assert "NO-CARRIER" not in lab.node("xp").cmd("ip link show eth0")
+
+
+def test_the_page_works_in_firefox(lab: Lab, downloads: Path) -> None:
+    """Firefox ESR (Debian's) over WebDriver BiDi: the picture, a NIC moved and its cable pulled
+    from the dialog, and no error in the page's console."""
+    firefox = Firefox(downloads / "ff")
+    try:
+        firefox.navigate(lab.web.url)
+        assert firefox.js("location.pathname + location.search") == "/"  # the token kept aside
+        wait_for(lambda: firefox.js('document.querySelectorAll(\'g[id^="a_nic:"]\').length') == 5,
+                 20, what="the picture in firefox")
+        address = lab.dhcp_client("xp", 1).lease()["ip"]
+        row = 'document.getElementById("a_nic:xp/1").querySelectorAll("text")'
+        wait_for(lambda: f"carrier  {address}/24" in (firefox.js(f"{row}[{row}.length - 1]"
+                                                               ".textContent") or ""), 5)
+        firefox.js('document.getElementById("a_nic:xp/3").querySelector("a").dispatchEvent('
+                   'new MouseEvent("click", {bubbles: true}))')
+        msg = 'document.getElementById("nic-xp/3").querySelector("[data-msg]").textContent'
+        wait_for(lambda: firefox.js('!!document.getElementById("nic-xp/3")'), 5)
+        firefox.js('(() => { const s = document.getElementById("nic-xp/3")'
+                   '.querySelector("select"); s.value = "shared";'
+                   's.dispatchEvent(new Event("change")); })()')
+        wait_for(lambda: firefox.js(msg).startswith("now shared"), 40, what="the move")
+        assert lab.graph.nodes["xp/3"]["mode"] == "shared"
+        assert lab.dhcp_client("xp", 3).lease()["ip"].startswith("192.168.131.")
+        firefox.js('document.getElementById("nic-xp/3").querySelector(\'input[name="cable"]\')'
+                   '.click()')
+        wait_for(lambda: firefox.js(msg).startswith("cable pulled out"), 30, what="the cable")
+        assert "NO-CARRIER" in lab.node("xp").cmd("ip link show eth3")
+        assert firefox.errors == []
+    finally:
+        firefox.close()
+        if lab.graph.nodes["xp/3"]["mode"] != "none":
+            lab.cable("xp", 3, True)
+            lab.set_nic("xp", 3, "none")
 
 
 # -- the guard ----------------------------------------------------------------------------------

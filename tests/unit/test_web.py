@@ -94,7 +94,8 @@ def test_settings_list_each_vm_s_nics_with_wvpc_s_choices_in_order() -> None:
     assert [(n["index"], n["value"], n["cable"], n["pluggable"]) for n in xp["nics"]] == [
         (0, "shared", True, True), (1, "bridge:eth0", True, True),
         (2, "internal:lab", True, True), (3, "none", True, False)]
-    assert xp["nics"][0]["choices"] == [
+    assert list(page["choices"]) == ["pc"]
+    assert page["choices"]["pc"] == [
         {"value": "none", "label": "Not connected"},
         {"value": "bridge:eth0", "label": "eth0 (wired adapter, LAN office)"},
         {"value": "bridge:wlan0", "label": "wlan0 (wireless adapter, LAN cafe)"},
@@ -102,7 +103,7 @@ def test_settings_list_each_vm_s_nics_with_wvpc_s_choices_in_order() -> None:
         {"value": "internal:lab", "label": "Internal Network lab"},
         {"value": NEW_INTERNAL, "label": "New internal network..."}]
     # every choice but the last is a mode the lab takes
-    for choice in xp["nics"][0]["choices"][:-1]:
+    for choice in page["choices"]["pc"][:-1]:
         mode, target = modes.parse(choice["value"])
         assert modes.by_name(mode).check_target(graph, "pc", target) is None
     assert page["vms"][0]["nics"][0]["static"] == "169.254.1.10/16"
@@ -116,17 +117,18 @@ def test_settings_follow_a_moved_nic_and_a_new_internal_network() -> None:
     graph = topology.load(TOPOLOGIES / "four_modes.yaml")
     modes.move(graph, "xp", 3, "internal", "lab2")
     modes.set_cable(graph, "xp", 1, False)
-    xp = settings(graph)["vms"][1]
+    page = settings(graph)
+    xp = page["vms"][1]
     assert xp["nics"][3]["value"] == "internal:lab2" and xp["nics"][3]["pluggable"]
     assert xp["nics"][1]["cable"] is False
-    values = [c["value"] for c in xp["nics"][0]["choices"]]
+    values = [c["value"] for c in page["choices"]["pc"]]
     assert values[-3:] == ["internal:lab", "internal:lab2", NEW_INTERNAL]
 
 
 def test_a_pc_without_adapters_offers_nat_internal_and_not_connected() -> None:
     graph = topology.from_document({"name": "t", "pcs": {"pc": {}},
                                     "vms": {"a": {"nics": ["none"]}}})
-    values = [c["value"] for c in settings(graph)["vms"][0]["nics"][0]["choices"]]
+    values = [c["value"] for c in settings(graph)["choices"]["pc"]]
     assert values == ["none", "shared", NEW_INTERNAL]
 
 

@@ -19,6 +19,7 @@ import time
 from importlib import resources
 from typing import Any
 
+from wvpclab import modes
 from wvpclab.errors import LabError, UsageError
 from wvpclab.web import guard
 from wvpclab.web.state import Sampler, settings
@@ -77,9 +78,6 @@ class WebServer:
         self.sock = sock if sock is not None else bind(port)
         self.port: int = self.sock.getsockname()[1]
         self.sampler = Sampler(lab)
-        #: What the page is changing now, by NIC (``VM/N``): what it asked for.
-        self.busy: dict[str, str] = {}
-        self._busy_lock = threading.Lock()
         self._svg: tuple[str, bytes] = ("", b"")
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -216,7 +214,7 @@ class WebServer:
         out["generation"] = generation
         out.update(self.sampler.sample())
         out["picture"] = self._picture_key(graph)
-        out["busy"] = dict(self.busy)
+        out["busy"] = self.lab.changing.copy()
         out["captures"] = [f"{vm}/{i}" for vm, i in self.lab.captures_running()]
         out["time"] = time.time()
         return out
@@ -242,31 +240,19 @@ class WebServer:
             raise UsageError("name the NIC: {\"vm\": NAME, \"index\": 0..3}")
         return vm, index
 
-    def _busy(self, vm: str, index: int, what: str) -> Any:
-        key = f"{vm}/{index}"
-        with self._busy_lock:
-            if key in self.busy:
-                raise UsageError(f"{vm} NIC {index} is already changing ({self.busy[key]})")
-            self.busy[key] = what
-        done = contextlib.ExitStack()
-        done.callback(self.busy.pop, key, None)
-        return done
-
     def set_nic(self, body: dict) -> dict[str, Any]:
         vm, index = self._where(body)
         mode = body.get("mode")
         if not isinstance(mode, str):
             raise UsageError("set_nic: give the mode as a string (none, shared, bridge:ADAPTER, "
                              "internal:NAME)")
-        with self._busy(vm, index, f"to {mode}"):
-            changed = self.lab.set_nic(vm, index, mode)
+        changed = self.lab.set_nic(vm, index, mode)
         return {"changed": changed, **self._nic_now(vm, index)}
 
     def cable(self, body: dict) -> dict[str, Any]:
         vm, index = self._where(body)
         plugged = body.get("plugged")
-        with self._busy(vm, index, "cable " + ("in" if plugged else "out")):
-            changed = self.lab.cable(vm, index, plugged)
+        changed = self.lab.cable(vm, index, plugged)
         return {"changed": changed, **self._nic_now(vm, index)}
 
     def capture(self, body: dict) -> dict[str, Any] | bytes:
@@ -288,7 +274,6 @@ class WebServer:
         nic = graph.nodes[f"{vm}/{index}"]
         client = self.lab.clients.get((vm, index))
         lease = client.lease() if client is not None else None
-        return {"vm": vm, "index": index, "label": f"{nic['mode']}" +
-                (f" {nic['target']}" if nic.get("target") else ""),
+        return {"vm": vm, "index": index, "label": modes.label(nic["mode"], nic.get("target")),
                 "cable": bool(nic.get("cable", True)),
                 "address": (lease or {}).get("ip") or nic.get("ip")}

@@ -9,6 +9,7 @@ The pure parts (``settings``, ``parse_links``, ``parse_counters``, ``nic_live``)
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import re
 import subprocess
@@ -52,11 +53,10 @@ def spec(nic: Mapping[str, Any]) -> str:
 
 
 def settings(graph: nx.Graph) -> dict[str, Any]:
-    """Every VM's Settings dialog (its NICs in order, each with its choices and cable) and the
-    switches the page can ask about, from the topology graph alone."""
+    """Every VM's Settings dialog (its NICs in order, each with its mode and cable; the drop-down's
+    choices once per PC) and the switches the page can ask about, from the topology graph alone."""
     vms = []
     for key, vm in topology.nodes_of(graph, "vm"):
-        pc_choices = choices(graph, vm["pc"])
         nics = []
         for nic in topology.nics_of(graph, key):
             mode = modes.of(nic)
@@ -64,7 +64,7 @@ def settings(graph: nx.Graph) -> dict[str, Any]:
                          "value": spec(nic), "label": topology.mode_label(nic),
                          "cable": bool(nic.get("cable", True)),
                          "pluggable": mode.attachment_kind() is not None,
-                         "static": nic.get("ip"), "choices": pc_choices})
+                         "static": nic.get("ip")})
         vms.append({"name": key, "pc": vm["pc"], "nics": nics})
     switches = []
     for key, lan in topology.nodes_of(graph, "lan"):
@@ -76,7 +76,9 @@ def settings(graph: nx.Graph) -> dict[str, Any]:
     for key, net in topology.nodes_of(graph, "internal"):
         switches.append({"key": key, "kind": "internal", "rules": True,
                          "leases": bool(net.get("dhcp", True))})
-    return {"lab": graph.graph["name"], "vms": vms, "switches": switches}
+    pcs = {vm["pc"] for _, vm in topology.nodes_of(graph, "vm")}
+    return {"lab": graph.graph["name"], "vms": vms, "switches": switches,
+            "choices": {pc: choices(graph, pc) for pc in sorted(pcs)}}
 
 
 def parse_links(text: str) -> dict[str, dict[str, Any]]:
@@ -128,20 +130,27 @@ class Sampler:
 
     def __init__(self, lab: Any, ttl: float = 0.4) -> None:
         self.lab = lab
-        self.ttl = ttl
+        self.ttl = self._ttl = ttl
         self._lock = threading.Lock()
         self._at = 0.0
-        self._last: dict[str, Any] = {}
+        self._last: dict[str, Any] = {"nics": {}, "switches_live": {}}
         self._pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="wvpclab-web")
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def sample(self) -> dict[str, Any]:
+        """The live values, read again if the last reading is older than ``ttl`` seconds (more
+        for a big lab: a process per VM and per switch each time). A reading a change cut short
+        keeps the last one."""
         with self._lock:
-            if time.monotonic() - self._at >= self.ttl:
-                self._last = self._read()
+            if time.monotonic() - self._at >= self._ttl:
+                t0 = time.monotonic()
+                with contextlib.suppress(Exception):  # a node or client went mid-reading
+                    self._last = self._read()
                 self._at = time.monotonic()
+                # at most a quarter of the time reading, however big the lab
+                self._ttl = max(self.ttl, 4 * (self._at - t0))
             return self._last
 
     def _links(self, name: str) -> dict[str, dict[str, Any]]:

@@ -172,9 +172,10 @@ function fillDialog(vm) {
     row.classList.toggle("picked", key === pickedNic);
     const select = row.querySelector("select");
     const busy = Boolean(state.busy[key] || inFlight[key]);
-    const optKey = nic.choices.map((c) => c.value + "=" + c.label).join("|");
+    const choices = state.choices[vm.pc] || [];
+    const optKey = choices.map((c) => c.value + "=" + c.label).join("|");
     if (select.dataset.opts !== optKey && document.activeElement !== select) {
-      select.replaceChildren(...nic.choices.map((c) => el("option", {value: c.value, text: c.label})));
+      select.replaceChildren(...choices.map((c) => el("option", {value: c.value, text: c.label})));
       select.dataset.opts = optKey;
     }
     if (!busy && document.activeElement !== select) select.value = nic.value;
@@ -193,7 +194,7 @@ function fillDialog(vm) {
     liveBox.replaceChildren(el("span", {class: bad ? "down" : "up", text: words}));
     const msg = row.querySelector("[data-msg]");
     const said = inFlight[key] ? {text: inFlight[key], kind: "busy"}
-      : state.busy[key] ? {text: `changing ${state.busy[key]} (from another page)`, kind: "busy"}
+      : state.busy[key] ? {text: `changing (from the CLI or another page): ${state.busy[key]}...`, kind: "busy"}
       : messages[key] || {text: "", kind: ""};
     msg.textContent = said.text;
     msg.className = "msg " + said.kind;
@@ -203,6 +204,7 @@ function fillDialog(vm) {
 function render() {
   if (!state) return;
   $("#title").textContent = `wvpclab: lab ${state.lab}`;
+  document.title = `${state.lab} - wvpclab`;
   if (!chosenVm || !state.vms.some((v) => v.name === chosenVm)) chosenVm = state.vms.length ? state.vms[0].name : null;
   renderVmList();
   const vm = state.vms.find((v) => v.name === chosenVm);
