@@ -80,7 +80,9 @@ class LabCLI(CLI):
     # -- Mininet's habits, the lab's way ------------------------------------------------------
     def parseline(self, line: str) -> tuple[str | None, str | None, str]:
         """A line's first word is a node's name whatever characters it has (``gw.office``,
-        ``nat.xp.0``, ``WinXP-Mode``); otherwise the command word, as ``cmd`` reads it."""
+        ``nat.xp.0``, ``WinXP-Mode``); otherwise the command word, as ``cmd`` reads it. A node
+        named as a command of the CLI's (a server ``web``) runs what follows its name; the
+        command alone, or ``web PORT``, is the CLI's (``onecmd``)."""
         text = line.strip()
         first, _, rest = text.partition(" ")
         if first and self.mn is not None and first in self.mn:
@@ -91,6 +93,11 @@ class LabCLI(CLI):
         """Runs one line; any error is one line on stderr and the prompt comes back (only exit,
         quit and the end of input end the lab; Ctrl-C interrupts the command, not the lab)."""
         try:
+            first, rest, _ = self.parseline(line)
+            if first and rest and hasattr(self, f"do_{first}") and first in self.mn \
+                    and not (first == "web" and rest.isdigit()):
+                self.default(line)  # a server called web: `web curl ...` runs in it
+                return None
             return super().onecmd(line)
         except KeyboardInterrupt:
             raise

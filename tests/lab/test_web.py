@@ -328,7 +328,9 @@ def request(url: str, data: Any = None, headers: dict[str, str] | None = None,
 def test_a_wrong_token_and_a_cross_site_post_are_refused(lab: Lab) -> None:
     web = lab.web
     base = f"http://127.0.0.1:{web.port}"
-    status, body = request(f"{base}/")
+    status, body = request(f"{base}/")  # an address bar: words
+    assert status == 403 and body["raw"].startswith(b"wvpclab: this lab's page needs its token")
+    status, body = request(f"{base}/api/state")  # the page's script: JSON
     assert status == 403 and "needs its token" in body["error"]
     assert request(f"{base}/?token=wrong")[0] == 403
     assert request(f"{base}/api/state", headers={"Cookie": f"wvpclab-token-{web.port}=x"})[0] == 403
@@ -367,7 +369,8 @@ def test_a_wrong_token_and_a_cross_site_post_are_refused(lab: Lab) -> None:
 # -- the command line and the default lab ---------------------------------------------------------
 def test_run_web_prints_the_address_and_web_at_the_prompt(tmp_path: Path) -> None:
     res = subprocess.run([WVPCLAB, "run", str(TOPOLOGIES / "xp_mode.yaml"), "--web"],
-                         input="web\nweb 70000\nweb 1\n", capture_output=True, text=True,
+                         input="web\nweb 70000\nweb 1\nweb echo said-by-the-server-web\n",
+                         capture_output=True, text=True,
                          timeout=180, check=False)
     assert res.returncode == 0, res.stderr
     said = res.stderr.split("wvpclab: the lab's page (WVPC's Settings dialog, live): ", 1)[1]
@@ -376,6 +379,7 @@ def test_run_web_prints_the_address_and_web_at_the_prompt(tmp_path: Path) -> Non
     assert f"the lab's page: {printed}" in res.stdout
     assert "*** Usage: web [PORT]" in res.stderr
     assert "*** web: the page is already served on port" in res.stderr
+    assert "said-by-the-server-web" in res.stdout  # XP Mode's LAN server is called web
     # a port that cannot be had: said before anything is built
     with socket_on() as port:
         res = subprocess.run([WVPCLAB, "run", str(TOPOLOGIES / "xp_mode.yaml"), "--web",

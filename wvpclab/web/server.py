@@ -127,8 +127,10 @@ class WebServer:
         query_token = request.query_params.get("token")
         cookie = request.cookies.get(guard.cookie_name(self.port))
         refused = guard.refusal(request.method, headers, query_token, cookie, self.token)
-        if refused is not None:
-            await self._reply(send, refused[0], {"error": refused[1]})
+        if refused is not None:  # a browser's address bar gets words; the page's script JSON
+            as_json = request.url.path.startswith("/api/") or request.method != "GET"
+            await self._reply(send, refused[0], {"error": refused[1]} if as_json else
+                              f"wvpclab: {refused[1]}\n".encode(), "text/plain; charset=utf-8")
             return
         try:
             status, body, kind, extra = await self._route(request, query_token)
