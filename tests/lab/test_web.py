@@ -119,6 +119,33 @@ def test_the_picture_lists_every_nic_with_its_mode_and_live_address(lab: Lab, pa
         page.find_elements("css selector", 'g[id="a_switch:office"] text')), 5)
 
 
+def test_the_page_reads_what_ip_shows_in_each_vm_without_a_process(lab: Lab) -> None:
+    """The live readings (setns from one thread of the lab's process) agree with ``ip`` run in
+    each VM, and leave every other thread of the process in its own namespace."""
+    import os
+
+    from wvpclab.web.netns import NetnsReader
+    from wvpclab.web.state import parse_links
+
+    home = os.readlink("/proc/thread-self/ns/net")
+    reader = NetnsReader()
+    try:
+        pids = {vm: lab.node(vm).pid for vm, _ in topology.nodes_of(lab.graph, "vm")}
+        got = reader.read(pids, ["eth0", "eth1", "eth2", "eth3", "lo", "nothere"])
+        assert not reader.broken
+    finally:
+        reader.close()
+    for vm in pids:
+        shown = parse_links(lab.node(vm).cmd("ip -j addr show"))
+        ours = {k: shown[k] for k in ("eth0", "eth1", "eth2", "eth3", "lo") if k in shown}
+        for value in ours.values():
+            value["addresses"] = value["addresses"][:1]  # the primary address
+        assert got[vm] == ours, vm
+    assert got["xp"]["eth3"] == {"carrier": False, "addresses": []}
+    assert got["lab1"]["eth0"]["addresses"] == ["169.254.1.10/16"]
+    assert os.readlink("/proc/thread-self/ns/net") == os.readlink("/proc/self/ns/net") == home
+
+
 def test_switching_a_nic_in_the_dialog_moves_it(lab: Lab, page: Any,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     row = open_dialog(page, "xp/3")

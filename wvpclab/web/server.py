@@ -79,6 +79,7 @@ class WebServer:
         self.port: int = self.sock.getsockname()[1]
         self.sampler = Sampler(lab)
         self._svg: tuple[str, bytes] = ("", b"")
+        self._key: tuple[int, str] = (-1, "")
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -210,12 +211,14 @@ class WebServer:
 
     # -- what the routes do (in worker threads) ---------------------------------------------------
     def state(self) -> dict[str, Any]:
+        generation = self.lab.generation  # first: the graph is at least as new
         graph = self.lab.graph_snapshot()
-        generation = self.lab.generation
         out = settings(graph)
         out["generation"] = generation
         out.update(self.sampler.sample())
-        out["picture"] = self._picture_key(graph)
+        if self._key[0] != generation:  # the picture changes only with the graph
+            self._key = (generation, self._picture_key(graph))
+        out["picture"] = self._key[1]
         out["busy"] = self.lab.changing.copy()
         out["captures"] = [f"{vm}/{i}" for vm, i in self.lab.captures_running()]
         out["time"] = time.time()
