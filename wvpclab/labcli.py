@@ -359,7 +359,7 @@ class LabCLI(CLI):
 
     def do_web(self, line: str) -> None:
         """Serve the lab's web page (WVPC's Settings dialog, the lab drawn live) on 127.0.0.1 and
-        print its address with the run's token; again: print it again.
+        print its address with the run's token (served already: print its address again).
         Usage: web [PORT]"""
         args = line.split()
         if len(args) > 1 or (args and not (args[0].isdigit() and 1 <= int(args[0]) <= 65535)):
