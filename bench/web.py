@@ -51,7 +51,7 @@ class Page:
 
     def __init__(self, web: Any) -> None:
         self.base = f"http://127.0.0.1:{web.port}"
-        self.cookie = f"wvpclab-token-{web.port}={web.token}"
+        self.token = web.token
         self.generation = -1
         self.seen = threading.Condition()
         self._stop = threading.Event()
@@ -61,7 +61,7 @@ class Page:
     def look(self, since: int | None = None) -> dict[str, Any]:
         query = f"?since={since}" if since is not None else ""
         req = urllib.request.Request(f"{self.base}/api/state{query}",
-                                     headers={"Cookie": self.cookie})
+                                     headers={"X-Wvpclab-Token": self.token})
         with urllib.request.urlopen(req, timeout=30) as res:
             return json.loads(res.read())
 

@@ -125,6 +125,7 @@ class Lab:
         #: The changes under way (or waiting for the one under way), by NIC ``VM/N``: what each
         #: is, in words (the web page shows them, whoever made them).
         self.changing: dict[str, str] = {}
+        self._waiting: dict[str, int] = {}
         #: The lab's web page while it is served (``web_page``).
         self.web: Any = None
         #: Held while ``graph`` itself is edited (briefly): ``graph_snapshot`` reads under it.
@@ -374,7 +375,11 @@ class Lab:
             from wvpclab.web.server import WebServer
 
             web = WebServer(self, port, sock=sock)
-            web.start()
+            try:
+                web.start()
+            except BaseException:  # (Ctrl-C while it starts): no page left serving
+                web.stop()
+                raise
             self.web = web
         return self.web
 
@@ -393,13 +398,16 @@ class Lab:
             mode, target = modes.parse(spec, target)
         except ValueError as err:
             raise UsageError(str(err)) from None
-        nic = self._nic(vm, index)
-        problem = modes.by_name(mode).check_target(self.graph, self.graph.nodes[vm]["pc"], target)
-        if problem:
-            raise UsageError(problem)
-        if (nic["mode"], nic["target"]) == (mode, target):
-            return False
-        with self._changing(vm, index, f"to {modes.label(mode, target)}"):
+        self._nic(vm, index)
+        with self._changing(vm, index, f"to {modes.label(mode, target)}"), self._lock:
+            # checked under the lock: the NIC is as the change before this one left it
+            nic = self._nic(vm, index)
+            problem = modes.by_name(mode).check_target(self.graph, self.graph.nodes[vm]["pc"],
+                                                       target)
+            if problem:
+                raise UsageError(problem)
+            if (nic["mode"], nic["target"]) == (mode, target):
+                return False
             self._change(lambda g: modes.move(g, vm, index, mode, target), timeout)
         return True
 
@@ -410,25 +418,34 @@ class Lab:
         nothing to plug into (UsageError)."""
         if not isinstance(plugged, bool):
             raise UsageError(f"cable: plugged is True or False, not {plugged!r}")
-        nic = self._nic(vm, index)
-        if modes.of(nic).attachment_kind() is None:
-            raise UsageError(f"{vm} NIC {index} is Not connected: there is nothing to plug its "
-                             f"cable into (give it a mode first: nic {vm} {index} MODE)")
-        if nic.get("cable", True) == plugged:
-            return False
+        self._nic(vm, index)
         with self._changing(vm, index, "plugging the cable in" if plugged else
-                            "pulling the cable out"):
+                            "pulling the cable out"), self._lock:
+            nic = self._nic(vm, index)  # as the change before this one left it
+            if modes.of(nic).attachment_kind() is None:
+                raise UsageError(f"{vm} NIC {index} is Not connected: there is nothing to plug "
+                                 f"its cable into (give it a mode first: nic {vm} {index} MODE)")
+            if nic.get("cable", True) == plugged:
+                return False
             self._change(lambda g: modes.set_cable(g, vm, index, plugged), timeout)
         return True
 
     @contextlib.contextmanager
     def _changing(self, vm: str, index: int, what: str) -> Iterator[None]:
+        """Marks a change of a NIC as under way (``changing``) while it waits and runs; the
+        newest one's words show; the mark goes with the last of them."""
         key = f"{vm}/{index}"
-        self.changing[key] = what
+        with self._graph_lock:
+            self._waiting[key] = self._waiting.get(key, 0) + 1
+            self.changing[key] = what
         try:
             yield
         finally:
-            self.changing.pop(key, None)
+            with self._graph_lock:
+                self._waiting[key] -= 1
+                if not self._waiting[key]:
+                    del self._waiting[key]
+                    self.changing.pop(key, None)
 
     def set_link(self, link: Any, up: bool) -> None:
         """Takes a link (of ``lab.net.links``) down or up: a VM NIC's cable as ``cable`` does (the
@@ -580,8 +597,9 @@ class Lab:
         """DHCP clients by (VM, NIC index) or (PC, adapter index)."""
         if not self.realizer:
             return {}
-        return {(c.node, c.index): self.realizer.clients[c.key]
-                for c in self.plan.of(DhcpClient).values() if c.key in self.realizer.clients}
+        running = self.realizer.clients.copy()  # (a change in another thread may edit it)
+        return {(c.node, c.index): running[c.key]
+                for c in self.plan.of(DhcpClient).values() if c.key in running}
 
     def bridge_of(self, pc: str, network: str) -> Bridge:
         """The bridge of internal network ``network`` on ``pc``."""

@@ -8,7 +8,9 @@ Roles (the plan's ``Host.role``): ``vm`` (VirtualPC), ``pc`` (PhysicalPC), ``gat
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import threading
 from dataclasses import dataclass, field
@@ -53,8 +55,13 @@ def cmd_apart(node: Any, args: tuple) -> str:
     try:
         return proc.communicate(timeout=120)[0]
     except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.communicate()[0] + f"\n(timed out after 120 s: {line})"
+        with contextlib.suppress(ProcessLookupError):  # mnexec -d: its own process group
+            os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            out = proc.communicate(timeout=5)[0]
+        except subprocess.TimeoutExpired:  # something else holds the pipe: leave it
+            out = ""
+        return out + f"\n(timed out after 120 s: {line})"
 
 
 def shell_is_mine() -> bool:

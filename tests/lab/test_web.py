@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import select
 import shutil
 import subprocess
 import sys
@@ -86,9 +87,24 @@ def message(page: Any, key: str) -> str:
     return nic_row(page, key).find_element("css selector", "[data-msg]").text
 
 
+def click(page: Any, css: str) -> None:
+    """Clicks an element, found again if the page redrew it (the picture is redrawn whenever the
+    lab changes) between finding and clicking."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    def once() -> bool:
+        try:
+            page.find_element("css selector", css).click()
+        except StaleElementReferenceException:
+            return False
+        return True
+
+    wait_for(once, 5, what=f"a click on {css}")
+
+
 def open_dialog(page: Any, key: str) -> Any:
     """Opens a VM's Settings dialog by clicking the NIC in the picture; returns its row."""
-    page.find_element("css selector", f'g[id="a_nic:{key}"] a').click()
+    click(page, f'g[id="a_nic:{key}"] a')
     return wait_for(lambda: page.find_elements("id", f"nic-{key}"), 5,
                     what=f"the dialog row of {key}")[0]
 
@@ -133,6 +149,9 @@ def test_the_page_reads_what_ip_shows_in_each_vm_without_a_process(lab: Lab) -> 
         pids = {vm: lab.node(vm).pid for vm, _ in topology.nodes_of(lab.graph, "vm")}
         got = reader.read(pids, ["eth0", "eth1", "eth2", "eth3", "lo", "nothere"])
         assert not reader.broken
+        # the reading thread itself came back home
+        back = reader._pool.submit(os.readlink, "/proc/thread-self/ns/net").result(5)
+        assert back == home
     finally:
         reader.close()
     for vm in pids:
@@ -187,12 +206,17 @@ def test_the_cable_switch_drops_carrier(lab: Lab, page: Any) -> None:
     assert lab.graph.nodes["xp/1"].get("cable", True) is True
 
 
-def test_a_refused_change_shows_the_lab_s_own_error(lab: Lab, page: Any) -> None:
-    open_dialog(page, "xp/3")
-    choose(page, "xp/3", "internal:")
+def new_internal_network(page: Any, key: str, name: str) -> None:
+    """Chooses "New internal network..." for a NIC and types ``name`` into the prompt."""
+    open_dialog(page, key)
+    choose(page, key, "internal:")
     alert = wait_for(lambda: _alert(page), 5, what="the prompt for a name")
-    alert.send_keys("no spaces!")
+    alert.send_keys(name)
     alert.accept()
+
+
+def test_a_refused_change_shows_the_lab_s_own_error(lab: Lab, page: Any) -> None:
+    new_internal_network(page, "xp/3", "no spaces!")
     said = wait_for(lambda: "valid internal network name" in (m := message(page, "xp/3")) and m,
                     10)
     assert "'no spaces!' is not a valid internal network name" in said
@@ -211,11 +235,7 @@ def _alert(page: Any) -> Any:
 
 
 def test_a_new_internal_network_from_the_dialog(lab: Lab, page: Any) -> None:
-    open_dialog(page, "xp/3")
-    choose(page, "xp/3", "internal:")
-    alert = wait_for(lambda: _alert(page), 5, what="the prompt for a name")
-    alert.send_keys("lab2")
-    alert.accept()
+    new_internal_network(page, "xp/3", "lab2")
     wait_for(lambda: message(page, "xp/3").startswith("now internal lab2"), 40)
     assert lab.graph.nodes["xp/3"]["target"] == "lab2"
     assert "pc/lab2" in lab.bridges
@@ -267,14 +287,23 @@ def test_capture_downloads_a_pcap_of_what_crossed_the_nic(lab: Lab, page: Any,
     assert len(echoes) == 2
     assert lab.captures_running() == []
     wait_for(lambda: "capture saved" in message(page, "xp/1"), 5)
+    assert not list(lab.run_dir.glob("web-capture-*"))  # the page's own file went
+    # a capture started at the prompt, stopped from the page: downloaded, its file kept
+    mine = downloads / "cli.pcap"
+    lab.capture("xp", 1, mine)
+    status, body = request(f"http://127.0.0.1:{lab.web.port}/api/capture",
+                           {"vm": "xp", "index": 1, "action": "stop"},
+                           {"Content-Type": "application/json", "X-Wvpclab-Token": lab.web.token})
+    assert status == 200 and body["raw"].startswith(b"\xd4\xc3\xb2\xa1")  # a pcap
+    assert mine.exists()
 
 
 def test_a_switch_s_rules_and_an_internal_network_s_leases(lab: Lab, page: Any) -> None:
-    page.find_element("css selector", 'g[id="a_switch:pc/eth0"] a').click()
+    click(page, 'g[id="a_switch:pc/eth0"] a')
     rules = wait_for(lambda: page.find_elements("css selector", "#detail pre"), 10)[0]
     assert rules.text.splitlines() == lab.filter_rules("pc/eth0")
     page.find_element("id", "detail-close").click()
-    page.find_element("css selector", 'g[id="a_switch:pc/lab"] a').click()
+    click(page, 'g[id="a_switch:pc/lab"] a')
     table = wait_for(lambda: page.find_elements("css selector", "#detail table"), 10)[0]
     xp = lab.graph.nodes["xp/2"]["mac"]
     assert any(xp in row.text for row in table.find_elements("tag name", "tr")), table.text
@@ -285,13 +314,14 @@ def test_a_change_from_the_page_while_the_cli_runs_a_command_in_that_node(lab: L
     """Pulling xp NIC 0's cable takes the NAT engine's end down, a command in nat.xp.0; the CLI
     is running one there at that moment: both finish, neither sees the other's output."""
     web, engine = lab.web, lab.node("nat.xp.0")
-    engine.sendCmd("sleep 1.5; echo cli-command-done")
+    engine.sendCmd("sleep 3; echo cli-command-done")
     headers = {"Content-Type": "application/json", "X-Wvpclab-Token": web.token}
     try:
         status, body = request(f"http://127.0.0.1:{web.port}/api/cable",
                                {"vm": "xp", "index": 0, "plugged": False}, headers)
         assert status == 200 and body["cable"] is False, body
-        assert engine.waiting  # the CLI's command still runs
+        # the change was made while the CLI's command ran: its shell has said nothing yet
+        assert select.select([engine.stdout.fileno()], [], [], 0)[0] == []
         assert "cli-command-done" in engine.waitOutput()
         assert "state DOWN" in engine.cmd("ip link show eth0")
     finally:
@@ -307,7 +337,6 @@ def test_the_page_works_in_firefox(lab: Lab, downloads: Path) -> None:
     firefox = Firefox(downloads / "ff")
     try:
         firefox.navigate(lab.web.url)
-        assert firefox.js("location.pathname + location.search") == "/"  # the token kept aside
         wait_for(lambda: firefox.js('document.querySelectorAll(\'g[id^="a_nic:"]\').length') == 5,
                  20, what="the picture in firefox")
         address = lab.dhcp_client("xp", 1).lease()["ip"]
@@ -357,40 +386,45 @@ def test_a_wrong_token_and_a_cross_site_post_are_refused(lab: Lab) -> None:
     base = f"http://127.0.0.1:{web.port}"
     status, body = request(f"{base}/")  # an address bar: words
     assert status == 403 and body["raw"].startswith(b"wvpclab: this lab's page needs its token")
-    status, body = request(f"{base}/api/state")  # the page's script: JSON
-    assert status == 403 and "needs its token" in body["error"]
     assert request(f"{base}/?token=wrong")[0] == 403
-    assert request(f"{base}/api/state", headers={"Cookie": f"wvpclab-token-{web.port}=x"})[0] == 403
-    ok = {"Cookie": f"wvpclab-token-{web.port}={web.token}"}
+    assert request(f"{base}/app.js")[0] == 403  # nothing is served without the token
+    status, page = request(f"{base}/?token={web.token}")
+    assert status == 200 and f'content="{web.token}"'.encode() in page["raw"]
+    status, body = request(f"{base}/api/state")  # the page's script: JSON
+    assert status == 403 and "token is wrong or missing" in body["error"]
+    assert request(f"{base}/api/state?token={web.token}")[0] == 403  # a link cannot read it
+    assert request(f"{base}/api/state", headers={"X-Wvpclab-Token": "x"})[0] == 403
+    ok = {"X-Wvpclab-Token": web.token}
     assert request(f"{base}/api/state", headers=ok)[0] == 200
     # DNS rebinding: another name for 127.0.0.1
     status, body = request(f"{base}/api/state", headers={**ok, "Host": f"evil.example:{web.port}"})
     assert status == 403 and "127.0.0.1 and localhost only" in body["error"]
     pull = {"vm": "xp", "index": 1, "plugged": False}
     json_ct = {"Content-Type": "application/json"}
-    # no token, the cookie alone (what a cross-site form would carry), a wrong token
-    assert request(f"{base}/api/cable", pull, {**json_ct, **ok})[0] == 403
+    # no token, the address's token (what a link or a form could carry), a wrong token
+    assert request(f"{base}/api/cable", pull, json_ct)[0] == 403
+    assert request(f"{base}/api/cable?token={web.token}", pull, json_ct)[0] == 403
     assert request(f"{base}/api/cable", pull, {**json_ct, "X-Wvpclab-Token": "x"})[0] == 403
     # the right token from another site's page
-    status, body = request(f"{base}/api/cable", pull, {**json_ct, "X-Wvpclab-Token": web.token,
+    status, body = request(f"{base}/api/cable", pull, {**json_ct, **ok,
                                                        "Origin": "http://evil.example"})
     assert status == 403 and "cross-site request refused" in body["error"]
     # a form's body (what a cross-site form can send without asking)
     status, _ = request(f"{base}/api/cable", b"vm=xp&index=1&plugged=false",
-                        {"Content-Type": "application/x-www-form-urlencoded",
-                         "X-Wvpclab-Token": web.token})
+                        {"Content-Type": "application/x-www-form-urlencoded", **ok})
     assert status == 415
     assert lab.graph.nodes["xp/1"].get("cable", True) is True
     assert "NO-CARRIER" not in lab.node("xp").cmd("ip link show eth1")
     # a bad argument: the lab's own words, and the lab goes on
     status, body = request(f"{base}/api/nic", {"vm": "xp", "index": 7, "mode": "shared"},
-                           {**json_ct, "X-Wvpclab-Token": web.token,
-                            "Origin": f"http://127.0.0.1:{web.port}"})
+                           {**json_ct, **ok, "Origin": f"http://127.0.0.1:{web.port}"})
     assert status == 400 and body["error"] == "xp has no NIC 7"
-    status, body = request(f"{base}/api/nic", b"{not json", {**json_ct,
-                                                            "X-Wvpclab-Token": web.token})
+    status, body = request(f"{base}/api/nic", b"{not json", {**json_ct, **ok})
     assert status == 400 and "bad request" in body["error"]
     assert request(f"{base}/api/nic", method="PUT", headers=ok)[0] == 405
+    # no cookie is ever set (a browser would send it to every server on 127.0.0.1)
+    with urllib.request.urlopen(f"{base}/?token={web.token}", timeout=10) as res:
+        assert res.headers.get("Set-Cookie") is None
 
 
 # -- the command line and the default lab ---------------------------------------------------------
@@ -443,10 +477,10 @@ def test_ctrl_c_while_the_page_changes_a_nic_lets_the_change_finish(tmp_path: Pa
                                        {"Content-Type": "application/json",
                                         "X-Wvpclab-Token": token})
 
-        cookie = {"Cookie": f"wvpclab-token-{base.rsplit(':', 1)[1]}={token}"}
         mover = threading.Thread(target=move)
         mover.start()
-        wait_for(lambda: request(f"{base}/api/state", headers=cookie)[1].get("busy"), 10, 0.01,
+        wait_for(lambda: request(f"{base}/api/state",
+                                 headers={"X-Wvpclab-Token": token})[1].get("busy"), 10, 0.01,
                  what="the change in flight")
         proc.send_signal(signal.SIGINT)
         mover.join(60)

@@ -21,42 +21,56 @@ CHANGE = {**HOST, "x-wvpclab-token": TOKEN, "content-type": "application/json",
 
 
 # -- the guard ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("query, cookie", [(TOKEN, None), (None, TOKEN), (TOKEN, "stale")])
-def test_a_read_with_the_token_in_the_address_or_the_cookie_is_served(query, cookie) -> None:
-    assert guard.refusal("GET", HOST, query, cookie, TOKEN) is None
+API = {**HOST, "x-wvpclab-token": TOKEN}
 
 
-@pytest.mark.parametrize("query, cookie", [(None, None), ("wrong", None), (None, "wrong"),
-                                           ("", None), ("wrong", TOKEN)])
-def test_a_read_without_the_right_token_is_refused_saying_what_to_open(query, cookie) -> None:
-    status, why = guard.refusal("GET", HOST, query, cookie, TOKEN)
+@pytest.mark.parametrize("path", ["/", "/app.js", "/app.css"])
+def test_the_page_and_its_files_are_read_with_the_token_in_the_address(path: str) -> None:
+    assert guard.refusal("GET", path, HOST, TOKEN, TOKEN) is None
+    assert guard.refusal("HEAD", path, HOST, TOKEN, TOKEN) is None
+
+
+@pytest.mark.parametrize("query", [None, "", "wrong", TOKEN[:-1]])
+def test_the_page_without_the_right_token_is_refused_saying_what_to_open(query) -> None:
+    status, why = guard.refusal("GET", "/", HOST, query, TOKEN)
     assert status == 403 and "needs its token" in why and "`web`" in why
+    # a header does not open the page: what an address bar cannot carry does not count there
+    assert guard.refusal("GET", "/", API, query, TOKEN)[0] == 403
+
+
+def test_the_script_s_reads_need_the_token_header_not_the_address() -> None:
+    assert guard.refusal("GET", "/api/state", API, None, TOKEN) is None
+    status, why = guard.refusal("GET", "/api/state", HOST, TOKEN, TOKEN)  # a link with ?token=
+    assert status == 403 and "X-Wvpclab-Token" in why
+    wrong = {**HOST, "x-wvpclab-token": "wrong"}
+    assert guard.refusal("GET", "/api/picture.svg", wrong, None, TOKEN)[0] == 403
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1:8470", "localhost:9000", "[::1]:8470", "LOCALHOST",
                                   "127.0.0.1"])
 def test_loopback_names_are_served(host: str) -> None:
-    assert guard.refusal("GET", {"host": host}, TOKEN, None, TOKEN) is None
+    assert guard.refusal("GET", "/", {"host": host}, TOKEN, TOKEN) is None
 
 
 @pytest.mark.parametrize("host", ["evil.example:8470", "127.0.0.1.evil.example", "",
                                   "10.0.2.15:8470", "[::2]:8470"])
 def test_other_host_names_are_refused_whatever_the_token(host: str) -> None:
-    status, why = guard.refusal("GET", {"host": host}, TOKEN, TOKEN, TOKEN)
+    status, why = guard.refusal("GET", "/api/state", {"host": host, "x-wvpclab-token": TOKEN},
+                                TOKEN, TOKEN)
     assert status == 403 and "127.0.0.1 and localhost only" in why
 
 
 def test_a_change_from_the_page_itself_is_served() -> None:
-    assert guard.refusal("POST", CHANGE, None, None, TOKEN) is None
+    assert guard.refusal("POST", "/api/nic", CHANGE, None, TOKEN) is None
     no_origin = {k: v for k, v in CHANGE.items() if k != "origin"}  # curl, a script
-    assert guard.refusal("POST", no_origin, None, None, TOKEN) is None
+    assert guard.refusal("POST", "/api/nic", no_origin, None, TOKEN) is None
     charset = {**CHANGE, "content-type": "application/json; charset=utf-8"}
-    assert guard.refusal("POST", charset, None, None, TOKEN) is None
+    assert guard.refusal("POST", "/api/nic", charset, None, TOKEN) is None
 
 
 @pytest.mark.parametrize("change, status, words", [
-    ({"x-wvpclab-token": None}, 403, "needs the page's token"),
-    ({"x-wvpclab-token": "wrong"}, 403, "needs the page's token"),
+    ({"x-wvpclab-token": None}, 403, "token is wrong or missing"),
+    ({"x-wvpclab-token": "wrong"}, 403, "token is wrong or missing"),
     ({"origin": "http://evil.example"}, 403, "cross-site request refused"),
     ({"origin": "null"}, 403, "cross-site request refused"),
     ({"origin": "http://127.0.0.1:9999"}, 403, "cross-site request refused"),
@@ -67,19 +81,19 @@ def test_a_change_from_the_page_itself_is_served() -> None:
 def test_a_change_without_the_header_token_from_another_site_or_not_json_is_refused(
         change: dict, status: int, words: str) -> None:
     headers = {k: v for k, v in {**CHANGE, **change}.items() if v is not None}
-    # the cookie and the address's token do not count for a change
-    refused = guard.refusal("POST", headers, TOKEN, TOKEN, TOKEN)
+    # the address's token does not count for a change
+    refused = guard.refusal("POST", "/api/nic", headers, TOKEN, TOKEN)
     assert refused is not None and refused[0] == status and words in refused[1], refused
+
+
+def test_a_post_to_the_page_itself_is_not_a_change() -> None:
+    assert guard.refusal("POST", "/", CHANGE, TOKEN, TOKEN)[0] == 405
 
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS"])
 def test_other_methods_are_not_served(method: str) -> None:
-    status, why = guard.refusal(method, CHANGE, TOKEN, TOKEN, TOKEN)
+    status, why = guard.refusal(method, "/api/nic", CHANGE, TOKEN, TOKEN)
     assert status == 405 and method in why
-
-
-def test_each_port_keeps_its_own_cookie() -> None:
-    assert guard.cookie_name(8470) != guard.cookie_name(8471)
 
 
 # -- the dialog's JSON --------------------------------------------------------------------------

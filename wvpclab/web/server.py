@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from wvpclab import modes
@@ -80,6 +81,8 @@ class WebServer:
         self.sampler = Sampler(lab)
         self._svg: tuple[str, bytes] = ("", b"")
         self._key: tuple[int, str] = (-1, "")
+        #: The pcap files of the captures this page started (the only ones it deletes).
+        self._captures: set[Path] = set()
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -126,15 +129,15 @@ class WebServer:
         request = Request(scope, receive)
         headers = {k.lower(): v for k, v in request.headers.items()}
         query_token = request.query_params.get("token")
-        cookie = request.cookies.get(guard.cookie_name(self.port))
-        refused = guard.refusal(request.method, headers, query_token, cookie, self.token)
+        refused = guard.refusal(request.method, request.url.path, headers, query_token,
+                                self.token)
         if refused is not None:  # a browser's address bar gets words; the page's script JSON
             as_json = request.url.path.startswith("/api/") or request.method != "GET"
             await self._reply(send, refused[0], {"error": refused[1]} if as_json else
                               f"wvpclab: {refused[1]}\n".encode(), "text/plain; charset=utf-8")
             return
         try:
-            status, body, kind, extra = await self._route(request, query_token)
+            status, body, kind, extra = await self._route(request)
         except UsageError as err:
             status, body, kind, extra = 400, {"error": str(err)}, None, []
         except LabError as err:
@@ -158,17 +161,11 @@ class WebServer:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def _route(self, request: Any, query_token: str | None
-                     ) -> tuple[int, Any, str | None, list]:
+    async def _route(self, request: Any) -> tuple[int, Any, str | None, list]:
         from starlette.concurrency import run_in_threadpool
 
         path, method = request.url.path, request.method
         if method in ("GET", "HEAD"):
-            if path == "/" and query_token is not None:  # keep the token, drop it from the bar
-                cookie = (f"{guard.cookie_name(self.port)}={self.token}; Path=/; HttpOnly; "
-                          "SameSite=Strict")
-                return 303, b"", "text/plain", [(b"location", b"/"),
-                                                (b"set-cookie", cookie.encode())]
             if path in _STATIC:
                 name, kind = _STATIC[path]
                 data = _static(name)
@@ -180,10 +177,9 @@ class WebServer:
                 if since.isdigit():  # a page's next look: as soon as the lab changes, or in 0.5 s
                     await run_in_threadpool(self.lab.wait_change, int(since), WAIT)
                 return 200, await run_in_threadpool(self.state), None, []
-            if path == "/favicon.ico":
-                return 204, b"", "image/x-icon", []
             if path == "/api/picture.svg":
-                return 200, await run_in_threadpool(self.picture), "image/svg+xml", []
+                key, svg = await run_in_threadpool(self.picture)
+                return 200, svg, "image/svg+xml", [(b"x-wvpclab-picture", key.encode())]
             if path == "/api/rules":
                 key = request.query_params.get("switch", "")
                 return 200, {"switch": key, "rules": await run_in_threadpool(
@@ -229,14 +225,15 @@ class WebServer:
 
         return hashlib.sha1(dot_source(graph, live=True).encode()).hexdigest()[:16]
 
-    def picture(self) -> bytes:
+    def picture(self) -> tuple[str, bytes]:
+        """The live picture and its key (what ``state`` says the page should show)."""
         from wvpclab.draw import pipe
 
         graph = self.lab.graph_snapshot()
         key = self._picture_key(graph)
         if self._svg[0] != key:
             self._svg = (key, pipe(graph, "svg", live=True))
-        return self._svg[1]
+        return self._svg
 
     @staticmethod
     def _where(body: dict) -> tuple[str, int]:
@@ -265,13 +262,16 @@ class WebServer:
         action = body.get("action")
         if action == "start":
             path = self.lab.capture(vm, index, self.lab.run_dir / f"web-capture-{vm}-{index}.pcap")
+            self._captures.add(path)
             return {"capturing": True, "file": str(path)}
-        if action == "stop":
+        if action == "stop":  # a capture started at the prompt keeps its file
             path = self.lab.stop_capture(vm, index)
             try:
                 return path.read_bytes()
             finally:
-                path.unlink(missing_ok=True)
+                if path in self._captures:
+                    self._captures.discard(path)
+                    path.unlink(missing_ok=True)
         raise UsageError("capture: the action is start or stop")
 
     def _nic_now(self, vm: str, index: int) -> dict[str, Any]:

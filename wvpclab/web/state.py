@@ -161,8 +161,13 @@ class Sampler:
             node = self.lab.node(name)
             proc = node.popen(["ip", "-j", "addr", "show"], stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True)
-            out, _ = proc.communicate(timeout=5)
         except Exception:  # noqa: BLE001 - a node going away mid-change: no reading this time
+            return {}
+        try:
+            out, _ = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
             return {}
         return parse_links(out)
 

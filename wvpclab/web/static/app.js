@@ -29,7 +29,7 @@ function el(tag, attrs = {}, ...children) {
 }
 
 async function api(path, body) {
-  const opts = body === undefined ? {} : {
+  const opts = body === undefined ? {headers: {"X-Wvpclab-Token": TOKEN}} : {
     method: "POST",
     headers: {"Content-Type": "application/json", "X-Wvpclab-Token": TOKEN},
     body: JSON.stringify(body),
@@ -73,12 +73,21 @@ function count(n) {
 }
 
 // -- the picture --------------------------------------------------------------------------------
+let pictureLoading = false;
+
 async function showPicture() {
-  if (state.picture === pictureKey) return;
-  const res = await api("/api/picture.svg");
+  if (state.picture === pictureKey || pictureLoading) return;
+  pictureLoading = true;  // one at a time: an older picture never lands after a newer one
+  let res, svg;
+  try {
+    res = await api("/api/picture.svg");
+    svg = await res.text();
+  } finally {
+    pictureLoading = false;
+  }
   const box = $("#picture");
-  box.innerHTML = await res.text();  // Graphviz's SVG of the lab, escaped by Graphviz
-  pictureKey = state.picture;
+  box.innerHTML = svg;  // Graphviz's SVG of the lab, escaped by Graphviz
+  pictureKey = res.headers.get("X-Wvpclab-Picture");
   for (const a of box.querySelectorAll("a")) {
     const target = a.getAttribute("xlink:href") || a.getAttribute("href") || "";
     a.addEventListener("click", (ev) => {
