@@ -517,6 +517,14 @@ def test_the_default_lab_s_page_screenshot_for_the_readme(tmp_path: Path) -> Non
                      what="xp's address on the page")
             open_dialog(driver, "xp/0")
             wait_for(lambda: "carrier" in nic_row(driver, "xp/0").text, 5)
+            click(driver, 'g[id="a_switch:office"] a')  # the LAN's leases beside the dialog
+            wait_for(lambda: driver.find_elements("css selector", "#detail table"), 10)
+            # usable at 1280x720: nothing wider than the window, the dialog's controls in view
+            assert driver.execute_script("return document.documentElement.scrollWidth") <= 1280
+            select = nic_row(driver, "xp/0").find_element("tag name", "select")
+            box = driver.execute_script("return arguments[0].getBoundingClientRect().toJSON()",
+                                        select)
+            assert 0 <= box["top"] and box["bottom"] <= 720 and box["right"] <= 1280, box
             out = ROOT / "docs" / "web.png"
             assert driver.save_screenshot(str(out))
         finally:
