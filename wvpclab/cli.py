@@ -51,9 +51,12 @@ def _load(path: str):
 
 
 def _port(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
+    from wvpclab.web.server import port_number
+
+    port = port_number(text)
+    if port is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port (1-65535)")
-    return int(text)
+    return port
 
 
 def _on_term(signum: int, frame: object) -> None:

@@ -85,6 +85,14 @@ LIVE_NIC = "\u00a0" * 44
 LIVE_SWITCH = "\u00a0" * 34
 
 
+def _switch_label(rows: list[str], key: str, tooltip: str, live: bool, **style: Any) -> str:
+    """A switch's label (a LAN's, a filter switch's on its adapter, an internal network's);
+    ``live``: with the row its counters go in and its anchor."""
+    if not live:
+        return _html(rows, **style)
+    return _html([*rows, _mono(LIVE_SWITCH)], anchor=(live_id("switch", key), tooltip), **style)
+
+
 def _small(text: str, color: str = "#444444") -> str:
     return f'<FONT POINT-SIZE="10" COLOR="{color}">{text}</FONT>'
 
@@ -263,11 +271,8 @@ def dot_source(graph: nx.Graph, dpi: int | None = None, live: bool = False) -> s
                 rows.append(_small(f"to the internet as {_e(_host(lan['wan']))}"
                                    if lan.get("nat") else
                                    f"routed to the internet ({_e(_host(lan['wan']))})"))
-            if live:
-                rows.append(_mono(LIVE_SWITCH))
-            c.node(key, _html(rows, border="1", bgcolor="#ffffff", color="#777777",
-                              anchor=(live_id("switch", key), f"switch {key}: its leases")
-                              if live else None), shape="plain")
+            c.node(key, _switch_label(rows, key, f"switch {key}: its leases", live, border="1",
+                                      bgcolor="#ffffff", color="#777777"), shape="plain")
             for skey, server in nodes["server"]:
                 if server.get("lan") == key:
                     c.node(skey, _html([f"<B>{_e(skey)}</B>  {_small('server')}",
@@ -298,13 +303,9 @@ def dot_source(graph: nx.Graph, dpi: int | None = None, live: bool = False) -> s
                         _small("ip " + _e(adapter.get("ip") or "?"))]
                 if not adapter.get("lan"):
                     rows.append(_small("no LAN: cable unplugged"))
-                if live:
-                    rows.append(_mono(LIVE_SWITCH))
-                c.node(akey, _html(rows, border="1", bgcolor=_ADAPTER_FILL, color="#333333",
-                                   style="dashed" if not adapter.get("lan") else None,
-                                   anchor=(live_id("switch", akey),
-                                           f"{akey}'s filter switch: its rules")
-                                   if live else None))
+                c.node(akey, _switch_label(rows, akey, f"{akey}'s filter switch: its rules", live,
+                                           border="1", bgcolor=_ADAPTER_FILL, color="#333333",
+                                           style="dashed" if not adapter.get("lan") else None))
                 c.edge(akey, stack, color="#999999", penwidth="1.0")
                 if adapter.get("lan"):
                     link = ({"style": "dashed", "penwidth": "1.6", "label": "radio",
@@ -325,13 +326,10 @@ def dot_source(graph: nx.Graph, dpi: int | None = None, live: bool = False) -> s
                 dhcp = (f"DHCP on ({topology.INTERNAL_SERVER.ip})" if net.get("dhcp")
                         else "DHCP off")
                 strong, fill, _ = modes.internal.MODE.style
-                rows = [f"<B>{_e(ikey)}</B>", _small("internal network switch"), _small(_e(dhcp))]
-                if live:
-                    rows.append(_mono(LIVE_SWITCH))
-                c.node(ikey, _html(rows, border="1", bgcolor=fill, color=strong, style="rounded",
-                                   anchor=(live_id("switch", ikey),
-                                           f"internal network {ikey}: its rules and leases")
-                                   if live else None))
+                c.node(ikey, _switch_label(
+                    [f"<B>{_e(ikey)}</B>", _small("internal network switch"), _small(_e(dhcp))],
+                    ikey, f"internal network {ikey}: its rules and leases", live, border="1",
+                    bgcolor=fill, color=strong, style="rounded"))
             for nkey, nic in nodes["nic"]:
                 vm = graph.nodes[nic.get("vm")] if nic.get("vm") in graph else {}
                 if _mode(nic).engine(nic) is None or vm.get("pc") != key:
@@ -395,11 +393,15 @@ def render(graph: nx.Graph, path: str | Path) -> Path:
     return out
 
 
-def pipe(graph: nx.Graph, fmt: str = "svg", live: bool = False) -> bytes:
-    """The picture in ``fmt`` (svg or png) as bytes; ``live``: the web page's version
-    (``dot_source``). LabError when Graphviz is missing or fails."""
+def pipe(graph: nx.Graph, fmt: str = "svg") -> bytes:
+    """The picture in ``fmt`` (svg or png) as bytes. LabError when Graphviz is missing or
+    fails."""
+    return run_dot(dot_source(graph, dpi=PNG_DPI if fmt == "png" else None), fmt)
+
+
+def run_dot(source: str, fmt: str = "svg") -> bytes:
+    """Graphviz's ``dot`` on a DOT text (``dot_source``'s): the picture in ``fmt`` as bytes."""
     gv = _binding()
-    source = dot_source(graph, dpi=PNG_DPI if fmt == "png" else None, live=live)
     try:
         return gv.pipe("dot", fmt, source.encode("utf-8"), quiet=True)
     except gv.ExecutableNotFound:

@@ -398,8 +398,9 @@ class Lab:
             mode, target = modes.parse(spec, target)
         except ValueError as err:
             raise UsageError(str(err)) from None
-        self._nic(vm, index)
-        with self._changing(vm, index, f"to {modes.label(mode, target)}"), self._lock:
+        self._nic(vm, index)  # (a wrong NIC is said before anything is marked as changing)
+        what = f"to {topology.mode_label({'mode': mode, 'target': target})}"
+        with self._changing(vm, index, what), self._lock:
             # checked under the lock: the NIC is as the change before this one left it
             nic = self._nic(vm, index)
             problem = modes.by_name(mode).check_target(self.graph, self.graph.nodes[vm]["pc"],
@@ -418,7 +419,7 @@ class Lab:
         nothing to plug into (UsageError)."""
         if not isinstance(plugged, bool):
             raise UsageError(f"cable: plugged is True or False, not {plugged!r}")
-        self._nic(vm, index)
+        self._nic(vm, index)  # (a wrong NIC is said before anything is marked as changing)
         with self._changing(vm, index, "plugging the cable in" if plugged else
                             "pulling the cable out"), self._lock:
             nic = self._nic(vm, index)  # as the change before this one left it

@@ -361,16 +361,19 @@ class LabCLI(CLI):
         """Serve the lab's web page (WVPC's Settings dialog, the lab drawn live) on 127.0.0.1 and
         print its address with the run's token (served already: print its address again).
         Usage: web [PORT]"""
+        from wvpclab.web.server import port_number
+
         args = line.split()
-        if len(args) > 1 or (args and not (args[0].isdigit() and 1 <= int(args[0]) <= 65535)):
+        port = port_number(args[0]) if len(args) == 1 else None
+        if len(args) > 1 or (args and port is None):
             self._fail("Usage: web [PORT]")
             return
         page = self.lab.web
-        if page is not None and args and int(args[0]) != page.port:
+        if page is not None and port is not None and port != page.port:
             self._fail(f"web: the page is already served on port {page.port}: {page.url}")
             return
         try:
-            page = self.lab.web_page(int(args[0]) if args else None)
+            page = self.lab.web_page(port)
         except Exception as err:  # noqa: BLE001 - LabError: the port is taken, one line
             self._fail(str(err))
             return

@@ -37,11 +37,6 @@ def parse(spec: str, target: str | None = None) -> tuple[str, str | None]:
     raise ValueError(f"{spec!r} is not a NIC mode (none, shared, bridge ADAPTER, internal NAME)")
 
 
-def label(mode: str, target: str | None) -> str:
-    """``none``, ``shared``, ``bridge eth0``, ``internal lab``: a mode in words."""
-    return f"{mode} {target}" if target else mode
-
-
 def move(graph: nx.Graph, vm: str, index: int, mode: str, target: str | None) -> None:
     """Puts NIC ``index`` of ``vm`` in another mode in the graph: its ``attach`` edge follows, and
     the mode adds what it needs (an internal network typed afresh is declared)."""
@@ -63,4 +58,4 @@ def set_cable(graph: nx.Graph, vm: str, index: int, plugged: bool) -> None:
     graph.nodes[f"{vm}/{index}"]["cable"] = plugged
 
 
-__all__ = ["MODES", "Mode", "by_name", "label", "move", "of", "parse", "set_cable"]
+__all__ = ["MODES", "Mode", "by_name", "move", "of", "parse", "set_cable"]

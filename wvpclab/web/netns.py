@@ -13,6 +13,7 @@ from __future__ import annotations
 import array
 import concurrent.futures
 import ctypes
+import errno
 import fcntl
 import os
 import socket
@@ -27,25 +28,23 @@ ETHTOOL_GLINK = 0x0000000A
 _IFNAMSIZ = 16
 
 
-def _ifreq(name: str) -> bytes:
-    return struct.pack("16s16x", name.encode()[:_IFNAMSIZ - 1])
-
-
 def read_interface(sock: socket.socket, name: str) -> dict[str, Any] | None:
     """Carrier (ethtool's link state) and primary IPv4 address (``a.b.c.d/n``) of interface
     ``name`` in the namespace ``sock`` was made in; None when there is no such interface."""
+    ifname = name.encode()[:_IFNAMSIZ - 1]
     link = array.array("I", [ETHTOOL_GLINK, 0])
-    request = struct.pack("16sP", name.encode()[:_IFNAMSIZ - 1], link.buffer_info()[0])
     try:
-        fcntl.ioctl(sock.fileno(), SIOCETHTOOL, request)
+        fcntl.ioctl(sock.fileno(), SIOCETHTOOL,
+                    struct.pack("16sP", ifname, link.buffer_info()[0]))
     except OSError as err:
-        if err.errno == 19:  # ENODEV: no such interface
+        if err.errno == errno.ENODEV:  # no such interface
             return None
         link[1] = 0  # no ethtool link state: say no carrier
     addresses = []
+    ifreq = struct.pack("16s16x", ifname)
     try:
-        addr = fcntl.ioctl(sock.fileno(), SIOCGIFADDR, _ifreq(name))[20:24]
-        mask = fcntl.ioctl(sock.fileno(), SIOCGIFNETMASK, _ifreq(name))[20:24]
+        addr = fcntl.ioctl(sock.fileno(), SIOCGIFADDR, ifreq)[20:24]
+        mask = fcntl.ioctl(sock.fileno(), SIOCGIFNETMASK, ifreq)[20:24]
         prefix = int.from_bytes(mask, "big").bit_count()
         addresses.append(f"{socket.inet_ntoa(addr)}/{prefix}")
     except OSError:  # EADDRNOTAVAIL: no IPv4 address

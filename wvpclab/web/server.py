@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import secrets
 import socket
 import threading
@@ -20,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from wvpclab import modes
+from wvpclab import topology
 from wvpclab.errors import LabError, UsageError
 from wvpclab.web import guard
 from wvpclab.web.state import Sampler, settings
@@ -44,6 +45,11 @@ _STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
 
 def _static(name: str) -> bytes:
     return resources.files("wvpclab.web").joinpath("static", name).read_bytes()
+
+
+def port_number(text: str) -> int | None:
+    """``text`` as a TCP port (1-65535), or None."""
+    return int(text) if text.isdigit() and 1 <= int(text) <= 65535 else None
 
 
 def bind(port: int | None, host: str = "127.0.0.1") -> socket.socket:
@@ -151,8 +157,6 @@ class WebServer:
 
     async def _reply(self, send: Any, status: int, body: Any, kind: str | None = None,
                      extra: list[tuple[bytes, bytes]] | None = None) -> None:
-        import json
-
         if not isinstance(body, bytes):
             body, kind = json.dumps(body).encode(), "application/json"
         headers = [(b"content-type", (kind or "application/octet-stream").encode()),
@@ -213,26 +217,28 @@ class WebServer:
         out["generation"] = generation
         out.update(self.sampler.sample())
         if self._key[0] != generation:  # the picture changes only with the graph
-            self._key = (generation, self._picture_key(graph))
+            self._key = (generation, self._picture_source(graph)[0])
         out["picture"] = self._key[1]
         out["busy"] = self.lab.changing.copy()
         out["captures"] = [f"{vm}/{i}" for vm, i in self.lab.captures_running()]
         out["time"] = time.time()
         return out
 
-    def _picture_key(self, graph: Any) -> str:
+    @staticmethod
+    def _picture_source(graph: Any) -> tuple[str, str]:
+        """The live picture's DOT text and its key (a hash of it)."""
         from wvpclab.draw import dot_source
 
-        return hashlib.sha1(dot_source(graph, live=True).encode()).hexdigest()[:16]
+        source = dot_source(graph, live=True)
+        return hashlib.sha1(source.encode()).hexdigest()[:16], source
 
     def picture(self) -> tuple[str, bytes]:
         """The live picture and its key (what ``state`` says the page should show)."""
-        from wvpclab.draw import pipe
+        from wvpclab.draw import run_dot
 
-        graph = self.lab.graph_snapshot()
-        key = self._picture_key(graph)
+        key, source = self._picture_source(self.lab.graph_snapshot())
         if self._svg[0] != key:
-            self._svg = (key, pipe(graph, "svg", live=True))
+            self._svg = (key, run_dot(source, "svg"))
         return self._svg
 
     @staticmethod
@@ -279,6 +285,6 @@ class WebServer:
         nic = graph.nodes[f"{vm}/{index}"]
         client = self.lab.clients.get((vm, index))
         lease = client.lease() if client is not None else None
-        return {"vm": vm, "index": index, "label": modes.label(nic["mode"], nic.get("target")),
+        return {"vm": vm, "index": index, "label": topology.mode_label(nic),
                 "cable": bool(nic.get("cable", True)),
                 "address": (lease or {}).get("ip") or nic.get("ip")}

@@ -1,6 +1,7 @@
 """What the web page shows, as JSON: each VM's Settings dialog (pure, from the topology graph) and
 the lab's live values (carrier, addresses, leases, switch counters), read without touching any
-node's Mininet shell (the CLI may be using it): every reading is a process of its own.
+node's Mininet shell (the CLI may be using it): this machine's VMs from inside their namespaces
+(``wvpclab.web.netns``), another server's VMs and every switch with a process of their own.
 
 The pure parts (``settings``, ``parse_links``, ``parse_counters``, ``nic_live``) are unit-tested;
 ``Sampler`` reads a running lab.
@@ -56,7 +57,7 @@ def spec(nic: Mapping[str, Any]) -> str:
 def settings(graph: nx.Graph) -> dict[str, Any]:
     """Every VM's Settings dialog (its NICs in order, each with its mode and cable; the drop-down's
     choices once per PC) and the switches the page can ask about, from the topology graph alone."""
-    vms = []
+    vms, pcs = [], set()
     for key, vm in topology.nodes_of(graph, "vm"):
         nics = []
         for nic in topology.nics_of(graph, key):
@@ -67,6 +68,7 @@ def settings(graph: nx.Graph) -> dict[str, Any]:
                          "pluggable": mode.attachment_kind() is not None,
                          "static": nic.get("ip")})
         vms.append({"name": key, "pc": vm["pc"], "nics": nics})
+        pcs.add(vm["pc"])
     switches = []
     for key, lan in topology.nodes_of(graph, "lan"):
         switches.append({"key": key, "kind": "internet" if lan.get("internet") else "lan",
@@ -77,7 +79,6 @@ def settings(graph: nx.Graph) -> dict[str, Any]:
     for key, net in topology.nodes_of(graph, "internal"):
         switches.append({"key": key, "kind": "internal", "rules": True,
                          "leases": bool(net.get("dhcp", True))})
-    pcs = {vm["pc"] for _, vm in topology.nodes_of(graph, "vm")}
     return {"lab": graph.graph["name"], "vms": vms, "switches": switches,
             "choices": {pc: choices(graph, pc) for pc in sorted(pcs)}}
 

@@ -1,5 +1,6 @@
 // wvpclab's web page: the lab's picture kept live, and WVPC's Settings dialog for each VM.
-// Reads /api/state twice a second; every change is a POST carrying the page's token.
+// Looks at /api/state again as soon as the lab changes (or every half second); every request
+// carries the page's token, every change is a POST.
 "use strict";
 
 const TOKEN = document.querySelector('meta[name="wvpclab-token"]').content;
@@ -57,8 +58,16 @@ function duration(s) {
   return d ? `${d}d${pad(h)}h${pad(m)}m` : `${pad(h)}:${pad(m)}:${pad(Math.floor(s % 60))}`;
 }
 
+function isBusy(key) {  // a change of this NIC under way, from this page or anywhere
+  return Boolean(state.busy[key] || inFlight[key]);
+}
+
+function isDown(nic, live) {  // a NIC that should have carrier and has none
+  return nic.pluggable && (!nic.cable || Boolean(live && !live.carrier));
+}
+
 function nicWords(key, nic, live) {
-  if (state.busy[key] || inFlight[key]) return "changing...";
+  if (isBusy(key)) return "changing...";
   if (!live) return "";
   if (!nic.pluggable) return "not connected";
   if (!nic.cable) return "cable pulled: no carrier";
@@ -113,11 +122,10 @@ function fillPicture() {
       const row = texts[texts.length - 1];
       const live = state.nics[key];
       row.textContent = nicWords(key, nic, live);
-      const bad = nic.pluggable && (!nic.cable || (live && !live.carrier));
-      row.setAttribute("fill", state.busy[key] || inFlight[key] ? "#1f5fbf" : bad ? "#b00000" : "#1b6e20");
+      row.setAttribute("fill", isBusy(key) ? "#1f5fbf" : isDown(nic, live) ? "#b00000" : "#1b6e20");
     }
   }
-  for (const [key, c] of Object.entries(state.switches_live || {})) {
+  for (const [key, c] of Object.entries(state.switches_live)) {
     const g = document.getElementById("a_switch:" + key);
     if (!g) continue;
     const texts = g.querySelectorAll("text");
@@ -180,7 +188,7 @@ function fillDialog(vm) {
     if (!row) continue;
     row.classList.toggle("picked", key === pickedNic);
     const select = row.querySelector("select");
-    const busy = Boolean(state.busy[key] || inFlight[key]);
+    const busy = isBusy(key);
     const choices = state.choices[vm.pc] || [];
     const optKey = choices.map((c) => c.value + "=" + c.label).join("|");
     if (select.dataset.opts !== optKey && document.activeElement !== select) {
@@ -198,9 +206,8 @@ function fillDialog(vm) {
     capture.dataset.capturing = String(capturing);
     const live = state.nics[key];
     const liveBox = row.querySelector("[data-live]");
-    const words = nicWords(key, nic, live);
-    const bad = nic.pluggable && (!nic.cable || (live && !live.carrier));
-    liveBox.replaceChildren(el("span", {class: bad ? "down" : "up", text: words}));
+    liveBox.replaceChildren(el("span", {class: isDown(nic, live) ? "down" : "up",
+                                        text: nicWords(key, nic, live)}));
     const msg = row.querySelector("[data-msg]");
     const said = inFlight[key] ? {text: inFlight[key], kind: "busy"}
       : state.busy[key] ? {text: `changing (from the CLI or another page): ${state.busy[key]}...`, kind: "busy"}
@@ -240,14 +247,14 @@ async function change(key, busyText, path, body, done) {
 
 function changeMode(vm, index, select) {
   let mode = select.value;
-  const key = `${vm}/${index}`;
+  let what = select.selectedOptions[0].textContent;
   if (mode === NEW_INTERNAL) {
     const name = window.prompt("Name of the new internal network (letters, digits, - and _):", "");
     if (!name) { select.value = state.vms.find((v) => v.name === vm).nics.find((n) => n.index === index).value; return; }
     mode = NEW_INTERNAL + name.trim();
+    what = "internal network " + name.trim();
   }
-  const label = select.selectedOptions.length && mode !== NEW_INTERNAL ? select.selectedOptions[0].textContent : mode;
-  change(key, `changing to ${mode.startsWith(NEW_INTERNAL) ? "internal network " + mode.slice(NEW_INTERNAL.length) : label}: `
+  change(`${vm}/${index}`, `changing to ${what}: `
               + "moving the cable, then waiting for the guest to hold its address...",
          "/api/nic", {vm, index, mode},
          (r) => (r.changed ? `now ${r.label}` : `already ${r.label}: nothing changed`)
@@ -297,7 +304,7 @@ async function showDetail(key) {
   const body = $("#detail-body");
   body.replaceChildren(el("p", {class: "sub", text: "reading..."}));
   const parts = [];
-  const c = (state.switches_live || {})[key];
+  const c = state.switches_live[key];
   if (c) parts.push(el("p", {class: "sub", text: `${c.rx} packets in from its ports, ${c.tx} out to them`}));
   try {
     if (sw.rules) {
@@ -329,7 +336,6 @@ async function refresh(force = false) {
   try {
     const since = state && !force ? `?since=${state.generation}` : "";
     state = await api("/api/state" + since);
-    state.switches_live = state.switches_live || {};
     await showPicture();
     fillPicture();
     render();
