@@ -268,6 +268,9 @@ class LabCLI(CLI):
             return
         try:
             changed = self.lab.set_nic(where[0], where[1], " ".join(args[2:]))
+        except KeyboardInterrupt:
+            self._nic_after_interrupt(*where)
+            raise
         except Exception as err:  # noqa: BLE001 - LabError: a bad argument, one line
             self._fail(str(err))
             return
@@ -277,6 +280,15 @@ class LabCLI(CLI):
         sys.stdout.write(f"{where[0]} NIC {where[1]}: {topology.mode_label(nic)}"
                          f"{', address ' + addr if addr else ''}"
                          f"{'' if changed else ' (already so: nothing changed)'}\n")
+        sys.stdout.flush()
+
+    def _nic_after_interrupt(self, vm: str, index: int) -> None:
+        """Ctrl-C during ``nic`` or ``cable``: a change is made whole or not at all (the signal
+        waits for it), so the NIC is as one of the two; say which."""
+        nic = self.lab.graph.nodes[f"{vm}/{index}"]
+        sys.stdout.write(f"{vm} NIC {index}: {topology.mode_label(nic)}, cable "
+                         f"{'plugged' if nic.get('cable', True) else 'pulled'} (Ctrl-C: a change "
+                         "is made whole or not at all; this is the NIC now)\n")
         sys.stdout.flush()
 
     def do_cable(self, line: str) -> None:
@@ -291,6 +303,9 @@ class LabCLI(CLI):
             return
         try:
             changed = self.lab.cable(where[0], where[1], args[2] == "on")
+        except KeyboardInterrupt:
+            self._nic_after_interrupt(*where)
+            raise
         except Exception as err:  # noqa: BLE001 - LabError: a bad argument, one line
             self._fail(str(err))
             return

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import select
 import shutil
 import subprocess
@@ -138,8 +139,6 @@ def test_the_picture_lists_every_nic_with_its_mode_and_live_address(lab: Lab, pa
 def test_the_page_reads_what_ip_shows_in_each_vm_without_a_process(lab: Lab) -> None:
     """The live readings (setns from one thread of the lab's process) agree with ``ip`` run in
     each VM, and leave every other thread of the process in its own namespace."""
-    import os
-
     from wvpclab.web.netns import NetnsReader
     from wvpclab.web.state import parse_links
 
@@ -493,6 +492,59 @@ def test_ctrl_c_while_the_page_changes_a_nic_lets_the_change_finish(tmp_path: Pa
     assert status == 200 and body["label"] == "bridge eth0", body
     assert body["address"].startswith("192.168.50.")
     assert "lab xp-mode is down" in err
+    assert leftovers(cleanup.prefix_for("xp-mode")) == []
+
+
+def _read_pty(fd: int, until: str, timeout: float) -> str:
+    """What the terminal shows until ``until`` appears (or ``timeout`` seconds pass)."""
+    out, deadline = b"", time.monotonic() + timeout
+    while until.encode() not in out and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    return out.decode(errors="replace").replace("\r", "")
+
+
+def test_ctrl_c_during_nic_at_the_prompt_says_where_the_nic_is() -> None:
+    """On a terminal, Ctrl-C in the middle of `nic`: the change is made whole first (the page
+    shows it under way when the key is pressed), then the CLI says where the NIC is now and the
+    prompt comes back."""
+    import pty
+    import signal
+
+    from tests.lab.helpers import leftovers
+    from wvpclab import cleanup
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the lab on a terminal
+        os.execv(WVPCLAB, [WVPCLAB, "run", str(TOPOLOGIES / "xp_mode.yaml"), "--web"])
+    try:
+        shown = _read_pty(fd, "wvpclab> ", 60)
+        url = shown.split("live): ", 1)[1].split()[0]
+        base, token = url.split("/?token=")
+        os.write(fd, b"nic xp 0 bridge eth0\n")
+        wait_for(lambda: request(f"{base}/api/state",
+                                 headers={"X-Wvpclab-Token": token})[1].get("busy"), 20, 0.01,
+                 what="the change under way")
+        os.write(fd, b"\x03")
+        said = _read_pty(fd, "wvpclab> ", 60)
+        assert ("xp NIC 0: bridge eth0, cable plugged (Ctrl-C: a change is made whole or not at "
+                "all; this is the NIC now)") in said, said
+        os.write(fd, b"nics xp\n")
+        assert "bridge eth0       yes      192.168.50." in _read_pty(fd, "wvpclab> ", 30)
+        os.write(fd, b"exit\n")
+        _read_pty(fd, "is down", 60)
+    finally:
+        with contextlib.suppress(ChildProcessError, ProcessLookupError):
+            if os.waitpid(pid, os.WNOHANG) == (0, 0):
+                os.kill(pid, signal.SIGTERM)
+            os.waitpid(pid, 0)
+        os.close(fd)
     assert leftovers(cleanup.prefix_for("xp-mode")) == []
 
 
