@@ -53,7 +53,11 @@ def test_loopback_names_are_served(host: str) -> None:
 
 
 @pytest.mark.parametrize("host", ["evil.example:8470", "127.0.0.1.evil.example", "",
-                                  "10.0.2.15:8470", "[::2]:8470"])
+                                  "10.0.2.15:8470", "[::2]:8470", "[::1].evil.test",
+                                  "[::1].evil.test:8470", "[::1]evil.test", "localhost.",
+                                  "localhost.evil.test", "127.0.0.1:", "127.0.0.1:80a",
+                                  "127.0.0.1:80:80", "localhost:123456", " localhost",
+                                  "localhost ", "127.0.0.1@evil.test", "[::1]:8470]"])
 def test_other_host_names_are_refused_whatever_the_token(host: str) -> None:
     status, why = guard.refusal("GET", "/api/state", {"host": host, "x-wvpclab-token": TOKEN},
                                 TOKEN, TOKEN)

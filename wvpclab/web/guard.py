@@ -1,8 +1,9 @@
 """Who may use a lab's web page: the holder of the run's token, on this machine, by the page itself.
 
-- Served to the loopback names alone (``Host`` 127.0.0.1, localhost or [::1], any port: an ssh
-  tunnel may forward another): a web site that makes its own name resolve to 127.0.0.1 (DNS
-  rebinding) is refused.
+- Served to the loopback names alone: ``Host`` is exactly 127.0.0.1, localhost or [::1], with or
+  without a ``:PORT`` of digits (any port: an ssh tunnel may forward another), and nothing else
+  (not ``[::1].evil.test``, not ``localhost.``): a web site that makes its own name resolve to
+  127.0.0.1 (DNS rebinding) is refused.
 - The page and its two files are read with the token in the address (``?token=``, as wvpclab
   printed it; the page names its files with it); everything its script asks (``/api/...``),
   reads and changes alike, carries the token in the ``X-Wvpclab-Token`` header. No cookie: a
@@ -14,17 +15,19 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Mapping
 
 HEADER = "x-wvpclab-token"
 LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+_LOOPBACK_HOST = re.compile(r"(?:127\.0\.0\.1|localhost|\[::1\])(?::[0-9]{1,5})?", re.IGNORECASE)
 
 
-def _host_name(host: str) -> str:
-    if host.startswith("["):
-        return host.split("]", 1)[0] + "]"
-    return host.rsplit(":", 1)[0] if ":" in host else host
+def loopback_host(host: str) -> bool:
+    """True when a ``Host`` header names this machine's loopback exactly: 127.0.0.1, localhost or
+    [::1], with or without ``:PORT`` (digits), nothing before or after."""
+    return _LOOPBACK_HOST.fullmatch(host) is not None
 
 
 def refusal(method: str, path: str, headers: Mapping[str, str], query_token: str | None,
@@ -32,7 +35,7 @@ def refusal(method: str, path: str, headers: Mapping[str, str], query_token: str
     """None when the request may be served; else (HTTP status, why) for the person who sent it.
     ``headers``: lower-case names."""
     host = headers.get("host", "")
-    if _host_name(host).lower() not in LOOPBACK:
+    if not loopback_host(host):
         return 403, (f"this lab's page answers to 127.0.0.1 and localhost only, not to "
                      f"{host or 'a request without a Host header'}")
     if method not in ("GET", "HEAD", "POST"):
