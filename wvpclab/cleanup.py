@@ -1,7 +1,10 @@
-"""What a lab leaves on the machine, and removing it: names by prefix, processes by recorded PID.
+"""What a lab leaves on the machine, and removing it: names by prefix, processes by their group.
 
-Every lab names its bridges and root-namespace interfaces ``wvXXX-…`` (XXX from the lab's name) and
-records its PIDs in ``/run/wvpclab/wvXXX/state.json``. Nothing else is ever touched (never
+Every lab names its bridges and root-namespace interfaces ``wvXXX-…`` (XXX from the lab's name),
+keeps its files in ``/run/wvpclab/wvXXX/`` (its record: ``state.json``) and
+``/run/wvpclab/wvXXX.dns/``, and runs its processes in a cgroup of its own (``wvpclab.cgroups``).
+Everything of a lab is found from its prefix and its record, and only a lab whose owner process is
+gone is ever cleaned: a running lab is its own stop's alone. Nothing else is ever touched (never
 ``mn -c``).
 """
 
@@ -14,11 +17,13 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from wvpclab import cgroups
 from wvpclab.errors import CommandError
 from wvpclab.procs import cmdline, process_alive
 
@@ -27,6 +32,8 @@ RUN_ROOT = Path("/run/wvpclab")
 OVS_RUNDIR = Path(os.environ.get("OVS_RUNDIR", "/var/run/openvswitch"))
 #: Names the lab gives to bridges and root-namespace interfaces.
 NAME_RE = re.compile(r"^wv[0-9a-f]{3}-")
+#: A lab's entries under RUN_ROOT: its run directory, and its name files (``.dns``).
+ENTRY_RE = re.compile(r"^(wv[0-9a-f]{3})(\.dns)?$")
 
 
 def prefix_for(lab_name: str) -> str:
@@ -52,7 +59,8 @@ def read_state(prefix: str) -> dict[str, Any] | None:
 
 def write_state(prefix: str, state: dict[str, Any]) -> None:
     path = run_dir(prefix) / "state.json"
-    tmp = path.with_suffix(".tmp")
+    # one temporary file per writer (the lab's watch records a restarted controller meanwhile)
+    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         tmp.write_text(json.dumps(state, indent=1))
         tmp.replace(path)
@@ -212,11 +220,18 @@ def openflow_socket(prefix: str) -> Path:
 
 
 def clean_prefix(prefix: str, state: dict[str, Any] | None) -> list[str]:
-    """Removes one lab's leftovers; returns what was done, for the user."""
+    """Removes one lab's leftovers (a lab whose owner is gone); returns what was done, for the
+    user."""
     done = []
+    # Its group first: every process the lab started, restarted ones included, is in it.
+    groups = cgroups.lab_groups(prefix)
+    ended = sum(cgroups.Group(path).kill() for path in groups)
+    if ended:
+        done.append(f"ended {ended} processes of the lab (its cgroup)")
     if state:
-        # The node shells die with the lab's terminal; what was started inside the nodes may not,
-        # and keeps their namespaces: find it by the namespaces the lab recorded. A namespace inode
+        # What ran outside a group (a machine without cgroup2, or a process a user moved): the
+        # node shells die with the lab's terminal; what was started inside the nodes may not, and
+        # keeps their namespaces: find it by the namespaces the lab recorded. A namespace inode
         # is reused once freed, so a namespace counts as this lab's only while it still holds a
         # process that provably is: one whose command line names this lab's run directory (its
         # DHCP servers and clients) or a node shell of one of its nodes.
@@ -233,6 +248,9 @@ def clean_prefix(prefix: str, state: dict[str, Any] | None) -> list[str]:
     if bridges or links:
         remove_bridges_and_links(prefix)
         done.append(f"removed {len(bridges)} bridges and {len(links)} interfaces")
+    for path in groups:
+        if not cgroups.Group(path).remove():
+            done.append(f"could not remove its cgroup {path} (still busy)")
     shutil.rmtree(run_dir(prefix), ignore_errors=True)
     shutil.rmtree(dns_dir(prefix), ignore_errors=True)
     openflow_socket(prefix).unlink(missing_ok=True)
@@ -271,44 +289,36 @@ def clean_servers(state: dict[str, Any]) -> list[str]:
     return done
 
 
-def stale() -> list[str]:
-    """Prefixes that ``clean`` would act on: labs whose owner is gone, and lab-named bridges or
-    interfaces that belong to no running lab (empty when nothing is left behind)."""
-    found, running = [], set()
+def labs_present(only: str | None = None) -> list[str]:
+    """The prefixes of labs that have files, a cgroup, bridges or interfaces on this machine (only
+    ``only``'s, if given)."""
+    found = set()
     if RUN_ROOT.is_dir():
-        for entry in sorted(RUN_ROOT.iterdir()):
-            if owner_running(read_state(entry.name)):
-                running.add(entry.name)
-            else:
-                found.append(entry.name)
-    orphans = {NAME_RE.match(n).group(0)[:-1] for n in lab_bridges() + lab_links()}  # type: ignore[union-attr]
-    return sorted(set(found) | (orphans - running))
+        found |= {m.group(1) for m in map(ENTRY_RE.match, os.listdir(RUN_ROOT)) if m}
+    found |= {p.name.split("@")[0] for p in cgroups.lab_groups()}
+    found |= {m.group(0)[:-1] for m in map(NAME_RE.match, lab_bridges() + lab_links()) if m}
+    return sorted(p for p in found if only is None or p == only)
+
+
+def stale() -> list[str]:
+    """Prefixes that ``clean`` would act on: labs whose owner process is gone and that left
+    something (files, a cgroup, bridges or interfaces); empty when nothing is left behind."""
+    return [p for p in labs_present() if not owner_running(read_state(p))]
 
 
 def clean(name: str | None = None) -> list[str]:
-    """Removes what crashed labs left: for each recorded lab whose owner process is gone (only lab
-    ``name``'s, if given), its processes, bridges and interfaces; then any bridge or interface named
-    like such a lab's. A lab whose owner runs is never touched: only its own stop removes it.
-    Returns one line per thing done (or left alone)."""
-    only = prefix_for(name) if name else None
+    """Removes what crashed labs left: for each lab whose owner process is gone (only lab
+    ``name``'s, if given), its processes, bridges, interfaces and files. A lab whose owner runs is
+    never touched, nor anything of it: only its own stop removes it. Returns one line per thing
+    done (or left alone)."""
     report = []
-    running = set()
-    if RUN_ROOT.is_dir():
-        for entry in sorted(RUN_ROOT.iterdir()):
-            if only and entry.name != only:
-                continue
-            state = read_state(entry.name)
-            owner = owner_running(state)
-            if owner:
-                running.add(entry.name)
-                report.append(f"{entry.name}: lab {(state or {}).get('name')} is running (pid "
-                              f"{owner}); left alone: only its own stop removes it")
-                continue
-            for line in clean_prefix(entry.name, state):
-                report.append(f"{entry.name}: {line}")
-    names = lab_bridges(only) + lab_links(only)
-    orphans = {m.group(0)[:-1] for m in map(NAME_RE.match, names) if m}
-    for prefix in sorted(orphans - running):
-        for line in clean_prefix(prefix, None):
+    for prefix in labs_present(prefix_for(name) if name else None):
+        state = read_state(prefix)
+        owner = owner_running(state)
+        if owner:
+            report.append(f"{prefix}: lab {(state or {}).get('name')} is running (pid {owner}); "
+                          "left alone: only its own stop removes it")
+            continue
+        for line in clean_prefix(prefix, state):
             report.append(f"{prefix}: {line}")
     return report

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,13 @@ PER_PORT = 0.05
 class Controller:
     """Runs ``python -m controllers.main`` as a child process and talks to it over a Unix socket."""
 
-    def __init__(self, run_dir: Path, openflow: Path, timeout: float = 30.0) -> None:
+    def __init__(self, run_dir: Path, openflow: Path, timeout: float = 30.0,
+                 group: Any = None, on_spawn: Callable[[], None] | None = None) -> None:
+        """``group``: the lab's cgroup, which each controller process joins; ``on_spawn``: called
+        after each new process is ready (the lab records its PID)."""
         self.run_dir = run_dir
+        self.group = group
+        self.on_spawn = on_spawn
         self.socket_path = run_dir / "controller.sock"
         self.log_path = run_dir / "controller.log"
         #: Where the switches connect: a Unix socket only root can open (never TCP), in Open
@@ -88,7 +94,7 @@ class Controller:
             [sys.executable, "-m", "controllers.main", "--openflow", str(self.openflow_path),
              "--control", str(self.socket_path), "--log", str(self.log_path)],
             stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
-            start_new_session=True)
+            start_new_session=True, **(self.group.spawn() if self.group else {}))
         log.close()
         try:
             wait_ready(self.proc, READY_LINE, self.timeout, "the controller")
@@ -96,6 +102,8 @@ class Controller:
             self.kill()
             raise ControllerError(f"{err}; see {self.log_path}") from None
         self._connect()
+        if self.on_spawn is not None:
+            self.on_spawn()
 
     def _connect(self) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ipaddress
+import json
 import os
 import shutil
 import signal
@@ -28,7 +29,7 @@ from mininet.net import Mininet
 from mininet.node import Node
 
 from controllers.flowrules import Learned, Port, Switch, explain, flows_for
-from wvpclab import cleanup, modes, realize, topology
+from wvpclab import cgroups, cleanup, modes, realize, topology
 from wvpclab.captures import Captures
 from wvpclab.controller import Controller
 from wvpclab.dhcp.service import Client, Responder
@@ -115,6 +116,8 @@ class Lab:
         self.net: LabNet | None = None
         self.controller: Controller | None = None
         self.realizer: Realizer | None = None
+        #: The lab's cgroup, which every process it starts joins (None without cgroup2).
+        self.group: cgroups.Group | None = None
         self._captures = Captures()
         self._started = False
         self._state_unsaved = False
@@ -210,7 +213,8 @@ class Lab:
         self._started = True
         atexit.register(self.stop)  # a lab left running by a script is torn down at exit
         try:
-            self.controller = Controller(self.run_dir, cleanup.openflow_socket(self.prefix))
+            self.controller = Controller(self.run_dir, cleanup.openflow_socket(self.prefix),
+                                         group=self.group, on_spawn=self._save_state)
             self.controller.start()
             Mininet.inited = True  # skip Mininet.init(): it raises limits and sysctls machine-wide
             self.net = LabNet(build=False, controller=None, autoSetMacs=False,
@@ -273,18 +277,29 @@ class Lab:
             raise LabError(f"lab {self.name} is already running (pid {owner or os.getpid()}): "
                            "stop it there first (exit at its prompt)")
         _STARTED.add(self.prefix)
-        if state or cleanup.lab_bridges(self.prefix) or cleanup.lab_links(self.prefix):
+        if cleanup.labs_present(self.prefix):
             for line in cleanup.clean_prefix(self.prefix, state):
                 self._say(f"stale leftovers of an earlier run of {self.name}: {line}")
         try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            self.run_dir.chmod(0o700)  # sockets, leases and logs: root's alone
-            cleanup.write_state(self.prefix, {"name": self.name, "owner_pid": os.getpid(),
-                                              "owner_start": cleanup.start_ticks(os.getpid())})
+            # The run directory appears whole, with its record in it (a `wvpclab clean` beside
+            # this start never sees a lab's directory without its owner), then the group.
+            new = self.run_dir.with_name(f".{self.prefix}.{os.getpid()}")
+            shutil.rmtree(new, ignore_errors=True)
+            new.mkdir(parents=True, mode=0o700)
+            new.chmod(0o700)  # sockets, leases and logs: root's alone
+            group = cgroups.group_path(self.prefix, self.machine)
+            record = {"name": self.name, "owner_pid": os.getpid(),
+                      "owner_start": cleanup.start_ticks(os.getpid()),
+                      "cgroup": str(group) if group else None}
+            (new / "state.json").write_text(json.dumps(record))
+            new.rename(self.run_dir)
+            self.group = cgroups.Group.create(group)
         except OSError as err:
             _STARTED.discard(self.prefix)
+            shutil.rmtree(new, ignore_errors=True)
             shutil.rmtree(self.run_dir, ignore_errors=True)
-            raise LabError(f"cannot keep the lab's files in {self.run_dir.parent}: "
+            where = err.filename or self.run_dir.parent
+            raise LabError(f"cannot keep the lab's files in {where}: "
                            f"{err.strerror or err} (free some space there)") from None
 
     def _save_state(self) -> None:
@@ -310,6 +325,7 @@ class Lab:
             "owner_start": cleanup.start_ticks(os.getpid()), "shells": shells,
             "netns": [i for i in netns if i is not None],
             "controller_pid": self.controller.pid if self.controller else None,
+            "cgroup": str(self.group.path) if self.group else None,
             "bridges": sorted(b.name for b in self.plan.of(Bridge).values()),
             **(self.spread.state() if self.spread is not None else {})})
 
@@ -354,6 +370,13 @@ class Lab:
                 cleanup.remove_bridges_and_links(self.prefix)
                 if self.controller:
                     self.controller.stop()
+                if self.group is not None:  # whatever a node or a user started that is left
+                    left = self.group.kill()
+                    if left:
+                        self._say(f"ended {left} processes of the lab still running at its stop")
+                    if not self.group.remove():
+                        self._say(f"warning: could not remove the lab's cgroup {self.group.path}")
+                    self.group = None
                 shutil.rmtree(self.run_dir, ignore_errors=True)
                 shutil.rmtree(cleanup.dns_dir(self.prefix), ignore_errors=True)
                 _STARTED.discard(self.prefix)

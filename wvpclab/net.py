@@ -18,6 +18,7 @@ from mininet.net import Mininet
 from mininet.node import Node, OVSSwitch
 
 from wvpclab.nic import LabIntf
+from wvpclab.nodes import LabNode
 
 
 class LabSwitch(OVSSwitch):
@@ -185,6 +186,13 @@ class LabNet(Mininet):
     iperf) and link commands act the lab's way (``lab`` is set by the lab)."""
 
     lab: Any = None
+
+    def addHost(self, name: str, cls: Any = None, **params: Any) -> Any:
+        """Mininet's, with the lab's cgroup given to a node of the lab (its processes join it)."""
+        group = getattr(self.lab, "group", None)
+        if group is not None and cls is not None and issubclass(cls, LabNode):
+            params.setdefault("group", group)
+        return super().addHost(name, cls, **params)
 
     def forget(self, *objects: Any) -> None:
         """Drops switches, hosts or links from Mininet's lists (they were removed)."""

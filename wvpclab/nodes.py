@@ -79,11 +79,21 @@ class LabNode(Host):
     SYSCTLS: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, name: str, run_dir: str | Path = "/tmp", ipv6: bool = True,
-                 **params: Any) -> None:
+                 group: Any = None, **params: Any) -> None:
+        """``group``: the lab's cgroup (``wvpclab.cgroups``): the node's shell and every process
+        started in the node join it, and what they start in turn."""
         self.run_dir = Path(run_dir)
         self.ipv6 = ipv6
+        self.group = group
         self.owned: dict[str, subprocess.Popen] = {}
         super().__init__(name, **params)
+
+    def _popen(self, cmd: list[str], **params: Any) -> subprocess.Popen:
+        """Mininet's one way to start a process for the node (its shell, ``popen``): in the lab's
+        group."""
+        if self.group is not None:
+            params.update(self.group.spawn())
+        return super()._popen(cmd, **params)
 
     def cmd(self, *args: Any, **kwargs: Any) -> str:
         """Mininet's ``cmd`` in the main thread; from another thread (a change made from the web

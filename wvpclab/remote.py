@@ -53,6 +53,8 @@ class Remote:
     """One server of a lab, reached over ssh."""
 
     server: Server
+    #: ``Popen`` keyword arguments for the ssh sessions a lab keeps open (its cgroup's).
+    spawn: dict = field(default_factory=dict, compare=False)
 
     @property
     def name(self) -> str:

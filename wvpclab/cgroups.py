@@ -1,0 +1,146 @@
+"""A lab's processes as one group, as systemd keeps a unit's: a cgroup (v2) of the lab's own.
+
+Every process the lab starts (its controller and each restart of it, node shells, DHCP servers and
+clients, dnsmasq, services, captures, ssh sessions to its servers) joins the lab's group before it
+runs its program, so whatever it starts in turn is in the group too, restarted or not. The lab's
+stop and ``wvpclab clean NAME`` after a crash end the group whole (``cgroup.kill``), whatever its
+record says: no process of a lab outlives it, and nothing outside the group is touched. The group is
+``wvpclab/PREFIX`` under the machine's cgroup2 mount (``wvpclab/PREFIX@SERVER`` for a part of a lab
+run by an agent), recorded in the lab's state file.
+
+A machine without a writable cgroup2 gets no group (``Group.create`` says so and returns None); the
+lab then relies on what it records (namespaces, the controller's PID), as before.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+#: The folder under the cgroup2 mount holding one group per lab.
+TOP = "wvpclab"
+
+
+def mount_point() -> Path | None:
+    """Where this machine's cgroup2 hierarchy is mounted (``/sys/fs/cgroup`` on a pure v2 machine,
+    ``/sys/fs/cgroup/unified`` on a hybrid one), or None."""
+    try:
+        with open("/proc/self/mounts", encoding="utf-8") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 2 and fields[2] == "cgroup2":
+                    return Path(fields[1])
+    except OSError:
+        pass
+    return None
+
+
+def group_path(prefix: str, machine: str | None = None) -> Path | None:
+    """The group a lab (or its part on ``machine``, run by an agent) would have here."""
+    base = mount_point()
+    if base is None:
+        return None
+    return base / TOP / (prefix if machine is None else f"{prefix}@{machine}")
+
+
+def is_lab_group(path: Path) -> bool:
+    """Whether ``path`` (read from a state file) names a lab's group, and nothing else."""
+    base = mount_point()
+    return base is not None and path.parent == base / TOP and path.name.startswith("wv")
+
+
+class Group:
+    """One lab's cgroup."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._procs = str(path / "cgroup.procs")
+
+    @classmethod
+    def create(cls, path: Path | None) -> Group | None:
+        """Makes the group (None where this machine cannot have one)."""
+        if path is None:
+            return None
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return None
+        return cls(path)
+
+    def join(self) -> None:
+        """Moves the calling process into the group. Run in a child between fork and exec
+        (``preexec_fn``): only system calls, no lock another thread could hold. A group that is
+        gone (the lab is stopping) leaves the child where it is."""
+        try:
+            fd = os.open(self._procs, os.O_WRONLY)
+        except OSError:
+            return
+        try:
+            os.write(fd, b"0")
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    def spawn(self) -> dict:
+        """``Popen`` keyword arguments that start a child in the group."""
+        return {"preexec_fn": self.join}
+
+    def pids(self) -> list[int]:
+        try:
+            return [int(p) for p in (self.path / "cgroup.procs").read_text().split()]
+        except (OSError, ValueError):
+            return []
+
+    def kill(self, timeout: float = 10.0) -> int:
+        """Ends every process in the group (SIGKILL, as systemd's last step) and waits until it is
+        empty; returns how many there were."""
+        found = self.pids()
+        if not found:
+            return 0
+        killer = self.path / "cgroup.kill"
+        try:
+            killer.write_text("1")  # Linux 5.14: the kernel ends them all, forks included
+        except OSError:
+            killer = None  # type: ignore[assignment]
+        deadline = time.monotonic() + timeout
+        while True:
+            left = self.pids()
+            if not left or time.monotonic() > deadline:
+                break
+            if killer is None:
+                for pid in left:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            time.sleep(0.02)
+        return len(found)
+
+    def remove(self) -> bool:
+        """Ends what is left in the group and removes it; False if it could not be removed."""
+        if not self.path.exists():
+            return True
+        self.kill()
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                self.path.rmdir()
+                return True
+            except FileNotFoundError:
+                return True
+            except OSError:  # EBUSY: a process killed a moment ago is not yet reaped by its parent
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.02)
+
+
+def lab_groups(prefix: str | None = None) -> list[Path]:
+    """The lab groups on this machine (of one lab's prefix, or of any lab)."""
+    base = mount_point()
+    if base is None or not (base / TOP).is_dir():
+        return []
+    return sorted(p for p in (base / TOP).iterdir() if p.is_dir() and p.name.startswith("wv")
+                  and (prefix is None or p.name.split("@")[0] == prefix))
