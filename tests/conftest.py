@@ -19,3 +19,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(f"CI must run as root: {len(lab)} lab tests would be skipped")
     for item in lab:
         item.add_marker(pytest.mark.skip(reason="lab test: needs root"))
+
+
+#: What other labs had left on this machine when the session began (a teacher's crashed lab, say):
+#: not the suite's to count, nor to clean.
+STALE_BEFORE = pytest.StashKey[set]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    stale: set[str] = set()
+    if os.geteuid() == 0:
+        from wvpclab import cleanup
+
+        stale = set(cleanup.stale())
+    session.config.stash[STALE_BEFORE] = stale
+
+
+@pytest.fixture
+def stale_before(request: pytest.FixtureRequest) -> set[str]:
+    return request.config.stash.get(STALE_BEFORE, set())

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from wvpclab import cleanup
+from wvpclab import cgroups, cleanup
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05,
@@ -135,6 +135,7 @@ def leftovers(prefix: str) -> list[str]:
         left.append(f"name files {cleanup.dns_dir(prefix)}")
     if cleanup.openflow_socket(prefix).exists():
         left.append(f"socket {cleanup.openflow_socket(prefix)}")
+    left += [f"cgroup {path}" for path in cgroups.lab_groups(prefix)]
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             line = cleanup.cmdline(int(entry))

@@ -291,7 +291,8 @@ def test_clean_after_kill_9_cleans_every_server(far: FakeServer, tmp_path: Path)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
-    res = subprocess.run([sys.executable, "-m", "wvpclab.cli", "clean"], capture_output=True,
+    res = subprocess.run([sys.executable, "-m", "wvpclab.cli", "clean", "t-spread-kill"],
+                         capture_output=True,
                          text=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr
     assert f"{prefix}: server far: " in res.stdout
