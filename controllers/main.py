@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import logging.handlers
 import os
 import signal
 import socket
@@ -41,11 +42,49 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+#: Bytes the log holds before it is rotated (one older file kept, ``LOG.1``): a guest that makes
+#: the controller log (new addresses learned, refused changes) never fills the disk.
+LOG_CAP = 1 << 20
+
+
+class _ToLog:
+    """What Python writes to stderr (a thread's traceback, a warning), as lines of the log (so it
+    is capped with it)."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self._part = ""
+        self._busy = threading.local()  # (a log write that fails must not log its failure)
+
+    def write(self, text: str) -> int:
+        if getattr(self._busy, "on", False):
+            return len(text)
+        self._busy.on = True
+        try:
+            lines = (self._part + text).split("\n")
+            self._part = lines.pop()
+            for line in lines:
+                if line:
+                    self.logger.error("%s", line)
+        finally:
+            self._busy.on = False
+        return len(text)
+
+    def flush(self) -> None:
+        if self._part:
+            self.logger.error("%s", self._part)
+            self._part = ""
+
+    def isatty(self) -> bool:
+        return False
+
+
 def setup_logging(log_file: str | None) -> None:
-    """Send logs to `log_file` (our own at INFO, os-ken's at WARNING) or warnings to stderr."""
+    """Send logs to `log_file` (our own at INFO, os-ken's at WARNING; capped at LOG_CAP bytes,
+    one older file kept, and what Python writes to stderr with them) or warnings to stderr."""
     handler: logging.Handler
     if log_file:
-        handler = logging.FileHandler(log_file)
+        handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=LOG_CAP, backupCount=1)
     else:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -53,6 +92,9 @@ def setup_logging(log_file: str | None) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("wvpclab").setLevel(logging.INFO if log_file else logging.WARNING)
+    if log_file:
+        logging.raiseExceptions = False  # a full disk loses lines; it does not stop the controller
+        sys.stderr = _ToLog(logging.getLogger("wvpclab.stderr"))
 
 
 class _UnixStream:

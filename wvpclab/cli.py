@@ -108,6 +108,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     status = 0
     try:
         with Lab(graph, quiet=args.quiet) as lab:
+            if not args.quiet:
+                from wvpclab.logs import where
+
+                _err(where(lab.run_dir))
             if sock is not None:
                 page = lab.web_page(sock=sock)
                 _err(f"the lab's page (WVPC's Settings dialog, live): {page.url}")

@@ -30,13 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wvpclab import cleanup
+from wvpclab import cleanup, logs
 from wvpclab.errors import LabError
 from wvpclab.procs import end
 
 DNSMASQ = "dnsmasq"
 #: What dnsmasq logs once it listens.
 READY = "started, version"
+#: Log lines dnsmasq queues while its log pipe is full (its most); then it drops them.
+LOG_QUEUE = 100
 #: The resolver options every node gets: a dead server costs seconds, not half a minute.
 OPTIONS = "options timeout:2 attempts:2\n"
 
@@ -149,13 +151,65 @@ def names_text(names: tuple[tuple[str, str], ...]) -> str:
     return "".join(f"{ip}\t{name}\n" for name, ip in names)
 
 
+def log_path(run_dir: Path, node: str) -> Path:
+    """Where a node's DNS server's log goes (capped: ``logs.CAP``, one older file kept)."""
+    return run_dir / f"dns+{node}.log"
+
+
+def holders_path(base: Path) -> Path:
+    """The lab's nodes and the hardware addresses each leases with (read by the LANs' DHCP
+    servers: a node's name is its own NICs' alone)."""
+    return base / "holders"
+
+
+def holders(plan: Any) -> dict[str, frozenset[str]]:
+    """Every node of a plan, with the hardware addresses of its DHCP clients' NICs (lower case;
+    none for a node that leases nothing)."""
+    from wvpclab.items import DhcpClient, Host, Veth
+
+    out: dict[str, set[str]] = {name: set() for name in plan.of(Host)}
+    for c in plan.of(DhcpClient).values():
+        veth = plan.get(Veth, (c.node, c.dev))
+        if veth is not None and veth.mac:
+            out.setdefault(c.node, set()).add(veth.mac.lower())
+    return {name: frozenset(macs) for name, macs in out.items()}
+
+
+def holders_text(nodes: dict[str, frozenset[str]]) -> str:
+    """One line a node: its name (lower case), then its hardware addresses."""
+    return "".join(" ".join([name.lower(), *sorted(macs)]) + "\n"
+                   for name, macs in sorted(nodes.items()))
+
+
+def read_holders(path: Path) -> dict[str, frozenset[str]]:
+    out: dict[str, frozenset[str]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if words := line.split():
+            out[words[0]] = out.get(words[0], frozenset()) | frozenset(words[1:])
+    return out
+
+
+def write_holders(base: Path, plan: Any) -> None:
+    """Writes the plan's nodes for the DHCP servers, when they changed."""
+    text = holders_text(holders(plan))
+    path = holders_path(base)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except OSError:
+        pass
+    write_atomic(path, text)
+
+
 def command(node: str, listen: str, relay: bool, base: Path, run_dir: Path,
             relay_to: str | None = None) -> list[str]:
     """dnsmasq's command line: DNS only (no DHCP), in the foreground, no file of the machine's
-    read, root dropped after binding."""
+    read, root dropped after binding, its log on its stderr (``DnsServer`` caps it)."""
     cmd = [DNSMASQ, "--keep-in-foreground", "--conf-file=/dev/null", "--no-hosts",
            "--user=nobody", "--group=nogroup", "--pid-file",
-           f"--log-facility={run_dir / f'dns+{node}.log'}", "--log-queries=extra",
+           # its log to its stderr, a pipe the lab reads into a capped file (logs.Pump); when the
+           # pipe is full it drops lines rather than wait (--log-async): a query flood costs lines
+           "--log-facility=-", f"--log-async={LOG_QUEUE}", "--log-queries",
            "--no-negcache", "--local-ttl=0"]
     if relay:
         # the NAT engines' transit links (nat0, nat1, ... also those added later)
@@ -169,14 +223,16 @@ def command(node: str, listen: str, relay: bool, base: Path, run_dir: Path,
 
 @dataclass
 class DnsServer:
-    """A node's running dnsmasq."""
+    """A node's running dnsmasq. Its log (its stderr) is read into ``log``, capped at ``cap``
+    bytes with one older file kept."""
 
     node_name: str
     node: Any
     cmd: list[str]
     log: Path
+    cap: int = logs.CAP
     proc: subprocess.Popen | None = field(default=None, repr=False)
-    _log_from: int = field(default=0, repr=False)
+    pump: logs.Pump | None = field(default=None, repr=False)
 
     @property
     def pid(self) -> int | None:
@@ -185,37 +241,51 @@ class DnsServer:
     def start(self) -> None:
         """Starts dnsmasq (``wait`` waits until it answers: several start at once). Its log goes
         on where the last one's ended."""
-        try:
-            self._log_from = self.log.stat().st_size
-        except OSError:
-            self._log_from = 0
         self.proc = self.node.popen(self.cmd, stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.pump = logs.Pump(self.proc.stderr, logs.CappedFile(self.log, self.cap),
+                              READY.encode(), name=f"wvpclab-dns-log-{self.node_name}")
+        self.pump.start()
 
     def wait(self, timeout: float = 10) -> None:
-        """Returns once dnsmasq's log says it started (it listens by then)."""
+        """Returns once dnsmasq says it started (it listens by then)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
-                with open(self.log, encoding="utf-8", errors="replace") as f:
-                    f.seek(self._log_from)
-                    if READY in f.read():
-                        return
-            except OSError:
-                pass
+            if self.pump is not None and self.pump.seen.wait(0.02):
+                return
             if self.proc is None or self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode(errors="replace").strip() if self.proc \
-                    and self.proc.stderr else ""
+                if self.pump is not None:
+                    self.pump.join(1)
+                err = self.pump.tail.splitlines()[-1] if self.pump and self.pump.tail else ""
                 raise LabError(f"the DNS server of {self.node_name} exited while starting: "
                                f"{err or 'see ' + str(self.log)}")
-            time.sleep(0.02)
         raise LabError(f"the DNS server of {self.node_name} did not start in {timeout:.0f} s")
 
     def stop(self) -> None:
         end(self.proc, signal.SIGTERM, grace=5)
+        if self.pump is not None:
+            self.pump.join(5)  # (its pipe ends with dnsmasq)
         if self.proc is not None and self.proc.stderr:
             self.proc.stderr.close()
 
 
-__all__ = ["DnsServer", "command", "compose", "dns_dir", "mounts", "names_dir",
-           "names_text", "nsswitch_text", "prepare", "prepare_lab", "resolv_conf", "write_atomic"]
+__all__ = [
+    "DnsServer",
+    "command",
+    "compose",
+    "dns_dir",
+    "holders",
+    "holders_path",
+    "holders_text",
+    "log_path",
+    "mounts",
+    "names_dir",
+    "names_text",
+    "nsswitch_text",
+    "prepare",
+    "prepare_lab",
+    "read_holders",
+    "resolv_conf",
+    "write_atomic",
+    "write_holders",
+]

@@ -698,7 +698,7 @@ class Realizer:
                                   files=self.run_dir / r.files, router=r.router, dns=r.dns,
                                   exclude=r.exclude, known=r.known, translators=r.translators,
                                   names=dns.names_dir(self.dns_base, r.node) if r.hostnames
-                                  else None)
+                                  else None, holders=dns.holders_path(self.dns_base))
             responder.start()
             node.own(f"dhcp:{r.key}", responder.proc)
             self.responders[r.key] = responder
@@ -718,7 +718,10 @@ class Realizer:
 
     def _start_dns(self, d: Delta) -> None:
         """DNS servers: a LAN gateway's names written (its lease hostnames follow from its DHCP
-        server), new servers started together and waited for together."""
+        server), new servers started together and waited for together. The lab's nodes and
+        their hardware addresses are written for the LANs' DHCP servers (a node's name is its
+        own)."""
+        dns.write_holders(self.dns_base, d.new)
         for n in d.add(Dns) + [b for _, b in d.change(Dns)]:
             if not n.relay:
                 where = dns.names_dir(self.dns_base, n.node)
@@ -736,7 +739,7 @@ class Realizer:
             server = dns.DnsServer(n.node, node, dns.command(
                 n.node, n.listen, n.relay, self.dns_base, self.run_dir,
                 relay_to=str(dns.resolv_conf(self.dns_base, n.node))),
-                self.run_dir / f"dns+{n.node}.log")
+                dns.log_path(self.run_dir, n.node))
             server.start()
             starting.append(server)
         for server in starting:

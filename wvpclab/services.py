@@ -2,7 +2,9 @@
 
 Run in a server's node as ``python -m wvpclab.services --name web``. The HTTP page names the server
 and the client's address as the server sees it (``you are 192.168.50.101``), so NAT and bridging are
-visible with curl alone; every request is logged, one line per request, with the client's address.
+visible with curl alone; every request is logged, one line per request, with the client's address,
+in a log capped at ``logs.CAP`` (one older file kept): a client's flood costs old lines, not the
+disk.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Any
+
+from wvpclab.logs import CappedFile
 
 READY_LINE = "wvpclab-services ready"
 
@@ -29,7 +33,7 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport.sendto(data, addr)
 
 
-async def _serve(name: str, bind: str, out: TextIO) -> None:
+async def _serve(name: str, bind: str, out: Any) -> None:
     def log(line: str) -> None:
         out.write(line + "\n")
         out.flush()
@@ -81,8 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log", type=Path)
     args = p.parse_args(argv)
     if args.log:
-        with open(args.log, "a", encoding="utf-8") as out:
+        out = CappedFile(args.log)
+        sys.stderr = out  # (what Python itself says goes there too)
+        try:
             asyncio.run(_serve(args.name, args.bind, out))
+        finally:
+            out.close()
     else:
         asyncio.run(_serve(args.name, args.bind, sys.stderr))
     return 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -113,6 +114,9 @@ class Lease:
     mac: str = ""
     hostname: str | None = None
     relay: IPv4 = ZERO  # the relay (giaddr) it was made through; 0.0.0.0 when none
+    #: since when its client has held it bound under this hostname, renewal after renewal (the
+    #: first holder of a name keeps it: ``hold_names``)
+    since: float = 0.0
 
     def active(self, now: float) -> bool:
         """True while the address is the client's (bound or offered, not yet expired)."""
@@ -127,7 +131,7 @@ class Lease:
     def as_dict(self) -> dict[str, Any]:
         return {"client": self.client, "ip": str(self.ip), "expires": self.expires,
                 "state": self.state, "mac": self.mac, "hostname": self.hostname,
-                "relay": str(self.relay) if self.relay != ZERO else ""}
+                "relay": str(self.relay) if self.relay != ZERO else "", "since": self.since}
 
 
 @dataclass
@@ -240,6 +244,7 @@ class LeaseTable:
         rows = []
         for lease in sorted(self.by_ip.values(), key=lambda lease: lease.ip):
             row = lease.as_dict()
+            del row["since"]
             shown = lease.active(now) or lease.state == RELEASED
             row["state"] = lease.state if shown else "expired"
             row["remaining"] = max(0, int(lease.expires - now))
@@ -263,7 +268,7 @@ class LeaseTable:
     def _lease(row: dict[str, Any]) -> Lease:
         return Lease(client=row["client"], ip=IPv4(row["ip"]), expires=float(row["expires"]),
                      state=row["state"], mac=row.get("mac", ""), hostname=row.get("hostname"),
-                     relay=IPv4(row.get("relay") or ZERO))
+                     relay=IPv4(row.get("relay") or ZERO), since=float(row.get("since", 0.0)))
 
     @classmethod
     def from_json(cls, data: dict[str, Any], journal: list[dict[str, Any]] = ()) -> LeaseTable:
@@ -302,22 +307,77 @@ class Decision:
 HOSTNAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
-def lease_names(table: LeaseTable, now: float,
-                taken: frozenset[str] = frozenset()) -> dict[str, IPv4]:
-    """The names a LAN's DNS answers for its DHCP clients, as a home router's does: each bound
-    lease's hostname (as its client sent it, lower case) to its address. A name that is not one
-    valid DNS label, or that is one of the lab's own (``taken``), is left out: a guest cannot take
-    a server's name. Two clients sending one name: the lease that lasts longer (the later) wins."""
-    best: dict[str, Lease] = {}
+#: Why a lease's hostname is not in its LAN's DNS (the server's stats keys; each refusal is
+#: counted once, when it starts).
+NAME_OF_THE_LAB = "hostname refused: a name of the lab"
+NAME_OF_A_NODE = "hostname refused: another node's name"
+NAME_HELD = "hostname refused: held by another lease"
+
+
+@dataclass(frozen=True)
+class NameRefusal:
+    """A bound lease whose hostname its LAN's DNS does not answer with: why (``NAME_...``) and who
+    holds the name (for the log)."""
+
+    client: str
+    mac: str
+    ip: IPv4
+    name: str
+    why: str
+    holder: str
+
+    def note(self) -> str:
+        return (f"{self.client} ({self.mac}, {self.ip}) asked for the name {self.name!r}: refused, "
+                f"{self.holder} holds it")
+
+
+def hold_names(table: LeaseTable, now: float, taken: frozenset[str] = frozenset(),
+               owners: Mapping[str, frozenset[str]] | None = None,
+               ) -> tuple[dict[str, IPv4], list[NameRefusal]]:
+    """The names a LAN's DNS answers for its DHCP clients, as a home router's does, and the
+    hostnames it refuses. Each bound lease's hostname (lower case) names its address, unless:
+
+    - it is not one valid DNS label: left out;
+    - it is one of the lab's own names (``taken``: servers, gateways, PCs' static adapters);
+    - it is a node's name (``owners``: each node of the lab, with the hardware addresses its own
+      NICs lease with) and the lease is not from one of that node's hardware addresses: a guest
+      never takes a PC's or another guest's name, even while that node holds no lease;
+    - another lease holds it: the first holder (the lease bound under that name the longest,
+      renewal after renewal) keeps it while it lives.
+    """
+    owners = owners or {}
+    refused: list[NameRefusal] = []
+    wanting: dict[str, list[Lease]] = {}
     for lease in table.by_client.values():
         if lease.state != BOUND or lease.expires <= now or not lease.hostname:
             continue
         name = lease.hostname.lower()
-        if not HOSTNAME_RE.match(name) or name in taken:
+        if not HOSTNAME_RE.match(name):
             continue
-        if name not in best or lease.expires > best[name].expires:
-            best[name] = lease
-    return {name: best[name].ip for name in sorted(best)}
+        if name in taken:
+            refused.append(NameRefusal(lease.client, lease.mac, lease.ip, name, NAME_OF_THE_LAB,
+                                       "the lab"))
+        elif name in owners and lease.mac not in owners[name]:
+            refused.append(NameRefusal(lease.client, lease.mac, lease.ip, name, NAME_OF_A_NODE,
+                                       f"node {name}"))
+        else:
+            wanting.setdefault(name, []).append(lease)
+    names: dict[str, IPv4] = {}
+    for name, leases in wanting.items():
+        first, *later = sorted(leases, key=lambda lease: (lease.since, lease.client))
+        names[name] = first.ip
+        for lease in later:
+            if name in owners:  # one node's two NICs on one LAN: its name is its first's
+                continue
+            refused.append(NameRefusal(lease.client, lease.mac, lease.ip, name, NAME_HELD,
+                                       f"{first.client} ({first.ip})"))
+    return {name: names[name] for name in sorted(names)}, refused
+
+
+def lease_names(table: LeaseTable, now: float, taken: frozenset[str] = frozenset(),
+                owners: Mapping[str, frozenset[str]] | None = None) -> dict[str, IPv4]:
+    """The names a LAN's DNS answers for its DHCP clients (``hold_names`` without refusals)."""
+    return hold_names(table, now, taken, owners)[0]
 
 
 #: What ``Decision.count`` says (the server's stats keys).
@@ -341,8 +401,11 @@ def _nak(cfg: PoolConfig, req: Request, why: str, count: str | None = None) -> D
 
 
 def _bind(table: LeaseTable, cfg: PoolConfig, req: Request, ip: IPv4, now: float) -> Decision:
+    known = table.by_client.get(req.client_key)
+    renewed = (known is not None and known.state == BOUND and known.active(now)
+               and known.hostname == req.hostname)  # (it keeps its name, if it holds one)
     table.set(Lease(req.client_key, ip, now + cfg.lease_time, BOUND, req.mac, req.hostname,
-                    req.giaddr))
+                    req.giaddr, known.since if renewed else now))
     return Decision(_ack(cfg, req, ip), persist=True)
 
 

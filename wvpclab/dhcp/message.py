@@ -296,7 +296,8 @@ def u32(value: int) -> bytes:
 
 def build_request(mtype: MessageType, chaddr: bytes, xid: int = 1, *, ciaddr: str = "0.0.0.0",
                   giaddr: str = "0.0.0.0", flags: int = 0, requested_ip: str | None = None,
-                  server_id: str | None = None, client_id: bytes | None = None) -> bytes:
+                  server_id: str | None = None, client_id: bytes | None = None,
+                  hostname: str | None = None) -> bytes:
     """A client message (for tests and the benchmark's own probes)."""
     header = _HEADER.pack(BOOTREQUEST, HTYPE_ETHERNET, HLEN_ETHERNET, 0, xid, 0, flags,
                           IPv4(ciaddr).packed, ZERO.packed, ZERO.packed, IPv4(giaddr).packed,
@@ -308,6 +309,8 @@ def build_request(mtype: MessageType, chaddr: bytes, xid: int = 1, *, ciaddr: st
         out.append(bytes((Option.SERVER_ID, 4)) + IPv4(server_id).packed)
     if client_id is not None:
         out.append(encode_option(Option.CLIENT_ID, client_id))
+    if hostname is not None:
+        out.append(encode_option(Option.HOSTNAME, hostname.encode()))
     out.append(bytes((Option.END,)))
     return b"".join(out)
 

@@ -35,7 +35,7 @@ from wvpclab.dhcp.leases import (
     PoolConfig,
     decide,
     destination,
-    lease_names,
+    hold_names,
 )
 from wvpclab.dhcp.message import (
     ETH_P_IP,
@@ -49,7 +49,8 @@ from wvpclab.dhcp.message import (
     parse,
     parse_frame,
 )
-from wvpclab.dns import names_text, write_atomic
+from wvpclab.dns import names_text, read_holders, write_atomic
+from wvpclab.logs import CappedFile
 
 READY_LINE = "wvpclab-dhcp ready"
 BATCH = 256
@@ -171,12 +172,15 @@ class Server:
     def __init__(self, cfg: PoolConfig, iface: str, leases: Path, log_path: Path | None = None,
                  stats_path: Path | None = None, known_path: Path | None = None,
                  check_sender: bool = True, translators: frozenset[str] = frozenset(),
-                 names_dir: Path | None = None) -> None:
+                 names_dir: Path | None = None, holders_path: Path | None = None) -> None:
         self.cfg = cfg
         #: where the LAN's DNS server reads the lease hostnames (``leases``) and the lab's names
         self.names_dir = names_dir
+        #: the lab's nodes and their hardware addresses: only a node's own NICs take its name
+        self.holders_path = holders_path
         self._names_text: str | None = None
         self._names_checked = 0.0
+        self._refused: set[tuple[str, str, str]] = set()  # hostnames refused (said once each)
         self.iface = iface
         self.leases_path = leases
         self.stats_path = stats_path
@@ -185,7 +189,8 @@ class Server:
         self.translators = frozenset(bytes.fromhex(m.replace(":", "")) for m in translators)
         #: where a request may be sent: this server, or broadcast (limited or the network's)
         self.addresses = frozenset({cfg.server, BROADCAST, cfg.network.broadcast_address})
-        self._log_file = open(log_path, "a", encoding="utf-8") if log_path else sys.stderr  # noqa: SIM115
+        #: its log, capped (logs.CAP, one older file kept): no client makes it grow past that
+        self._log_file = CappedFile(log_path) if log_path else sys.stderr
         self.stats: Counter[str] = Counter()
         if known_path is not None:
             self.cfg = replace(cfg, known=read_known(known_path))
@@ -234,6 +239,9 @@ class Server:
         stamp = time.strftime("%H:%M:%S")
         self._log_file.write(f"{stamp} {message}\n")
         self._log_file.flush()
+        error = getattr(self._log_file, "error", None)
+        if error and not self.stats[f"log not written: {error}"]:
+            self.stats[f"log not written: {error}"] += 1
 
     def note(self, message: str) -> None:
         """Logs a decision's note, at most 20 a second (a flood of NAKs must not fill the disk)."""
@@ -330,7 +338,9 @@ class Server:
     def write_names(self, now: float, changed: bool = False) -> None:
         """The lease hostnames for the LAN's DNS server, written when they changed (a lease bound,
         released or expired: checked at least once a second). The file is replaced whole, its
-        temporary copy made outside the directory the DNS server watches."""
+        temporary copy made outside the directory the DNS server watches. A hostname that another
+        holds (``hold_names``) is left out, and counted and logged once, when it is first
+        refused."""
         if self.names_dir is None or not (changed or now - self._names_checked >= 1.0):
             return
         self._names_checked = now
@@ -339,14 +349,28 @@ class Server:
         except OSError:
             lab = ""
         taken = frozenset(w.lower() for line in lab.splitlines() for w in line.split()[1:])
-        text = names_text(tuple((name, str(ip)) for name, ip in
-                                lease_names(self.table, now, taken).items()))
+        owners = {}
+        if self.holders_path is not None:
+            try:
+                owners = read_holders(self.holders_path)
+            except OSError:  # (not written yet): the lab's and the leases' rules still hold
+                pass
+        names, refused = hold_names(self.table, now, taken, owners)
+        seen = set()
+        for r in refused:
+            key = (r.client, r.name, r.why)
+            seen.add(key)
+            if key not in self._refused:  # once, not once a renewal
+                self.stats[r.why] += 1
+                self.note(r.note())
+        self._refused = seen
+        text = names_text(tuple((name, str(ip)) for name, ip in names.items()))
         if text == self._names_text:
             return
         try:
             write_atomic(self.names_dir / "leases", text, self.names_dir.parent)
         except OSError as err:
-            self.stats[f"names not written: {err.strerror or err}"] += 1
+            self.stats[f"names not written: {_why(err, self.names_dir / 'leases')}"] += 1
             return
         self._names_text = text
 
@@ -374,11 +398,11 @@ class Server:
             self._unsaved = False
         except OSError as err:
             if not self._unsaved:
-                self.log(f"cannot write the lease file ({err.strerror or err}): serving from "
-                         "memory; leases are not durable until it can")
+                self.log(f"cannot write the lease file ({_why(err, self.leases_path)}): serving "
+                         "from memory; leases are not durable until it can")
             self._unsaved = True
             self.table.journal.clear()
-            self.stats[f"lease file not written: {err.strerror or err}"] += 1
+            self.stats[f"lease file not written: {_why(err, self.leases_path)}"] += 1
 
     def flush(self) -> None:
         """Appends the batch's changes to the journal and fsyncs it: one write and one fsync per
@@ -471,6 +495,11 @@ class Server:
         self.log("stopped")
 
 
+def _why(err: OSError, path: Path) -> str:
+    """An error of writing ``path``, naming the path (``No space left on device: PATH``)."""
+    return f"{err.strerror or err}: {err.filename or path}"
+
+
 def _ips(text: str | None) -> list[IPv4]:
     return [IPv4(x) for x in text.split(",") if x] if text else []
 
@@ -501,6 +530,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--names", type=Path, help="directory of the LAN's DNS server: the lease "
                    "hostnames are written to its file 'leases' (its file 'lab' holds the names "
                    "taken)")
+    p.add_argument("--holders", type=Path, help="the lab's nodes, one a line: its name and the "
+                   "hardware addresses its NICs lease with; a lease from another takes no node's "
+                   "name")
     args = p.parse_args(argv)
     try:
         first, last = args.pool.split("-")
@@ -513,7 +545,9 @@ def main(argv: list[str] | None = None) -> int:
         if bad := [m for m in translators if not MAC_RE.fullmatch(m)]:
             raise ValueError(f"--translators: not a MAC address: {bad[0]}")
         server = Server(cfg, args.iface, args.leases, args.log, args.stats, args.known,
-                        not args.any_sender, translators, args.names)
+                        not args.any_sender, translators, args.names, args.holders)
+        if args.log:  # what Python itself says (a warning, a traceback) goes to the capped log
+            sys.stderr = server._log_file
         server.open()
     except (ValueError, OSError) as err:
         print(f"wvpclab-dhcp: {err}", file=sys.stderr)

@@ -19,6 +19,7 @@ from typing import Any
 
 from mininet.node import Host
 
+from wvpclab import logs
 from wvpclab.dhcp.server import READY_LINE, read_table
 from wvpclab.errors import LabError
 from wvpclab.nodes import LanGateway
@@ -56,6 +57,7 @@ class Responder:
     reserve: int | None = None
     translators: tuple[str, ...] | None = None
     names: Path | None = None  # the LAN's DNS server's directory: lease hostnames go there
+    holders: Path | None = None  # the lab's nodes and their MACs: a node's name is its own
     proc: subprocess.Popen | None = field(default=None, repr=False)
     #: held while the process is started, stopped or restarted, so that the lab's watch (which
     #: starts again a server whose process ended) never starts a second one beside a restart
@@ -99,6 +101,8 @@ class Responder:
             cmd += ["--reserve", str(self.reserve)]
         if self.names is not None:
             cmd += ["--names", str(self.names)]
+            if self.holders is not None:
+                cmd += ["--holders", str(self.holders)]
         if self.translators:
             cmd += ["--translators", ",".join(self.translators)]
         elif self.translators is None and isinstance(self.node, LanGateway):
@@ -115,8 +119,8 @@ class Responder:
         with self.lock:
             if self.known is not None:
                 self._write_known()
-            self.proc = self.node.popen(self.command(), stdout=subprocess.PIPE,
-                                        stderr=open(self.log_path, "a"))  # noqa: SIM115
+            with logs.for_child(self.log_path) as stderr:  # (it caps its log itself)
+                self.proc = self.node.popen(self.command(), stdout=subprocess.PIPE, stderr=stderr)
             wait_ready(self.proc, READY_LINE, timeout, f"the DHCP responder of {self.key}")
 
     def set_known(self, macs: tuple[str, ...] | None, timeout: float = 10) -> None:
