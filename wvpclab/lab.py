@@ -14,6 +14,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -45,6 +46,10 @@ if TYPE_CHECKING:  # typing.Self is Python 3.11+
 
 #: Prefixes of the labs this process has started and not stopped.
 _STARTED: set[str] = set()
+#: What a change must find free before it starts: room for the lab's files, and file descriptors
+#: in this process (a change starts processes, each with its pipes; its undo as many again).
+ROOM_DISK = 256 * 1024
+ROOM_FILES = 256
 
 
 def preflight() -> None:
@@ -298,8 +303,7 @@ class Lab:
             _STARTED.discard(self.prefix)
             shutil.rmtree(new, ignore_errors=True)
             shutil.rmtree(self.run_dir, ignore_errors=True)
-            where = err.filename or self.run_dir.parent
-            raise LabError(f"cannot keep the lab's files in {where}: "
+            raise LabError(f"cannot keep the lab's files in {self.run_dir.parent}: "
                            f"{err.strerror or err} (free some space there)") from None
 
     def _save_state(self) -> None:
@@ -500,6 +504,7 @@ class Lab:
         if not self._started:
             raise LabError(f"lab {self.name} is not running")
         assert self.realizer is not None
+        self._room_for_a_change()
         edited = self.graph.copy()
         edit(edited)
         before, target = self.plan, plan(edited, self.prefix, previous=self.plan)
@@ -518,6 +523,27 @@ class Lab:
                 edit(self.graph)
                 self.generation += 1
                 self._graph_lock.notify_all()
+
+    def _room_for_a_change(self) -> None:
+        """Refuses a change, before it starts, that could not be made whole and undone: one that
+        would find no room for the lab's files, or no file descriptor free in this process (a
+        client of the web page, say, holding them)."""
+        try:
+            disk = os.statvfs(self.run_dir)
+        except OSError:
+            disk = None
+        if disk is not None and disk.f_bavail * disk.f_frsize < ROOM_DISK:
+            raise LabError(f"no room for the change: {self.run_dir.parent} has "
+                           f"{disk.f_bavail * disk.f_frsize // 1024} KiB free, and a change "
+                           "writes the lab's files there (free some space there); nothing was "
+                           "changed")
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if limit != resource.RLIM_INFINITY:
+            used = len(os.listdir("/proc/self/fd"))
+            if limit - used < ROOM_FILES:
+                raise LabError(f"no room for the change: this lab's process has {used} of its "
+                               f"{limit} files open, and a change needs {ROOM_FILES} free; "
+                               "nothing was changed")
 
     def _nic(self, vm: str, index: int) -> dict:
         self.vm(vm)

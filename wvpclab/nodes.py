@@ -117,34 +117,43 @@ class LabNode(Host):
             return
         try:
             self._run_script(script)
-        except OSError as err:  # its files could not be written (a full disk)
-            raise CommandError(f"configuring {self.name}", f"{err.strerror or err}") from None
+        except OSError as err:  # its files could not be written (a full disk): say which
+            where = f" ({err.filename})" if err.filename else ""
+            raise CommandError(f"configuring {self.name}",
+                               f"{err.strerror or err}{where}") from None
 
     def _run_script(self, script: NodeScript) -> None:
         base = self.run_dir / self.name
+
+        def write(path: Path, text: str) -> None:
+            try:
+                path.write_text(text)
+            except OSError as err:  # (a failed write names no file of its own)
+                raise OSError(err.errno, err.strerror, str(path)) from None
+
         # the node's own files over the machine's (Mininet gave it a private mount namespace)
         parts = [f"mount --bind {src} {over}" for src, over in script.mounts]
         if script.sysctls:
             parts.append("sysctl -qw " + " ".join(f"{k}={v}" for k, v in script.sysctls.items()))
         if script.ip_removals:
             path = base.with_suffix(".del.ip")
-            path.write_text("\n".join(script.ip_removals) + "\n")
+            write(path, "\n".join(script.ip_removals) + "\n")
             parts.append(f"{{ ip -force -batch {path} >/dev/null 2>&1 || true; }}")
         if script.ip:
             path = base.with_suffix(".ip")
-            path.write_text("\n".join(script.ip) + "\n")
+            write(path, "\n".join(script.ip) + "\n")
             parts.append(f"ip -batch {path}")
         if script.tc:
             path = base.with_suffix(".tc")
-            path.write_text("\n".join(script.tc) + "\n")
+            write(path, "\n".join(script.tc) + "\n")
             parts.append(f"tc -batch {path}")
         if script.firewall is not None:
             path = base.with_suffix(".rules")
-            path.write_text(script.firewall)
+            write(path, script.firewall)
             parts.append(f"iptables-restore < {path}")
         if script.ingress:
             path = base.with_suffix(".nft")
-            path.write_text(script.ingress)
+            write(path, script.ingress)
             parts.append(f"nft -f {path}")
         out = self.cmd(" && ".join(parts) + " ; echo rc=$?")
         if "rc=0" not in out:

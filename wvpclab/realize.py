@@ -298,9 +298,9 @@ class Realizer:
         except subprocess.TimeoutExpired as err:
             raise CommandError(str(err.cmd[0] if err.cmd else "a command"),
                                f"no answer in {err.timeout:.0f} s") from None
-        except OSError as err:
-            raise LabError(f"{err.strerror or err}"
-                           f"{' (' + str(err.filename) + ')' if err.filename else ''}") from None
+        except OSError as err:  # a write that failed part way names no file: say where
+            where = err.filename or f"writing the lab's files in {self.run_dir.parent}"
+            raise LabError(f"{err.strerror or err} ({where})") from None
         finally:
             self.repair = False
 

@@ -1,6 +1,6 @@
 """A full /run (as root, in a private mount namespace with a small tmpfs over /run/wvpclab): a lab
 that cannot keep its files does not start and says why in one line; a lab whose disk fills while it
-runs goes on (its DHCP servers serve from memory)."""
+runs goes on (its DHCP servers serve from memory) and refuses a change it could not make whole."""
 
 from __future__ import annotations
 
@@ -51,6 +51,10 @@ def test_a_lab_whose_disk_fills_goes_on(tmp_path: Path) -> None:
     # the LAN's DHCP server answered twice although it cannot write its lease file
     assert res.stdout.count("lease of 192.168.50.") == 2, res.stdout
     assert "1 received" in res.stdout
-    assert "warning: cannot record the lab's state" in res.stderr
+    # a change that could not be made whole (nor undone) is refused before it starts, naming where
+    assert ("no room for the change: /run/wvpclab has 0 KiB free, and a change writes the lab's "
+            "files there (free some space there); nothing was changed") in res.stderr, res.stderr
+    assert "undoing the change failed" not in res.stderr
+    assert res.stdout.count("internal lab ") == 1, res.stdout  # xp's NIC 2 only: 3 stayed none
     assert "lab t-full-later is down" in res.stderr
     assert leftovers(cleanup.prefix_for("t-full-later")) == []

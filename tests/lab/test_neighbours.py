@@ -5,6 +5,7 @@ ended by `clean NAME` through its cgroup."""
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import yaml
 
 from tests.lab.helpers import end_run, example_as, leftovers, wait_for
 from wvpclab import Lab, cgroups, cleanup, topology
+from wvpclab.errors import LabError
 
 pytestmark = pytest.mark.lab
 
@@ -143,3 +145,17 @@ def test_clean_ends_every_process_of_a_crashed_lab_even_restarted_ones(tmp_path:
     wait_for(lambda: lab_processes(prefix) == [], 10, what="every process of the lab to end")
     assert not cleanup.cmdline(int(restarted)) and not cleanup.cmdline(daemon[0])
     assert leftovers(prefix) == []
+
+
+def test_a_change_without_files_to_spare_is_refused_before_it_starts(neighbour: Lab) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    used = len(os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (used + 100, hard))  # as if a client took the rest
+    try:
+        with pytest.raises(LabError, match=r"no room for the change: this lab's process has \d+ "
+                                           r"of its \d+ files open.*nothing was changed"):
+            neighbour.set_nic("xp", 3, "shared")
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert topology.mode_label(neighbour.graph.nodes["xp/3"]) == "none"
+    still_whole(neighbour)
