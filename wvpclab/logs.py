@@ -14,6 +14,7 @@ stopping a server for. ``CappedFile.error`` says which path could not be written
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -150,7 +151,8 @@ class CappedFile:
 class Pump(threading.Thread):
     """Reads a process's log pipe (its stderr) into a ``CappedFile``, each line stamped with the
     time it was read, until the process closes it. ``marker`` (e.g. dnsmasq's start line) sets
-    ``seen`` when it passes; ``tail`` keeps the last few lines (for an error message)."""
+    ``seen`` when it passes; ``tail`` keeps the last few lines (for an error message). The first
+    write the disk refuses is said once on the lab's stderr, naming the path."""
 
     def __init__(self, pipe: IO[bytes], log: CappedFile, marker: bytes = b"",
                  name: str = "wvpclab-log") -> None:
@@ -176,6 +178,7 @@ class Pump(threading.Thread):
 
     def run(self) -> None:
         fd = self.pipe.fileno()
+        said = False
         try:
             while True:
                 try:
@@ -189,6 +192,10 @@ class Pump(threading.Thread):
                     self.seen.set()
                 self._tail = (self._tail + chunk)[-2048:]
                 self.log.write(self.stamped(chunk))
+                if self.log.error and not said:
+                    said = True
+                    print(f"wvpclab: warning: {self.log.error} (its lines are dropped until it "
+                          "can)", file=sys.stderr, flush=True)
         finally:
             self.log.close()
 

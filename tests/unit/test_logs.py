@@ -113,3 +113,40 @@ def test_run_says_where_its_logs_go() -> None:
     line = logs.where(Path("/run/wvpclab/wv3fa"))
     assert line.startswith("logs: /run/wvpclab/wv3fa/ ")
     assert "capped at 1 MiB" in line and "one older file kept" in line
+
+
+def test_the_pump_says_once_which_log_it_cannot_write(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "gone" / "dns+gw.office.log"  # (its directory is not there)
+    read, write = os.pipe()
+    pump = logs.Pump(os.fdopen(read, "rb"), logs.CappedFile(path, CAP))
+    pump.start()
+    with os.fdopen(write, "wb") as out:
+        for i in range(100):
+            out.write(f"dnsmasq[7]: query[A] n{i} from 192.168.50.101\n".encode())
+            out.flush()
+    pump.join(10)
+    err = capsys.readouterr().err
+    assert err.count("wvpclab: warning: cannot write ") == 1, err
+    assert f"cannot write {path}: No such file or directory" in err
+
+
+def test_the_controllers_log_is_capped_with_what_python_writes_to_stderr(tmp_path: Path) -> None:
+    path = tmp_path / "controller.log"
+    code = f"""
+import logging, sys
+from controllers.main import LOG_CAP, setup_logging
+setup_logging({str(path)!r})
+log = logging.getLogger("wvpclab.controller")
+for i in range(40_000):  # e.g. a guest's new source addresses, each learned
+    log.info("switch 0x1: learned 02:00:00:00:%02x:%02x -> port 3", i >> 8, i & 255)
+print("a thread's traceback", file=sys.stderr)
+print(LOG_CAP)
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True, cwd=Path(__file__).resolve().parents[2])
+    cap = int(res.stdout)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["controller.log", "controller.log.1"]
+    assert all(p.stat().st_size <= cap for p in tmp_path.iterdir())
+    assert "ERROR wvpclab.stderr: a thread's traceback" in path.read_text()
+    assert res.stderr == ""
