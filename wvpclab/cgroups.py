@@ -15,6 +15,7 @@ lab then relies on what it records (namespaces, the controller's PID), as before
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import time
 from pathlib import Path
@@ -69,24 +70,13 @@ class Group:
             return None
         return cls(path)
 
-    def join(self) -> None:
-        """Moves the calling process into the group. Run in a child between fork and exec
-        (``preexec_fn``): only system calls, no lock another thread could hold. A group that is
-        gone (the lab is stopping) leaves the child where it is."""
-        try:
-            fd = os.open(self._procs, os.O_WRONLY)
-        except OSError:
-            return
-        try:
-            os.write(fd, b"0")
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-
-    def spawn(self) -> dict:
-        """``Popen`` keyword arguments that start a child in the group."""
-        return {"preexec_fn": self.join}
+    def wrap(self, argv: list[str]) -> list[str]:
+        """``argv`` run in the group: a shell moves itself into it, then becomes ``argv`` (the same
+        PID). Cheaper than joining between fork and exec (``preexec_fn``), which makes Python fork
+        the whole lab process instead of vfork (10 ms a child for a 100 MB process, against 0.4 ms
+        for the shell). A group that is gone (the lab is stopping) leaves the child where it is."""
+        return ["sh", "-c", f'{{ echo 0 >{shlex.quote(self._procs)}; }} 2>/dev/null; exec "$@"',
+                "sh", *argv]
 
     def pids(self) -> list[int]:
         try:
@@ -135,6 +125,11 @@ class Group:
                 if time.monotonic() > deadline:
                     return False
                 time.sleep(0.02)
+
+
+def wrap(group: Group | None, argv: list[str]) -> list[str]:
+    """``argv`` run in ``group`` (as it is, without one)."""
+    return argv if group is None else group.wrap(argv)
 
 
 def lab_groups(prefix: str | None = None) -> list[Path]:

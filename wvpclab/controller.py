@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from controllers.main import READY_LINE
+from wvpclab import cgroups, logs
 from wvpclab.errors import ControllerError, LabError
 from wvpclab.procs import end, wait_ready
 
@@ -89,12 +90,13 @@ class Controller:
     def _spawn(self) -> None:
         if self.socket_path.exists():
             self.socket_path.unlink()
-        log = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115 - the child keeps it
+        log = logs.for_child(self.log_path)  # (rotated first when at its cap: restarts too)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "controllers.main", "--openflow", str(self.openflow_path),
-             "--control", str(self.socket_path), "--log", str(self.log_path)],
+            cgroups.wrap(self.group, [
+                sys.executable, "-m", "controllers.main", "--openflow", str(self.openflow_path),
+                "--control", str(self.socket_path), "--log", str(self.log_path)]),
             stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
-            start_new_session=True, **(self.group.spawn() if self.group else {}))
+            start_new_session=True)
         log.close()
         try:
             wait_ready(self.proc, READY_LINE, self.timeout, "the controller")

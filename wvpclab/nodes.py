@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from mininet.node import Host
 
-from wvpclab import cleanup
+from wvpclab import cgroups, cleanup
 from wvpclab.errors import CommandError, LabError
 from wvpclab.procs import end
 
@@ -91,9 +91,7 @@ class LabNode(Host):
     def _popen(self, cmd: list[str], **params: Any) -> subprocess.Popen:
         """Mininet's one way to start a process for the node (its shell, ``popen``): in the lab's
         group."""
-        if self.group is not None:
-            params.update(self.group.spawn())
-        return super()._popen(cmd, **params)
+        return super()._popen(cgroups.wrap(self.group, cmd), **params)
 
     def cmd(self, *args: Any, **kwargs: Any) -> str:
         """Mininet's ``cmd`` in the main thread; from another thread (a change made from the web

@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from wvpclab import __version__
 from wvpclab.errors import LabError
@@ -53,8 +54,8 @@ class Remote:
     """One server of a lab, reached over ssh."""
 
     server: Server
-    #: ``Popen`` keyword arguments for the ssh sessions a lab keeps open (its cgroup's).
-    spawn: dict = field(default_factory=dict, compare=False)
+    #: The cgroup of the lab whose ssh sessions these are (``wvpclab.cgroups``), or None.
+    group: Any = field(default=None, compare=False)
 
     @property
     def name(self) -> str:
@@ -63,8 +64,10 @@ class Remote:
     def argv(self, command: str, *options: str) -> list[str]:
         """The ssh command line that runs ``command`` (a shell command line) as root there."""
         root = "" if self.server.user == "root" else "sudo -n "
-        return ["ssh", *ssh_options(), *options, "-l", self.server.user, self.server.host,
-                "--", f"{root}{command}" if root else command]
+        from wvpclab.cgroups import wrap
+
+        return wrap(self.group, ["ssh", *ssh_options(), *options, "-l", self.server.user,
+                                 self.server.host, "--", f"{root}{command}" if root else command])
 
     def run(self, command: str, timeout: float = 30, stdin: str | None = None,
             check: bool = True) -> subprocess.CompletedProcess:

@@ -69,7 +69,7 @@ class AgentClient:
     def connect(self, graph: dict, quiet: bool) -> None:
         self.proc = subprocess.Popen(self.remote.argv("wvpclab agent"), stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     start_new_session=True, **self.remote.spawn)
+                                     start_new_session=True)
         self._stderr: list[str] = []
         self._speaking = False  # before the agent answers, ssh's words go into the error only
         self._relayer = threading.Thread(target=self._relay, name=f"wvpclab-agent-{self.name}",
@@ -221,8 +221,7 @@ class Tunnel:
             self.remote.argv(script, "-o", "Tunnel=ethernet", "-w", f"{local}:{there}",
                              "-o", "ExitOnForwardFailure=yes"),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True,  # its stdin closes when the lab's process ends, however
-            **self.remote.spawn)
+            start_new_session=True)  # its stdin closes when the lab's process ends, however
         try:
             wait_ready(self.proc, "tunnel-up", TUNNEL_TIMEOUT, "the tunnel")
         except LabError:
@@ -352,7 +351,6 @@ class RemoteNode(MininetHost):
         """Runs ``cmd`` there over ssh (the shell with a terminal there, as Mininet's needs)."""
         options = ("-tt",) if getattr(self, "_shell_starting", False) else ()
         params.setdefault("start_new_session", True)
-        params.update(self.remote.spawn)
         return subprocess.Popen(self.remote.argv(shlex.join(cmd), *options), **params)
 
     def terminate(self) -> None:
@@ -419,8 +417,8 @@ class Spread:
     def __init__(self, lab: Any, target: LabPlan) -> None:
         self.lab = lab
         servers = target.of(Server)
-        spawn = lab.group.spawn() if getattr(lab, "group", None) is not None else {}
-        self.remotes = {name: Remote(server, spawn) for name, server in sorted(servers.items())}
+        group = getattr(lab, "group", None)
+        self.remotes = {name: Remote(server, group) for name, server in sorted(servers.items())}
         self.agents: dict[str, AgentClient] = {}
         #: Each server's switches as Mininet sees them here, by bridge key.
         self.views: dict[str, dict[str, RemoteSwitch]] = {}
