@@ -1,17 +1,30 @@
 """The web page's pure parts: who may read and change (the guard), each VM's Settings dialog as
-JSON, the live readings' parsers, and the live picture's anchors. (The page on a running lab, in a
-real browser: tests/lab/test_web.py.)"""
+JSON, the live readings' parsers, and the live picture's anchors; the page's bounds (limits: its
+pure parts, then uvicorn with the bounded protocol on a real loopback port, with short limits).
+(The page on a running lab, in a real browser: tests/lab/test_web.py; under a flood:
+tests/lab/test_web_limits.py.)"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import os
 import re
+import resource
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from tests.conftest import TOPOLOGIES
 from wvpclab import draw, modes, topology
-from wvpclab.web import guard
+from wvpclab.web import guard, limits
+from wvpclab.web.limits import Gate, Guarded, Limits, Tally
 from wvpclab.web.state import NEW_INTERNAL, nic_live, parse_counters, parse_links, settings
 
 TOKEN = "s3cret-token"
@@ -209,3 +222,303 @@ def test_the_live_picture_anchors_every_nic_and_switch_and_the_static_one_none()
     assert live.count(f">{draw.LIVE_SWITCH}<") == len(switches)
     static = draw.dot_source(graph)
     assert "ID=" not in static and "HREF=" not in static and draw.LIVE_NIC not in static
+
+
+# -- the page's bounds: pure parts ----------------------------------------------------------------
+ME = ("uid", os.geteuid())
+NOBODY = ("uid", 65534)
+
+
+def test_a_user_holds_at_most_its_cap_and_gets_room_back_when_one_closes() -> None:
+    gate = Gate(total=100, per_user=3, owners={0})
+    assert [gate.admit(NOBODY) for _ in range(4)] == [None, None, None, "user"]
+    gate.release(NOBODY)
+    assert gate.admit(NOBODY) is None and gate.count == 3
+
+
+def test_other_users_share_what_the_lab_s_own_users_do_not_keep() -> None:
+    gate = Gate(total=10, per_user=3, owners={0, 1000})  # 6 kept for uid 0 and 1000; 4 shared
+    users = [("uid", 2000 + i) for i in range(5)] + [("addr", "127.0.0.2")]
+    admitted = [who for who in users for _ in range(3) if gate.admit(who) is None]
+    assert len(admitted) == 4 and gate.admit(("uid", 3000)) == "total"
+    # root's browser and the sudo user's still get in, each up to its own cap
+    assert [gate.admit(("uid", 0)) for _ in range(4)] == [None, None, None, "user"]
+    assert [gate.admit(("uid", 1000)) for _ in range(3)] == [None] * 3
+    assert gate.count == 10  # never over the total
+    gate.release(users[0])
+    assert gate.admit(("uid", 3000)) is None
+    gate.release(("uid", 4242))  # never held: nothing changes
+    assert gate.count == 10 and gate.others == 4
+
+
+def test_the_page_s_connections_and_backlog_stay_within_a_quarter_of_the_file_limit() -> None:
+    for soft in (64, 256, 1024, 4096, 8192, 20000, 1 << 20):
+        lim = Limits.for_nofile(soft)
+        assert lim.total + lim.backlog <= max(soft // 4, 16), soft
+        assert 2 <= lim.per_user <= lim.total // 2 and lim.backlog >= 4, (soft, lim)
+    assert Limits.for_nofile(8192) == Limits()  # 256 connections, 32 per user, backlog 64
+
+
+def test_the_soft_file_limit_is_raised_toward_the_target_never_above_the_hard_one() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        new = limits.raise_nofile(soft + 1)
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == new
+        assert new == (soft + 1 if hard == resource.RLIM_INFINITY or soft < hard else soft)
+        assert limits.raise_nofile(16) == new  # never lowered
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_refusals_are_said_as_counts_in_one_line_then_start_again() -> None:
+    tally = Tally(Limits())
+    for _ in range(2968):
+        tally.add("user", NOBODY)
+    tally.add("head", NOBODY, 32)
+    tally.add("large", ("uid", 0))
+    tally.add("accept", "EMFILE", 7)
+    line = tally.summary(10)
+    assert line is not None and "\n" not in line
+    assert line.startswith("wvpclab: the page's limits in the last 10 s: ")
+    assert "2,968 connections refused (over its user's 32 open) [uid 65534" in line
+    assert "32 connections closed without a whole request head in 5 s" in line
+    assert "1 body over 64 KiB refused (413) [uid 0" in line
+    assert "7 accepts failed [EMFILE: 7]" in line
+    assert tally.summary(10) is None and tally.totals["user"] == 2968
+
+
+def test_the_owner_of_a_loopback_peer_s_socket_comes_from_the_kernel() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server, \
+            socket.create_connection(server.getsockname()) as client:
+        conn, peer = server.accept()
+        with conn:
+            peers = limits.PeerUsers()
+            assert peers.who(conn.getsockname(), peer) == ME
+            assert peer == client.getsockname()
+            # a socket the kernel does not know: the peer's address stands in
+            assert peers.who(conn.getsockname(), (peer[0], 1)) == ("addr", "127.0.0.1")
+            peers.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to connect as another user")
+def test_another_user_s_connection_is_counted_under_its_own_uid() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        code = ("import socket, sys; s = socket.socket();"
+                " s.connect(('127.0.0.1', int(sys.argv[1]))); sys.stdin.read()")
+        proc = subprocess.Popen(["/usr/bin/python3", "-c", code, str(server.getsockname()[1])],
+                                user=65534, group=65534, stdin=subprocess.PIPE)
+        try:
+            server.settimeout(10)
+            conn, peer = server.accept()
+            with conn:
+                assert limits.PeerUsers().who(conn.getsockname(), peer) == NOBODY
+        finally:
+            proc.communicate(timeout=10)
+
+
+# -- the page's bounds: uvicorn with the bounded protocol, on a real port -------------------------
+QUICK = Limits(head_seconds=0.6, body_seconds=0.6, max_body=1024, per_user=3, total=8,
+               backlog=8, report_seconds=3600)
+
+
+class Served:
+    """uvicorn serving a small ASGI app through ``Guarded``'s protocol on 127.0.0.1."""
+
+    def __init__(self, lim: Limits, owner_uids: set[int]) -> None:
+        import uvicorn
+
+        self.guarded = Guarded(lim, owner_uids)
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.address = self.sock.getsockname()
+        config = uvicorn.Config(self.app, http=self.guarded.protocol(), log_level="warning",
+                                lifespan="off", access_log=False, backlog=lim.backlog,
+                                interface="asgi3", proxy_headers=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
+        self.thread.start()
+        wait(lambda: self.server.started, 10)
+
+    async def _serve(self) -> None:
+        asyncio.get_running_loop().set_exception_handler(self.guarded.exception_handler)
+        self.guarded.log_filter.thread = threading.get_ident()
+        await self.server.serve([self.sock])
+
+    async def app(self, scope: dict, receive: Any, send: Any) -> None:
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        status, body = 200, b"ok"
+        if scope["method"] == "POST":
+            cap = self.guarded.limits.max_body
+            got = None if limits.declared_too_large(headers, cap) else \
+                await limits.read_body(receive, cap)
+            if got is None:
+                self.guarded.tally.add("large", scope["state"]["wvpclab.who"])
+                status, body = 413, b"too large"
+            else:
+                body = b"%d bytes" % len(got)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-length", b"%d" % len(body))]
+                    + ([(b"connection", b"close")] if status == 413 else [])})
+        await send({"type": "http.response.body", "body": body})
+
+    def connect(self) -> socket.socket:
+        return socket.create_connection(self.address, timeout=5)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+        self.sock.close()
+        self.guarded.close()
+
+
+@contextlib.contextmanager
+def served(lim: Limits = QUICK, owner_uids: set[int] | None = None) -> Iterator[Served]:
+    page = Served(lim, {os.geteuid()} if owner_uids is None else owner_uids)
+    try:
+        yield page
+    finally:
+        page.stop()
+
+
+def wait(condition: Any, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+    return value
+
+
+def closed_within(sock: socket.socket, seconds: float) -> float:
+    """How long until the server closed ``sock`` (EOF or reset); fails after ``seconds``."""
+    start = time.monotonic()
+    sock.settimeout(seconds)
+    try:
+        while sock.recv(4096):
+            pass
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        raise AssertionError(f"the server kept the connection over {seconds} s") from None
+    return time.monotonic() - start
+
+
+def ask(sock: socket.socket, request: bytes) -> bytes:
+    sock.sendall(request)
+    answer = b""
+    while b"\r\n\r\n" not in answer or not answer.endswith((b"ok", b"bytes", b"large")):
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        answer += chunk
+    return answer
+
+
+GET = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+def trickle(sock: socket.socket, every: float, limit: float) -> float:
+    """Sends a header line every ``every`` s until the server closes ``sock``; how long that
+    took (fails after ``limit`` s)."""
+    import select
+
+    start, line = time.monotonic(), 0
+    sock.sendall(b"GET / HTTP/1.1\r\n")
+    while not select.select([sock], [], [], every)[0]:  # readable: EOF or reset
+        assert time.monotonic() - start < limit, f"the server kept the connection {limit} s"
+        try:
+            sock.sendall(b"X-%d: y\r\n" % line)
+        except OSError:
+            break
+        line += 1
+    took = time.monotonic() - start
+    closed_within(sock, 1)
+    return took
+
+
+def test_a_connection_sending_a_header_line_now_and_then_is_closed_at_its_head_s_deadline() -> None:
+    with served() as page, page.connect() as slow:
+        took = trickle(slow, 0.1, 5)
+        assert 0.55 <= took < 1.5, took
+        assert page.guarded.tally.totals["head"] == 1
+        with page.connect() as ok:  # a whole request is answered; so is the next, kept alive
+            assert ask(ok, GET).startswith(b"HTTP/1.1 200")
+            assert ask(ok, GET).startswith(b"HTTP/1.1 200")
+            took = closed_within(ok, 5)  # idle after its answers: closed too
+            assert took < 1.5, took
+
+
+def test_a_user_over_its_cap_is_closed_at_once_and_the_lab_s_users_keep_their_room() -> None:
+    with served(owner_uids={12345}) as page:  # this process's user is one of "the others"
+        held = [page.connect() for _ in range(3)]
+        try:
+            for sock in held:
+                sock.sendall(b"GET / HTTP/1.1\r\n")  # holding, not done
+            wait(lambda: page.guarded.gate.count == 3, 5)
+            with page.connect() as fourth:
+                assert closed_within(fourth, 2) < 0.5
+            assert page.guarded.tally.totals["user"] == 1
+        finally:
+            for sock in held:
+                sock.close()
+        wait(lambda: page.guarded.gate.count == 0, 5)
+    lim = Limits(head_seconds=5, body_seconds=5, max_body=1024, per_user=3, total=4, backlog=8)
+    with served(lim, owner_uids={12345}) as page, page.connect() as first, \
+            page.connect() as second:  # others share 4 - 3 = 1
+        first.sendall(b"GET / HTTP/1.1\r\n")
+        assert closed_within(second, 2) < 0.5
+        assert page.guarded.tally.totals["total"] == 1
+    with served(lim) as page:  # this user is the lab's own: its 3 are kept for it
+        socks = [page.connect() for _ in range(3)]
+        try:
+            assert all(ask(s, GET).startswith(b"HTTP/1.1 200") for s in socks)
+        finally:
+            for sock in socks:
+                sock.close()
+
+
+def test_a_body_over_the_cap_is_refused_with_413_before_it_is_read() -> None:
+    with served() as page:
+        with page.connect() as sock:  # declared: refused on its head alone
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 300000000\r\n"
+                         b"\r\n" + b"x" * 4096)
+            assert ask(sock, b"").startswith(b"HTTP/1.1 413")
+            closed_within(sock, 2)
+        with page.connect() as sock:  # chunked: refused as soon as it passes the cap
+            head = b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+            answer = ask(sock, head + b"400\r\n" + b"x" * 1024 + b"\r\n" + b"1\r\nx\r\n")
+            assert answer.startswith(b"HTTP/1.1 413"), answer
+        with page.connect() as sock:  # within the cap: served
+            answer = ask(sock, b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1024\r\n"
+                               b"\r\n" + b"x" * 1024)
+            assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"1024 bytes")
+        assert page.guarded.tally.totals["large"] == 2
+
+
+def test_a_body_that_does_not_come_whole_in_time_ends_its_connection() -> None:
+    with served() as page, page.connect() as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\nxx")
+        assert 0.4 < closed_within(sock, 3) < 1.5
+        assert page.guarded.tally.totals["body"] == 1
+
+
+def test_requests_that_are_not_http_are_counted_not_logged_one_line_each(capfd) -> None:
+    with served() as page:
+        for _ in range(20):
+            with page.connect() as sock:
+                assert ask(sock, b"NOT HTTP AT ALL\r\n\r\n").startswith(b"HTTP/1.1 400")
+        wait(lambda: page.guarded.tally.totals["bad"] == 20, 5)
+    assert "Invalid HTTP request" not in capfd.readouterr().err
+    assert "20 requests not HTTP (400)" in (page.guarded.tally.summary() or "")
+
+
+def test_an_accept_out_of_files_is_counted_not_a_traceback_each(capfd) -> None:
+    guarded = Guarded(QUICK, set())
+    loop = asyncio.new_event_loop()
+    try:
+        for _ in range(50):
+            guarded.exception_handler(loop, {"message": "socket.accept() out of system resource",
+                                             "exception": OSError(24, "Too many open files")})
+    finally:
+        loop.close()
+        guarded.close()
+    assert capfd.readouterr().err == ""
+    assert "50 accepts failed [EMFILE: 50]" in (guarded.tally.summary() or "")

@@ -4,7 +4,8 @@
 lab's process) and ``url`` is its address with the run's token; ``stop()`` ends it, after any change
 in flight has finished. Every change goes through the lab's own ``set_nic``, ``cable`` and
 ``capture``, as the CLI's do, one at a time (the lab's lock), so the page, the CLI and the Python
-API see one lab. Who may read and change: ``wvpclab.web.guard``.
+API see one lab. Who may read and change: ``wvpclab.web.guard``; what a client may take from the
+lab's process (time, connections, bodies, files, log lines): ``wvpclab.web.limits``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import hashlib
 import json
 import secrets
 import socket
+import sys
 import threading
 import time
 from importlib import resources
@@ -23,7 +25,7 @@ from typing import Any
 
 from wvpclab import topology
 from wvpclab.errors import LabError, UsageError
-from wvpclab.web import guard
+from wvpclab.web import guard, limits
 from wvpclab.web.state import Sampler, settings
 
 #: The page's port unless told otherwise (and the next ones, if it is taken).
@@ -91,6 +93,8 @@ class WebServer:
         self._captures: set[Path] = set()
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        #: The page's bounds (set by ``start``, from the process's file limit).
+        self.guarded: limits.Guarded | None = None
 
     @property
     def url(self) -> str:
@@ -100,11 +104,16 @@ class WebServer:
     def start(self) -> None:
         import uvicorn
 
+        # The lab keeps most of its files for its changes: the page's connections and backlog
+        # stay within a quarter of the (raised) limit.
+        self.guarded = guarded = limits.Guarded(limits.Limits.for_nofile(limits.raise_nofile()))
         config = uvicorn.Config(self.app, log_level="warning", access_log=False,
                                 lifespan="off", timeout_graceful_shutdown=40,
-                                server_header=False, interface="asgi3", proxy_headers=False)
+                                server_header=False, interface="asgi3", proxy_headers=False,
+                                http=guarded.protocol(), backlog=guarded.limits.backlog,
+                                h11_max_incomplete_event_size=16 * 1024)
         self._server = server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=lambda: asyncio.run(server.serve([self.sock])),
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve(server)),
                                         name="wvpclab-web", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 10
@@ -113,6 +122,36 @@ class WebServer:
                 self.stop()
                 raise LabError(f"the web page did not start on port {self.port}")
             time.sleep(0.02)
+        # uvicorn listened with the backlog asyncio also takes as its accepts per turn (files the
+        # lab holds at once); the kernel's queue of connections not yet accepted costs the lab no
+        # file: a long one, so that a flood does not make the kernel drop a browser's SYN.
+        with contextlib.suppress(OSError):
+            self.sock.listen(limits.LISTEN_QUEUE)
+
+    async def _serve(self, server: Any) -> None:
+        """The page's thread: uvicorn, with an accept() out of files counted (not a traceback
+        each) and the refusals said once per ``report_seconds``."""
+        assert self.guarded is not None
+        guarded = self.guarded
+        asyncio.get_running_loop().set_exception_handler(guarded.exception_handler)
+        guarded.log_filter.thread = threading.get_ident()
+
+        async def reports() -> None:
+            while True:
+                await asyncio.sleep(guarded.limits.report_seconds)
+                self._report(guarded.limits.report_seconds)
+
+        reporter = asyncio.ensure_future(reports())
+        try:
+            await server.serve([self.sock])
+        finally:
+            reporter.cancel()
+
+    def _report(self, seconds: float | None = None) -> None:
+        line = self.guarded.tally.summary(seconds) if self.guarded is not None else None
+        if line:
+            with contextlib.suppress(OSError, ValueError):
+                print(line, file=sys.stderr, flush=True)
 
     def stop(self) -> None:
         """Ends the page: no new requests; a change in flight finishes first (the lab stays
@@ -125,6 +164,9 @@ class WebServer:
         with contextlib.suppress(OSError):
             self.sock.close()
         self.sampler.close()
+        if self.guarded is not None:
+            self._report()  # what was refused since the last line
+            self.guarded.close()
 
     # -- the ASGI app -----------------------------------------------------------------------------
     async def app(self, scope: dict, receive: Any, send: Any) -> None:
@@ -137,13 +179,18 @@ class WebServer:
         query_token = request.query_params.get("token")
         refused = guard.refusal(request.method, request.url.path, headers, query_token,
                                 self.token)
+        data: Any = None
+        if refused is None and request.method == "POST":
+            data, refused = await self._body(scope, headers, receive)
         if refused is not None:  # a browser's address bar gets words; the page's script JSON
             as_json = request.url.path.startswith("/api/") or request.method != "GET"
+            # the body (if any) is left unread: the connection ends with the answer
             await self._reply(send, refused[0], {"error": refused[1]} if as_json else
-                              f"wvpclab: {refused[1]}\n".encode(), "text/plain; charset=utf-8")
+                              f"wvpclab: {refused[1]}\n".encode(), "text/plain; charset=utf-8",
+                              [(b"connection", b"close")])
             return
         try:
-            status, body, kind, extra = await self._route(request)
+            status, body, kind, extra = await self._route(request, data)
         except UsageError as err:
             status, body, kind, extra = 400, {"error": str(err)}, None, []
         except LabError as err:
@@ -155,6 +202,22 @@ class WebServer:
                 None, []
         await self._reply(send, status, body, kind, extra)
 
+    async def _body(self, scope: dict, headers: dict[str, str],
+                    receive: Any) -> tuple[Any, tuple[int, str] | None]:
+        """A change's JSON body, read up to the page's cap (token or not); or why it is
+        refused."""
+        cap = self.guarded.limits.max_body if self.guarded is not None else 64 * 1024
+        raw = None if limits.declared_too_large(headers, cap) else \
+            await limits.read_body(receive, cap)
+        if raw is None:
+            if self.guarded is not None:
+                self.guarded.tally.add("large", scope.get("state", {}).get("wvpclab.who"))
+            return None, (413, f"a change's body is at most {cap // 1024} KiB")
+        try:
+            return json.loads(raw), None
+        except ValueError as err:
+            return None, (400, f"bad request: the body is not JSON ({err})")
+
     async def _reply(self, send: Any, status: int, body: Any, kind: str | None = None,
                      extra: list[tuple[bytes, bytes]] | None = None) -> None:
         if not isinstance(body, bytes):
@@ -165,7 +228,7 @@ class WebServer:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def _route(self, request: Any) -> tuple[int, Any, str | None, list]:
+    async def _route(self, request: Any, body: Any) -> tuple[int, Any, str | None, list]:
         from starlette.concurrency import run_in_threadpool
 
         path, method = request.url.path, request.method
@@ -193,7 +256,6 @@ class WebServer:
                 tables = await run_in_threadpool(self.lab.leases, key)
                 return 200, {"network": key, "leases": tables.get(key, [])}, None, []
             return 404, {"error": f"nothing at {path}"}, None, []
-        body = await request.json()
         if not isinstance(body, dict):
             return 400, {"error": "bad request: the body is a JSON object"}, None, []
         if path == "/api/nic":
