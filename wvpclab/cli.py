@@ -42,12 +42,24 @@ def cmd_check(args: argparse.Namespace) -> int:
     return status
 
 
-def _load(path: str):
+def _load(path: str, name: str | None = None):
+    """The validated graph of a topology file, under ``name`` if given (``--name``)."""
     try:
-        return topology.load(path)
+        graph = topology.load(path)
     except topology.TopologyError as err:
         print(f"wvpclab: {err}", file=sys.stderr)
         return None
+    if name is not None:
+        graph.graph["name"] = name
+    return graph
+
+
+def _lab_name(text: str) -> str:
+    if not topology.LAB_NAME_RE.match(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a lab name (letters, digits, '.', '-', '_'; 64 at most, "
+            "a letter or digit first)")
+    return text
 
 
 def _port(text: str) -> int:
@@ -85,7 +97,7 @@ def _run_in_node(lab, spec: str, timeout: float) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Builds the lab, runs --cmd commands, opens the CLI unless --no-cli, tears down."""
-    graph = _load(args.topology)
+    graph = _load(args.topology, args.name)
     if graph is None:
         return EXIT_INVALID
     if args.no_cli and not args.cmd:
@@ -133,7 +145,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Builds the lab, probes every pair against the model, prints the table; 1 on any mismatch."""
-    graph = _load(args.topology)
+    graph = _load(args.topology, args.name)
     if graph is None:
         return EXIT_INVALID
     from wvpclab.errors import LabError
@@ -266,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=120.0,
                      help="seconds a --cmd may take (default 120)")
     run.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    run.add_argument("--name", type=_lab_name, metavar="NAME",
+                     help="run the lab under this name, not the file's (a name runs once on "
+                          "a machine: students sharing a server each give theirs)")
     run.add_argument("--web", nargs="?", const=0, type=_port, metavar="PORT",
                      help="serve the lab's web page on 127.0.0.1:PORT (default 8470 or the "
                           "next free port) and print its address, with the run's token")
@@ -277,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
                                         "and exits 1 naming every pair that differs.")
     verify.add_argument("topology")
     verify.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    verify.add_argument("--name", type=_lab_name, metavar="NAME",
+                        help="run the lab under this name, not the file's (a name runs once "
+                             "on a machine: students sharing a server each give theirs)")
     verify.set_defaults(func=cmd_verify)
     plan = sub.add_parser("plan", help="print everything a topology's lab consists of (no root)",
                           description="Prints the lab's plan: nodes, veths, switches and their "

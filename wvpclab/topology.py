@@ -78,7 +78,7 @@ RESERVED_NAMES = frozenset({
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 _ADAPTER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")
 _RESERVED_IFACE_RE = re.compile(r"^nat[0-9]+$")
-_LABNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+LAB_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 #: A server's address: an IPv4 or IPv6 address or a DNS name (what ssh is given).
 _HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                           r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
@@ -578,7 +578,7 @@ class _Builder:
             return self.g, self.errors
         self.known_keys(doc, _TOP_KEYS, "")
         name = doc.get("name", self.default_name)
-        if not isinstance(name, str) or not _LABNAME_RE.match(name):
+        if not isinstance(name, str) or not LAB_NAME_RE.match(name):
             self.err("name", f"{_fmt(name)} is not a valid lab name (letters, digits, '.', '-', "
                              "'_'; at most 64)")
             name = "lab"

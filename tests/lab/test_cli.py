@@ -297,3 +297,18 @@ def test_draw_command_line_and_cli(tmp_path: Path) -> None:
     running = " ".join(ET.parse(drawn).getroot().itertext())
     # NIC 3 is drawn on the internal network now: "not connected" is left only in the legend
     assert running.count("not connected") == text.count("not connected") - 1
+
+
+def test_run_under_another_name_beside_the_files_own(tmp_path: Path) -> None:
+    with lab_process(tmp_path, "t-cli-named") as (_proc, prefix, _):
+        topo = tmp_path / "t-cli-named.yaml"
+        twice = run("run", str(topo), "--no-cli", "--cmd", "a true")  # the file's name: taken
+        assert twice.returncode == 1 and "is already running" in twice.stderr
+        other = run("run", str(topo), "--name", "t-cli-named-2", "--no-cli", "--cmd",
+                    "a ping -n -c 1 -W 2 169.254.5.2")
+        assert other.returncode == 0, other.stderr
+        assert "lab t-cli-named-2 is up" in other.stderr and "1 received" in other.stdout
+        assert cleanup.lab_bridges(prefix)  # the first runs on
+    assert leftovers(cleanup.prefix_for("t-cli-named-2")) == []
+    bad = run("run", str(topo), "--name", "no spaces")
+    assert bad.returncode == 2 and "'no spaces' is not a lab name" in bad.stderr

@@ -29,10 +29,17 @@ def test_move_nic_script_drives_a_lab_end_to_end() -> None:
 EXAMPLES = sorted(p.name for p in (ROOT / "topologies").iterdir() if p.suffix in (".yaml", ".py"))
 
 
+def suite_name(example: str) -> str:
+    """The name the suite runs an example lab under (``--name``): a teacher's lab of the example's
+    own name may run beside the suite."""
+    return "t-ex-" + Path(example).stem.replace("_", "-")
+
+
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_every_example_lab_behaves_as_the_model_says(name: str) -> None:
     wvpclab = Path(sys.executable).parent / "wvpclab"
-    res = subprocess.run([str(wvpclab), "verify", str(ROOT / "topologies" / name)],
+    res = subprocess.run([str(wvpclab), "verify", str(ROOT / "topologies" / name),
+                          "--name", suite_name(name)],
                          capture_output=True, text=True, timeout=300, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "MISMATCH" not in res.stdout
@@ -76,13 +83,15 @@ def test_verify_fails_naming_the_pair_when_a_rule_is_broken() -> None:
 def test_progress_on_stderr_and_quiet_silences_it(tmp_path: Path) -> None:
     wvpclab = Path(sys.executable).parent / "wvpclab"
     topo = ROOT / "topologies" / "internal_dhcp.yaml"
-    loud = subprocess.run([str(wvpclab), "run", str(topo), "--no-cli", "--cmd", "a true"],
+    loud = subprocess.run([str(wvpclab), "run", str(topo), "--name", "t-ex-progress", "--no-cli",
+                           "--cmd", "a true"],
                           capture_output=True, text=True, timeout=120, check=False)
     assert loud.returncode == 0
     assert "building" in loud.stderr and "is up" in loud.stderr and " s" in loud.stderr
     assert loud.stdout == ""
-    quiet = subprocess.run([str(wvpclab), "run", str(topo), "--no-cli", "--quiet", "--cmd",
-                            "a true"], capture_output=True, text=True, timeout=120, check=False)
+    quiet = subprocess.run([str(wvpclab), "run", str(topo), "--name", "t-ex-progress", "--no-cli",
+                            "--quiet", "--cmd", "a true"], capture_output=True, text=True,
+                           timeout=120, check=False)
     assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout == ""
 
 
@@ -114,7 +123,7 @@ def test_every_try_line_of_the_examples_runs_without_an_error(name: str) -> None
     if name != "four_modes.yaml":  # its header describes the lab rather than commands
         assert lines, f"{name} suggests nothing to try"
     wvpclab = Path(sys.executable).parent / "wvpclab"
-    res = subprocess.run([str(wvpclab), "run", str(path), "--quiet"],
+    res = subprocess.run([str(wvpclab), "run", str(path), "--quiet", "--name", suite_name(name)],
                          input="\n".join(lines) + "\n", capture_output=True, text=True,
                          timeout=300, check=False)
     Path("/tmp/g1.pcap").unlink(missing_ok=True)  # bridge.yaml's suggested capture file

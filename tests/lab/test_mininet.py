@@ -23,8 +23,11 @@ WVPCLAB = str(Path(sys.executable).parent / "wvpclab")
 MARK = "still-answering-after-that"
 
 
-def cli(path: Path, lines: list[str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([WVPCLAB, "run", str(path), "--quiet"], input="\n".join(lines) + "\n",
+def cli(path: Path, lines: list[str], timeout: float = 240,
+        name: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The lab of ``path`` run with its CLI fed ``lines`` (under ``name``, if given)."""
+    return subprocess.run([WVPCLAB, "run", str(path), "--quiet",
+                           *(["--name", name] if name else [])], input="\n".join(lines) + "\n",
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 

@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from tests.lab.test_examples import suite_name
 from tests.lab.test_mininet import ROOT, cli
 
 pytestmark = pytest.mark.lab
@@ -18,7 +19,8 @@ EXAMPLES = sorted(p.name for p in (ROOT / "topologies").iterdir() if p.suffix in
 
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_mininet_builtins_tell_the_truth_on_every_example_lab(name: str) -> None:
-    res = cli(ROOT / "topologies" / name, ["pingall", "links", "net", "dump"])
+    res = cli(ROOT / "topologies" / name, ["pingall", "links", "net", "dump"],
+              name=suite_name(name))
     assert res.returncode == 0, res.stderr
     assert "Traceback" not in res.stderr + res.stdout
     model = re.search(r"\*\*\* Model: .*; (\d+) unexpected drops, (\d+) unexpected replies",
