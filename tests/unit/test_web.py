@@ -254,9 +254,10 @@ def test_other_users_share_what_the_lab_s_own_users_do_not_keep() -> None:
 def test_the_page_s_connections_and_backlog_stay_within_a_quarter_of_the_file_limit() -> None:
     for soft in (64, 256, 1024, 4096, 8192, 20000, 1 << 20):
         lim = Limits.for_nofile(soft)
-        assert lim.total + lim.backlog <= max(soft // 4, 16), soft
+        assert lim.total + 4 * lim.backlog <= max(soft // 4, 32), soft
         assert 2 <= lim.per_user <= lim.total // 2 and lim.backlog >= 4, (soft, lim)
-    assert Limits.for_nofile(8192) == Limits()  # 256 connections, 32 per user, backlog 64
+    assert Limits.for_nofile(8192) == Limits()  # 256 connections, 32 per user, backlog 16
+    assert Limits.for_nofile(1024).total == 192
 
 
 def test_the_soft_file_limit_is_raised_toward_the_target_never_above_the_hard_one() -> None:
@@ -284,6 +285,8 @@ def test_refusals_are_said_as_counts_in_one_line_then_start_again() -> None:
     assert "32 connections closed without a whole request head in 5 s" in line
     assert "1 body over 64 KiB refused (413) [uid 0" in line
     assert "7 accepts failed [EMFILE: 7]" in line
+    tally.add("lookup", "Protocol not supported")
+    assert "1 connection counted by address, not by user" in (tally.summary() or "")
     assert tally.summary(10) is None and tally.totals["user"] == 2968
 
 
@@ -330,9 +333,9 @@ class Served:
         self.guarded = Guarded(lim, owner_uids)
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.address = self.sock.getsockname()
-        config = uvicorn.Config(self.app, http=self.guarded.protocol(), log_level="warning",
-                                lifespan="off", access_log=False, backlog=lim.backlog,
-                                interface="asgi3", proxy_headers=False)
+        config = self.guarded.uvicorn_config(self.app, log_level="warning", lifespan="off",
+                                             access_log=False, interface="asgi3",
+                                             proxy_headers=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
         self.thread.start()
@@ -344,6 +347,8 @@ class Served:
         await self.server.serve([self.sock])
 
     async def app(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":  # as the page's app does
+            return
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         status, body = 200, b"ok"
         if scope["method"] == "POST":
@@ -436,35 +441,39 @@ def trickle(sock: socket.socket, every: float, limit: float) -> float:
 
 def test_a_connection_sending_a_header_line_now_and_then_is_closed_at_its_head_s_deadline() -> None:
     with served() as page, page.connect() as slow:
-        took = trickle(slow, 0.1, 5)
-        assert 0.55 <= took < 1.5, took
+        took = trickle(slow, 0.1, 10)
+        assert 0.55 <= took < 3, took
         assert page.guarded.tally.totals["head"] == 1
         with page.connect() as ok:  # a whole request is answered; so is the next, kept alive
             assert ask(ok, GET).startswith(b"HTTP/1.1 200")
             assert ask(ok, GET).startswith(b"HTTP/1.1 200")
-            took = closed_within(ok, 5)  # idle after its answers: closed too
-            assert took < 1.5, took
+            took = closed_within(ok, 10)  # idle after its answers: closed too
+            assert took < 3, took
+
+
+CAPPED = Limits(head_seconds=30, body_seconds=30, max_body=1024, per_user=3, total=8, backlog=8,
+                report_seconds=3600)
 
 
 def test_a_user_over_its_cap_is_closed_at_once_and_the_lab_s_users_keep_their_room() -> None:
-    with served(owner_uids={12345}) as page:  # this process's user is one of "the others"
+    with served(CAPPED, owner_uids={12345}) as page:  # this process's user is one of "others"
         held = [page.connect() for _ in range(3)]
         try:
             for sock in held:
                 sock.sendall(b"GET / HTTP/1.1\r\n")  # holding, not done
             wait(lambda: page.guarded.gate.count == 3, 5)
-            with page.connect() as fourth:
-                assert closed_within(fourth, 2) < 0.5
+            with page.connect() as fourth:  # (long before its head's deadline)
+                assert closed_within(fourth, 5) < 2
             assert page.guarded.tally.totals["user"] == 1
         finally:
             for sock in held:
                 sock.close()
         wait(lambda: page.guarded.gate.count == 0, 5)
-    lim = Limits(head_seconds=5, body_seconds=5, max_body=1024, per_user=3, total=4, backlog=8)
+    lim = Limits(head_seconds=30, body_seconds=30, max_body=1024, per_user=3, total=4, backlog=8)
     with served(lim, owner_uids={12345}) as page, page.connect() as first, \
             page.connect() as second:  # others share 4 - 3 = 1
         first.sendall(b"GET / HTTP/1.1\r\n")
-        assert closed_within(second, 2) < 0.5
+        assert closed_within(second, 5) < 2
         assert page.guarded.tally.totals["total"] == 1
     with served(lim) as page:  # this user is the lab's own: its 3 are kept for it
         socks = [page.connect() for _ in range(3)]
@@ -496,7 +505,7 @@ def test_a_body_over_the_cap_is_refused_with_413_before_it_is_read() -> None:
 def test_a_body_that_does_not_come_whole_in_time_ends_its_connection() -> None:
     with served() as page, page.connect() as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\nxx")
-        assert 0.4 < closed_within(sock, 3) < 1.5
+        assert 0.5 < closed_within(sock, 10) < 3
         assert page.guarded.tally.totals["body"] == 1
 
 
@@ -508,6 +517,20 @@ def test_requests_that_are_not_http_are_counted_not_logged_one_line_each(capfd) 
         wait(lambda: page.guarded.tally.totals["bad"] == 20, 5)
     assert "Invalid HTTP request" not in capfd.readouterr().err
     assert "20 requests not HTTP (400)" in (page.guarded.tally.summary() or "")
+
+
+def test_an_upgrade_is_answered_as_http_and_gives_its_connection_back(capfd) -> None:
+    upgrade = (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n"
+               b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    with served(CAPPED, owner_uids={12345}) as page:  # 3 a user: a leak shows at the 4th
+        for _ in range(10):
+            with page.connect() as sock:
+                assert ask(sock, upgrade).startswith(b"HTTP/1.1 200")
+            wait(lambda: page.guarded.gate.count == 0, 5)
+    assert capfd.readouterr().err == ""
+    assert "10 upgrades refused (the page speaks HTTP alone)" in (page.guarded.tally.summary()
+                                                                  or "")
 
 
 def test_an_accept_out_of_files_is_counted_not_a_traceback_each(capfd) -> None:

@@ -36,7 +36,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 #: A lab raises its soft RLIMIT_NOFILE to this when the page starts (never above the hard limit).
 NOFILE_TARGET = 8192
@@ -56,16 +56,17 @@ class Limits:
     max_body: int = 64 * 1024
     per_user: int = 32
     total: int = 256
-    backlog: int = 64
+    backlog: int = 16
     report_seconds: float = 10.0
 
     @classmethod
     def for_nofile(cls, soft: int, **kwargs: Any) -> Limits:
-        """The limits for a process that may open ``soft`` files: the page's connections and its
-        accept backlog (accepted in one go by asyncio) within a quarter of them."""
-        budget = max(soft // 4, 16)
-        backlog = max(4, min(cls.backlog, budget // 4))
-        total = min(cls.total, budget - backlog)
+        """The limits for a process that may open ``soft`` files: the page's connections and
+        what asyncio has accepted but not yet handed over or closed (up to four batches of
+        ``backlog``: accepted, made a transport, refused, closing) within a quarter of them."""
+        budget = max(soft // 4, 32)
+        backlog = max(4, min(cls.backlog, budget // 16))
+        total = min(cls.total, budget - 4 * backlog)
         per_user = max(2, min(cls.per_user, total // 4))
         return cls(total=total, per_user=per_user, backlog=backlog, **kwargs)
 
@@ -182,7 +183,10 @@ class Tally:
             "large": lambda n: f"{_n(n, 'body', 'bodies')} over {lim.max_body // 1024} KiB "
                                f"refused (413)",
             "bad": lambda n: f"{_n(n, 'request')} not HTTP (400)",
+            "upgrade": lambda n: f"{_n(n, 'upgrade')} refused (the page speaks HTTP alone)",
             "accept": lambda n: f"{_n(n, 'accept')} failed",
+            "lookup": lambda n: f"{_n(n, 'connection')} counted by address, not by user (the "
+                                f"kernel could not be asked whose it is)",
         }
         parts = []
         for kind, say in words.items():
@@ -190,7 +194,7 @@ class Tally:
             if not mine:
                 continue
             top = sorted(mine.items(), key=lambda item: -item[1])
-            by = ", ".join(f"{who_text(who) if kind != 'accept' else who}: {n:,}"
+            by = ", ".join(f"{who if kind in ('accept', 'lookup') else who_text(who)}: {n:,}"
                            for who, n in top[:3] if who is not None)
             more = f", {len(top) - 3} more" if len(top) > 3 else ""
             parts.append(say(sum(mine.values())) + (f" [{by}{more}]" if by else ""))
@@ -234,9 +238,11 @@ class PeerUsers:
     """Finds the uid that owns the peer's socket of a loopback TCP connection (one netlink socket,
     used from the page's thread alone)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_failure: Callable[[str], None] | None = None) -> None:
         self._sock: socket.socket | None = None
         self._seq = 0
+        #: Called with why, each time the kernel could not be asked (not: did not know the socket).
+        self.on_failure = on_failure
 
     def uid(self, local: tuple[str, int], peer: tuple[str, int]) -> int | None:
         try:
@@ -250,8 +256,10 @@ class PeerUsers:
                 answer = self._sock.recv(8192)
                 if struct.unpack_from("=I", answer, 8)[0] == self._seq:
                     return diag_uid(answer, peer[1], local[1])
-        except (OSError, ValueError, struct.error):
+        except (OSError, ValueError, struct.error) as err:
             self.close()
+            if self.on_failure is not None:
+                self.on_failure(getattr(err, "strerror", None) or str(err) or type(err).__name__)
             return None
 
     def who(self, local: Any, peer: Any) -> Who:
@@ -281,13 +289,22 @@ class Guarded:
         self.gate = Gate(limits.total, limits.per_user,
                          owners() if owner_uids is None else owner_uids)
         self.tally = Tally(limits)
-        self.peers = PeerUsers()
+        self.peers = PeerUsers(lambda why: self.tally.add("lookup", why))
         self.log_filter = _CountBadRequests(self.tally)
         logging.getLogger("uvicorn.error").addFilter(self.log_filter)
 
     def close(self) -> None:
         logging.getLogger("uvicorn.error").removeFilter(self.log_filter)
         self.peers.close()
+
+    def uvicorn_config(self, app: Any, **options: Any) -> Any:
+        """uvicorn's configuration for a page served within these bounds (``options``: the rest).
+        No WebSocket: an upgrade is answered as plain HTTP (uvicorn would hand the connection to
+        a protocol of its own, past the gate)."""
+        import uvicorn
+
+        return uvicorn.Config(app, http=self.protocol(), ws="none", backlog=self.limits.backlog,
+                              h11_max_incomplete_event_size=16 * 1024, **options)
 
     def protocol(self) -> type:
         """uvicorn's h11 protocol for this page (``uvicorn.Config(http=...)``)."""
@@ -313,11 +330,19 @@ class _CountBadRequests(logging.Filter):
         #: The page's thread (set when it runs): other threads' records pass untouched.
         self.thread: int | None = None
 
+    #: uvicorn's lines, one a request: counted by kind; the second line of an upgrade is dropped.
+    COUNTED: ClassVar[dict[str, str]] = {"Invalid HTTP request received.": "bad",
+                                         "Unsupported upgrade request.": "upgrade"}
+    DROPPED = "No supported WebSocket library detected."
+
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.thread == self.thread and record.msg == "Invalid HTTP request received.":
-            self.tally.add("bad")
+        if record.thread != self.thread or not isinstance(record.msg, str):
+            return True
+        kind = self.COUNTED.get(record.msg)
+        if kind is not None:
+            self.tally.add(kind)
             return False
-        return True
+        return not record.msg.startswith(self.DROPPED)
 
 
 class _GuardedMixin:

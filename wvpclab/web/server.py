@@ -107,11 +107,10 @@ class WebServer:
         # The lab keeps most of its files for its changes: the page's connections and backlog
         # stay within a quarter of the (raised) limit.
         self.guarded = guarded = limits.Guarded(limits.Limits.for_nofile(limits.raise_nofile()))
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False,
-                                lifespan="off", timeout_graceful_shutdown=40,
-                                server_header=False, interface="asgi3", proxy_headers=False,
-                                http=guarded.protocol(), backlog=guarded.limits.backlog,
-                                h11_max_incomplete_event_size=16 * 1024)
+        config = guarded.uvicorn_config(self.app, log_level="warning", access_log=False,
+                                        lifespan="off", timeout_graceful_shutdown=40,
+                                        server_header=False, interface="asgi3",
+                                        proxy_headers=False)
         self._server = server = uvicorn.Server(config)
         self._thread = threading.Thread(target=lambda: asyncio.run(self._serve(server)),
                                         name="wvpclab-web", daemon=True)
