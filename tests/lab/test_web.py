@@ -31,12 +31,16 @@ from wvpclab.labcli import LabCLI
 
 pytestmark = pytest.mark.lab
 
+#: The default lab as the suite runs it: under a name of its own (a teacher's may run beside it).
+XP = ["--name", "t-web-xp"]
 WVPCLAB = str(Path(sys.executable).parent / "wvpclab")
 
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    with Lab.load(TOPOLOGIES / "four_modes.yaml", quiet=True) as lab:
+    graph = topology.load(TOPOLOGIES / "four_modes.yaml")
+    graph.graph["name"] = "t-web"  # a teacher's office-lab may run beside the suite
+    with Lab(graph, quiet=True) as lab:
         lab.web_page()
         yield lab
 
@@ -428,7 +432,7 @@ def test_a_wrong_token_and_a_cross_site_post_are_refused(lab: Lab) -> None:
 
 # -- the command line and the default lab ---------------------------------------------------------
 def test_run_web_prints_the_address_and_web_at_the_prompt(tmp_path: Path) -> None:
-    res = subprocess.run([WVPCLAB, "run", str(TOPOLOGIES / "xp_mode.yaml"), "--web"],
+    res = subprocess.run([WVPCLAB, "run", str(TOPOLOGIES / "xp_mode.yaml"), *XP, "--web"],
                          input="web\nweb 70000\nweb 1\nweb echo said-by-the-server-web\n",
                          capture_output=True, text=True,
                          timeout=180, check=False)
@@ -442,7 +446,7 @@ def test_run_web_prints_the_address_and_web_at_the_prompt(tmp_path: Path) -> Non
     assert "said-by-the-server-web" in res.stdout  # XP Mode's LAN server is called web
     # a port that cannot be had: said before anything is built
     with socket_on() as port:
-        res = subprocess.run([WVPCLAB, "run", str(TOPOLOGIES / "xp_mode.yaml"), "--web",
+        res = subprocess.run([WVPCLAB, "run", str(TOPOLOGIES / "xp_mode.yaml"), *XP, "--web",
                               str(port)], input="", capture_output=True, text=True, timeout=60,
                              check=False)
     assert res.returncode == 2
@@ -457,7 +461,7 @@ def test_ctrl_c_while_the_page_changes_a_nic_lets_the_change_finish(tmp_path: Pa
     from tests.lab.helpers import leftovers
     from wvpclab import cleanup
 
-    proc = subprocess.Popen([WVPCLAB, "run", str(TOPOLOGIES / "xp_mode.yaml"), "--web"],
+    proc = subprocess.Popen([WVPCLAB, "run", str(TOPOLOGIES / "xp_mode.yaml"), *XP, "--web"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
@@ -491,8 +495,8 @@ def test_ctrl_c_while_the_page_changes_a_nic_lets_the_change_finish(tmp_path: Pa
     status, body = result["answer"]
     assert status == 200 and body["label"] == "bridge eth0", body
     assert body["address"].startswith("192.168.50.")
-    assert "lab xp-mode is down" in err
-    assert leftovers(cleanup.prefix_for("xp-mode")) == []
+    assert "lab t-web-xp is down" in err
+    assert leftovers(cleanup.prefix_for("t-web-xp")) == []
 
 
 def _read_pty(fd: int, until: str, timeout: float) -> str:
@@ -522,7 +526,7 @@ def test_ctrl_c_during_nic_at_the_prompt_says_where_the_nic_is() -> None:
 
     pid, fd = pty.fork()
     if pid == 0:  # the child: the lab on a terminal
-        os.execv(WVPCLAB, [WVPCLAB, "run", str(TOPOLOGIES / "xp_mode.yaml"), "--web"])
+        os.execv(WVPCLAB, [WVPCLAB, "run", str(TOPOLOGIES / "xp_mode.yaml"), *XP, "--web"])
     try:
         shown = _read_pty(fd, "wvpclab> ", 60)
         url = shown.split("live): ", 1)[1].split()[0]
@@ -545,7 +549,7 @@ def test_ctrl_c_during_nic_at_the_prompt_says_where_the_nic_is() -> None:
                 os.kill(pid, signal.SIGTERM)
             os.waitpid(pid, 0)
         os.close(fd)
-    assert leftovers(cleanup.prefix_for("xp-mode")) == []
+    assert leftovers(cleanup.prefix_for("t-web-xp")) == []
 
 
 @contextlib.contextmanager
