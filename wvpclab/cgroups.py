@@ -14,9 +14,11 @@ lab then relies on what it records (namespaces, the controller's PID), as before
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -46,12 +48,6 @@ def group_path(prefix: str, machine: str | None = None) -> Path | None:
     return base / TOP / (prefix if machine is None else f"{prefix}@{machine}")
 
 
-def is_lab_group(path: Path) -> bool:
-    """Whether ``path`` (read from a state file) names a lab's group, and nothing else."""
-    base = mount_point()
-    return base is not None and path.parent == base / TOP and path.name.startswith("wv")
-
-
 class Group:
     """One lab's cgroup."""
 
@@ -61,14 +57,25 @@ class Group:
 
     @classmethod
     def create(cls, path: Path | None) -> Group | None:
-        """Makes the group (None where this machine cannot have one)."""
+        """Makes the group and checks that a child joins it (None where this machine cannot
+        have one: no cgroup2, or one that refuses us, as in some containers)."""
         if path is None:
             return None
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError:
             return None
-        return cls(path)
+        group = cls(path)
+        try:
+            inside = subprocess.run(group.wrap(["cat", "/proc/self/cgroup"]), capture_output=True,
+                                    text=True, timeout=10, check=False).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            inside = ""
+        if f"/{TOP}/{path.name}\n" not in inside:
+            with contextlib.suppress(OSError):
+                path.rmdir()
+            return None
+        return group
 
     def wrap(self, argv: list[str]) -> list[str]:
         """``argv`` run in the group: a shell moves itself into it, then becomes ``argv`` (the same
@@ -77,6 +84,12 @@ class Group:
         for the shell). A group that is gone (the lab is stopping) leaves the child where it is."""
         return ["sh", "-c", f'{{ echo 0 >{shlex.quote(self._procs)}; }} 2>/dev/null; exec "$@"',
                 "sh", *argv]
+
+    def adopt(self, pid: int) -> None:
+        """Moves a process the lab started before it had its group (and whatever it starts from
+        then on) into the group."""
+        with contextlib.suppress(OSError):
+            Path(self._procs).write_text(str(pid))
 
     def pids(self) -> list[int]:
         try:
@@ -88,17 +101,17 @@ class Group:
         """Ends every process in the group (SIGKILL, as systemd's last step) and waits until it is
         empty; returns how many there were."""
         found = self.pids()
-        if not found:
-            return 0
-        killer = self.path / "cgroup.kill"
-        try:
-            killer.write_text("1")  # Linux 5.14: the kernel ends them all, forks included
+        killer: Path | None = self.path / "cgroup.kill"
+        try:  # (also when cgroup.procs is empty: a sub-group a user made may hold some)
+            killer.write_text("1")  # type: ignore[union-attr]  # Linux 5.14: forks included
         except OSError:
-            killer = None  # type: ignore[assignment]
+            killer = None
+            if not found:
+                return 0
         deadline = time.monotonic() + timeout
         while True:
             left = self.pids()
-            if not left or time.monotonic() > deadline:
+            if (not left and not self.populated()) or time.monotonic() > deadline:
                 break
             if killer is None:
                 for pid in left:
@@ -108,6 +121,13 @@ class Group:
                         pass
             time.sleep(0.02)
         return len(found)
+
+    def populated(self) -> bool:
+        """Whether a process is left in the group or below it."""
+        try:
+            return "populated 1" in (self.path / "cgroup.events").read_text()
+        except OSError:
+            return False
 
     def remove(self) -> bool:
         """Ends what is left in the group and removes it; False if it could not be removed."""

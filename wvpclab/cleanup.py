@@ -34,6 +34,8 @@ OVS_RUNDIR = Path(os.environ.get("OVS_RUNDIR", "/var/run/openvswitch"))
 NAME_RE = re.compile(r"^wv[0-9a-f]{3}-")
 #: A lab's entries under RUN_ROOT: its run directory, and its name files (``.dns``).
 ENTRY_RE = re.compile(r"^(wv[0-9a-f]{3})(\.dns)?$")
+#: A run directory being made by a lab's process PID (``.wvXXX.PID``; renamed once whole).
+MAKING_RE = re.compile(r"^\.(wv[0-9a-f]{3})\.(\d+)$")
 
 
 def prefix_for(lab_name: str) -> str:
@@ -253,8 +255,20 @@ def clean_prefix(prefix: str, state: dict[str, Any] | None) -> list[str]:
             done.append(f"could not remove its cgroup {path} (still busy)")
     shutil.rmtree(run_dir(prefix), ignore_errors=True)
     shutil.rmtree(dns_dir(prefix), ignore_errors=True)
+    for path in abandoned(prefix):
+        shutil.rmtree(path, ignore_errors=True)
     openflow_socket(prefix).unlink(missing_ok=True)
     return done
+
+
+def abandoned(prefix: str | None = None) -> list[Path]:
+    """Run directories a lab's process began and never finished (it died making them)."""
+    found = []
+    for name in os.listdir(RUN_ROOT) if RUN_ROOT.is_dir() else []:
+        m = MAKING_RE.match(name)
+        if m and (prefix is None or m.group(1) == prefix) and not process_alive(int(m.group(2))):
+            found.append(RUN_ROOT / name)
+    return found
 
 
 def clean_servers(state: dict[str, Any]) -> list[str]:
@@ -295,6 +309,7 @@ def labs_present(only: str | None = None) -> list[str]:
     found = set()
     if RUN_ROOT.is_dir():
         found |= {m.group(1) for m in map(ENTRY_RE.match, os.listdir(RUN_ROOT)) if m}
+    found |= {MAKING_RE.match(p.name).group(1) for p in abandoned()}  # type: ignore[union-attr]
     found |= {p.name.split("@")[0] for p in cgroups.lab_groups()}
     found |= {m.group(0)[:-1] for m in map(NAME_RE.match, lab_bridges() + lab_links()) if m}
     return sorted(p for p in found if only is None or p == only)

@@ -82,6 +82,7 @@ class Controller:
         """Starts the process and connects; returns once it listens (bounded wait)."""
         with self._lock:
             self._spawn()
+        self._spawned()
         if self._watch is None:
             self._watch = threading.Thread(target=self._supervise, name="wvpclab-controller-watch",
                                            daemon=True)
@@ -90,22 +91,20 @@ class Controller:
     def _spawn(self) -> None:
         if self.socket_path.exists():
             self.socket_path.unlink()
-        log = logs.for_child(self.log_path)  # (rotated first when at its cap: restarts too)
-        self.proc = subprocess.Popen(
-            cgroups.wrap(self.group, [
-                sys.executable, "-m", "controllers.main", "--openflow", str(self.openflow_path),
-                "--control", str(self.socket_path), "--log", str(self.log_path)]),
-            stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
-            start_new_session=True)
-        log.close()
+        with logs.for_child(self.log_path) as log:  # (rotated first when at its cap: restarts)
+            self.proc = subprocess.Popen(
+                cgroups.wrap(self.group, [
+                    sys.executable, "-m", "controllers.main", "--openflow",
+                    str(self.openflow_path), "--control", str(self.socket_path),
+                    "--log", str(self.log_path)]),
+                stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
+                start_new_session=True)
         try:
             wait_ready(self.proc, READY_LINE, self.timeout, "the controller")
         except LabError as err:
             self.kill()
             raise ControllerError(f"{err}; see {self.log_path}") from None
         self._connect()
-        if self.on_spawn is not None:
-            self.on_spawn()
 
     def _connect(self) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -130,6 +129,8 @@ class Controller:
                     self.replay()
                 except Exception as err:  # noqa: BLE001 - the supervisor must go on watching
                     print(f"wvpclab: restarting the controller failed: {err}", file=sys.stderr)
+                    continue
+            self._spawned()
 
     def restart(self) -> None:
         """Stops and starts the controller again, re-registering everything (flows reinstalled)."""
@@ -138,6 +139,16 @@ class Controller:
             self._spawn()
             self.restarts += 1
             self.replay()
+        self._spawned()
+
+    def _spawned(self) -> None:
+        """Tells the lab a new controller process runs (it records the PID); a failure to record
+        is the lab's to say, never a reason to stop controlling."""
+        if self.on_spawn is not None:
+            try:
+                self.on_spawn()
+            except Exception as err:  # noqa: BLE001
+                print(f"wvpclab: recording the controller's PID failed: {err}", file=sys.stderr)
 
     def kill(self, sig: int = signal.SIGTERM) -> None:
         """Ends the process (by its PID) and closes the channel."""
@@ -230,6 +241,7 @@ class Controller:
             self.replay()
         finally:
             self._reviving = False
+        self._spawned()
 
     def request(self, op: str, **fields: Any) -> dict[str, Any]:
         return self.requests([{"op": op, **fields}])[0]

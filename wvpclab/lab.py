@@ -127,6 +127,7 @@ class Lab:
         self._started = False
         self._state_unsaved = False
         self._watching = threading.Event()  # set: the server watch ends
+        self._watch: threading.Thread | None = None
         #: Held by a change (and a stop) from start to end: the CLI, the web page and the API
         #: change the lab one at a time, and a stop waits for a change in flight.
         self._lock = threading.RLock()
@@ -180,6 +181,8 @@ class Lab:
                 self.spread.stop()
                 self.spread = None
             raise
+        if self.spread is not None and self.group is not None:
+            self.spread.adopt(self.group)  # its agents' ssh sessions began before the group
         try:
             g = self.graph
             counts = {k: len(topology.nodes_of(g, k)) for k in ("pc", "vm", "nic", "lan", "server",
@@ -197,8 +200,9 @@ class Lab:
                          if target.of(Server) else ""))
             self._apply(target)
             self._watching.clear()
-            threading.Thread(target=self._watch_servers, name="wvpclab-dhcp-watch",
-                             daemon=True).start()
+            self._watch = threading.Thread(target=self._watch_servers, name="wvpclab-dhcp-watch",
+                                           daemon=True)
+            self._watch.start()
             self._say(f"lab {self.name} is up: {_words(counts['vm'], 'VM')}, "
                       f"{_words(counts['nic'], 'NIC')}, "
                       f"{_words(len(self.plan.of(Bridge)), 'switch', 'switches')}, in "
@@ -321,7 +325,8 @@ class Lab:
             self._state_unsaved = False
 
     def _write_state(self) -> None:
-        nodes = self.realizer.nodes if self.realizer else {}
+        # a copy: the controller's watch records a restart while a change may add nodes
+        nodes = dict(self.realizer.nodes) if self.realizer else {}
         shells = [n.pid for n in nodes.values() if n.pid and n.shell]
         netns = [cleanup.netns_inode(pid) for pid in shells]
         cleanup.write_state(self.prefix, {
@@ -350,6 +355,9 @@ class Lab:
         atexit.unregister(self.stop)
         with signals_deferred() as pending:  # a second signal must not cut the teardown short
             self._watching.set()
+            watch, self._watch = self._watch, None
+            if watch is not None:  # no server revived behind the teardown's back
+                watch.join(30)
             self._captures.stop_all()
             if self.controller:
                 self.controller._stopping.set()  # no restarts while tearing down

@@ -54,8 +54,9 @@ class Remote:
     """One server of a lab, reached over ssh."""
 
     server: Server
-    #: The cgroup of the lab whose ssh sessions these are (``wvpclab.cgroups``), or None.
-    group: Any = field(default=None, compare=False)
+    #: The lab whose ssh sessions these are: each joins its cgroup (``wvpclab.cgroups``), once
+    #: the lab has one.
+    lab: Any = field(default=None, compare=False)
 
     @property
     def name(self) -> str:
@@ -66,8 +67,9 @@ class Remote:
         root = "" if self.server.user == "root" else "sudo -n "
         from wvpclab.cgroups import wrap
 
-        return wrap(self.group, ["ssh", *ssh_options(), *options, "-l", self.server.user,
-                                 self.server.host, "--", f"{root}{command}" if root else command])
+        argv = ["ssh", *ssh_options(), *options, "-l", self.server.user, self.server.host,
+                "--", f"{root}{command}" if root else command]
+        return wrap(getattr(self.lab, "group", None), argv)
 
     def run(self, command: str, timeout: float = 30, stdin: str | None = None,
             check: bool = True) -> subprocess.CompletedProcess:

@@ -417,14 +417,19 @@ class Spread:
     def __init__(self, lab: Any, target: LabPlan) -> None:
         self.lab = lab
         servers = target.of(Server)
-        group = getattr(lab, "group", None)
-        self.remotes = {name: Remote(server, group) for name, server in sorted(servers.items())}
+        self.remotes = {name: Remote(server, lab) for name, server in sorted(servers.items())}
         self.agents: dict[str, AgentClient] = {}
         #: Each server's switches as Mininet sees them here, by bridge key.
         self.views: dict[str, dict[str, RemoteSwitch]] = {}
         self.tunnels: dict[str, Tunnel | Relay] = {}
         self.proxies: dict[str, RemoteNode] = {}
         self._taps: set[int] = set()
+
+    def adopt(self, group: Any) -> None:
+        """Moves the agents' ssh sessions, started before the lab had its cgroup, into it."""
+        for agent in self.agents.values():
+            if agent.proc is not None:
+                group.adopt(agent.proc.pid)
 
     def connect(self) -> None:
         """Starts every server's agent at once; if one cannot be reached, the others stop and

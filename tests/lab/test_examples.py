@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from wvpclab import cleanup
+
 pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,6 +90,8 @@ def test_progress_on_stderr_and_quiet_silences_it(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120, check=False)
     assert loud.returncode == 0
     assert "building" in loud.stderr and "is up" in loud.stderr and " s" in loud.stderr
+    prefix = cleanup.prefix_for("t-ex-progress")  # and where its logs go
+    assert f"wvpclab: logs: /run/wvpclab/{prefix}/ (" in loud.stderr, loud.stderr
     assert loud.stdout == ""
     quiet = subprocess.run([str(wvpclab), "run", str(topo), "--name", "t-ex-progress", "--no-cli",
                             "--quiet", "--cmd", "a true"], capture_output=True, text=True,
