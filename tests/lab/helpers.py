@@ -187,6 +187,16 @@ def example_as(tmp_path: Path, example: str, name: str) -> Path:
     return path
 
 
+def example_graph(example: str, name: str) -> Any:
+    """An example topology's graph (``topologies/EXAMPLE``) under a lab name of the suite's
+    (``t-…``): a teacher's lab of the example's own name may run beside the suite."""
+    from wvpclab import topology
+
+    graph = topology.load(Path(__file__).resolve().parents[2] / "topologies" / example)
+    graph.graph["name"] = name
+    return graph
+
+
 def flows(bridge: str) -> dict[str, float]:
     """The bridge's flows (without counters) and how long each has been on the switch."""
     out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", bridge], check=True,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.helpers import end_run, example_as, leftovers, wait_for
+from tests.lab.helpers import end_run, example_as, example_graph, leftovers, wait_for
 from wvpclab import Lab, LabError, cleanup, topology
 from wvpclab.items import Bridge
 from wvpclab.plan import plan
@@ -31,8 +31,7 @@ NETWORK = {"shared": "192.168.131.", "bridge:eth0": "192.168.50."}
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    graph = topology.load(ROOT / "topologies" / "xp_mode.yaml")
-    with Lab(graph, quiet=True) as running:
+    with Lab(example_graph("xp_mode.yaml", "t-changes"), quiet=True) as running:
         yield running
     assert leftovers(running.prefix) == []
 

@@ -251,7 +251,7 @@ def test_runtime_cli_commands_and_their_errors(tmp_path: Path) -> None:
         "nic xp 9 none", "nic xp 0 warp", "nic", "cable xp 0 sideways", "nics nobody",
         "rules pc/eth7", "nat xp 2", "capture nobody 0", "leases pc/none",
         "nics xp"]) + "\n"
-    res = run("run", str(topo), "--quiet", stdin=script)
+    res = run("run", str(topo), "--quiet", "--name", "t-cli-runtime", stdin=script)
     assert res.returncode == 0, res.stderr
     out = res.stdout
     assert "xp           pc pc         0:shared, 1:bridge eth0, 2:internal lab, 3:none" in out
@@ -291,7 +291,8 @@ def test_draw_command_line_and_cli(tmp_path: Path) -> None:
     bad = run("draw", str(topo), "-o", str(tmp_path / "lab.pdf"))
     assert bad.returncode == 2 and ".svg or .png" in bad.stderr
     drawn = tmp_path / "running.svg"
-    res = run("run", str(topo), "--quiet", stdin=f"nic xp 3 internal lab\ndraw {drawn}\ndraw a b\n")
+    res = run("run", str(topo), "--quiet", "--name", "t-cli-draw",
+              stdin=f"nic xp 3 internal lab\ndraw {drawn}\ndraw a b\n")
     assert res.returncode == 0, res.stderr
     assert f"drew {drawn}" in res.stdout and "*** Usage: draw [FILE]" in res.stderr
     running = " ".join(ET.parse(drawn).getroot().itertext())

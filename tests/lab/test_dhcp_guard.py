@@ -13,8 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.helpers import Capture, leftovers, marker_frames, read_pcap, send_frames, wait_for
-from wvpclab import Lab, topology
+from tests.lab.helpers import (
+    Capture,
+    example_graph,
+    leftovers,
+    marker_frames,
+    read_pcap,
+    send_frames,
+    wait_for,
+)
+from wvpclab import Lab
 from wvpclab.procs import cmdline
 
 pytestmark = pytest.mark.lab
@@ -31,7 +39,7 @@ SPLIT_DISCOVER = (
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    with Lab(topology.load(ROOT / "topologies" / "four_modes.yaml"), quiet=True) as running:
+    with Lab(example_graph("four_modes.yaml", "t-dhcp-guard"), quiet=True) as running:
         yield running
     assert leftovers(running.prefix) == []
 

@@ -68,10 +68,11 @@ def test_guest_dhcp_script_shows_a_guest_serving() -> None:
 
 
 def test_verify_fails_naming_the_pair_when_a_rule_is_broken() -> None:
-    from wvpclab import Lab, topology
+    from tests.lab.helpers import example_graph
+    from wvpclab import Lab
     from wvpclab.verify import matrix
 
-    with Lab(topology.load(ROOT / "topologies" / "bridge.yaml"), quiet=True) as lab:
+    with Lab(example_graph("bridge.yaml", "t-ex-broken"), quiet=True) as lab:
         g2 = lab.graph.nodes["g2/0"]["mac"]
         # break the filter on purpose: frames for g2 are dropped
         subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "add-flow", lab.bridges["pc/eth0"].name,

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.lab.helpers import Capture, leftovers, marker_frames, send_frames, shells_alive, wait_for
+from tests.lab.helpers import (
+    Capture,
+    example_graph,
+    leftovers,
+    marker_frames,
+    send_frames,
+    shells_alive,
+    wait_for,
+)
 from wvpclab import Lab, topology
 
 pytestmark = pytest.mark.lab
@@ -239,6 +247,7 @@ def test_lab_is_torn_down_after_an_exception() -> None:
 def test_a_nic_bridged_onto_a_wireless_adapter_gets_its_own_lan_address() -> None:
     doc = yaml.safe_load((Path(__file__).parents[2] / "topologies" / "four_modes.yaml").read_text())
     doc["vms"]["xp"]["nics"][1] = {"bridge": "wlan0"}
+    doc["name"] = "t-wlan-bridged"
     with Lab(topology.from_document(doc), quiet=True) as lab:
         lease = lab.dhcp_client("xp", 1).lease()
         assert lease and lease["ip"].startswith("192.168.60.")
@@ -247,8 +256,7 @@ def test_a_nic_bridged_onto_a_wireless_adapter_gets_its_own_lan_address() -> Non
 
 
 def test_one_vm_with_all_four_modes() -> None:
-    graph = topology.load(Path(__file__).parents[2] / "topologies" / "four_modes.yaml")
-    with Lab(graph, quiet=True) as lab:
+    with Lab(example_graph("four_modes.yaml", "t-four-modes"), quiet=True) as lab:
         shared, bridged, internal = (lab.dhcp_client("xp", i).lease() for i in range(3))
         assert shared["ip"].startswith("192.168.131.") and shared["router"] == "192.168.131.254"
         assert bridged["ip"].startswith("192.168.50.") and bridged["router"] == "192.168.50.1"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.helpers import example_as, leftovers
-from wvpclab import Lab, cleanup, topology
+from tests.lab.helpers import example_as, example_graph, leftovers
+from wvpclab import Lab, cleanup
 from wvpclab.items import Bridge, Port, Veth
 from wvpclab.net import AccessPoint, FilterSwitch, InternalSwitch, LanSwitch, NicCable, PatchCable
 
@@ -92,8 +92,7 @@ def test_pingall_agrees_with_the_model_and_iperf_crosses_the_nat(tmp_path: Path)
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    graph = topology.load(ROOT / "topologies" / "four_modes.yaml")
-    with Lab(graph, quiet=True) as running:
+    with Lab(example_graph("four_modes.yaml", "t-mininet"), quiet=True) as running:
         yield running
     assert leftovers(running.prefix) == []
 

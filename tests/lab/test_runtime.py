@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.helpers import Capture, leftovers, read_pcap, send_frames, wait_for
+from tests.lab.helpers import Capture, example_graph, leftovers, read_pcap, send_frames, wait_for
 from wvpclab import Lab, topology
 
 pytestmark = pytest.mark.lab
@@ -23,8 +23,7 @@ CIRCUIT = "SNBISBNIBSINS"
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    graph = topology.load(ROOT / "topologies" / "four_modes.yaml")
-    with Lab(graph, quiet=True) as running:
+    with Lab(example_graph("four_modes.yaml", "t-runtime"), quiet=True) as running:
         yield running
     assert leftovers(running.prefix) == []
 

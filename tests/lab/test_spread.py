@@ -18,7 +18,7 @@ import yaml
 
 from tests.fakeserver import FakeServer
 from tests.lab.helpers import leftovers, read_pcap, wait_for
-from wvpclab import Lab, cleanup, topology
+from wvpclab import Lab, cgroups, cleanup, topology
 from wvpclab.errors import LabError
 from wvpclab.items import Bridge
 from wvpclab.net import UplinkTunnel
@@ -287,6 +287,10 @@ def test_clean_after_kill_9_cleans_every_server(far: FakeServer, tmp_path: Path)
         state = wait_for(lambda: (cleanup.read_state(prefix) or {}).get("bridges")
                          and cleanup.read_state(prefix), timeout=60, what="the lab to be up")
         assert set(state["servers"]) == {"far"} and state["ssh"]
+        # its ssh sessions (the agent's, begun before the lab had its group, and the tunnel's)
+        # are in the lab's cgroup, as every process of the lab
+        group = cgroups.Group(Path(state["cgroup"]))
+        assert set(state["ssh"]) <= set(group.pids()), (state["ssh"], group.pids())
         assert remote_leftovers(far, prefix)
     finally:
         os.kill(proc.pid, signal.SIGKILL)

@@ -564,7 +564,15 @@ def socket_on() -> Iterator[int]:
 
 def test_the_default_lab_s_page_screenshot_for_the_readme(tmp_path: Path) -> None:
     """Writes docs/web.png: the page of `make lab`'s lab with XP Mode's Settings dialog open."""
-    with Lab.load(TOPOLOGIES / "xp_mode.yaml", quiet=True) as lab:
+    from wvpclab import cleanup
+
+    name, out = "xp-mode", ROOT / "docs" / "web.png"
+    if cleanup.owner_running(cleanup.read_state(cleanup.prefix_for(name))):
+        # a teacher's `make lab` runs beside the suite: the name is theirs, the picture is kept
+        name, out = "t-web-shot", tmp_path / "web.png"
+    graph = topology.load(TOPOLOGIES / "xp_mode.yaml")
+    graph.graph["name"] = name
+    with Lab(graph, quiet=True) as lab:
         web = lab.web_page()
         driver = chrome(tmp_path)
         try:
@@ -581,7 +589,6 @@ def test_the_default_lab_s_page_screenshot_for_the_readme(tmp_path: Path) -> Non
             box = driver.execute_script("return arguments[0].getBoundingClientRect().toJSON()",
                                         select)
             assert 0 <= box["top"] and box["bottom"] <= 720 and box["right"] <= 1280, box
-            out = ROOT / "docs" / "web.png"
             assert driver.save_screenshot(str(out))
         finally:
             driver.quit()
