@@ -253,10 +253,11 @@ def clean_prefix(prefix: str, state: dict[str, Any] | None) -> list[str]:
     for path in groups:
         if not cgroups.Group(path).remove():
             done.append(f"could not remove its cgroup {path} (still busy)")
-    shutil.rmtree(run_dir(prefix), ignore_errors=True)
-    shutil.rmtree(dns_dir(prefix), ignore_errors=True)
-    for path in abandoned(prefix):
+    files = [p for p in (run_dir(prefix), dns_dir(prefix), *abandoned(prefix)) if p.exists()]
+    for path in files:
         shutil.rmtree(path, ignore_errors=True)
+    if files:
+        done.append(f"removed its files ({', '.join(str(p) for p in files)})")
     openflow_socket(prefix).unlink(missing_ok=True)
     return done
 

@@ -156,7 +156,10 @@ class Lab:
 
     def _say(self, message: str) -> None:
         if not self.quiet:
-            print(f"wvpclab: {message}", file=sys.stderr, flush=True)
+            try:
+                print(f"wvpclab: {message}", file=sys.stderr, flush=True)
+            except (OSError, ValueError):  # nobody reads it any more (a closed terminal, a dead
+                pass  # pipe): the lab goes on, and a stop finishes
 
     # -- start and stop ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -383,10 +386,7 @@ class Lab:
                 if self.controller:
                     self.controller.stop()
                 if self.group is not None:  # whatever a node or a user started that is left
-                    left = self.group.kill()
-                    if left:
-                        self._say(f"ended {left} processes of the lab still running at its stop")
-                    if not self.group.remove():
+                    if not self.group.remove():  # (it ends them first)
                         self._say(f"warning: could not remove the lab's cgroup {self.group.path}")
                     self.group = None
                 shutil.rmtree(self.run_dir, ignore_errors=True)

@@ -313,3 +313,26 @@ def test_run_under_another_name_beside_the_files_own(tmp_path: Path) -> None:
     assert leftovers(cleanup.prefix_for("t-cli-named-2")) == []
     bad = run("run", str(topo), "--name", "no spaces")
     assert bad.returncode == 2 and "'no spaces' is not a lab name" in bad.stderr
+
+
+def test_a_stop_finishes_when_nobody_reads_the_lab_s_output_any_more(tmp_path: Path) -> None:
+    """`wvpclab run ... | tee log` in a terminal that is closed: tee is gone when the lab stops, and
+    its words meet a dead pipe (before, the stop raised BrokenPipeError there, and a word said
+    before its files were removed left them behind); the stop finishes, quietly."""
+    from wvpclab import Lab, topology
+
+    lab = Lab(topology.load(write_topology(tmp_path, "t-cli-deadpipe")))
+    read_end, write_end = os.pipe()
+    dead = os.fdopen(write_end, "w")
+    saved = sys.stderr
+    try:
+        lab.start()
+        os.close(read_end)  # tee is gone
+        sys.stderr = dead
+        lab.stop()  # says "lab ... is down" into the dead pipe
+    finally:
+        sys.stderr = saved
+        lab.stop()
+        with contextlib.suppress(OSError):
+            dead.close()
+    assert leftovers(lab.prefix) == []
