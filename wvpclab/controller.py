@@ -41,7 +41,8 @@ class Controller:
     """Runs ``python -m controllers.main`` as a child process and talks to it over a Unix socket."""
 
     def __init__(self, run_dir: Path, openflow: Path, timeout: float = 30.0,
-                 group: Any = None, on_spawn: Callable[[], None] | None = None) -> None:
+                 group: cgroups.Group | None = None,
+                 on_spawn: Callable[[], None] | None = None) -> None:
         """``group``: the lab's cgroup, which each controller process joins; ``on_spawn``: called
         after each new process is ready (the lab records its PID)."""
         self.run_dir = run_dir

@@ -292,22 +292,24 @@ class Lab:
         if cleanup.labs_present(self.prefix):
             for line in cleanup.clean_prefix(self.prefix, state):
                 self._say(f"stale leftovers of an earlier run of {self.name}: {line}")
+        # The group, then the run directory, which appears whole with its record in it (a
+        # `wvpclab clean` beside this start never sees a lab's directory without its owner).
+        new = self.run_dir.with_name(f".{self.prefix}.{os.getpid()}")
         try:
-            # The run directory appears whole, with its record in it (a `wvpclab clean` beside
-            # this start never sees a lab's directory without its owner), then the group.
-            new = self.run_dir.with_name(f".{self.prefix}.{os.getpid()}")
+            self.group = cgroups.Group.create(cgroups.group_path(self.prefix, self.machine))
             shutil.rmtree(new, ignore_errors=True)
             new.mkdir(parents=True, mode=0o700)
             new.chmod(0o700)  # sockets, leases and logs: root's alone
-            group = cgroups.group_path(self.prefix, self.machine)
             record = {"name": self.name, "owner_pid": os.getpid(),
                       "owner_start": cleanup.start_ticks(os.getpid()),
-                      "cgroup": str(group) if group else None}
+                      "cgroup": str(self.group.path) if self.group else None}
             (new / "state.json").write_text(json.dumps(record))
             new.rename(self.run_dir)
-            self.group = cgroups.Group.create(group)
         except OSError as err:
             _STARTED.discard(self.prefix)
+            if self.group is not None:
+                self.group.remove()
+                self.group = None
             shutil.rmtree(new, ignore_errors=True)
             shutil.rmtree(self.run_dir, ignore_errors=True)
             raise LabError(f"cannot keep the lab's files in {self.run_dir.parent}: "

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from wvpclab import __version__
+from wvpclab.cgroups import wrap
 from wvpclab.errors import LabError
 from wvpclab.items import Server
 from wvpclab.procs import wait_ready
@@ -65,8 +66,6 @@ class Remote:
     def argv(self, command: str, *options: str) -> list[str]:
         """The ssh command line that runs ``command`` (a shell command line) as root there."""
         root = "" if self.server.user == "root" else "sudo -n "
-        from wvpclab.cgroups import wrap
-
         argv = ["ssh", *ssh_options(), *options, "-l", self.server.user, self.server.host,
                 "--", f"{root}{command}" if root else command]
         return wrap(getattr(self.lab, "group", None), argv)
