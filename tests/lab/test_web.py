@@ -89,7 +89,19 @@ def nic_row(page: Any, key: str) -> Any:
 
 
 def message(page: Any, key: str) -> str:
-    return nic_row(page, key).find_element("css selector", "[data-msg]").text
+    return unless_redrawn(lambda: nic_row(page, key).find_element("css selector",
+                                                                  "[data-msg]").text, "")
+
+
+def unless_redrawn(read: Any, default: Any) -> Any:
+    """``read()``, or ``default`` if the page redrew what it read meanwhile (it redraws the dialog
+    whenever the lab changes): for conditions waited on, which then look again."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    try:
+        return read()
+    except StaleElementReferenceException:
+        return default
 
 
 def click(page: Any, css: str) -> None:
@@ -242,10 +254,12 @@ def test_a_new_internal_network_from_the_dialog(lab: Lab, page: Any) -> None:
     wait_for(lambda: message(page, "xp/3").startswith("now internal lab2"), 40)
     assert lab.graph.nodes["xp/3"]["target"] == "lab2"
     assert "pc/lab2" in lab.bridges
-    values = wait_for(lambda: "internal:lab2" in (v := [
-        o.get_attribute("value") for o in nic_row(page, "xp/0").find_elements("tag name",
-                                                                               "option")]) and v,
-        5, what="the new network in every NIC's drop-down")
+    def choices() -> list[str]:
+        return unless_redrawn(lambda: [o.get_attribute("value") for o in nic_row(
+            page, "xp/0").find_elements("tag name", "option")], [])
+
+    values = wait_for(lambda: "internal:lab2" in (v := choices()) and v, 5,
+                      what="the new network in every NIC's drop-down")
     assert values.index("internal:lab2") == values.index("internal:lab") + 1
     choose(page, "xp/3", "none")
     wait_for(lambda: message(page, "xp/3").startswith("now none"), 40)
