@@ -498,8 +498,9 @@ def main(argv: list[str] | None = None) -> int:
           f"load average at start {loadavg()}, repeat {args.repeat}, iperf3 -t {args.seconds}]",
           flush=True)
 
-    from wvpclab import Lab, cleanup, topology
-
+    from wvpclab import Lab
+    from wvpclab.model import topology
+    from wvpclab.runtime import cleanup
     base = BaselineSetup()
     labels = [WIRED, WIRELESS, NORMAL]
     results: dict[str, dict[str, list[float]]] = {

@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
 from tests.fakeserver import FakeServer
-from wvpclab import Lab, topology
+from wvpclab import Lab
+from wvpclab.model import topology
 
 log = common.logger("cluster")
 

@@ -2,7 +2,8 @@
 
 Imported as a sibling module (``import common``): each script puts its own directory on ``sys.path``
 first, so this works for ``python bench/x.py`` and ``python -m bench.x`` alike. Where the project
-already has the helper (``wvpclab.cleanup``, ``wvpclab.procs``, ``wvpclab.lab``), it is used.
+already has the helper (``wvpclab.runtime.cleanup``, ``wvpclab.runtime.procs``,
+``wvpclab.runtime.lab``), it is used.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from wvpclab import cleanup
-from wvpclab.procs import cmdline, wait_ready  # noqa: F401 - re-exported for the scripts
+from wvpclab.runtime import cleanup
+from wvpclab.runtime.procs import cmdline, wait_ready  # noqa: F401 - re-exported for the scripts
 
 #: Child processes running right now, by PID: stopped by PID if we are interrupted.
 LIVE: dict[int, subprocess.Popen] = {}
@@ -82,7 +83,7 @@ def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 
 
 def harden(name: str) -> None:
     """No ARP answers, strict rp_filter, no IPv6 on a root-namespace interface we created."""
-    from wvpclab.lab import harden_root_interface  # lazy: Mininet only when needed
+    from wvpclab.runtime.lab import harden_root_interface  # lazy: Mininet only when needed
 
     harden_root_interface(name)
 

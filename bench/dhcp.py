@@ -4,7 +4,8 @@
 Three servers, one after the other, each restarted with an empty lease file before every
 measurement:
 
-* **wvpclab**: ``python -m wvpclab.dhcp.server`` (JSON lease file, fsync per batch before ACKs);
+* **wvpclab**: ``python -m wvpclab.runtime.dhcp.server`` (JSON lease file, fsync per batch
+before ACKs);
 * **dnsmasq**: ``dnsmasq -k --no-ping --port=0 --quiet-dhcp`` with a private lease file;
 * **Kea**: ``kea-dhcp4`` with a memfile lease database (persist true), raw sockets, default
   threading.
@@ -215,10 +216,10 @@ def check_tools(servers: list[str]) -> list[str]:
         if "udhcpc" not in res.stdout.split():
             problems.append("busybox has no udhcpc applet: apt-get install -y busybox")
     if "wvpclab" in servers:
-        res = subprocess.run([server_python(), "-c", "import wvpclab.dhcp.server"],
+        res = subprocess.run([server_python(), "-c", "import wvpclab.runtime.dhcp.server"],
                              capture_output=True, text=True, cwd=REPO, check=False)
         if res.returncode != 0:
-            problems.append(f"{server_python()} cannot import wvpclab.dhcp.server "
+            problems.append(f"{server_python()} cannot import wvpclab.runtime.dhcp.server "
                             "(run `make install` in the checkout): " + res.stderr.strip()[-200:])
     return problems
 
@@ -263,7 +264,7 @@ class Server:
             cmd = [server_python()]
             if self.profile:
                 cmd += ["-m", "cProfile", "-o", str(d / "server.prof")]
-            cmd += ["-m", "wvpclab.dhcp.server", "--iface", IFACE, "--network", NETWORK,
+            cmd += ["-m", "wvpclab.runtime.dhcp.server", "--iface", IFACE, "--network", NETWORK,
                     "--server", SERVER_IP, "--pool", f"{pool[0]}-{pool[1]}",
                     "--lease-time", str(LEASE_TIME), "--leases", str(d / "leases.json"),
                     "--log", str(d / "server.log"), "--stats", str(d / "stats.json")]

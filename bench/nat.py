@@ -22,7 +22,8 @@ repetition) so machine noise hits all alike:
   root-namespace ends of its veths are hardened (arp_ignore=8, rp_filter=1, no IPv6, no address);
   the bridges' internal ports stay down.
 
-Every server runs ``python -m wvpclab.services`` (TCP echo on 7, HTTP on 80; the lab's LAN servers
+Every server runs ``python -m wvpclab.runtime.services`` (TCP echo on 7, HTTP on 80; the lab's
+LAN servers
 do already; the others get ``--name base --log FILE``, as the lab logs to a file too) and
 ``iperf3 -s``. Measured per repetition from the guest: iperf3 TCP throughput (``-t T -O 1``, 1
 stream and ``-P 2``); new TCP connections per second (a Python client with W threads for S seconds;
@@ -236,15 +237,15 @@ def remove_ours() -> dict[str, list[str]]:
 # -- measurements ----------------------------------------------------------------------------------
 def start_servers(setup: Setup, logdir: Path | None) -> list[subprocess.Popen]:
     """iperf3 -s (and, for our own namespaces, the lab's echo/HTTP services) on the server."""
-    from wvpclab.services import READY_LINE
+    from wvpclab.runtime.services import READY_LINE
 
     procs = []
     if logdir is not None:
-        argv = [sys.executable, "-m", "wvpclab.services", "--name", "base", "--log",
+        argv = [sys.executable, "-m", "wvpclab.runtime.services", "--name", "base", "--log",
                 str(logdir / f"server-{setup.where['server']}.log")]  # type: ignore[attr-defined]
         svc = setup.start("server", argv, stderr=subprocess.DEVNULL)
         procs.append(svc)
-        wait_ready(svc, READY_LINE, 20, f"{setup.label}: wvpclab.services")
+        wait_ready(svc, READY_LINE, 20, f"{setup.label}: wvpclab.runtime.services")
     procs.append(setup.start("server", ["iperf3", "-s", "-B", setup.server_ip],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
@@ -380,8 +381,9 @@ def main(argv: list[str] | None = None) -> int:
           f"load average at start {loadavg()}, repeat {args.repeat}, iperf3 -t {args.seconds}, "
           f"connections {args.workers} threads x {args.conn_seconds:g} s]", flush=True)
 
-    from wvpclab import Lab, cleanup, topology
-
+    from wvpclab import Lab
+    from wvpclab.model import topology
+    from wvpclab.runtime import cleanup
     labels = ["wvpclab NAT", "PC's own stack", "routed"] + \
         ([] if args.no_same_hops else ["routed, same hops"])
     keys = ("tcp1", "tcp2", "tcp1_retr", "tcp2_retr", "conn", "conn_err", "rtt", "loss")

@@ -132,8 +132,8 @@ def lab_name(n: int) -> str:
 
 def run_wvpclab(n: int, speed: Any, profile: cProfile.Profile | None,
                 ipv6: bool = True) -> dict[str, Any]:
-    from wvpclab import Lab, topology
-
+    from wvpclab import Lab
+    from wvpclab.model import topology
     name = lab_name(n)
     nic_opts = {} if speed is None else {"speed": speed}
 
@@ -215,8 +215,7 @@ def lab_memory(lab: Any, before: dict[str, int]) -> dict[str, int]:
     controller (``pss``); Open vSwitch's PSS, all of it (``ovs``: it keeps what it grew to, so
     its growth depends on what ran before); and how much the machine's available memory fell
     since just before the start (``machine``: kernel objects too: namespaces, veths, sockets)."""
-    from wvpclab import cleanup
-
+    from wvpclab.runtime import cleanup
     state = cleanup.read_state(lab.prefix) or {}
     pids = set(cleanup.pids_in_netns(int(i) for i in state.get("netns", [])))
     if lab.controller and lab.controller.pid:
@@ -506,8 +505,7 @@ def main(argv: list[str] | None = None) -> int:
           f"wvpclab speed {args.speed or 'default'}, IPv6 {'off' if args.no_ipv6 else 'on'}]",
           flush=True)
 
-    from wvpclab import cleanup
-
+    from wvpclab.runtime import cleanup
     used_prefixes: set[str] = set()
     results: dict[tuple[int, str], list[dict[str, Any]]] = {
         (n, m): [] for n in sizes for m in methods}

@@ -105,8 +105,8 @@ def nics_the_cli_way(vms: list[Any]) -> None:
 
 
 def measure(n: int, repeat: int) -> dict[str, list[float]]:
-    from wvpclab import topology
-    from wvpclab.lab import Lab
+    from wvpclab.model import topology
+    from wvpclab.runtime.lab import Lab
 
     out: dict[str, list[float]] = {k: [] for k in (
         "look", "nics", "change_page", "change_alone", "seen", "cpu_page", "cpu_idle")}

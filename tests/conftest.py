@@ -29,8 +29,7 @@ STALE_BEFORE = pytest.StashKey[set]()
 def pytest_sessionstart(session: pytest.Session) -> None:
     stale: set[str] = set()
     if os.geteuid() == 0:
-        from wvpclab import cleanup
-
+        from wvpclab.runtime import cleanup
         stale = set(cleanup.stale())
     session.config.stash[STALE_BEFORE] = stale
 

@@ -2,7 +2,7 @@
 can be the DHCP server — what WVPC tells users to do for a guest-run server.
 
 As a topology:  wvpclab run topologies/guest_dhcp.py   then, in the CLI:
-    server python3 -m wvpclab.dhcp.server --iface eth0 --network 169.254.0.0/16 \\
+    server python3 -m wvpclab.runtime.dhcp.server --iface eth0 --network 169.254.0.0/16 \\
         --server 169.254.0.2 --pool 169.254.20.10-169.254.20.50 --leases /tmp/guest.json &
     (within a few seconds the clients' own DHCP clients get leases from it)
     nics
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from wvpclab import topology as t
+from wvpclab.model import topology as t
 
 
 def topology() -> nx.Graph:
@@ -37,12 +37,12 @@ def main() -> None:
     import time
 
     import wvpclab
-    from wvpclab.dhcp.server import READY_LINE
-    from wvpclab.procs import wait_ready
+    from wvpclab.runtime.dhcp.server import READY_LINE
+    from wvpclab.runtime.procs import wait_ready
 
     with wvpclab.Lab(topology(), quiet=True) as lab, tempfile.TemporaryDirectory() as tmp:
         server = lab.vm("server").popen(
-            [sys.executable, "-m", "wvpclab.dhcp.server", "--iface", "eth0", "--network",
+            [sys.executable, "-m", "wvpclab.runtime.dhcp.server", "--iface", "eth0", "--network",
              "169.254.0.0/16", "--server", "169.254.0.2", "--pool", "169.254.20.10-169.254.20.50",
              "--leases", f"{tmp}/guest.json"], stdout=subprocess.PIPE)
         wait_ready(server, READY_LINE, 20, "the guest's DHCP server")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from wvpclab import topology as t
+from wvpclab.model import topology as t
 
 
 def topology() -> nx.Graph:

@@ -1,5 +1,5 @@
 """The lab's own error types: every primitive raises one of these, and only the command line maps
-them to exit codes (``wvpclab.cli``)."""
+them to exit codes (``wvpclab.ui.cli``)."""
 
 from __future__ import annotations
 

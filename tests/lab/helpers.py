@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from wvpclab import cgroups, cleanup
+from wvpclab.runtime import cgroups, cleanup
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05,
@@ -190,8 +190,7 @@ def example_as(tmp_path: Path, example: str, name: str) -> Path:
 def example_graph(example: str, name: str) -> Any:
     """An example topology's graph (``topologies/EXAMPLE``) under a lab name of the suite's
     (``t-…``): a teacher's lab of the example's own name may run beside the suite."""
-    from wvpclab import topology
-
+    from wvpclab.model import topology
     graph = topology.load(Path(__file__).resolve().parents[2] / "topologies" / example)
     graph.graph["name"] = name
     return graph

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.lab.helpers import Capture, leftovers, read_pcap, send_frames, wait_for
-from wvpclab import Lab, topology
+from wvpclab import Lab
+from wvpclab.model import topology
 
 pytestmark = pytest.mark.lab
 

@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 
 from tests.lab.helpers import end_run, example_as, example_graph, leftovers, wait_for
-from wvpclab import Lab, LabError, cleanup, topology
-from wvpclab.items import Bridge
-from wvpclab.plan import plan
+from wvpclab import Lab, LabError
+from wvpclab.model import topology
+from wvpclab.model.items import Bridge
+from wvpclab.model.plan import plan
+from wvpclab.runtime import cleanup
 
 pytestmark = pytest.mark.lab
 

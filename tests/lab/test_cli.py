@@ -19,7 +19,7 @@ import yaml
 
 from tests.conftest import ROOT
 from tests.lab.helpers import end_run, leftovers, shells_alive, wait_for
-from wvpclab import cleanup
+from wvpclab.runtime import cleanup
 
 pytestmark = pytest.mark.lab
 
@@ -319,8 +319,8 @@ def test_a_stop_finishes_when_nobody_reads_the_lab_s_output_any_more(tmp_path: P
     """`wvpclab run ... | tee log` in a terminal that is closed: tee is gone when the lab stops, and
     its words meet a dead pipe (before, the stop raised BrokenPipeError there, and a word said
     before its files were removed left them behind); the stop finishes, quietly."""
-    from wvpclab import Lab, topology
-
+    from wvpclab import Lab
+    from wvpclab.model import topology
     lab = Lab(topology.load(write_topology(tmp_path, "t-cli-deadpipe")))
     read_end, write_end = os.pipe()
     dead = os.fdopen(write_end, "w")

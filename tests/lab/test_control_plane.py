@@ -27,8 +27,9 @@ from tests.lab.helpers import (
     read_pcap,
     wait_for,
 )
-from wvpclab import Lab, topology
-from wvpclab.items import Bridge
+from wvpclab import Lab
+from wvpclab.model import topology
+from wvpclab.model.items import Bridge
 
 pytestmark = pytest.mark.lab
 

@@ -23,13 +23,13 @@ from tests.lab.helpers import (
     wait_for,
 )
 from wvpclab import Lab
-from wvpclab.procs import cmdline
+from wvpclab.runtime.procs import cmdline
 
 pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parents[2]
 SPLIT_DISCOVER = (
-    "import socket; from wvpclab.dhcp.message import MessageType, build_request; "
+    "import socket; from wvpclab.runtime.dhcp.message import MessageType, build_request; "
     "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
     "s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1); "
     "s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'eth2'); "
@@ -95,7 +95,7 @@ def test_a_pulled_cable_does_not_end_the_nat_engines_dhcp_server(lab: Lab) -> No
 def servers_of(leases: Path) -> list[int]:
     """The PIDs of the DHCP server processes that serve this lease file."""
     return [int(e) for e in os.listdir("/proc") if e.isdigit()
-            and "wvpclab.dhcp.server" in (line := cmdline(int(e)))
+            and "wvpclab.runtime.dhcp.server" in (line := cmdline(int(e)))
             and f"--leases {leases} " in line]
 
 

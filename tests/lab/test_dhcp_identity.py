@@ -15,10 +15,11 @@ import pytest
 import yaml
 
 from tests.lab.helpers import Capture, example_as, leftovers, read_pcap, send_frames, wait_for
-from wvpclab import Lab, topology
-from wvpclab.dhcp import leases as L
-from wvpclab.dhcp.server import NOT_A_RELAY, NOT_THE_SENDER, read_table
-from wvpclab.items import DhcpServer
+from wvpclab import Lab
+from wvpclab.model import topology
+from wvpclab.model.items import DhcpServer
+from wvpclab.runtime.dhcp import leases as L
+from wvpclab.runtime.dhcp.server import NOT_A_RELAY, NOT_THE_SENDER, read_table
 
 pytestmark = pytest.mark.lab
 

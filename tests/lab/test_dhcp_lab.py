@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from tests.lab.helpers import Capture, leftovers, wait_for
-from wvpclab import Lab, topology
-from wvpclab.dhcp.server import READY_LINE
-from wvpclab.procs import wait_ready
+from wvpclab import Lab
+from wvpclab.model import topology
+from wvpclab.runtime.dhcp.server import READY_LINE
+from wvpclab.runtime.procs import wait_ready
 
 pytestmark = pytest.mark.lab
 
@@ -121,7 +122,7 @@ def test_dhcp_off_gives_no_offer_and_a_guest_server_then_serves(lab: Lab, tmp_pa
     assert "dhcp.pc.quiet" not in lab.nodes
     assert lab.dhcp_client("q2", 0).lease() is None
     server = lab.vm("q1").popen(
-        [sys.executable, "-m", "wvpclab.dhcp.server", "--iface", "eth0", "--network",
+        [sys.executable, "-m", "wvpclab.runtime.dhcp.server", "--iface", "eth0", "--network",
          "169.254.0.0/16", "--server", "169.254.20.1", "--pool", "169.254.30.16-169.254.30.50",
          "--leases", str(tmp_path / "q1.json"), "--log", str(tmp_path / "q1.log")],
         stdout=subprocess.PIPE)
@@ -154,7 +155,7 @@ def test_internal_dhcp_is_captured_nowhere_else(lab: Lab, tmp_path: Path) -> Non
 
 
 def test_malformed_packets_are_counted_and_the_server_keeps_serving(lab: Lab) -> None:
-    from wvpclab.dhcp.message import MessageType, build_request
+    from wvpclab.runtime.dhcp.message import MessageType, build_request
 
     good = build_request(MessageType.DISCOVER, bytes.fromhex("0003ff0000aa"))
     bad = {

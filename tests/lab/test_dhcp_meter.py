@@ -15,7 +15,8 @@ import yaml
 
 from controllers.flowrules import DHCP_METER_BURST, DHCP_METER_RATE
 from tests.lab.helpers import leftovers, wait_for
-from wvpclab import Lab, topology
+from wvpclab import Lab
+from wvpclab.model import topology
 
 pytestmark = pytest.mark.lab
 

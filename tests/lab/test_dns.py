@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.lab.helpers import address, example_as, leftovers, wait_for
-from wvpclab import Lab, topology
+from wvpclab import Lab
+from wvpclab.model import topology
 
 pytestmark = pytest.mark.lab
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from wvpclab import cleanup
+from wvpclab.runtime import cleanup
 
 pytestmark = pytest.mark.lab
 
@@ -70,7 +70,7 @@ def test_guest_dhcp_script_shows_a_guest_serving() -> None:
 def test_verify_fails_naming_the_pair_when_a_rule_is_broken() -> None:
     from tests.lab.helpers import example_graph
     from wvpclab import Lab
-    from wvpclab.verify import matrix
+    from wvpclab.analysis.verify import matrix
 
     with Lab(example_graph("bridge.yaml", "t-ex-broken"), quiet=True) as lab:
         g2 = lab.graph.nodes["g2/0"]["mac"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.lab.helpers import example_as, leftovers
-from wvpclab import cleanup
+from wvpclab.runtime import cleanup
 
 pytestmark = pytest.mark.lab
 

@@ -14,7 +14,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.lab.helpers import address, example_as, leftovers, wait_for
-from wvpclab import Lab, topology, verify
+from wvpclab import Lab
+from wvpclab.analysis import verify
+from wvpclab.model import topology
 
 pytestmark = pytest.mark.lab
 

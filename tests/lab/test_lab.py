@@ -19,7 +19,8 @@ from tests.lab.helpers import (
     shells_alive,
     wait_for,
 )
-from wvpclab import Lab, topology
+from wvpclab import Lab
+from wvpclab.model import topology
 
 pytestmark = pytest.mark.lab
 
@@ -274,7 +275,7 @@ def test_one_vm_with_all_four_modes() -> None:
 def test_a_start_failing_half_way_tears_down_and_reports_the_cause(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from wvpclab import LabError
-    from wvpclab.nodes import VirtualPC
+    from wvpclab.runtime.nodes import VirtualPC
 
     built: list[int] = []
 

@@ -12,9 +12,17 @@ from pathlib import Path
 import pytest
 
 from tests.lab.helpers import example_as, example_graph, leftovers
-from wvpclab import Lab, cleanup
-from wvpclab.items import Bridge, Port, Veth
-from wvpclab.net import AccessPoint, FilterSwitch, InternalSwitch, LanSwitch, NicCable, PatchCable
+from wvpclab import Lab
+from wvpclab.model.items import Bridge, Port, Veth
+from wvpclab.runtime import cleanup
+from wvpclab.runtime.net import (
+    AccessPoint,
+    FilterSwitch,
+    InternalSwitch,
+    LanSwitch,
+    NicCable,
+    PatchCable,
+)
 
 pytestmark = pytest.mark.lab
 

@@ -18,8 +18,10 @@ import pytest
 import yaml
 
 from tests.lab.helpers import address, leftovers, wait_for
-from wvpclab import Lab, logs, topology
-from wvpclab.dhcp import leases as L
+from wvpclab import Lab
+from wvpclab.model import topology
+from wvpclab.runtime import logs
+from wvpclab.runtime.dhcp import leases as L
 
 pytestmark = pytest.mark.lab
 

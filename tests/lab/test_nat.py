@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from tests.lab.helpers import Capture, leftovers, read_pcap, send_frames, udp_exchange, wait_for
-from wvpclab import Lab, topology
-from wvpclab.procs import wait_ready
-from wvpclab.services import READY_LINE
+from wvpclab import Lab
+from wvpclab.model import topology
+from wvpclab.runtime.procs import wait_ready
+from wvpclab.runtime.services import READY_LINE
 
 pytestmark = pytest.mark.lab
 
@@ -34,7 +35,8 @@ TOPO = {
 def lab() -> Iterator[Lab]:
     with Lab(topology.from_document(TOPO), quiet=True) as running:
         guest_services = running.vm("xp").popen(
-            [sys.executable, "-m", "wvpclab.services", "--name", "xp"], stdout=subprocess.PIPE)
+            [sys.executable, "-m", "wvpclab.runtime.services", "--name", "xp"],
+            stdout=subprocess.PIPE)
         wait_ready(guest_services, READY_LINE, 20, "the guest's services")
         yield running
     assert leftovers(running.prefix) == []

@@ -16,8 +16,10 @@ import pytest
 import yaml
 
 from tests.lab.helpers import end_run, example_as, leftovers, wait_for
-from wvpclab import Lab, cgroups, cleanup, topology
+from wvpclab import Lab
 from wvpclab.errors import LabError
+from wvpclab.model import topology
+from wvpclab.runtime import cgroups, cleanup
 
 pytestmark = pytest.mark.lab
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.lab.helpers import Capture, example_graph, leftovers, read_pcap, send_frames, wait_for
-from wvpclab import Lab, topology
+from wvpclab import Lab
+from wvpclab.model import topology
 
 pytestmark = pytest.mark.lab
 
@@ -148,7 +149,6 @@ def test_moving_onto_the_wireless_adapter(lab: Lab) -> None:
 
 def test_bad_changes_are_refused_and_change_nothing(lab: Lab) -> None:
     from wvpclab import LabError
-
     state = dict(lab.graph.nodes["xp/1"])
     for spec, message in [("bridge:eth9", "no adapter 'eth9' on pc pc"),
                           ("warp", "is not a NIC mode"), ("internal:9bad", "not a valid")]:
@@ -178,7 +178,6 @@ def test_runtime_internal_networks_follow_their_declaration_and_never_clash() ->
 
 def test_a_second_lab_with_the_same_prefix_is_refused_and_the_first_keeps_running() -> None:
     from wvpclab import LabError
-
     doc = {"name": "t-rt-twice", "pcs": {"pc": {}}, "internal": {"n": None},
            "vms": {"a": {"nics": [{"internal": "n", "ip": "169.254.9.1/16"}]},
                    "b": {"nics": [{"internal": "n", "ip": "169.254.9.2/16"}]}}}

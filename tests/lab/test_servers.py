@@ -52,7 +52,7 @@ def topology_on(path: Path, servers: dict[str, FakeServer], names: list[str]) ->
 
 
 def wvpclab(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "wvpclab.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "wvpclab.ui.cli", *args], capture_output=True,
                           text=True, timeout=timeout, check=False, cwd=ROOT)
 
 

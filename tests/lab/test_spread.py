@@ -18,11 +18,13 @@ import yaml
 
 from tests.fakeserver import FakeServer
 from tests.lab.helpers import leftovers, read_pcap, wait_for
-from wvpclab import Lab, cgroups, cleanup, topology
+from wvpclab import Lab
+from wvpclab.analysis.verify import matrix
 from wvpclab.errors import LabError
-from wvpclab.items import Bridge
-from wvpclab.net import UplinkTunnel
-from wvpclab.verify import matrix
+from wvpclab.model import topology
+from wvpclab.model.items import Bridge
+from wvpclab.runtime import cgroups, cleanup
+from wvpclab.runtime.net import UplinkTunnel
 
 pytestmark = pytest.mark.lab
 
@@ -280,7 +282,7 @@ def test_clean_after_kill_9_cleans_every_server(far: FakeServer, tmp_path: Path)
     path = tmp_path / "t-spread-kill.yaml"
     path.write_text(yaml.safe_dump(spread_doc("t-spread-kill", far)))
     prefix = cleanup.prefix_for("t-spread-kill")
-    proc = subprocess.Popen([sys.executable, "-m", "wvpclab.cli", "run", str(path)],
+    proc = subprocess.Popen([sys.executable, "-m", "wvpclab.ui.cli", "run", str(path)],
                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
@@ -295,7 +297,7 @@ def test_clean_after_kill_9_cleans_every_server(far: FakeServer, tmp_path: Path)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
-    res = subprocess.run([sys.executable, "-m", "wvpclab.cli", "clean", "t-spread-kill"],
+    res = subprocess.run([sys.executable, "-m", "wvpclab.ui.cli", "clean", "t-spread-kill"],
                          capture_output=True,
                          text=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr
@@ -321,7 +323,7 @@ def test_every_example_lab_runs_unchanged_with_its_pcs_on_a_server(
         pc["server"] = "far"
     path = tmp_path / f"{doc['name']}.yaml"
     path.write_text(yaml.safe_dump(doc))
-    res = subprocess.run([sys.executable, "-m", "wvpclab.cli", "verify", str(path)],
+    res = subprocess.run([sys.executable, "-m", "wvpclab.ui.cli", "verify", str(path)],
                          capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "MISMATCH" not in res.stdout and "behave as the model says" in res.stderr

@@ -25,9 +25,9 @@ import pytest
 from tests.conftest import ROOT, TOPOLOGIES
 from tests.lab.browsers import Firefox, chrome
 from tests.lab.helpers import wait_for
-from wvpclab import modes, topology
-from wvpclab.lab import Lab
-from wvpclab.labcli import LabCLI
+from wvpclab.model import modes, topology
+from wvpclab.runtime.lab import Lab
+from wvpclab.ui.labcli import LabCLI
 
 pytestmark = pytest.mark.lab
 
@@ -155,8 +155,8 @@ def test_the_picture_lists_every_nic_with_its_mode_and_live_address(lab: Lab, pa
 def test_the_page_reads_what_ip_shows_in_each_vm_without_a_process(lab: Lab) -> None:
     """The live readings (setns from one thread of the lab's process) agree with ``ip`` run in
     each VM, and leave every other thread of the process in its own namespace."""
-    from wvpclab.web.netns import NetnsReader
-    from wvpclab.web.state import parse_links
+    from wvpclab.ui.web.netns import NetnsReader
+    from wvpclab.ui.web.state import parse_links
 
     home = os.readlink("/proc/thread-self/ns/net")
     reader = NetnsReader()
@@ -473,8 +473,7 @@ def test_ctrl_c_while_the_page_changes_a_nic_lets_the_change_finish(tmp_path: Pa
     import threading
 
     from tests.lab.helpers import leftovers
-    from wvpclab import cleanup
-
+    from wvpclab.runtime import cleanup
     proc = subprocess.Popen([WVPCLAB, "run", str(TOPOLOGIES / "xp_mode.yaml"), *XP, "--web"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -536,8 +535,7 @@ def test_ctrl_c_during_nic_at_the_prompt_says_where_the_nic_is() -> None:
     import signal
 
     from tests.lab.helpers import leftovers
-    from wvpclab import cleanup
-
+    from wvpclab.runtime import cleanup
     pid, fd = pty.fork()
     if pid == 0:  # the child: the lab on a terminal
         os.execv(WVPCLAB, [WVPCLAB, "run", str(TOPOLOGIES / "xp_mode.yaml"), *XP, "--web"])
@@ -578,8 +576,7 @@ def socket_on() -> Iterator[int]:
 
 def test_the_default_lab_s_page_screenshot_for_the_readme(tmp_path: Path) -> None:
     """Writes docs/web.png: the page of `make lab`'s lab with XP Mode's Settings dialog open."""
-    from wvpclab import cleanup
-
+    from wvpclab.runtime import cleanup
     name, out = "xp-mode", ROOT / "docs" / "web.png"
     if cleanup.owner_running(cleanup.read_state(cleanup.prefix_for(name))):
         # a teacher's `make lab` runs beside the suite: the name is theirs, the picture is kept

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from tests.lab.helpers import wait_for
-from wvpclab.lab import Lab
+from wvpclab.runtime.lab import Lab
 
 pytestmark = pytest.mark.lab
 

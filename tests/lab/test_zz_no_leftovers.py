@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from wvpclab import cleanup
+from wvpclab.runtime import cleanup
 
 pytestmark = pytest.mark.lab
 

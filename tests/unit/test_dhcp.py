@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wvpclab.dhcp import leases as L
-from wvpclab.dhcp.message import (
+from wvpclab.runtime.dhcp import leases as L
+from wvpclab.runtime.dhcp.message import (
     FLAG_BROADCAST,
     IPv4,
     Malformed,
@@ -28,7 +28,7 @@ from wvpclab.dhcp.message import (
     parse_frame,
     parse_reply,
 )
-from wvpclab.dhcp.server import load, save
+from wvpclab.runtime.dhcp.server import load, save
 
 MT = MessageType
 MAC_A = bytes.fromhex("0003ff000001")
@@ -378,14 +378,14 @@ def test_snapshot_for_people() -> None:
 
 
 def write_journal(path: Path, records: list[dict]) -> None:
-    from wvpclab.dhcp.server import journal_path
+    from wvpclab.runtime.dhcp.server import journal_path
 
     with open(journal_path(path), "a", encoding="utf-8") as f:
         f.writelines(json.dumps(r) + "\n" for r in records)
 
 
 def test_snapshot_plus_journal_is_the_table(tmp_path: Path) -> None:
-    from wvpclab.dhcp.server import read_table
+    from wvpclab.runtime.dhcp.server import read_table
 
     path = tmp_path / "leases.json"
     t, c = L.LeaseTable(), cfg()
@@ -407,7 +407,7 @@ def test_snapshot_plus_journal_is_the_table(tmp_path: Path) -> None:
 
 
 def test_a_journal_line_cut_short_by_a_crash_is_ignored(tmp_path: Path) -> None:
-    from wvpclab.dhcp.server import journal_path, read_table
+    from wvpclab.runtime.dhcp.server import journal_path, read_table
 
     path = tmp_path / "leases.json"
     t, c = L.LeaseTable(), cfg()
@@ -428,7 +428,7 @@ def test_offers_are_not_journaled() -> None:
 
 def test_a_client_identifier_split_over_options_is_read_and_echoed_split() -> None:
     """RFC 3396: an option over 255 bytes arrives as several instances and is sent back so."""
-    from wvpclab.dhcp.message import (
+    from wvpclab.runtime.dhcp.message import (
         MessageType,
         Reply,
         build_request,
@@ -730,14 +730,14 @@ def test_fuzz_frames_never_crash(junk: bytes, cut: int) -> None:
 # ---- the server's reading of frames (no sockets: Server.open() is not called) --------------------
 
 def server(tmp_path: Path, **kw) -> object:
-    from wvpclab.dhcp.server import Server
+    from wvpclab.runtime.dhcp.server import Server
 
     return Server(cfg(), "eth0", tmp_path / "leases.json", tmp_path / "log", **kw)
 
 
 def test_the_server_drops_a_request_whose_hardware_address_is_not_the_senders(
         tmp_path: Path) -> None:
-    from wvpclab.dhcp.server import NOT_A_RELAY, NOT_THE_SENDER
+    from wvpclab.runtime.dhcp.server import NOT_A_RELAY, NOT_THE_SENDER
 
     s = server(tmp_path)
     reply, _ = s.handle(frame(build_request(MT.DISCOVER, MAC_B), src=MAC_A), T0)
@@ -754,7 +754,7 @@ def test_the_server_drops_a_request_whose_hardware_address_is_not_the_senders(
 
 
 def test_translators_and_any_sender(tmp_path: Path) -> None:
-    from wvpclab.dhcp.server import NOT_THE_SENDER
+    from wvpclab.runtime.dhcp.server import NOT_THE_SENDER
 
     s = server(tmp_path, translators=frozenset({"00:03:ff:00:00:02"}))
     assert s.handle(frame(build_request(MT.DISCOVER, MAC_C), src=MAC_B), T0)[0] is not None
@@ -765,7 +765,7 @@ def test_translators_and_any_sender(tmp_path: Path) -> None:
 
 
 def test_the_server_counts_frames_not_for_it(tmp_path: Path) -> None:
-    from wvpclab.dhcp.server import NOT_FOR_US
+    from wvpclab.runtime.dhcp.server import NOT_FOR_US
 
     s = server(tmp_path)
     discover = build_request(MT.DISCOVER, MAC_A)
@@ -789,7 +789,7 @@ def test_refusals_are_counted_under_their_names(tmp_path: Path) -> None:
 
 
 def test_known_file_is_read_and_read_again(tmp_path: Path) -> None:
-    from wvpclab.dhcp.server import read_known
+    from wvpclab.runtime.dhcp.server import read_known
 
     path = tmp_path / "known"
     path.write_text("# guests\n00:03:FF:00:00:01\n\n00:03:ff:00:00:02  # xp\n")
@@ -811,7 +811,7 @@ def test_the_socket_filter_passes_only_udp_to_port_67() -> None:
     """The hand-written BPF program, run by the kernel on a Unix datagram socket (no root)."""
     import socket
 
-    from wvpclab.dhcp.server import TO_SERVER_PORT, attach_filter
+    from wvpclab.runtime.dhcp.server import TO_SERVER_PORT, attach_filter
 
     for i, (code, jt, jf, _k) in enumerate(TO_SERVER_PORT):  # every jump lands on "drop"
         if code in (0x15, 0x45):

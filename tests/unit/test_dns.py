@@ -7,12 +7,13 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from wvpclab import dns, topology
-from wvpclab.dhcp import leases as L
-from wvpclab.dhcp.message import MessageType, build_request, parse
-from wvpclab.dhcp.server import Server
-from wvpclab.items import Dns, Host, Resolver
-from wvpclab.plan import lab_names, plan, static_nameservers
+from wvpclab.model import topology
+from wvpclab.model.items import Dns, Host, Resolver
+from wvpclab.model.plan import lab_names, plan, static_nameservers
+from wvpclab.runtime import dns
+from wvpclab.runtime.dhcp import leases as L
+from wvpclab.runtime.dhcp.message import MessageType, build_request, parse
+from wvpclab.runtime.dhcp.server import Server
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_000_000.0

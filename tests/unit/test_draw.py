@@ -1,4 +1,4 @@
-"""Drawing a lab (wvpclab.draw): SVG and PNG through Graphviz, without root."""
+"""Drawing a lab (wvpclab.analysis.draw): SVG and PNG through Graphviz, without root."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import networkx as nx
 import pytest
 
 from tests.conftest import TOPOLOGIES
-from wvpclab import draw, topology
+from wvpclab.analysis import draw
+from wvpclab.model import topology
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LABS = ["four_modes.yaml", "xp_mode.yaml"]

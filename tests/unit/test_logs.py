@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from wvpclab import logs
+from wvpclab.runtime import logs
 
 CAP = 64 * 1024
 
@@ -63,7 +63,7 @@ def test_a_write_the_disk_refuses_is_dropped_and_names_its_path(tmp_path: Path) 
 import resource, signal, sys
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
-from wvpclab.logs import CappedFile
+from wvpclab.runtime.logs import CappedFile
 log = CappedFile({str(path)!r}, 1 << 20)
 for i in range(200):
     log.write(f"http 192.168.50.101:{{40000 + i}} GET / HTTP/1.1\\n")
@@ -137,7 +137,7 @@ def test_the_controllers_log_is_capped_with_what_python_writes_to_stderr(tmp_pat
 import logging, sys
 from controllers.main import LOG_CAP, setup_logging
 setup_logging({str(path)!r})
-log = logging.getLogger("wvpclab.controller")
+log = logging.getLogger("wvpclab.runtime.controller")
 for i in range(40_000):  # e.g. a guest's new source addresses, each learned
     log.info("switch 0x1: learned 02:00:00:00:%02x:%02x -> port 3", i >> 8, i & 255)
 print("a thread's traceback", file=sys.stderr)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wvpclab import macs
+from wvpclab.model import macs
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from wvpclab import macs, modes, topology
-from wvpclab.items import (
+from wvpclab.model import macs, modes, topology
+from wvpclab.model.items import (
     Address,
     Bridge,
     DhcpClient,
@@ -24,7 +24,7 @@ from wvpclab.items import (
     Shaper,
     Veth,
 )
-from wvpclab.plan import EMPTY, GUEST_PORT_BASE, diff, plan
+from wvpclab.model.plan import EMPTY, GUEST_PORT_BASE, diff, plan
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).with_name("golden")

@@ -3,11 +3,11 @@ routing, as the plan hands them to the nodes."""
 
 from __future__ import annotations
 
-from wvpclab import topology
-from wvpclab.items import Nat, Route, Rule
-from wvpclab.nat import engine_rules, pc_rules
-from wvpclab.nic import shaping_commands, shaping_links
-from wvpclab.plan import plan
+from wvpclab.model import topology
+from wvpclab.model.items import Nat, Route, Rule
+from wvpclab.model.nat import engine_rules, pc_rules
+from wvpclab.model.plan import plan
+from wvpclab.runtime.nic import shaping_commands, shaping_links
 
 NAT = Nat("xp", 0, 3, "pc", "192.168.131.0/24", "192.168.131.1", ("tcp:8080:80",))
 

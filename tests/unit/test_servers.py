@@ -9,10 +9,10 @@ from typing import Any
 import networkx as nx
 import pytest
 
-from wvpclab import topology
-from wvpclab.items import Bridge, DhcpServer, Host, Port, Server, Uplink, Veth
-from wvpclab.plan import plan
-from wvpclab.reach import segments
+from wvpclab.analysis.reach import segments
+from wvpclab.model import topology
+from wvpclab.model.items import Bridge, DhcpServer, Host, Port, Server, Uplink, Veth
+from wvpclab.model.plan import plan
 
 PREFIX = "wvabc"
 

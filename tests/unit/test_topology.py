@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import TOPOLOGIES
-from wvpclab import topology
-from wvpclab.topology import TopologyError
+from wvpclab.model import topology
+from wvpclab.model.topology import TopologyError
 
 BASE: dict[str, Any] = {
     "name": "t",
@@ -393,7 +393,7 @@ def test_json_syntax_error(tmp_path: Path) -> None:
 def wvpclab(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Runs the installed console script (as a user would), from an unrelated directory."""
     exe = Path(sys.executable).parent / "wvpclab"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "wvpclab.cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "wvpclab.ui.cli"]
     return subprocess.run([*cmd, *args], check=False, cwd=cwd, capture_output=True, text=True,
                           timeout=60)
 

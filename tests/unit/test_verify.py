@@ -1,11 +1,11 @@
-"""The reachability model (wvpclab.verify.expect) on small graphs, without root."""
+"""The reachability model (wvpclab.analysis.verify.expect) on small graphs, without root."""
 
 from __future__ import annotations
 
 import pytest
 
-from wvpclab import topology
-from wvpclab.verify import endpoints, expect, expect_dns, pairs
+from wvpclab.analysis.verify import endpoints, expect, expect_dns, pairs
+from wvpclab.model import topology
 
 DOC = {
     "pcs": {"pc": {"adapters": {"eth0": {"lan": "office"}, "eth1": {}}},
@@ -71,8 +71,7 @@ def test_endpoints_cover_nics_adapters_and_servers(graph) -> None:
 
 
 def test_a_pulled_cable_and_a_static_address_off_its_network_reach_nothing() -> None:
-    from wvpclab import modes
-
+    from wvpclab.model import modes
     g = topology.from_document(DOC)
     assert expect(g, ep(g, "a/eth1"), ep(g, "web")) == (True, "same LAN")
     modes.set_cable(g, "a", 1, False)

@@ -22,10 +22,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import TOPOLOGIES
-from wvpclab import draw, modes, topology
-from wvpclab.web import guard, limits
-from wvpclab.web.limits import Gate, Guarded, Limits, Tally
-from wvpclab.web.state import NEW_INTERNAL, nic_live, parse_counters, parse_links, settings
+from wvpclab.analysis import draw
+from wvpclab.model import modes, topology
+from wvpclab.ui.web import guard, limits
+from wvpclab.ui.web.limits import Gate, Guarded, Limits, Tally
+from wvpclab.ui.web.state import NEW_INTERNAL, nic_live, parse_counters, parse_links, settings
 
 TOKEN = "s3cret-token"
 HOST = {"host": "127.0.0.1:8470"}

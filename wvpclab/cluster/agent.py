@@ -1,0 +1,141 @@
+"""``wvpclab agent``: a lab's part on one of its servers, driven by the lab over ssh.
+
+The lab (on the machine where the user runs it) starts ``wvpclab agent`` on each server over ssh
+and speaks to it in JSON lines on the agent's stdin and stdout, one request and one reply at a
+time. The agent is a ``Lab`` of its own for the server's part of the plan: its own run directory,
+controller (on a Unix socket: nothing listens on the network), Mininet network and realizer, and
+the same teardown. It computes the plan from the topology graph it is sent (the preflight made sure
+both machines run the same code), so both sides name everything alike.
+
+Requests (``op``): ``start`` (graph, machine) claims the lab's name there and starts its controller;
+``apply`` (graph, timeout) builds the difference to that graph's plan, without DHCP clients;
+``clients`` (timeout) starts those; ``stop`` tears everything down. Replies carry ``ok`` and either
+``error`` (one line) or what was asked (``nodes``: each node's name, shell PID, role and PC).
+Whatever else ends the session (the lab's ssh gone, SIGHUP, SIGTERM, end of input) tears the
+server's part down too: a lab that dies leaves nothing running on its servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from typing import IO, Any
+
+import networkx as nx
+
+from wvpclab.errors import WvpcError
+
+
+def _graph(data: Any) -> nx.Graph:
+    """The lab's graph as it was sent: validated there already, and carrying the runtime state
+    (a pulled cable) that a topology document does not."""
+    return nx.node_link_graph(data, edges="links")
+
+
+class Agent:
+    """The server side: one Lab for this machine's part."""
+
+    def __init__(self) -> None:
+        self.lab: Any = None
+        self.pending: Any = None  # the last change's delta, whose clients start on ``clients``
+        self.attempted: Any = None  # the plan of a change that failed part way here
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request.get("op")
+        if op == "start":
+            from wvpclab.cluster.remote import code_version
+            from wvpclab.runtime.lab import Lab
+
+            if self.lab is not None:
+                raise WvpcError("already started")
+            lab = Lab(_graph(request["graph"]), quiet=bool(request.get("quiet")),
+                      machine=request["machine"])
+            lab._open()
+            self.lab = lab
+            return {"version": code_version()}
+        if self.lab is None:
+            raise WvpcError(f"{op!r} before start")
+        if op == "apply":
+            from wvpclab.model.plan import plan
+
+            graph = _graph(request["graph"])
+            repair = bool(request.get("repair"))
+            target = plan(graph, self.lab.prefix, previous=self.lab.plan)
+            start = self.attempted if repair else None  # undoing: from what a failure left
+            try:
+                self.pending = self.lab._apply(target, float(request.get("timeout", 30)),
+                                               clients=False, repair=repair, start=start)
+            except BaseException:
+                self.attempted = target
+                raise
+            self.attempted = None
+            self.lab.graph = graph
+            return {"nodes": self.nodes()}
+        if op == "clients":
+            if self.pending is not None:
+                self.lab.realizer.start_clients(self.pending, float(request.get("timeout", 30)))
+            self.pending = None
+            return {}
+        if op == "stop":
+            self.stop()
+            return {}
+        if op == "leases":
+            return {"leases": self.lab.leases()}
+        if op == "ping":
+            return {}
+        raise WvpcError(f"unknown request {op!r}")
+
+    def nodes(self) -> dict[str, list[Any]]:
+        from wvpclab.model.items import Host
+
+        nodes = self.lab.realizer.nodes if self.lab and self.lab.realizer else {}
+        hosts = self.lab.plan.of(Host)
+        return {name: [node.pid, hosts[name].role, hosts[name].pc]
+                for name, node in nodes.items() if name in hosts}
+
+    def stop(self) -> None:
+        lab, self.lab = self.lab, None
+        if lab is not None:
+            lab.stop()
+
+
+def _leave(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def serve(stdin: IO[str] | None = None) -> int:
+    """Answers requests until ``stop`` or the end of input; tears down whatever is left."""
+    channel = os.fdopen(os.dup(1), "w", buffering=1)  # replies only: anything else printed
+    os.dup2(2, 1)  # (Mininet's log, a stray print) goes to stderr, which the lab shows
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, _leave)
+    agent = Agent()
+    stdin = stdin or sys.stdin
+    try:
+        for line in stdin:
+            if not line.strip():
+                continue
+            try:
+                request = json.loads(line)
+            except ValueError as err:
+                request = f"not JSON ({err})"
+            if not isinstance(request, dict):
+                channel.write(json.dumps({"ok": False, "error": f"bad request: {request}"})
+                              + "\n")
+                continue
+            try:
+                reply = {"ok": True, **agent.handle(request)}
+            except WvpcError as err:
+                reply = {"ok": False, "error": str(err)}
+            except Exception as err:  # noqa: BLE001 - said to the lab, which decides
+                reply = {"ok": False, "error": f"{type(err).__name__}: {err}"}
+            channel.write(json.dumps(reply) + "\n")
+            if request.get("op") == "stop":
+                return 0
+        return 0
+    finally:
+        agent.stop()
+
+
+__all__ = ["Agent", "serve"]

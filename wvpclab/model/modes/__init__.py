@@ -1,0 +1,61 @@
+"""The four NIC modes of Windows Virtual PC, one module each, behind one interface
+(``base.Mode``).
+
+``of(nic)`` gives a NIC's mode object; ``parse`` reads a mode typed by a user. Adding a mode is a
+new module and a line in ``MODES``.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from wvpclab.model.modes import bridge, internal, none, shared
+from wvpclab.model.modes.base import Mode, Nic
+
+#: Every mode, by the name topology files and the CLI use.
+MODES: dict[str, Mode] = {m.name: m for m in (none.MODE, shared.MODE, bridge.MODE, internal.MODE)}
+
+
+def of(nic: Nic) -> Mode:
+    """The mode object of a NIC."""
+    return MODES[nic["mode"]]
+
+
+def by_name(name: str) -> Mode:
+    return MODES[name]
+
+
+def parse(spec: str, target: str | None = None) -> tuple[str, str | None]:
+    """``none``, ``shared``, ``bridge:eth0`` / ``bridge eth0``, ``internal:lab`` -> (mode, target);
+    ValueError naming the forms otherwise."""
+    text = spec.strip() if target is None else f"{spec.strip()}:{target.strip()}"
+    name, _, rest = (text if ":" in text else text.replace(" ", ":", 1)).partition(":")
+    rest = rest.strip()
+    mode = MODES.get(name)
+    if mode is not None and bool(rest) == mode.takes_target:
+        return name, rest or None
+    raise ValueError(f"{spec!r} is not a NIC mode (none, shared, bridge ADAPTER, internal NAME)")
+
+
+def move(graph: nx.Graph, vm: str, index: int, mode: str, target: str | None) -> None:
+    """Puts NIC ``index`` of ``vm`` in another mode in the graph: its ``attach`` edge follows, and
+    the mode adds what it needs (an internal network typed afresh is declared)."""
+    key = f"{vm}/{index}"
+    nic = graph.nodes[key]
+    for other in list(graph.neighbors(key)):
+        if graph.edges[key, other].get("rel") == "attach":
+            graph.remove_edge(key, other)
+    nic["mode"], nic["target"] = mode, target
+    the_mode = of(nic)
+    the_mode.prepare(graph, graph.nodes[vm]["pc"], target)
+    attach = the_mode.graph_attach(graph, nic)
+    if attach:
+        graph.add_edge(key, attach, rel="attach", mode=mode)
+
+
+def set_cable(graph: nx.Graph, vm: str, index: int, plugged: bool) -> None:
+    """Pulls (False) or plugs (True) a NIC's cable in the graph."""
+    graph.nodes[f"{vm}/{index}"]["cable"] = plugged
+
+
+__all__ = ["MODES", "Mode", "by_name", "move", "of", "parse", "set_cable"]

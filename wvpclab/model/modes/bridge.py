@@ -1,0 +1,96 @@
+"""Host adapter (bridge): the NIC plugs into its host adapter's filter switch (the Virtual PC
+Network Filter). A wired adapter's filter switch has a patch cable to its LAN; a wireless adapter's
+reaches the LAN through an access point that passes only the adapter's own MAC (the controller
+translates)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import networkx as nx
+
+from wvpclab.model.items import Address, Bridge, DhcpClient, Route, Veth
+from wvpclab.model.modes.base import Mode, Nic, lan_router, pc_of
+
+if TYPE_CHECKING:
+    from wvpclab.model.plan import Builder
+
+
+class HostAdapter(Mode):
+    name = "bridge"
+    style = ("#1f68c9", "#d3e4fa", "bridge — onto a host adapter")
+    attaches_to = "adapter"
+    takes_target = True
+
+    def attachment(self, graph: nx.Graph, nic: Nic) -> str:
+        return f"{pc_of(graph, nic)}/{nic['target']}"
+
+    def _lan(self, graph: nx.Graph, nic: Nic) -> str | None:
+        return graph.nodes[self.attachment(graph, nic)]["lan"]
+
+    def network(self, graph: nx.Graph, nic: Nic) -> str | None:
+        lan = self._lan(graph, nic)
+        return graph.nodes[lan]["subnet"] if lan else None
+
+    def server(self, graph: nx.Graph, nic: Nic) -> str | None:
+        lan = self._lan(graph, nic)
+        return lan if lan and graph.nodes[lan]["dhcp"] else None
+
+    def gateway(self, graph: nx.Graph, nic: Nic) -> str | None:
+        return lan_router(graph, self._lan(graph, nic))
+
+    def nameserver(self, graph: nx.Graph, nic: Nic) -> str | None:
+        lan = self._lan(graph, nic)
+        return lan_router(graph, lan) if lan and graph.nodes[lan].get("dns", True) else None
+
+    def check_target(self, graph: nx.Graph, pc: str, target: str | None) -> str | None:
+        adapter = graph.nodes.get(f"{pc}/{target}")
+        if adapter and adapter.get("kind") == "adapter":
+            return None
+        have = [d["name"] for _, d in graph.nodes(data=True)
+                if d.get("kind") == "adapter" and d["pc"] == pc]
+        return f"no adapter {target!r} on pc {pc} (it has: {', '.join(sorted(have)) or 'none'})"
+
+    def where(self, graph: nx.Graph, nic: Nic) -> tuple[str, Any]:
+        lan = self._lan(graph, nic)
+        return ("lan", lan) if lan else ("segment", self.attachment(graph, nic))
+
+
+MODE = HostAdapter()
+
+
+def plan_adapter(b: Builder, key: str, adapter: dict, ordinal: int, index: int) -> None:
+    """A host adapter: the PC's own interface on it, its filter switch and the way out to its LAN.
+    ``ordinal`` counts adapters lab-wide (names, datapath ids); ``index`` counts them on their PC.
+    """
+    g = b.graph
+    pc, name, lan, mac = adapter["pc"], adapter["name"], adapter["lan"], adapter["mac"]
+    wired = adapter["type"] == "wired"
+    bridge = Bridge(key, b.root_name("f" if wired else "w", ordinal),
+                    b.dpid(0x2 if wired else 0x4, ordinal), "filter" if wired else "wireless",
+                    guard=bool(lan and g.nodes[lan]["dhcp"]))
+    b.add(bridge)
+    root = b.root_name("h", ordinal)
+    b.add(Veth(pc, name, mac, root=root))
+    b.port(key, root, "host", mac, number=1, label=f"host stack ({pc} {name})")
+    if adapter["ip"] != "dhcp":
+        b.add(Address(pc, name, adapter["ip"]))
+        b.static(lan if lan and g.nodes[lan]["dhcp"] else None, adapter["ip"])
+        router = lan_router(g, lan)
+        if router:
+            b.add(Route(pc, name, via=router))
+    elif lan or wired:
+        b.add(DhcpClient(pc, index, name, "udhcpc", source_routing=False, attached=key,
+                         lease_net=g.nodes[lan]["subnet"] if lan and g.nodes[lan]["dhcp"]
+                         else None))
+    if not lan:
+        return
+    if wired:
+        b.patch(key, "uplink", None, f"uplink (LAN {lan})", lan, None, None, f"LAN {key}",
+                number_a=2)
+        return
+    ap = f"ap:{key}"
+    b.add(Bridge(ap, b.root_name("p", ordinal), b.dpid(0x5, ordinal), "ap"))
+    b.patch(key, "uplink", None, "uplink (access point)", ap, "station", mac,
+            f"station ({pc} {name})", number_a=2, number_b=1)
+    b.patch(ap, "lan", None, f"uplink (LAN {lan})", lan, None, None, f"LAN {ap}", number_a=2)

@@ -1,0 +1,1379 @@
+"""Topology files -> a validated networkx graph (pure: no root, no I/O beyond reading the file).
+
+The file contract is DESIGN.md §4. Every error is collected and reported at once, each naming its
+key path and the offending value; nothing is started from a topology that has an error.
+
+Graph schema (node key: attributes; every node has ``kind`` and ``name``):
+
+- ``PC``: kind ``pc``; ``nat_subnet`` (CIDR); ``base_mac`` (the first adapter's MAC, or derived);
+  ``server`` (the server it runs on, or None: the machine that runs the lab).
+- ``PC/ADAPTER``: kind ``adapter``; ``pc``, ``type`` (wired|wireless), ``mac``, ``mac_source``
+  (explicit|derived), ``lan`` (or None), ``ip`` (``dhcp`` or CIDR).
+- ``LAN``: kind ``lan``; ``subnet``, ``gateway`` (CIDR of the .1 gateway), ``dhcp`` (bool),
+  ``server`` (as a PC's); with an internet also ``nat`` (bool: NATed onto it, else routed) and
+  ``wan`` (CIDR of its gateway on the internet).
+- ``internet`` (the optional ``internet:`` section): kind ``lan`` too, with ``internet`` True,
+  ``dns`` False, ``dhcp`` False, ``gateway`` its core router (``gw.internet``).
+- ``SERVER``: kind ``server``; ``lan`` (``internet`` for the internet's), ``ip`` (CIDR).
+- ``PC/NAME``: kind ``internal``; ``pc``, ``dhcp`` (bool).
+- ``VM``: kind ``vm``; ``pc``; ``dhcp_client`` (udhcpc|dhclient: the guest's DHCP client);
+  ``ipv6`` (bool: whether the guest runs IPv6 beside IPv4, as Windows 7 does and XP by default not).
+- ``VM/N``: kind ``nic``; ``vm``, ``index``, ``mode`` (none|shared|bridge|internal), ``target``
+  (adapter or internal network name, else None), ``mac``, ``mac_source``, ``ip`` (CIDR or None for
+  DHCP), ``speed`` (10|100|"unlimited"), ``allow_mac_spoofing``, ``forward`` (list of
+  ``proto:hostport:guestport``).
+
+The graph's own attributes: ``name``, ``internal`` (declared internal networks) and ``servers``
+(``{NAME: {"host": ADDRESS, "user": USER}}``, the other machines a lab spreads over; empty: one
+machine).
+
+Edges carry ``rel``: pc-adapter ``adapter``, adapter-lan ``uplink``, lan-server ``server``,
+pc-internal ``internal``, vm-pc ``host``, vm-nic ``nic``, and nic-(adapter|internal|pc) ``attach``
+with the NIC's ``mode`` (a shared NIC attaches to its PC, whose NAT engine serves it; a ``none`` NIC
+has no attach edge).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import stat
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import yaml
+
+from wvpclab.model import macs
+from wvpclab.model.addresses import (
+    DEFAULT_INTERNET_SUBNET,
+    DEFAULT_NAT_SUBNET,
+    INTERNAL_SERVER,
+    TRANSIT_NET,
+    gateway_address,
+    nat_address,
+)
+
+MAX_NICS = 4
+MODES = ("none", "shared", "bridge", "internal")
+SPEEDS = (10, 100, "unlimited")
+ADAPTER_TYPES = ("wired", "wireless")
+
+#: Words the Mininet CLI (and ours) takes as commands: a node so named could not be addressed there.
+RESERVED_NAMES = frozenset({
+    # Mininet's CLI
+    "EOF", "dpctl", "dump", "exit", "gterm", "help", "intfs", "iperf", "iperfudp", "link", "links",
+    "net", "nodes", "noecho", "pingall", "pingallfull", "pingpair", "pingpairfull", "ports", "px",
+    "py", "quit", "sh", "source", "switch", "time", "wait", "x", "xterm",
+    # ours
+    "vms", "nics", "nic", "cable", "leases", "rules", "nat", "capture", "matrix", "draw",
+})
+
+#: What a user-given name (VM, PC, LAN, server, internal network) may look like.
+NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
+_ADAPTER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")
+_RESERVED_IFACE_RE = re.compile(r"^nat[0-9]+$")
+LAB_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: A server's address: an IPv4 or IPv6 address or a DNS name (what ssh is given).
+_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                          r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+#: The name that stands for the machine running the lab (in plans and placements).
+LOCAL = "local"
+
+_TOP_KEYS = ("name", "servers", "pcs", "lans", "internal", "vms", "internet")
+_SERVER_KEYS = ("host", "user")
+_PC_KEYS = ("adapters", "nat", "server")
+_ADAPTER_KEYS = ("type", "mac", "lan", "ip")
+_LAN_KEYS = ("subnet", "dhcp", "servers", "server", "nat")
+_INTERNET_KEYS = ("subnet", "servers")
+#: The internet's name (a LAN node of its own: its switch, its core router ``gw.internet``).
+INTERNET = "internet"
+_INTERNAL_KEYS = ("dhcp",)
+_VM_KEYS = ("pc", "nics", "dhcp_client", "ipv6")
+DHCP_CLIENTS = ("udhcpc", "dhclient")
+_NIC_OPTION_KEYS = ("ip", "mac", "speed", "allow_mac_spoofing", "forward")
+_FORWARD_RE = re.compile(r"^(tcp|udp):(\d{1,5}):(\d{1,5})$")
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem in a topology: where (a key path such as ``vms.xp.nics[0].bridge``) and what."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class TopologyError(Exception):
+    """A topology that cannot be used; ``errors`` lists every problem found."""
+
+    def __init__(self, errors: Iterable[Issue], source: str | None = None) -> None:
+        self.errors = list(errors)
+        self.source = source
+        where = f" in {source}" if source else ""
+        count = len(self.errors)
+        lines = [f"{count} error{'s' if count != 1 else ''}{where}:"]
+        lines += [f"  {e}" for e in self.errors]
+        super().__init__("\n".join(lines))
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading files
+
+
+class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser if there
+    """A YAML loader refusing a key given twice in one mapping (PyYAML silently keeps the last)."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"unhashable key {key!r}", key_node.start_mark
+            ) from None
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                f"while reading the mapping that starts on line {node.start_mark.line + 1}",
+                node.start_mark,
+                f"key {key!r} appears twice (first on line {seen[key]})",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping  # type: ignore[arg-type]
+)
+
+
+def _yaml_error(err: yaml.YAMLError) -> Issue:
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err)
+    context = getattr(err, "context", None)
+    text = f"{context}: {problem}" if context else str(problem)
+    if mark is not None:
+        return Issue(f"line {mark.line + 1}, column {mark.column + 1}", f"YAML: {text}")
+    return Issue("", f"YAML: {text}")
+
+
+#: A topology file is read only if it is a regular file of at most this size ...
+MAX_BYTES = 16 * 2**20
+#: ... and its YAML, aliases expanded, holds at most this many values, nested at most this deep.
+MAX_VALUES = 1_000_000
+MAX_DEPTH = 64
+#: A ``.py`` topology runs in a child process for at most this long.
+PYTHON_TIMEOUT = 60.0
+
+
+def read(path: str | Path) -> Any:
+    """Reads a topology file: a YAML/JSON document (a mapping), a node-link JSON graph, or a
+    ``.py`` file whose ``topology()`` returns a graph or a mapping (run in a child process, so that
+    its exit or crash is this file's error). Raises TopologyError if it cannot be read: only regular
+    files of at most MAX_BYTES, YAML whose aliases expand within MAX_VALUES values, nesting within
+    MAX_DEPTH, numbers Python can read.
+    """
+    p = Path(path)
+    src = str(path)
+    try:
+        if not p.exists():
+            raise TopologyError([Issue("", "no such file")], src)
+        if p.is_dir():
+            raise TopologyError([Issue("", "is a directory, not a topology file")], src)
+        info = p.stat()
+    except OSError as err:
+        raise TopologyError([Issue("", f"cannot read: {err.strerror or err}")], src) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise TopologyError([Issue("", "is not a regular file (a FIFO, device or socket); a "
+                                       "topology is a file")], src)
+    if info.st_size > MAX_BYTES:
+        raise TopologyError([Issue("", f"is {info.st_size / 2**20:.1f} MiB; a topology file may "
+                                       f"be at most {MAX_BYTES // 2**20} MiB")], src)
+    if p.suffix == ".py":
+        return _read_python(p, src)
+    try:
+        with open(p, "rb") as f:
+            text = f.read(MAX_BYTES + 1).decode("utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise TopologyError([Issue("", f"cannot read: {_short(str(err))}")], src) from None
+    if len(text) > MAX_BYTES:
+        raise TopologyError([Issue("", f"is larger than {MAX_BYTES // 2**20} MiB")], src)
+    if not text.strip():
+        raise TopologyError([Issue("", "the file is empty")], src)
+    try:
+        if p.suffix == ".json":
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError as err:
+                raise TopologyError(
+                    [Issue(f"line {err.lineno}, column {err.colno}", f"JSON: {err.msg}")], src
+                ) from None
+        return _load_yaml(text, src)
+    except RecursionError:
+        raise TopologyError([Issue("", "nested too deep to read")], src) from None
+    except ValueError as err:  # e.g. an integer of more digits than Python reads
+        raise TopologyError([Issue("", f"a value cannot be read: {_short(str(err))}")],
+                            src) from None
+
+
+def _load_yaml(text: str, src: str) -> Any:
+    """YAML through the strict loader, its size measured (aliases expanded) before it is built."""
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _measure(node, src)
+        return loader.construct_document(node)
+    except yaml.YAMLError as err:
+        raise TopologyError([_yaml_error(err)], src) from None
+    finally:
+        loader.dispose()
+
+
+def _measure(root: yaml.Node, src: str) -> None:
+    """Refuses a YAML document that, aliases expanded, holds more than MAX_VALUES values, nests
+    deeper than MAX_DEPTH, or refers to itself (counted once per distinct node: linear)."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if key in size:
+            continue
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            children = []
+        if not done:
+            if key in open_nodes:
+                raise TopologyError([Issue(f"line {node.start_mark.line + 1}",
+                                           "a value that contains itself (a recursive alias)")],
+                                    src)
+            open_nodes.add(key)
+            stack.append((node, True))
+            for child in children:
+                if id(child) in open_nodes:
+                    raise TopologyError(
+                        [Issue(f"line {child.start_mark.line + 1}",
+                               "a value that contains itself (a recursive alias)")], src)
+                if id(child) not in size:
+                    stack.append((child, False))
+            continue
+        open_nodes.discard(key)
+        size[key] = 1 + sum(size[id(c)] for c in children)
+        depth[key] = 1 + max((depth[id(c)] for c in children), default=0)
+        if size[key] > MAX_VALUES:
+            raise TopologyError([Issue("", f"its values, aliases expanded, are more than "
+                                           f"{MAX_VALUES:,}: not a topology")], src)
+        if depth[key] > MAX_DEPTH:
+            raise TopologyError([Issue(f"line {node.start_mark.line + 1}",
+                                       f"nested deeper than {MAX_DEPTH} levels")], src)
+
+
+#: Runs a ``.py`` topology in a child: its stdout goes to stderr, the result is one JSON line.
+_PYTHON_CHILD = r"""
+import importlib.util, json, sys
+from collections.abc import Mapping
+import networkx as nx
+out, sys.stdout = sys.stdout, sys.stderr
+path = sys.argv[1]
+def answer(**kw):
+    out.write(json.dumps(kw, default=str) + "\n")
+    out.flush()
+    raise SystemExit(0)
+spec = importlib.util.spec_from_file_location("wvpclab_topology_child", path)
+if spec is None or spec.loader is None:
+    answer(issue=["", "cannot import this file"])
+module = importlib.util.module_from_spec(spec)
+try:
+    spec.loader.exec_module(module)
+except SystemExit as err:
+    answer(issue=["", f"importing it exited (code {err.code})"])
+except BaseException as err:
+    answer(issue=["", f"importing it raised {type(err).__name__}: {err}"])
+func = getattr(module, "topology", None)
+if not callable(func):
+    answer(issue=["", "defines no topology() function"])
+try:
+    result = func()
+except SystemExit as err:
+    answer(issue=["topology()", f"exited (code {err.code})"])
+except BaseException as err:
+    answer(issue=["topology()", f"raised {type(err).__name__}: {err}"])
+if isinstance(result, nx.Graph):
+    answer(graph=nx.node_link_data(result, edges="links"))
+if isinstance(result, Mapping):
+    answer(document=result)
+answer(issue=["topology()", f"returned {type(result).__name__}, expected a networkx graph"])
+"""
+
+
+def _read_python(p: Path, src: str) -> Any:
+    try:
+        res = subprocess.run([sys.executable, "-c", _PYTHON_CHILD, str(p)], capture_output=True,
+                             text=True, timeout=PYTHON_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise TopologyError([Issue("", f"did not finish in {PYTHON_TIMEOUT:.0f} s")],
+                            src) from None
+    lines = res.stdout.strip().splitlines()
+    try:
+        reply = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        reply = None
+    if not isinstance(reply, dict) or not (
+            (isinstance(reply.get("issue"), list) and len(reply["issue"]) == 2)
+            or isinstance(reply.get("graph"), dict) or isinstance(reply.get("document"), dict)):
+        tail = _short(res.stderr.strip().splitlines()[-1]) if res.stderr.strip() else ""
+        raise TopologyError([Issue("", f"running it ended with code {res.returncode} and no "
+                                       f"topology{': ' + tail if tail else ''}")], src)
+    if "issue" in reply:
+        where, message = reply["issue"]
+        raise TopologyError([Issue(where, _short(message, 300))], src)
+    if "graph" in reply:
+        return reply["graph"]
+    return reply["document"]
+
+
+def _is_node_link(data: Any) -> bool:
+    return isinstance(data, Mapping) and "nodes" in data and ("links" in data or "edges" in data)
+
+
+def load(path: str | Path) -> nx.Graph:
+    """Reads and validates a topology file: its graph, or a TopologyError listing every error."""
+    data = read(path)
+    default_name = Path(path).stem
+    try:
+        if isinstance(data, nx.Graph):
+            return from_graph(data, default_name)
+        if _is_node_link(data):
+            try:
+                graph = nx.node_link_graph(data, edges="links" if "links" in data else "edges")
+            except Exception as err:  # noqa: BLE001 - malformed node-link data
+                raise TopologyError([Issue("", f"not a valid node-link graph: {err}")]) from None
+            return from_graph(graph, default_name)
+        return from_document(data, default_name)
+    except TopologyError as err:
+        raise TopologyError(err.errors, str(path)) from None
+
+
+# --------------------------------------------------------------------------------------------------
+# Document -> graph
+
+
+def from_document(doc: Any, default_name: str = "lab") -> nx.Graph:
+    """Validates a topology document (the YAML shape): returns its graph or raises TopologyError."""
+    graph, errors = _Builder(default_name).build(doc)
+    if errors:
+        raise TopologyError(errors)
+    return graph
+
+
+def check_document(doc: Any) -> list[Issue]:
+    """Every problem in a topology document (empty when it is valid)."""
+    return _Builder("lab").build(doc)[1]
+
+
+def from_graph(graph: nx.Graph, default_name: str = "lab") -> nx.Graph:
+    """Validates a graph (built in code or read from node-link JSON); returns it rebuilt and
+    normalized (derived MACs filled in), or raises TopologyError."""
+    doc, errors = to_document(graph)
+    if errors:
+        raise TopologyError(errors)
+    return from_document(doc, graph.graph.get("name") or default_name)
+
+
+def validate(graph: nx.Graph) -> list[Issue]:
+    """Every problem in a graph, as key paths of the equivalent topology document."""
+    doc, errors = to_document(graph)
+    return errors or check_document(doc)
+
+
+def _path(*parts: object) -> str:
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _short(text: str, limit: int = 120) -> str:
+    """At most ``limit`` characters of a text, saying how much was left out."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
+
+def _fmt(value: Any) -> str:
+    """A value quoted in an error: whole if short, else an excerpt (a hostile file may hold huge
+    values, or aliases that expand to millions)."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 80 else f"{value[:60]!r}… ({len(value):,} characters)"
+    if isinstance(value, (Mapping, list, tuple)) and _bigger_than(value, 30):
+        kind = "mapping" if isinstance(value, Mapping) else "list"
+        return f"a {kind} of {len(value):,} entries"
+    try:
+        text = json.dumps(value, default=str)
+    except (TypeError, ValueError):  # keys JSON cannot write (dates, numbers as keys)
+        text = repr(value)
+    return _short(text, 120)
+
+
+def _bigger_than(value: Any, limit: int) -> bool:
+    """True when a nested value holds more than ``limit`` values (stops counting there)."""
+    seen = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > limit:
+            return True
+        if isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False
+
+
+def _net(text: Any) -> ipaddress.IPv4Network:
+    if not isinstance(text, str) or "/" not in text:
+        raise ValueError(f"{_fmt(text)} is not a network in CIDR form (e.g. 192.168.50.0/24)")
+    try:
+        return ipaddress.IPv4Network(text, strict=True)
+    except ipaddress.NetmaskValueError:
+        raise ValueError(f"{_fmt(text)} has a bad prefix length") from None
+    except ValueError as err:
+        if "has host bits set" in str(err):
+            raise ValueError(f"{_fmt(text)} has host bits set; the network is "
+                             f"{ipaddress.IPv4Network(text, strict=False)}") from None
+        raise ValueError(f"{_fmt(text)} is not an IPv4 network in CIDR form") from None
+
+
+def _iface(text: Any) -> ipaddress.IPv4Interface:
+    if not isinstance(text, str) or "/" not in text:
+        raise ValueError(f"{_fmt(text)} is not an address in CIDR form (e.g. 169.254.1.10/16)")
+    try:
+        return ipaddress.IPv4Interface(text)
+    except ValueError:
+        raise ValueError(f"{_fmt(text)} is not an IPv4 address in CIDR form") from None
+
+
+def _server_host(value: Any) -> str | None:
+    """A server's address in one spelling (an IP address normalized, a DNS name lower-cased), or
+    None when it is neither."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return str(ipaddress.ip_address(value.strip("[]")))
+    except ValueError:
+        pass
+    if _HOSTNAME_RE.match(value) and not value.replace(".", "").isdigit():
+        return value.lower()
+    return None
+
+
+def _usable(iface: ipaddress.IPv4Interface) -> str | None:
+    """Why an address cannot be a host's, or None."""
+    net = iface.network
+    if net.prefixlen < 31 and iface.ip in (net.network_address, net.broadcast_address):
+        which = "network" if iface.ip == net.network_address else "broadcast"
+        return f"{iface.ip} is the {which} address of {net}"
+    return None
+
+
+
+
+class _Builder:
+    """Walks a document once, filling a graph and a list of issues."""
+
+    def __init__(self, default_name: str) -> None:
+        self.default_name = default_name
+        self.errors: list[Issue] = []
+        self.g = nx.Graph()
+        self.names: dict[str, str] = {}  # lab-wide node name -> path where declared
+        self.internet_given = False  # the document has an internet: section (valid or not)
+        self.internal_decl: dict[str, dict] = {}
+        # broadcast domain -> {ip: path} for static address clashes
+        self.addresses: dict[str, dict[ipaddress.IPv4Address, str]] = {}
+        self.g.graph["servers"] = {}
+        self.server_decl: dict[str, str] = {}  # name -> path, for "named but unused"
+        self.server_used: set[str] = set()
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def err(self, path: str, message: str) -> None:
+        self.errors.append(Issue(path, message))
+
+    def mapping(self, value: Any, path: str, allow_none: bool = True) -> dict | None:
+        if value is None and allow_none:
+            return {}
+        if not isinstance(value, Mapping):
+            self.err(path, f"expected a mapping, got {type(value).__name__} {_fmt(value)}")
+            return None
+        return dict(value)
+
+    def known_keys(self, mapping: Mapping, allowed: Iterable[str], path: str) -> None:
+        allowed = tuple(allowed)
+        for key in mapping:
+            if key not in allowed:
+                self.err(_path(path, str(key)), f"unknown key {_fmt(key)} (expected one of: "
+                                                f"{', '.join(allowed)})")
+
+    def boolean(self, value: Any, path: str, default: bool) -> bool:
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.err(path, f"expected true or false, got {_fmt(value)}")
+            return default
+        return value
+
+    def node_name(self, name: Any, path: str, what: str) -> bool:
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            self.err(path, f"{_fmt(name)} is not a valid {what} name (a letter, then letters, "
+                           "digits, '-' or '_'; at most 32)")
+            return False
+        if name in RESERVED_NAMES:
+            self.err(path, f"{_fmt(name)} is a CLI command; a {what} so named could not be "
+                           "addressed in the CLI")
+            return False
+        if name in self.names:
+            self.err(path, f"name {_fmt(name)} is already used at {self.names[name]} "
+                           "(names are unique across PCs, VMs, LANs and servers)")
+            return False
+        self.names[name] = path
+        return True
+
+    def claim_address(self, domain: str, iface: ipaddress.IPv4Interface, path: str) -> None:
+        taken = self.addresses.setdefault(domain, {})
+        if iface.ip in taken:
+            self.err(path, f"address {iface.ip} is already used at {taken[iface.ip]}")
+        else:
+            taken[iface.ip] = path
+
+    # -- the walk ---------------------------------------------------------------------------------
+    def build(self, doc: Any) -> tuple[nx.Graph, list[Issue]]:
+        if doc is None:
+            self.err("", "the topology is empty")
+            return self.g, self.errors
+        if not isinstance(doc, Mapping):
+            self.err("", f"a topology is a mapping of {', '.join(_TOP_KEYS)}; got "
+                         f"{type(doc).__name__}")
+            return self.g, self.errors
+        self.known_keys(doc, _TOP_KEYS, "")
+        name = doc.get("name", self.default_name)
+        if not isinstance(name, str) or not LAB_NAME_RE.match(name):
+            self.err("name", f"{_fmt(name)} is not a valid lab name (letters, digits, '.', '-', "
+                             "'_'; at most 64)")
+            name = "lab"
+        self.g.graph["name"] = name
+        self.servers(doc.get("servers"))
+        self.internals(doc.get("internal"))
+        self.g.graph["internal"] = {k: dict(v) for k, v in self.internal_decl.items()}
+        self.internet_given = INTERNET in doc
+        if self.internet_given:
+            self.internet(doc[INTERNET])
+        self.lans(doc.get("lans"))
+        self.internet_links()
+        self.pcs(doc.get("pcs"))
+        self.vms(doc.get("vms"))
+        self.unused_servers()
+        if not self.errors:
+            self.derive_macs()
+        return self.g, self.errors
+
+    def servers(self, section: Any) -> None:
+        """The other machines the lab spreads over: a name, the address ssh reaches and the user."""
+        section = self.mapping(section, "servers")
+        self.g.graph["servers"] = {}
+        hosts: dict[str, str] = {}
+        for name, body in (section or {}).items():
+            path = _path("servers", str(name))
+            if not isinstance(name, str) or not NAME_RE.match(name):
+                self.err(path, f"{_fmt(name)} is not a valid server name (a letter, then letters, "
+                               "digits, '-' or '_'; at most 32)")
+                continue
+            if name == LOCAL:
+                self.err(path, f"{LOCAL!r} stands for the machine that runs the lab; a PC or LAN "
+                               "without `server` runs there. Name the other machine otherwise")
+                continue
+            body = self.mapping(body, path, allow_none=False)
+            if body is None:
+                continue
+            self.known_keys(body, _SERVER_KEYS, path)
+            host = body.get("host")
+            if host is None:
+                self.err(_path(path, "host"), "missing (the address or DNS name ssh reaches the "
+                                              "server at, e.g. 192.0.2.10)")
+                continue
+            host = _server_host(host)
+            if host is None:
+                self.err(_path(path, "host"), f"{_fmt(body.get('host'))} is not an IP address or "
+                                              "a DNS name")
+                continue
+            if host in hosts:
+                self.err(_path(path, "host"), f"{host} is already the address of "
+                                              f"{hosts[host]}")
+                continue
+            user = body.get("user", "root")
+            if not isinstance(user, str) or not _USER_RE.match(user):
+                self.err(_path(path, "user"), f"{_fmt(user)} is not a user name")
+                continue
+            hosts[host] = path
+            self.server_decl[name] = path
+            self.g.graph["servers"][name] = {"host": host, "user": user}
+
+    def placement(self, body: Mapping, path: str) -> str | None:
+        """A PC's or LAN's ``server``: a declared server's name, or None (this machine)."""
+        if body.get("server") is None:
+            return None
+        name = body["server"]
+        if isinstance(name, str) and name in self.g.graph["servers"]:
+            self.server_used.add(name)
+            return name
+        if name == LOCAL:
+            return None
+        declared = ", ".join(sorted(self.g.graph["servers"])) or "none"
+        self.err(_path(path, "server"), f"no server {_fmt(name)} (declared in `servers`: "
+                                        f"{declared})")
+        return None
+
+    def unused_servers(self) -> None:
+        for name, path in self.server_decl.items():
+            if name not in self.server_used:
+                self.err(path, f"server {name} is named but no PC or LAN is placed on it "
+                               f"(`server: {name}` under one of them, or remove it)")
+
+    def internals(self, section: Any) -> None:
+        section = self.mapping(section, "internal")
+        for name, body in (section or {}).items():
+            path = _path("internal", str(name))
+            if not isinstance(name, str) or not NAME_RE.match(name):
+                self.err(path, f"{_fmt(name)} is not a valid internal network name")
+                continue
+            body = self.mapping(body, path)
+            if body is None:
+                continue
+            self.known_keys(body, _INTERNAL_KEYS, path)
+            self.internal_decl[name] = {"dhcp": self.boolean(body.get("dhcp"), _path(path, "dhcp"),
+                                                             True)}
+
+    def internet(self, section: Any) -> None:
+        """The lab's internet: a switch, a core router at its subnet's first address
+        (``gw.internet``) that every LAN's gateway routes through, and servers."""
+        path = INTERNET
+        body = self.mapping(section, path) or {}
+        self.known_keys(body, _INTERNET_KEYS, path)
+        try:
+            subnet = _net(body.get("subnet", DEFAULT_INTERNET_SUBNET))
+        except ValueError as err:
+            self.err(_path(path, "subnet"), str(err))
+            return
+        why = None
+        if subnet.is_global:
+            why = (f"{subnet} is a public range; the lab's internet uses the shared address space "
+                   f"(100.64.0.0/10, default {DEFAULT_INTERNET_SUBNET}) or a private one")
+        elif subnet.overlaps(TRANSIT_NET):
+            why = f"{subnet} overlaps {TRANSIT_NET}, which the lab uses for NAT transit links"
+        elif subnet.prefixlen > 28:
+            why = f"{subnet} is too small (at most /28: a core router, gateways and servers)"
+        if why:
+            self.err(_path(path, "subnet"), why)
+            return
+        if not self.node_name(INTERNET, path, "internet"):
+            return
+        core = gateway_address(str(subnet))
+        self.claim_address(f"lan:{INTERNET}", core, f"{path} (its core router)")
+        self.g.add_node(INTERNET, kind="lan", name=INTERNET, subnet=str(subnet), dhcp=False,
+                        gateway=str(core), server=None, internet=True, dns=False)
+        self.lan_servers(INTERNET, subnet, body, path)
+
+    def internet_links(self) -> None:
+        """Each LAN's gateway gets an address on the internet (from the top of its subnet down);
+        routed LANs (``nat: false``) must not overlap each other or the internet."""
+        lans = [(k, d) for k, d in self.g.nodes(data=True)
+                if d.get("kind") == "lan" and not d.get("internet")]
+        if INTERNET not in self.g:
+            for key, data in lans if not self.internet_given else ():
+                if data.get("nat") is not None:
+                    self.err(_path("lans", key, "nat"), "the lab has no internet: section (there "
+                                                        "is nothing to NAT onto)")
+            return
+        inet = ipaddress.IPv4Network(self.g.nodes[INTERNET]["subnet"])
+        taken = self.addresses.get(f"lan:{INTERNET}", {})
+        free = (ip for ip in reversed(list(inet.hosts())) if ip not in taken)
+        routed: list[tuple[str, ipaddress.IPv4Network]] = []
+        for key, data in lans:
+            data["nat"] = data.get("nat") is not False
+            if data.get("server"):
+                self.err(_path("lans", key, "server"),
+                         "with an internet, a LAN runs on the machine running the lab (its "
+                         "gateway's cable to the internet's switch cannot cross machines yet)")
+            wan = next(free, None)
+            if wan is None:
+                self.err(_path("lans", key), f"the internet {inet} has no address left for this "
+                                             "LAN's gateway")
+                continue
+            data["wan"] = f"{wan}/{inet.prefixlen}"
+            self.claim_address(f"lan:{INTERNET}", ipaddress.IPv4Interface(data["wan"]),
+                               _path("lans", key, "(its gateway on the internet)"))
+            if not data["subnet"]:
+                continue
+            net = ipaddress.IPv4Network(data["subnet"])
+            if net.overlaps(inet):
+                self.err(_path("lans", key, "subnet"), f"{net} overlaps the internet ({inet})")
+            elif not data["nat"]:
+                for other, onet in routed:
+                    if net.overlaps(onet):
+                        self.err(_path("lans", key, "subnet"),
+                                 f"{net} overlaps LAN {other} ({onet}); routed LANs (nat: false) "
+                                 "need subnets of their own")
+                routed.append((key, net))
+
+    def lans(self, section: Any) -> None:
+        section = self.mapping(section, "lans")
+        for name, body in (section or {}).items():
+            path = _path("lans", str(name))
+            ok = self.node_name(name, path, "LAN")
+            body = self.mapping(body, path)
+            if body is None or not ok:
+                continue
+            self.known_keys(body, _LAN_KEYS, path)
+            subnet = None
+            if "subnet" not in body:
+                self.err(_path(path, "subnet"), "missing (the LAN's IPv4 network, e.g. "
+                                                "192.168.50.0/24)")
+            else:
+                try:
+                    subnet = _net(body["subnet"])
+                    if subnet.overlaps(TRANSIT_NET):
+                        self.err(_path(path, "subnet"), f"{subnet} overlaps {TRANSIT_NET}, which "
+                                                        "the lab uses for the PCs' links to their "
+                                                        "NAT engines")
+                        subnet = None
+                    elif subnet.prefixlen > 29:
+                        self.err(_path(path, "subnet"), f"{subnet} is too small for a LAN (at most "
+                                                        "/29: a gateway and hosts)")
+                        subnet = None
+                except ValueError as err:
+                    self.err(_path(path, "subnet"), str(err))
+            dhcp = self.boolean(body.get("dhcp"), _path(path, "dhcp"), True)
+            attrs: dict[str, Any] = {"kind": "lan", "name": name, "dhcp": dhcp,
+                                     "subnet": str(subnet) if subnet else None, "gateway": None,
+                                     "server": self.placement(body, path)}
+            if "nat" in body:
+                attrs["nat"] = self.boolean(body["nat"], _path(path, "nat"), True)
+            if subnet:
+                gw = gateway_address(str(subnet))
+                attrs["gateway"] = str(gw)
+                self.claim_address(f"lan:{name}", gw, f"{path} (its gateway)")
+            self.g.add_node(name, **attrs)
+            self.lan_servers(name, subnet, body, path)
+
+    def lan_servers(self, lan: str, subnet: ipaddress.IPv4Network | None, body: Mapping,
+                    path: str) -> None:
+        """A LAN's (or the internet's) ``servers``: each a name and its static address there."""
+        servers = self.mapping(body.get("servers"), _path(path, "servers"))
+        for sname, sip in (servers or {}).items():
+            spath = _path(path, "servers", str(sname))
+            if not self.node_name(sname, spath, "server"):
+                continue
+            iface = self.lan_address(sip, subnet, spath, lan)
+            self.g.add_node(sname, kind="server", name=sname, lan=lan,
+                            ip=str(iface) if iface else None)
+            self.g.add_edge(lan, sname, rel="server")
+
+    def lan_address(self, value: Any, subnet: ipaddress.IPv4Network | None, path: str,
+                    lan: str | None = None) -> ipaddress.IPv4Interface | None:
+        """A static address on a LAN: bare or CIDR, inside the subnet, not the gateway's."""
+        text = value
+        if subnet is not None and isinstance(value, str) and "/" not in value:
+            text = f"{value}/{subnet.prefixlen}"
+        try:
+            iface = _iface(text)
+        except ValueError:
+            self.err(path, f"{_fmt(value)} is not an IPv4 address (bare or in CIDR form)")
+            return None
+        if subnet is None:
+            return iface
+        if iface.ip not in subnet:
+            self.err(path, f"{iface.ip} is outside the LAN's network {subnet}")
+            return None
+        if iface.network != subnet:
+            self.err(path, f"{iface} has prefix /{iface.network.prefixlen}; the LAN is {subnet}")
+            return None
+        why = _usable(iface)
+        if why:
+            self.err(path, why)
+            return None
+        if lan:
+            self.claim_address(f"lan:{lan}", iface, path)
+        return iface
+
+    def pcs(self, section: Any) -> None:
+        section = self.mapping(section, "pcs")
+        for name, body in (section or {}).items():
+            path = _path("pcs", str(name))
+            ok = self.node_name(name, path, "PC")
+            body = self.mapping(body, path)
+            if body is None or not ok:
+                continue
+            self.known_keys(body, _PC_KEYS, path)
+            nat_subnet = DEFAULT_NAT_SUBNET
+            nat = self.mapping(body.get("nat"), _path(path, "nat"))
+            if nat:
+                self.known_keys(nat, ("subnet",), _path(path, "nat"))
+                if "subnet" in nat:
+                    try:
+                        net = _net(nat["subnet"])
+                        if net.prefixlen > 30:
+                            self.err(_path(path, "nat", "subnet"),
+                                     f"{net} is too small (at most /30: the NAT and a guest)")
+                        else:
+                            nat_subnet = str(net)
+                    except ValueError as err:
+                        self.err(_path(path, "nat", "subnet"), str(err))
+            self.g.add_node(name, kind="pc", name=name, nat_subnet=nat_subnet, base_mac=None,
+                            server=self.placement(body, path))
+            adapters = self.mapping(body.get("adapters"), _path(path, "adapters"))
+            for aname, abody in (adapters or {}).items():
+                self.adapter(name, aname, abody, _path(path, "adapters", str(aname)))
+            self.check_pc_subnets(name, path)
+
+    def adapter(self, pc: str, name: Any, body: Any, path: str) -> None:
+        if not isinstance(name, str) or not _ADAPTER_RE.match(name):
+            self.err(path, f"{_fmt(name)} is not a valid adapter name (an interface name: a "
+                           "letter, then letters, digits, '.', '-', '_'; at most 15)")
+            return
+        if name == "lo" or _RESERVED_IFACE_RE.match(name):
+            self.err(path, f"{_fmt(name)} is a name the lab gives to an interface of the PC (lo, "
+                           "natN for shared networking); choose another adapter name")
+            return
+        body = self.mapping(body, path)
+        if body is None:
+            return
+        self.known_keys(body, _ADAPTER_KEYS, path)
+        kind = body.get("type", "wired")
+        if kind not in ADAPTER_TYPES:
+            self.err(_path(path, "type"),
+                     f"{_fmt(kind)} is not an adapter type (wired or wireless)")
+            kind = "wired"
+        if "mac" in body:
+            try:
+                mac, source = macs.check_unicast(body["mac"]), "explicit"
+            except macs.MacError as err:
+                self.err(_path(path, "mac"), str(err))
+                mac, source = None, "derived"
+        else:
+            mac, source = None, "derived"
+        lan = body.get("lan")
+        subnet = None
+        if lan is not None:
+            if not isinstance(lan, str) or lan not in self.g or self.g.nodes[lan]["kind"] != "lan":
+                known = sorted(n for n, d in self.g.nodes(data=True) if d["kind"] == "lan")
+                self.err(_path(path, "lan"), f"no LAN {_fmt(lan)} (declared: "
+                                             f"{', '.join(known) or 'none'})")
+                lan = None
+            elif self.g.nodes[lan]["subnet"]:
+                subnet = ipaddress.IPv4Network(self.g.nodes[lan]["subnet"])
+        ip: str = "dhcp"
+        if body.get("ip", "dhcp") != "dhcp":
+            iface = self.lan_address(body["ip"], subnet, _path(path, "ip"), lan)
+            ip = str(iface) if iface else "dhcp"
+        key = f"{pc}/{name}"
+        self.g.add_node(key, kind="adapter", name=name, pc=pc, type=kind, mac=mac,
+                        mac_source=source, lan=lan, ip=ip)
+        self.g.add_edge(pc, key, rel="adapter")
+        if lan:
+            self.g.add_edge(key, lan, rel="uplink")
+
+    def check_pc_subnets(self, pc: str, path: str) -> None:
+        nat = ipaddress.IPv4Network(self.g.nodes[pc]["nat_subnet"])
+        if nat.overlaps(TRANSIT_NET):
+            self.err(_path(path, "nat", "subnet"), f"{nat} overlaps {TRANSIT_NET}, which the lab "
+                                                   "uses for the PC's links to its NAT engines")
+        seen: list[tuple[str, ipaddress.IPv4Network]] = [("nat", nat)]
+        for key in self.g.neighbors(pc):
+            data = self.g.nodes[key]
+            if (data["kind"] != "adapter" or not data["lan"]
+                    or not self.g.nodes[data["lan"]]["subnet"]):
+                continue
+            net = ipaddress.IPv4Network(self.g.nodes[data["lan"]]["subnet"])
+            for other, onet in seen:
+                if net.overlaps(onet):
+                    what = "its NAT subnet" if other == "nat" else f"adapter {other}'s LAN"
+                    self.err(_path(path, "adapters", data["name"], "lan"),
+                             f"LAN {data['lan']} ({net}) overlaps {what} ({onet}) on this PC")
+            seen.append((data["name"], net))
+
+    def vms(self, section: Any) -> None:
+        section = self.mapping(section, "vms")
+        pcs = sorted(n for n, d in self.g.nodes(data=True) if d["kind"] == "pc")
+        forwards: dict[tuple[str, str, int], str] = {}
+        for name, body in (section or {}).items():
+            path = _path("vms", str(name))
+            ok = self.node_name(name, path, "VM")
+            body = self.mapping(body, path)
+            if body is None or not ok:
+                continue
+            self.known_keys(body, _VM_KEYS, path)
+            pc = body.get("pc")
+            if pc is None:
+                if len(pcs) == 1:
+                    pc = pcs[0]
+                elif not pcs:
+                    self.err(_path(path, "pc"), "no PC to run on: declare one under pcs")
+                else:
+                    self.err(_path(path, "pc"), f"required when the lab has several PCs "
+                                                f"({', '.join(pcs)})")
+            elif pc not in pcs:
+                self.err(_path(path, "pc"),
+                         f"no PC {_fmt(pc)} (declared: {', '.join(pcs) or 'none'})")
+                pc = None
+            client = body.get("dhcp_client", "udhcpc")
+            if client not in DHCP_CLIENTS:
+                self.err(_path(path, "dhcp_client"), f"{_fmt(client)} is not a DHCP client "
+                                                     f"({' or '.join(DHCP_CLIENTS)})")
+                client = "udhcpc"
+            ipv6 = self.boolean(body.get("ipv6", True), _path(path, "ipv6"), True)
+            if pc is not None:
+                self.g.add_node(name, kind="vm", name=name, pc=pc, dhcp_client=client, ipv6=ipv6)
+                self.g.add_edge(name, pc, rel="host")
+            nics = body.get("nics", [])
+            if nics is None:
+                nics = []
+            if not isinstance(nics, list):
+                self.err(_path(path, "nics"), f"expected a list of NICs, got {type(nics).__name__}")
+                continue
+            if len(nics) > MAX_NICS:
+                self.err(_path(path, "nics"), f"{len(nics)} NICs, a VM has at most {MAX_NICS}")
+            for index, nic in enumerate(nics[:MAX_NICS]):
+                if pc is None:  # still check what can be checked without knowing the PC
+                    self.parse_nic(nic, _path(path, "nics", index))
+                else:
+                    self.nic(name, pc, index, nic, _path(path, "nics", index), forwards)
+
+    def nic(self, vm: str, pc: str, index: int, spec: Any, path: str,
+            forwards: dict[tuple[str, str, int], str]) -> None:
+        mode, target, options = self.parse_nic(spec, path)
+        if mode is None:
+            return
+        attrs: dict[str, Any] = {"kind": "nic", "name": f"{vm}/{index}", "vm": vm, "index": index,
+                                 "mode": mode, "target": target, "mac": None,
+                                 "mac_source": "derived", "ip": None, "speed": 100,
+                                 "allow_mac_spoofing": False, "forward": []}
+        attach = None
+        if mode == "bridge":
+            key = f"{pc}/{target}"
+            if key not in self.g or self.g.nodes[key]["kind"] != "adapter":
+                have = sorted(d["name"] for n, d in self.g.nodes(data=True)
+                              if d["kind"] == "adapter" and d["pc"] == pc)
+                self.err(_path(path, "bridge"), f"no adapter {_fmt(target)} on pc {pc} "
+                                                f"(it has: {', '.join(have) or 'none'})")
+            else:
+                attach = key
+        elif mode == "internal":
+            if target not in self.internal_decl:
+                declared = ", ".join(sorted(self.internal_decl)) or "none"
+                self.err(_path(path, "internal"), f"internal network {_fmt(target)} is not "
+                                                  f"declared under internal (declared: {declared})")
+            else:
+                attach = f"{pc}/{target}"
+                if attach in self.g and self.g.nodes[attach]["kind"] == "adapter":
+                    self.err(_path(path, "internal"),
+                             f"internal network {_fmt(target)} has the name of adapter {attach}; "
+                             f"rename one of them")
+                    attach = None
+                elif attach not in self.g:
+                    self.g.add_node(attach, kind="internal", name=target, pc=pc,
+                                    dhcp=self.internal_decl[target]["dhcp"])
+                    self.g.add_edge(pc, attach, rel="internal")
+        elif mode == "shared":
+            attach = pc
+        if "mac" in options:
+            try:
+                attrs["mac"] = macs.check_unicast(options["mac"])
+                attrs["mac_source"] = "explicit"
+            except macs.MacError as err:
+                self.err(_path(path, "mac"), str(err))
+        if "speed" in options:
+            speed = options["speed"]
+            if isinstance(speed, bool) or speed not in SPEEDS:
+                self.err(_path(path, "speed"),
+                         f"{_fmt(speed)} is not a speed (10, 100 or unlimited)")
+            else:
+                attrs["speed"] = speed
+        attrs["allow_mac_spoofing"] = self.boolean(options.get("allow_mac_spoofing"),
+                                                   _path(path, "allow_mac_spoofing"), False)
+        if options.get("ip", "dhcp") != "dhcp":
+            iface = self.nic_address(options["ip"], mode, target, pc, attach, _path(path, "ip"))
+            attrs["ip"] = str(iface) if iface else None
+        if "forward" in options:
+            attrs["forward"] = self.forwards(options["forward"], mode, pc, _path(path, "forward"),
+                                             forwards)
+        key = f"{vm}/{index}"
+        self.g.add_node(key, **attrs)
+        self.g.add_edge(vm, key, rel="nic")
+        if attach:
+            self.g.add_edge(key, attach, rel="attach", mode=mode)
+
+    def parse_nic(self, spec: Any, path: str) -> tuple[str | None, str | None, dict]:
+        """A NIC entry -> (mode, target, options). Forms: ``none``, ``shared``, ``bridge:eth0``,
+        ``internal:lab``, or a mapping with exactly one mode key plus options."""
+        if isinstance(spec, str):
+            mode, _, target = spec.partition(":")
+            mode, target = mode.strip(), target.strip()
+            if mode in ("none", "shared") and not target:
+                return mode, None, {}
+            if mode in ("bridge", "internal") and target:
+                return mode, target, {}
+            if mode in ("bridge", "internal"):
+                self.err(path, f"{_fmt(spec)}: {mode} needs a target ({mode}: NAME)")
+                return None, None, {}
+            self.err(path, f"{_fmt(spec)} is not a NIC mode (none, shared, bridge: ADAPTER, "
+                           "internal: NAME)")
+            return None, None, {}
+        if not isinstance(spec, Mapping):
+            self.err(path,
+                     f"expected a NIC mode or a mapping, got {type(spec).__name__} {_fmt(spec)}")
+            return None, None, {}
+        modes = [k for k in spec if k in MODES]
+        self.known_keys(spec, MODES + _NIC_OPTION_KEYS, path)
+        if len(modes) != 1:
+            self.err(path, "a NIC needs exactly one mode key (none, shared, bridge or internal), "
+                           f"got {', '.join(map(str, modes)) or 'none'}")
+            return None, None, {}
+        mode = modes[0]
+        value = spec[mode]
+        options = {k: v for k, v in spec.items() if k in _NIC_OPTION_KEYS}
+        if mode in ("bridge", "internal"):
+            if not isinstance(value, str) or not value:
+                self.err(_path(path, mode), f"{_fmt(value)}: expected the name of "
+                                            f"{'an adapter' if mode == 'bridge' else 'a network'}")
+                return None, None, {}
+            return mode, value, options
+        if value not in (None, True, {}):
+            self.err(_path(path, mode), f"{_fmt(value)}: {mode} takes no value "
+                                        f"(write '{mode}: true' or the plain word)")
+            return None, None, {}
+        return mode, None, options
+
+    def nic_address(self, value: Any, mode: str, target: str | None, pc: str, attach: str | None,
+                    path: str) -> ipaddress.IPv4Interface | None:
+        if mode == "bridge":
+            if attach is None:
+                return None
+            lan = self.g.nodes[attach]["lan"]
+            subnet = self.g.nodes[lan]["subnet"] if lan else None
+            return self.lan_address(value, ipaddress.IPv4Network(subnet) if subnet else None, path,
+                                    lan)
+        try:
+            iface = _iface(value)
+        except ValueError as err:
+            self.err(path, str(err))
+            return None
+        why = _usable(iface)
+        if why:
+            self.err(path, why)
+            return None
+        if mode == "shared":
+            subnet = ipaddress.IPv4Network(self.g.nodes[pc]["nat_subnet"])
+            if iface.network != subnet:
+                self.err(path, f"{iface} is not in the PC's shared-networking subnet {subnet}")
+                return None
+            if iface.ip == nat_address(str(subnet)).ip:
+                self.err(path, f"{iface.ip} is the NAT engine's own address")
+                return None
+        if mode == "internal" and attach:
+            if self.g.nodes[attach]["dhcp"] and iface.ip == INTERNAL_SERVER.ip:
+                self.err(path, f"{iface.ip} is the internal network's DHCP responder address")
+                return None
+            self.claim_address(f"internal:{attach}", iface, path)
+        return iface
+
+    def forwards(self, value: Any, mode: str, pc: str, path: str,
+                 seen: dict[tuple[str, str, int], str]) -> list[str]:
+        if mode != "shared":
+            self.err(path, f"port forwarding is for shared (NAT) NICs, this NIC is {mode}")
+            return []
+        if not isinstance(value, list):
+            self.err(path, f"expected a list like [\"tcp:8080:80\"], got {_fmt(value)}")
+            return []
+        out = []
+        for i, rule in enumerate(value):
+            rpath = _path(path, i)
+            m = _FORWARD_RE.match(rule) if isinstance(rule, str) else None
+            if not m:
+                self.err(rpath, f"{_fmt(rule)} is not PROTO:HOSTPORT:GUESTPORT (e.g. tcp:8080:80)")
+                continue
+            proto, hport, gport = m.group(1), int(m.group(2)), int(m.group(3))
+            if not (1 <= hport <= 65535 and 1 <= gport <= 65535):
+                self.err(rpath, f"{_fmt(rule)}: ports are 1 to 65535")
+                continue
+            if (pc, proto, hport) in seen:
+                self.err(rpath, f"{proto} port {hport} of pc {pc} is already forwarded at "
+                                f"{seen[(pc, proto, hport)]}")
+                continue
+            seen[(pc, proto, hport)] = rpath
+            out.append(f"{proto}:{hport}:{gport}")
+        return out
+
+    def derive_macs(self) -> None:
+        """Fills in derived MACs; checks explicit ones are unique lab-wide."""
+        owners: dict[str, str] = {}
+        for key, data in sorted(self.g.nodes(data=True)):
+            if data["kind"] in ("adapter", "nic") and data["mac_source"] == "explicit":
+                mac = data["mac"]
+                if mac in owners:
+                    self.err(self.doc_path(key, "mac"), f"MAC {mac} is already used by "
+                                                        f"{self.doc_path(owners[mac])}")
+                else:
+                    owners[mac] = key
+        for key, data in sorted(self.g.nodes(data=True)):
+            if data["kind"] == "adapter" and data["mac_source"] == "derived":
+                data["mac"] = macs.derive_adapter(data["pc"], data["name"], owners)
+                owners[data["mac"]] = key
+        for data in self.g.nodes.values():  # insertion order: the first adapter declared
+            if data["kind"] == "adapter" and self.g.nodes[data["pc"]]["base_mac"] is None:
+                self.g.nodes[data["pc"]]["base_mac"] = data["mac"]
+        for data in self.g.nodes.values():
+            if data["kind"] == "pc" and data["base_mac"] is None:
+                data["base_mac"] = macs.derive_adapter(data["name"], "")
+        nics = sorted((d["vm"], d["index"], k) for k, d in self.g.nodes(data=True)
+                      if d["kind"] == "nic" and d["mac_source"] == "derived")
+        for vm, index, key in nics:
+            base = self.g.nodes[self.g.nodes[vm]["pc"]]["base_mac"]
+            mac = macs.derive(base, vm, index, owners)
+            self.g.nodes[key]["mac"] = mac
+            owners[mac] = key
+
+    def doc_path(self, key: str, *rest: str) -> str:
+        data = self.g.nodes[key]
+        if data["kind"] == "adapter":
+            return _path("pcs", data["pc"], "adapters", data["name"], *rest)
+        return _path("vms", data["vm"], "nics", data["index"], *rest)
+
+
+# --------------------------------------------------------------------------------------------------
+# Graph -> document (for graphs built in code or read as node-link JSON)
+
+
+def to_document(graph: nx.Graph) -> tuple[dict, list[Issue]]:
+    """The topology document equivalent to ``graph``, and the structural problems found on the way.
+
+    Attributes are what counts (see the module docstring); edges are rebuilt from them.
+    """
+    errors: list[Issue] = []
+    doc: dict[str, Any] = {"name": graph.graph.get("name", "lab"),
+                           "servers": {k: dict(v) for k, v in
+                                       graph.graph.get("servers", {}).items()},
+                           "pcs": {}, "lans": {},
+                           "internal": {k: dict(v) for k, v in
+                                        graph.graph.get("internal", {}).items()}, "vms": {}}
+    by_kind: dict[str, list[tuple[Any, dict]]] = {}
+    for key, data in graph.nodes(data=True):
+        kind = data.get("kind")
+        if kind not in ("pc", "adapter", "lan", "server", "internal", "vm", "nic"):
+            errors.append(Issue(f"nodes[{_fmt(key)}]", f"kind {_fmt(kind)} is not one of pc, "
+                                                       "adapter, lan, server, internal, vm, nic"))
+            continue
+        by_kind.setdefault(kind, []).append((key, data))
+
+    def need(key: Any, data: dict, *attrs: str) -> bool:
+        missing = [a for a in attrs if data.get(a) is None]
+        for a in missing:
+            errors.append(Issue(f"nodes[{_fmt(key)}].{a}", f"missing on a {data['kind']} node"))
+        return not missing
+
+    def name_of(key: Any, data: dict) -> Any:
+        name = data.get("name", key)
+        return name.rsplit("/", 1)[-1] if isinstance(name, str) and data["kind"] in (
+            "adapter", "internal") else name
+
+    for key, data in by_kind.get("pc", []):
+        pc: dict[str, Any] = {"adapters": {}}
+        if data.get("nat_subnet") and data["nat_subnet"] != DEFAULT_NAT_SUBNET:
+            pc["nat"] = {"subnet": data["nat_subnet"]}
+        if data.get("server") is not None:
+            pc["server"] = data["server"]
+        doc["pcs"][name_of(key, data)] = pc
+    for key, data in by_kind.get("lan", []):
+        if data.get("internet"):
+            doc[INTERNET] = {"subnet": data.get("subnet"), "servers": {}}
+            continue
+        lan = {"subnet": data.get("subnet"), "dhcp": data.get("dhcp", True), "servers": {}}
+        if data.get("nat") is False:
+            lan["nat"] = False
+        if data.get("server") is not None:
+            lan["server"] = data["server"]
+        doc["lans"][name_of(key, data)] = lan
+    for key, data in by_kind.get("server", []):
+        if need(key, data, "lan", "ip"):
+            if data["lan"] == INTERNET and INTERNET in doc:
+                doc[INTERNET]["servers"][name_of(key, data)] = data["ip"]
+            elif data["lan"] not in doc["lans"]:
+                errors.append(Issue(f"nodes[{_fmt(key)}].lan", f"no LAN node {_fmt(data['lan'])}"))
+            else:
+                doc["lans"][data["lan"]]["servers"][name_of(key, data)] = data["ip"]
+    for key, data in by_kind.get("adapter", []):
+        if need(key, data, "pc"):
+            if data["pc"] not in doc["pcs"]:
+                errors.append(Issue(f"nodes[{_fmt(key)}].pc", f"no PC node {_fmt(data['pc'])}"))
+                continue
+            adapter = {k: data[k] for k in ("type", "lan", "ip") if data.get(k) is not None}
+            if data.get("mac") and data.get("mac_source", "explicit") == "explicit":
+                adapter["mac"] = data["mac"]
+            doc["pcs"][data["pc"]]["adapters"][name_of(key, data)] = adapter
+    for key, data in by_kind.get("internal", []):
+        name = name_of(key, data)
+        dhcp = data.get("dhcp", True)
+        if name in doc["internal"] and doc["internal"][name]["dhcp"] != dhcp:
+            errors.append(Issue(f"nodes[{_fmt(key)}].dhcp", f"internal network {name} has dhcp "
+                                                            "on for one PC and off for another"))
+        doc["internal"][name] = {"dhcp": dhcp}
+    for key, data in by_kind.get("vm", []):
+        vm: dict[str, Any] = {"nics": []}
+        if data.get("pc") is not None:
+            vm["pc"] = data["pc"]
+        if data.get("dhcp_client") not in (None, "udhcpc"):
+            vm["dhcp_client"] = data["dhcp_client"]
+        if data.get("ipv6", True) is not True:
+            vm["ipv6"] = data["ipv6"]
+        doc["vms"][name_of(key, data)] = vm
+    nics: dict[Any, dict[int, dict]] = {}
+    for key, data in by_kind.get("nic", []):
+        if not need(key, data, "vm", "index", "mode"):
+            continue
+        if data["vm"] not in doc["vms"]:
+            errors.append(Issue(f"nodes[{_fmt(key)}].vm", f"no VM node {_fmt(data['vm'])}"))
+            continue
+        index = data["index"]
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            errors.append(Issue(f"nodes[{_fmt(key)}].index", f"{_fmt(index)} is not a NIC index"))
+            continue
+        if index in nics.setdefault(data["vm"], {}):
+            errors.append(Issue(f"nodes[{_fmt(key)}].index", f"VM {data['vm']} has two NICs "
+                                                             f"numbered {index}"))
+            continue
+        mode = data["mode"]
+        nic: dict[str, Any] = {mode: data.get("target")} if mode in ("bridge", "internal") \
+            else {mode: True}
+        for opt in _NIC_OPTION_KEYS:
+            value = data.get(opt)
+            if opt == "mac" and data.get("mac_source", "explicit") != "explicit":
+                continue
+            unset = value is None or value == [] or (opt == "allow_mac_spoofing" and not value)
+            if not unset:
+                nic[opt] = value
+        nics[data["vm"]][index] = nic
+    for vm, entries in nics.items():
+        expected = list(range(len(entries)))
+        if sorted(entries) != expected:
+            errors.append(Issue(f"vms.{vm}.nics", f"NIC indexes {sorted(entries)} are not "
+                                                  f"0..{len(entries) - 1} without gaps"))
+            continue
+        doc["vms"][vm]["nics"] = [entries[i] for i in expected]
+    return doc, errors
+
+
+def to_node_link(graph: nx.Graph) -> dict:
+    """The graph as node-link data (JSON-serializable), readable back by ``load``."""
+    return nx.node_link_data(graph, edges="links")
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading a graph
+
+
+def nodes_of(graph: nx.Graph, kind: str) -> list[tuple[str, dict]]:
+    """The (key, attributes) pairs of one kind, sorted by key."""
+    return sorted((k, d) for k, d in graph.nodes(data=True) if d["kind"] == kind)
+
+
+def nics_of(graph: nx.Graph, vm: str) -> list[dict]:
+    """A VM's NIC attribute dicts in index order."""
+    return sorted((graph.nodes[n] for n in graph.neighbors(vm) if graph.nodes[n]["kind"] == "nic"),
+                  key=lambda d: d["index"])
+
+
+def mode_label(nic: Mapping) -> str:
+    """``none``, ``shared``, ``bridge eth0`` or ``internal lab``."""
+    return f"{nic['mode']} {nic['target']}" if nic.get("target") else nic["mode"]
+
+
+def has_internet(graph: nx.Graph) -> bool:
+    """Whether the lab has an internet (the ``internet:`` section)."""
+    return bool(graph.nodes.get(INTERNET, {}).get("internet"))
+
+
+def summary(graph: nx.Graph) -> str:
+    """A readable summary of a validated graph: one line per PC, adapter, LAN, server, internal
+    network, VM and NIC (number, MAC, mode, address, speed)."""
+    counts = {k: len(nodes_of(graph, k)) for k in ("pc", "adapter", "lan", "server", "internal",
+                                                     "vm", "nic")}
+
+    def n(count: int, word: str) -> str:
+        return f"{count} {word}{'' if count == 1 else 's'}"
+
+    inet = has_internet(graph)
+    totals = (f"lab {graph.graph['name']}: {n(counts['pc'], 'PC')},"
+              f" {n(counts['adapter'], 'adapter')}, {n(counts['lan'] - inet, 'LAN')},"
+              f"{' an internet,' if inet else ''}"
+              f" {n(counts['internal'], 'internal network')}, {n(counts['vm'], 'VM')},"
+              f" {n(counts['nic'], 'NIC')}")
+    lines = [totals]
+    for name, server in sorted(graph.graph.get("servers", {}).items()):
+        lines.append(f"server {name}  {server['user']}@{server['host']}")
+
+    def on(data: Mapping) -> str:
+        return f"  on server {data['server']}" if data.get("server") else ""
+
+    for key, pc in nodes_of(graph, "pc"):
+        lines.append(f"pc {key}  (shared networking {pc['nat_subnet']}){on(pc)}")
+        for _, a in nodes_of(graph, "adapter"):
+            if a["pc"] == key:
+                lines.append(f"  adapter {a['name']:<8} {a['type']:<8} {a['mac']}  "
+                             f"lan {a['lan'] or '-'}  ip {a['ip']}")
+    for key, lan in nodes_of(graph, "lan"):
+        if lan.get("internet"):
+            lines.append(f"internet  {lan['subnet']}  core router {lan['gateway']}")
+        else:
+            outside = ""
+            if lan.get("wan"):
+                outside = (f"  NAT onto the internet as {lan['wan']}" if lan.get("nat") else
+                           f"  routed to the internet via {lan['wan']}")
+            lines.append(f"lan {key}  {lan['subnet']}  gateway {lan['gateway']}  "
+                         f"dhcp {'on' if lan['dhcp'] else 'off'}{outside}{on(lan)}")
+        for skey, s in nodes_of(graph, "server"):
+            if s["lan"] == key:
+                lines.append(f"  server {skey}  {s['ip']}")
+    for key, net in nodes_of(graph, "internal"):
+        lines.append(f"internal {key}  dhcp {'on' if net['dhcp'] else 'off'}")
+    for key, vm in nodes_of(graph, "vm"):
+        lines.append(f"vm {key}  (pc {vm['pc']}, dhcp client {vm['dhcp_client']}"
+                     f"{'' if vm.get('ipv6', True) else ', no IPv6'})")
+        for nic in nics_of(graph, key):
+            extra = [f"ip {nic['ip'] or 'dhcp'}", f"speed {nic['speed']}"]
+            if nic["allow_mac_spoofing"]:
+                extra.append("mac spoofing allowed")
+            if nic["forward"]:
+                extra.append("forward " + ",".join(nic["forward"]))
+            lines.append(f"  nic {nic['index']}  {nic['mac']}  {mode_label(nic):<16} "
+                         + "  ".join(extra))
+    return "\n".join(lines)
