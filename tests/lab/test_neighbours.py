@@ -18,7 +18,7 @@ import yaml
 from tests.lab.helpers import end_run, example_as, leftovers, wait_for
 from wvpclab import Lab
 from wvpclab.errors import LabError
-from wvpclab.model import topology
+from wvpclab.model import modes, topology
 from wvpclab.runtime import cgroups, cleanup
 
 pytestmark = pytest.mark.lab
@@ -165,5 +165,5 @@ def test_a_change_without_files_to_spare_is_refused_before_it_starts(neighbour: 
             neighbour.set_nic("xp", 3, "shared")
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    assert topology.mode_label(neighbour.graph.nodes["xp/3"]) == "none"
+    assert modes.label(neighbour.graph.nodes["xp/3"]) == "none"
     still_whole(neighbour)

@@ -1312,11 +1312,6 @@ def nics_of(graph: nx.Graph, vm: str) -> list[dict]:
                   key=lambda d: d["index"])
 
 
-def mode_label(nic: Mapping) -> str:
-    """``none``, ``shared``, ``bridge eth0`` or ``internal lab``."""
-    return f"{nic['mode']} {nic['target']}" if nic.get("target") else nic["mode"]
-
-
 def has_internet(graph: nx.Graph) -> bool:
     """Whether the lab has an internet (the ``internet:`` section)."""
     return bool(graph.nodes.get(INTERNET, {}).get("internet"))
@@ -1374,6 +1369,12 @@ def summary(graph: nx.Graph) -> str:
                 extra.append("mac spoofing allowed")
             if nic["forward"]:
                 extra.append("forward " + ",".join(nic["forward"]))
-            lines.append(f"  nic {nic['index']}  {nic['mac']}  {mode_label(nic):<16} "
+            lines.append(f"  nic {nic['index']}  {nic['mac']}  {_label(nic):<16} "
                          + "  ".join(extra))
     return "\n".join(lines)
+
+
+def _label(nic: Mapping) -> str:
+    from wvpclab.model import modes  # modes' internal network names use NAME_RE from here
+
+    return modes.label(nic)

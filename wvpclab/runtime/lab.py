@@ -438,7 +438,7 @@ class Lab:
         except ValueError as err:
             raise UsageError(str(err)) from None
         self._nic(vm, index)  # (a wrong NIC is said before anything is marked as changing)
-        what = f"to {topology.mode_label({'mode': mode, 'target': target})}"
+        what = f"to {modes.label({'mode': mode, 'target': target})}"
         with self._changing(vm, index, what), self._lock:
             # checked under the lock: the NIC is as the change before this one left it
             nic = self._nic(vm, index)

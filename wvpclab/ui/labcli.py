@@ -14,7 +14,7 @@ from typing import Any, TextIO
 from mininet.cli import CLI
 from mininet.log import LEVELS, lg
 
-from wvpclab.model import topology
+from wvpclab.model import modes, topology
 
 
 class _SplitHandler(logging.StreamHandler):
@@ -226,7 +226,7 @@ class LabCLI(CLI):
         """List the VMs: PC, DHCP client and each NIC's mode.
         Usage: vms"""
         for key, vm in topology.nodes_of(self.lab.graph, "vm"):
-            modes = ", ".join(f"{n['index']}:{topology.mode_label(n)}"
+            modes = ", ".join(f"{n['index']}:{modes.label(n)}"
                               for n in topology.nics_of(self.lab.graph, key))
             sys.stdout.write(f"{key:<12} pc {vm['pc']:<10} {modes or 'no NICs'}\n")
         sys.stdout.flush()
@@ -251,7 +251,7 @@ class LabCLI(CLI):
                 addr = intf.updateIP()
                 prefix = f"/{intf.prefixLen}" if addr else ""
                 sys.stdout.write(f"{vm:<10}{nic['index']:<5}{nic['mac']:<19}"
-                                 f"{topology.mode_label(nic):<18}"
+                                 f"{modes.label(nic):<18}"
                                  f"{'yes' if intf.carrier() else 'no':<9}{addr or '-'}{prefix}\n")
         sys.stdout.flush()
 
@@ -277,7 +277,7 @@ class LabCLI(CLI):
         nic = self.lab.graph.nodes[f"{where[0]}/{where[1]}"]
         lease = self.lab.clients.get(where)
         addr = (lease.lease() or {}).get("ip") if lease else nic["ip"]
-        sys.stdout.write(f"{where[0]} NIC {where[1]}: {topology.mode_label(nic)}"
+        sys.stdout.write(f"{where[0]} NIC {where[1]}: {modes.label(nic)}"
                          f"{', address ' + addr if addr else ''}"
                          f"{'' if changed else ' (already so: nothing changed)'}\n")
         sys.stdout.flush()
@@ -286,7 +286,7 @@ class LabCLI(CLI):
         """Ctrl-C during ``nic`` or ``cable``: a change is made whole or not at all (the signal
         waits for it), so the NIC is as one of the two; say which."""
         nic = self.lab.graph.nodes[f"{vm}/{index}"]
-        sys.stdout.write(f"{vm} NIC {index}: {topology.mode_label(nic)}, cable "
+        sys.stdout.write(f"{vm} NIC {index}: {modes.label(nic)}, cable "
                          f"{'plugged' if nic.get('cable', True) else 'pulled'} (Ctrl-C: a change "
                          "is made whole or not at all; this is the NIC now)\n")
         sys.stdout.flush()

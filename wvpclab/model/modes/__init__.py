@@ -37,6 +37,12 @@ def parse(spec: str, target: str | None = None) -> tuple[str, str | None]:
     raise ValueError(f"{spec!r} is not a NIC mode (none, shared, bridge ADAPTER, internal NAME)")
 
 
+def label(nic: Nic) -> str:
+    """A NIC's mode as a user types and reads it: ``none``, ``shared``, ``bridge eth0``,
+    ``internal lab`` (``nic`` needs only ``mode`` and ``target``)."""
+    return of(nic).label(nic)
+
+
 def move(graph: nx.Graph, vm: str, index: int, mode: str, target: str | None) -> None:
     """Puts NIC ``index`` of ``vm`` in another mode in the graph: its ``attach`` edge follows, and
     the mode adds what it needs (an internal network typed afresh is declared)."""
@@ -58,4 +64,4 @@ def set_cable(graph: nx.Graph, vm: str, index: int, plugged: bool) -> None:
     graph.nodes[f"{vm}/{index}"]["cable"] = plugged
 
 
-__all__ = ["MODES", "Mode", "by_name", "move", "of", "parse", "set_cable"]
+__all__ = ["MODES", "Mode", "by_name", "label", "move", "of", "parse", "set_cable"]

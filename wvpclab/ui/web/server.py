@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from wvpclab.errors import LabError, UsageError
-from wvpclab.model import topology
+from wvpclab.model import modes
 from wvpclab.ui.web import guard, limits
 from wvpclab.ui.web.state import Sampler, settings
 
@@ -346,6 +346,6 @@ class WebServer:
         nic = graph.nodes[f"{vm}/{index}"]
         client = self.lab.clients.get((vm, index))
         lease = client.lease() if client is not None else None
-        return {"vm": vm, "index": index, "label": topology.mode_label(nic),
+        return {"vm": vm, "index": index, "label": modes.label(nic),
                 "cable": bool(nic.get("cable", True)),
                 "address": (lease or {}).get("ip") or nic.get("ip")}

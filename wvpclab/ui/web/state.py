@@ -63,7 +63,7 @@ def settings(graph: nx.Graph) -> dict[str, Any]:
         for nic in topology.nics_of(graph, key):
             mode = modes.of(nic)
             nics.append({"index": nic["index"], "mac": nic["mac"], "mode": nic["mode"],
-                         "value": spec(nic), "label": topology.mode_label(nic),
+                         "value": spec(nic), "label": modes.label(nic),
                          "cable": bool(nic.get("cable", True)),
                          "pluggable": mode.attachment_kind() is not None,
                          "static": nic.get("ip")})
