@@ -3,7 +3,9 @@
 Imported as a sibling module (``import common``): each script puts its own directory on ``sys.path``
 first, so this works for ``python bench/x.py`` and ``python -m bench.x`` alike. Where the project
 already has the helper (``wvpclab.runtime.cleanup``, ``wvpclab.runtime.procs``,
-``wvpclab.runtime.lab``), it is used.
+``wvpclab.runtime.lab``), it is used. The benchmarks need the project's own dependencies only, not
+its test extra (``scripts/install.sh`` without ``--test`` is enough; ``tests/unit/test_imports.py``
+checks that every script imports without it).
 """
 
 from __future__ import annotations
