@@ -19,7 +19,7 @@ import yaml
 
 from tests.conftest import ROOT
 from tests.lab.helpers import end_run, leftovers, shells_alive, wait_for
-from wvpclab.runtime import cleanup
+from wvpclab.runtime import cleanup, procs, rundir
 
 pytestmark = pytest.mark.lab
 
@@ -48,7 +48,7 @@ def test_run_reads_piped_cli_commands_and_exits_0_at_eof(tmp_path: Path) -> None
     assert "eth0" in res.stdout and "00:03:ff:" not in res.stderr
     assert "a b dhcp.pc.lab pc" in res.stdout  # `nodes`: the VMs, the responder, the PC
     assert "lab t-cli-pipe is up" in res.stderr
-    assert leftovers(cleanup.prefix_for("t-cli-pipe")) == []
+    assert leftovers(rundir.prefix_for("t-cli-pipe")) == []
 
 
 def test_run_exit_command_and_unknown_cli_command(tmp_path: Path) -> None:
@@ -57,7 +57,7 @@ def test_run_exit_command_and_unknown_cli_command(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert "Unknown command: frobnicate" in res.stderr
     assert "never-run" not in res.stdout
-    assert leftovers(cleanup.prefix_for("t-cli-exit")) == []
+    assert leftovers(rundir.prefix_for("t-cli-exit")) == []
 
 
 def test_run_no_cli_with_cmds_prints_output_and_tears_down(tmp_path: Path) -> None:
@@ -68,14 +68,14 @@ def test_run_no_cli_with_cmds_prints_output_and_tears_down(tmp_path: Path) -> No
     lines = res.stdout.splitlines()
     assert lines[0] == "0"  # NIC 1 of a is not connected: no carrier
     assert "1 received" in res.stdout
-    assert leftovers(cleanup.prefix_for("t-cli-cmd")) == []
+    assert leftovers(rundir.prefix_for("t-cli-cmd")) == []
 
 
 def test_run_failing_cmd_gives_nonzero_exit(tmp_path: Path) -> None:
     topo = write_topology(tmp_path, "t-cli-fail")
     res = run("run", str(topo), "--no-cli", "--quiet", "--cmd", "a false")
     assert res.returncode == 1
-    assert leftovers(cleanup.prefix_for("t-cli-fail")) == []
+    assert leftovers(rundir.prefix_for("t-cli-fail")) == []
 
 
 def test_run_bad_node_name_is_a_clear_error_and_the_lab_is_torn_down(tmp_path: Path) -> None:
@@ -84,7 +84,7 @@ def test_run_bad_node_name_is_a_clear_error_and_the_lab_is_torn_down(tmp_path: P
     assert res.returncode == 2
     assert "no node 'nosuchvm' in lab t-cli-bad (nodes: a, b, dhcp.pc.lab, pc)" in res.stderr
     assert "lab t-cli-bad is down" in res.stderr
-    assert leftovers(cleanup.prefix_for("t-cli-bad")) == []
+    assert leftovers(rundir.prefix_for("t-cli-bad")) == []
 
 
 def test_run_invalid_topology_exits_2_before_building(tmp_path: Path) -> None:
@@ -98,13 +98,13 @@ def test_run_invalid_topology_exits_2_before_building(tmp_path: Path) -> None:
 @contextlib.contextmanager
 def lab_process(tmp_path: Path, name: str) -> Iterator[tuple[subprocess.Popen, str, dict]]:
     """`wvpclab run` with its CLI on a pipe, up and running; ended (by PID) on the way out."""
-    prefix = cleanup.prefix_for(name)
+    prefix = rundir.prefix_for(name)
     topo = write_topology(tmp_path, name)
     proc = subprocess.Popen([WVPCLAB, "run", str(topo)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        state = wait_for(lambda: (cleanup.read_state(prefix) or {}).get("bridges")
-                         and cleanup.read_state(prefix), timeout=60, what="the lab to be up")
+        state = wait_for(lambda: (rundir.read_state(prefix) or {}).get("bridges")
+                         and rundir.read_state(prefix), timeout=60, what="the lab to be up")
         yield proc, prefix, state
     finally:
         end_run(proc, name)
@@ -124,12 +124,12 @@ def test_clean_after_kill_9_of_a_running_lab(tmp_path: Path) -> None:
         proc.stdin.flush()
         inodes = [int(i) for i in state["netns"]]
         daemon = wait_for(lambda: [p for p in cleanup.pids_in_netns(inodes)
-                                   if cleanup.cmdline(p).startswith("sleep 300")],
+                                   if procs.cmdline(p).startswith("sleep 300")],
                           what="the daemon in VM a")
         kill_9(proc)
     ctl = int(state["controller_pid"])
-    assert cleanup.cmdline(daemon[0]).startswith("sleep 300")
-    assert "controllers.main" in cleanup.cmdline(ctl)
+    assert procs.cmdline(daemon[0]).startswith("sleep 300")
+    assert "controllers.main" in procs.cmdline(ctl)
     assert cleanup.lab_bridges(prefix)
     res = run("clean", "t-cli-kill")
     assert res.returncode == 0, res.stderr
@@ -137,8 +137,8 @@ def test_clean_after_kill_9_of_a_running_lab(tmp_path: Path) -> None:
     # the lab's cgroup
     ended = re.search(rf"{prefix}: ended (\d+) processes of the lab \(its cgroup\)", res.stdout)
     assert ended and int(ended.group(1)) >= 4, res.stdout
-    wait_for(lambda: not cleanup.cmdline(daemon[0]), what="the daemon to end")
-    assert not cleanup.cmdline(ctl)
+    wait_for(lambda: not procs.cmdline(daemon[0]), what="the daemon to end")
+    assert not procs.cmdline(ctl)
     wait_for(lambda: leftovers(prefix) == [], what=f"no leftovers of {prefix}")
     assert not shells_alive([int(p) for p in state["shells"]])
     assert prefix not in run("clean", "t-cli-kill").stdout
@@ -310,7 +310,7 @@ def test_run_under_another_name_beside_the_files_own(tmp_path: Path) -> None:
         assert other.returncode == 0, other.stderr
         assert "lab t-cli-named-2 is up" in other.stderr and "1 received" in other.stdout
         assert cleanup.lab_bridges(prefix)  # the first runs on
-    assert leftovers(cleanup.prefix_for("t-cli-named-2")) == []
+    assert leftovers(rundir.prefix_for("t-cli-named-2")) == []
     bad = run("run", str(topo), "--name", "no spaces")
     assert bad.returncode == 2 and "'no spaces' is not a lab name" in bad.stderr
 
