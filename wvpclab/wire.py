@@ -301,13 +301,10 @@ def set_eth(frame: bytes, *, src: str | None = None, dst: str | None = None) -> 
     return bytes(out)
 
 
-def set_arp(frame: bytes, *, sha: str | None = None, tha: str | None = None) -> bytes:
-    """Rewrite the sender/target hardware address of an (untagged) ARP frame."""
+def set_arp(frame: bytes, *, sha: str) -> bytes:
+    """Rewrite the sender hardware address of an (untagged) ARP frame."""
     out = bytearray(frame)
-    if sha is not None:
-        out[ETH_HEADER + 8:ETH_HEADER + 14] = mac_bytes(sha)
-    if tha is not None:
-        out[ETH_HEADER + 18:ETH_HEADER + 24] = mac_bytes(tha)
+    out[ETH_HEADER + 8:ETH_HEADER + 14] = mac_bytes(sha)
     return bytes(out)
 
 

@@ -49,12 +49,10 @@ class Request:
 
     mtype: MessageType
     xid: int
-    secs: int
     flags: int
     ciaddr: IPv4
     giaddr: IPv4
     chaddr: bytes  # 6 bytes
-    hops: int = 0
     requested_ip: IPv4 | None = None
     server_id: IPv4 | None = None
     client_id: bytes | None = None
@@ -121,9 +119,8 @@ def parse(data: bytes) -> Request:
     if cid is not None and len(cid) < 2:
         raise Malformed("bad client identifier")
     host = opts.get(Option.HOSTNAME)
-    return Request(mtype=mtype, xid=msg.xid, secs=msg.secs, flags=msg.flags,
-                   ciaddr=_ip(msg.ciaddr), giaddr=_ip(msg.giaddr),
-                   chaddr=msg.chaddr[:HLEN_ETHERNET], hops=msg.hops,
+    return Request(mtype=mtype, xid=msg.xid, flags=msg.flags, ciaddr=_ip(msg.ciaddr),
+                   giaddr=_ip(msg.giaddr), chaddr=msg.chaddr[:HLEN_ETHERNET],
                    requested_ip=addr(Option.REQUESTED_IP), server_id=addr(Option.SERVER_ID),
                    client_id=cid, hostname=host.decode("ascii", "replace") if host else None)
 
