@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from wvpclab.wire import (
+    BOOTP_LEN,
     BOOTREPLY,
     BOOTREQUEST,
     DHCP_SERVER_PORT,
@@ -35,7 +36,7 @@ from wvpclab.wire import (
     parse_udp,
 )
 
-MIN_LEN = 236 + len(MAGIC_COOKIE)
+MIN_LEN = BOOTP_LEN + len(MAGIC_COOKIE)  # a DHCP message: the BOOTP header and the cookie
 MAX_LEN = 1500 - 28  # a DHCP message in one Ethernet frame (IP + UDP headers off)
 FRAME_MIN = ETH_HEADER + 20 + 8  # Ethernet, IPv4 and UDP headers
 
