@@ -112,10 +112,18 @@ def udp_checksum(raw_src: bytes, raw_dst: bytes, segment: bytes) -> int:
 
 
 class Ethernet(NamedTuple):
-    dst: str
-    src: str
+    raw_dst: bytes
+    raw_src: bytes
     ethertype: int
     payload: bytes
+
+    @property
+    def dst(self) -> str:
+        return mac_text(self.raw_dst)
+
+    @property
+    def src(self) -> str:
+        return mac_text(self.raw_src)
 
 
 class Arp(NamedTuple):
@@ -129,11 +137,17 @@ class Arp(NamedTuple):
 class IPv4Datagram(NamedTuple):
     header_len: int
     proto: int
-    src: str
-    dst: str
     data: bytes  # the IP payload, cut to the total length (Ethernet padding removed)
     raw_src: bytes
     raw_dst: bytes
+
+    @property
+    def src(self) -> str:
+        return ip_text(self.raw_src)
+
+    @property
+    def dst(self) -> str:
+        return ip_text(self.raw_dst)
 
 
 class Udp(NamedTuple):
@@ -181,7 +195,7 @@ def parse_ethernet(frame: bytes) -> Ethernet:
     if not isinstance(frame, (bytes, bytearray)) or len(frame) < ETH_HEADER:
         raise Malformed("truncated frame")
     dst, src, ethertype = _ETH.unpack_from(frame)
-    return Ethernet(dst.hex(":"), src.hex(":"), ethertype, bytes(frame[ETH_HEADER:]))
+    return Ethernet(dst, src, ethertype, bytes(frame[ETH_HEADER:]))
 
 
 def parse_arp(payload: bytes) -> Arp:
@@ -207,7 +221,7 @@ def parse_ipv4(payload: bytes) -> IPv4Datagram:
         raise Malformed("bad IP length")
     if frag & 0x3FFF:  # more fragments, or not the first: not a whole datagram
         raise Malformed("IP fragment")
-    return IPv4Datagram(ihl, proto, ip_text(src), ip_text(dst), bytes(payload[ihl:total]), src, dst)
+    return IPv4Datagram(ihl, proto, bytes(payload[ihl:total]), src, dst)
 
 
 def parse_udp(ip: IPv4Datagram) -> Udp:

@@ -183,7 +183,7 @@ def parse_frame(frame: bytes) -> Datagram:
     udp = parse_udp(ip)
     if udp.dport != DHCP_SERVER_PORT:
         raise Malformed("not to port 67")
-    return Datagram(frame[6:12], IPv4(ip.raw_src), IPv4(ip.raw_dst), udp.sport, udp.payload)
+    return Datagram(eth.raw_src, IPv4(ip.raw_src), IPv4(ip.raw_dst), udp.sport, udp.payload)
 
 
 def u32(value: int) -> bytes:
