@@ -21,6 +21,11 @@ def of(nic: Nic) -> Mode:
     return MODES[nic["mode"]]
 
 
+def of_any(nic: Nic) -> Mode:
+    """The mode of a NIC, or Not connected for a mode there is none of (a hand-made graph)."""
+    return MODES.get(nic.get("mode"), none.MODE)
+
+
 def by_name(name: str) -> Mode:
     return MODES[name]
 
@@ -41,6 +46,13 @@ def label(nic: Nic) -> str:
     """A NIC's mode as a user types and reads it: ``none``, ``shared``, ``bridge eth0``,
     ``internal lab`` (``nic`` needs only ``mode`` and ``target``)."""
     return of(nic).label(nic)
+
+
+def usage(sep: str = " ", between: str = "|") -> str:
+    """Every mode as a usage line names them: ``none|shared|bridge ADAPTER|internal NAME`` (the
+    command line's), ``none, shared, bridge:ADAPTER, internal:NAME`` (``sep=":"``,
+    ``between=", "``: the page's and the API's)."""
+    return between.join(m.usage(sep) for m in MODES.values())
 
 
 def move(graph: nx.Graph, vm: str, index: int, mode: str, target: str | None) -> None:
@@ -64,4 +76,5 @@ def set_cable(graph: nx.Graph, vm: str, index: int, plugged: bool) -> None:
     graph.nodes[f"{vm}/{index}"]["cable"] = plugged
 
 
-__all__ = ["MODES", "Mode", "by_name", "label", "move", "of", "parse", "set_cable"]
+__all__ = ["MODES", "Mode", "by_name", "label", "move", "of", "of_any", "parse", "set_cable",
+           "usage"]

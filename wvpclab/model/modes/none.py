@@ -9,6 +9,8 @@ from wvpclab.model.modes.base import Mode
 class NotConnected(Mode):
     name = "none"
     style = ("#8c8c8c", "#eeeeee", "none — not connected")
+    dialog_rank = 0
+    dialog_label = "Not connected"
 
     def describe(self, nic) -> str:
         return "not connected"
