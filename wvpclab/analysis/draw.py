@@ -282,8 +282,8 @@ def dot_source(graph: nx.Graph, dpi: int | None = None, live: bool = False) -> s
     # Each physical PC: adapters, its own IP stack, NAT engines, internal networks.
     for key, pc in sorted(pcs.items()):
         with group(pc.get("server")).subgraph(name=f"cluster_pc_{key}") as c:
-            c.attr(label=f"<<B>{_e(key)} — Windows Virtual PC host</B>  "
-                         f"{_small('shared networking ' + _e(pc.get('nat_subnet', '?')))}>",
+            notes = "  ".join(_small(_e(n)) for m in modes.MODES.values() for n in m.pc_notes(pc))
+            c.attr(label=f"<<B>{_e(key)} — Windows Virtual PC host</B>  {notes}>",
                    style="rounded,filled", fillcolor=_PC_FILL, color=_PC_BORDER, penwidth="1.5",
                    fontsize="13")
             stack = f"{key}.host"

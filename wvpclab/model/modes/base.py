@@ -242,6 +242,11 @@ class Mode:
 
     # -- the picture (``wvpclab.analysis.draw``) ------------------------------------------------
 
+    def pc_notes(self, pc: Mapping[str, Any]) -> list[str]:
+        """What the mode adds to a PC's title in the picture (its shared networking subnet);
+        default nothing."""
+        return []
+
     def boxes(self, graph: nx.Graph, pc: str) -> list[Box]:
         """What the mode draws inside PC ``pc`` (its internal networks' switches, its NICs' NAT
         engines); default nothing."""

@@ -6,6 +6,7 @@ network, at .254 its gateway, DHCP server and DNS option), MASQUERADE and a stat
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import networkx as nx
@@ -104,6 +105,9 @@ class Shared(Mode):
         """What leaves a NAT engine leaves as its guest's traffic."""
         nat = _engines(plan).get(node)
         return (nat.vm, f"eth{nat.index}") if nat is not None else None
+
+    def pc_notes(self, pc: Mapping[str, Any]) -> list[str]:
+        return [f"shared networking {pc.get('nat_subnet', '?')}"]
 
     def boxes(self, graph: nx.Graph, pc: str) -> list[Box]:
         """Each shared NIC's NAT engine on ``pc``: its address, what it serves, its forwards."""
