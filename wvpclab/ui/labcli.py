@@ -226,9 +226,9 @@ class LabCLI(CLI):
         """List the VMs: PC, DHCP client and each NIC's mode.
         Usage: vms"""
         for key, vm in topology.nodes_of(self.lab.graph, "vm"):
-            modes = ", ".join(f"{n['index']}:{modes.label(n)}"
-                              for n in topology.nics_of(self.lab.graph, key))
-            sys.stdout.write(f"{key:<12} pc {vm['pc']:<10} {modes or 'no NICs'}\n")
+            nics = ", ".join(f"{n['index']}:{modes.label(n)}"
+                             for n in topology.nics_of(self.lab.graph, key))
+            sys.stdout.write(f"{key:<12} pc {vm['pc']:<10} {nics or 'no NICs'}\n")
         sys.stdout.flush()
 
     def do_nics(self, line: str) -> None:
