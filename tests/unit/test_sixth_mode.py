@@ -72,6 +72,9 @@ class Hub(Mode):
         return [{"key": key, "kind": "hub", "rules": True, "leases": False}
                 for key, _ in topology.nodes_of(graph, KIND)]
 
+    def counts(self, graph: nx.Graph) -> list[tuple[int, str]]:
+        return [(len(topology.nodes_of(graph, KIND)), "hub")]
+
 
 HUB = Hub()
 
@@ -128,6 +131,7 @@ def test_the_registry_knows_it(hub_mode: Hub, graph: nx.Graph) -> None:
     assert modes.parse("hub x") == ("hub", "x")
     assert modes.usage().endswith("|hub NAME")
     assert "hub:NAME" in modes.usage(":", ", ")
+    assert modes.counts(graph) == [(1, "internal network"), (2, "hub")]
 
 
 def test_without_the_fixture_the_mode_is_gone() -> None:

@@ -1,8 +1,10 @@
 """The four NIC modes of Windows Virtual PC, one module each, behind one interface
-(``base.Mode``).
+(``base.Mode``): each module says everything its mode does, everywhere (the plan, reachability,
+the picture, the web page, the command line); nothing outside this package names a mode.
 
-``of(nic)`` gives a NIC's mode object; ``parse`` reads a mode typed by a user. Adding a mode is a
-new module and a line in ``MODES``.
+``of(nic)`` gives a NIC's mode object; ``parse`` reads a mode typed by a user; ``label``,
+``usage`` and ``counts`` put the modes in words. Adding a mode is a new module and a line in
+``MODES`` (``tests/unit/test_sixth_mode.py`` adds one from a test file alone).
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ def usage(sep: str = " ", between: str = "|") -> str:
     return between.join(m.usage(sep) for m in MODES.values())
 
 
+def counts(graph: nx.Graph) -> list[tuple[int, str]]:
+    """What the modes bring to a lab, counted for a summary line: ``[(1, "internal network")]``."""
+    return [count for m in MODES.values() for count in m.counts(graph)]
+
+
 def move(graph: nx.Graph, vm: str, index: int, mode: str, target: str | None) -> None:
     """Puts NIC ``index`` of ``vm`` in another mode in the graph: its ``attach`` edge follows, and
     the mode adds what it needs (an internal network typed afresh is declared)."""
@@ -76,5 +83,5 @@ def set_cable(graph: nx.Graph, vm: str, index: int, plugged: bool) -> None:
     graph.nodes[f"{vm}/{index}"]["cable"] = plugged
 
 
-__all__ = ["MODES", "Mode", "by_name", "label", "move", "of", "of_any", "parse", "set_cable",
-           "usage"]
+__all__ = ["MODES", "Mode", "by_name", "counts", "label", "move", "of", "of_any", "parse",
+           "set_cable", "usage"]

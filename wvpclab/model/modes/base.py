@@ -186,6 +186,11 @@ class Mode:
     def prepare(self, graph: nx.Graph, pc: str, target: str | None) -> None:
         """Adds to the graph what a NIC moving into this mode needs there (default nothing)."""
 
+    def counts(self, graph: nx.Graph) -> list[tuple[int, str]]:
+        """What the mode brings to a lab, counted for a summary line (``[(2, "internal
+        network")]``); default nothing."""
+        return []
+
     # -- the plan (``wvpclab.model.plan``) -----------------------------------------------------
 
     def plan_lab(self, b: Builder) -> None:

@@ -1,7 +1,17 @@
 """Host adapter (bridge): the NIC plugs into its host adapter's filter switch (the Virtual PC
 Network Filter). A wired adapter's filter switch has a patch cable to its LAN; a wireless adapter's
 reaches the LAN through an access point that passes only the adapter's own MAC (the controller
-translates)."""
+translates).
+
+What the mode does, everywhere (each a member of ``HostAdapter`` below): the plan of every PC's
+host adapters, used or not: the PC's own interface, the filter switch, the way to the LAN
+(``plan_lab``, ``plan_adapter``); where a NIC plugs in (``attachment``: ``PC/ADAPTER``) and the
+LAN's addresses, DHCP, router and DNS (``network``, ``server``, ``gateway``, ``nameserver``);
+reachability: on the adapter's LAN, or its filter switch without one (``where``), which every lab
+has, so verify's LAN rules decide; blue in the picture (``style``); the PC's adapters in the
+page's drop-down and their filter switches' rules (``choices``, ``switches``); ``bridge ADAPTER``
+on the command line (``usage``).
+"""
 
 from __future__ import annotations
 

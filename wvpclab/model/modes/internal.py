@@ -1,5 +1,16 @@
 """Internal network: one isolated switch per (PC, network name), with WVPC's built-in DHCP server
-(169.254.0.16-169.254.10.254) unless the network says ``dhcp: false``."""
+(169.254.0.16-169.254.10.254) unless the network says ``dhcp: false``.
+
+What the mode does, everywhere (each a member of ``Internal`` below): the graph's internal network
+nodes (``KIND``; one typed afresh is declared: ``prepare``, ``declare``); the plan of every
+network's switch and DHCP server (``plan_lab``, ``plan_network``); addresses from 169.254/16
+(``network``, ``server``), no router, no DNS; reachability: an island of its own (``where``) that
+reaches itself only (``isolation``), no DNS (``dns``), its DHCP server a static guest for Mininet's
+ping tests (``stand_ins``); green in the picture, each network's switch a box in its PC
+(``style``, ``boxes``); on the page, the PC's networks and "New internal network..." (which asks
+for a name) and the switches' rules and leases (``choices``, ``switches``); ``internal NAME`` on
+the command line (``usage``), and a count in summaries (``counts``).
+"""
 
 from __future__ import annotations
 
@@ -61,6 +72,9 @@ class Internal(Mode):
             graph.add_node(f"{node}/0", kind="nic", vm=node, index=0, mode=self.name,
                            target=net["name"], ip=str(INTERNAL_SERVER), mac=None, speed=100,
                            allow_mac_spoofing=False, forward=[])
+
+    def counts(self, graph: nx.Graph) -> list[tuple[int, str]]:
+        return [(len(topology.nodes_of(graph, KIND)), "internal network")]
 
     def plan_lab(self, b: Builder) -> None:
         """Every internal network of the graph (declared, or typed afresh at runtime)."""

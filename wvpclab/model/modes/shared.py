@@ -2,6 +2,29 @@
 end of its cable (no switch between them: the engine is the only thing on the guest's private
 network, at .254 its gateway, DHCP server and DNS option), MASQUERADE and a stateful firewall onto a
 /30 transit link into the PC, which masquerades again out of its adapters.
+
+What the mode does, everywhere (each a member of ``Shared`` below):
+
+- the plan (``plan_nic``): per NIC its engine node, the transit link into the PC, the engine's
+  firewall and ingress filter (``wvpclab.model.nat``), its DHCP server; the guest's cable goes
+  straight into the engine (``cable_into``, ``engine``);
+- addresses: the PC's ``nat_subnet`` (``network``), the engine's .254 as router, DHCP server and
+  DNS server (``server``, ``gateway``, ``nameserver``); a static address keeps these;
+- reachability (``wvpclab.analysis.verify``, ``reach``): the NIC sits behind its PC's NAT
+  (``where``: ("nat", PC)); nothing comes in (``inbound``); out, it reaches its PC, the LANs of
+  the PC's addressed adapters and, over the internet, LANs open to it (``outbound``); its DNS is
+  the engine's, relayed by the PC (``dns``); in Mininet's ping tests the engine is reached by its
+  guest only, reaches its guest and PC, and sends as its guest (``reached``, ``sends_as``);
+- the picture (``wvpclab.analysis.draw``): orange (``style``), "shared (NAT)" on the NIC
+  (``describe``), each engine a box in its PC fed from the PC's IP stack, the PC's title its
+  subnet (``boxes``, ``pc_notes``);
+- the web page: "Shared Networking (NAT)" after the host adapters (``dialog_label``,
+  ``dialog_rank``);
+- the command line: ``shared`` (``usage``); ``nat VM N`` shows the engine's and the PC's rules.
+
+The plan's ``Nat`` items carry the rest without naming the mode: the PC's own MASQUERADE out of its
+adapters (``nat.pc_rules``) and its DNS relay (``plan._plan_names``) for the PCs that have engines,
+and the runtime realizes them as any item.
 """
 
 from __future__ import annotations
