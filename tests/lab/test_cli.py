@@ -274,12 +274,14 @@ def test_runtime_cli_commands_and_their_errors(tmp_path: Path) -> None:
         # errors: one line each, the CLI goes on
         "nic xp 9 none", "nic xp 0 warp", "nic", "cable xp 0 sideways", "nics nobody",
         "rules pc/eth7", "nat xp 2", "capture nobody 0", "leases pc/none",
-        "nics xp"]) + "\n"
+        "nics xp", "help nic"]) + "\n"
     res = run("run", str(topo), "--quiet", "--name", "t-cli-runtime", stdin=script)
     assert res.returncode == 0, res.stderr
     out = res.stdout
     assert "xp           pc pc         0:shared, 1:bridge eth0, 2:internal lab, 3:none" in out
     assert "xp NIC 0: internal lab, address 169.254." in out
+    # help names the modes the registry has
+    assert "Usage: nic VM N none|shared|bridge ADAPTER|internal NAME\n" in out
     assert "xp NIC 0: cable pulled" in out and "xp NIC 0: cable plugged" in out
     rows = [l.removeprefix("wvpclab> ") for l in out.splitlines()]
     carriers = [r[52:61].strip() for r in rows if r.startswith("xp        0 ")]

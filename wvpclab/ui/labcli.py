@@ -257,8 +257,8 @@ class LabCLI(CLI):
 
     def do_nic(self, line: str) -> None:
         """Move a NIC to another network while the VM runs (WVPC's Settings dialog).
-        Usage: nic VM N none|shared|bridge ADAPTER|internal NAME"""
-        usage = "nic VM N none|shared|bridge ADAPTER|internal NAME"
+        Usage: nic VM N MODE (``help nic`` names the modes)"""
+        usage = f"nic VM N {modes.usage()}"
         args = line.split()
         where = self._vm_nic(args, usage)
         if where is None:
@@ -281,6 +281,11 @@ class LabCLI(CLI):
                          f"{', address ' + addr if addr else ''}"
                          f"{'' if changed else ' (already so: nothing changed)'}\n")
         sys.stdout.flush()
+
+    def help_nic(self) -> None:
+        """``help nic``: the modes as the registry has them (``none|shared|bridge ADAPTER|...``)."""
+        first = (self.do_nic.__doc__ or "").splitlines()[0]
+        self.stdout.write(f"{first}\n        Usage: nic VM N {modes.usage()}\n")
 
     def _nic_after_interrupt(self, vm: str, index: int) -> None:
         """Ctrl-C during ``nic`` or ``cable``: a change is made whole or not at all (the signal

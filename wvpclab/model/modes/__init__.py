@@ -1,8 +1,10 @@
 """The four NIC modes of Windows Virtual PC, one module each, behind one interface
-(``base.Mode``).
+(``base.Mode``): each module says everything its mode does, everywhere (the plan, reachability,
+the picture, the web page, the command line); nothing outside this package names a mode.
 
-``of(nic)`` gives a NIC's mode object; ``parse`` reads a mode typed by a user. Adding a mode is a
-new module and a line in ``MODES``.
+``of(nic)`` gives a NIC's mode object; ``parse`` reads a mode typed by a user; ``label``,
+``usage`` and ``counts`` put the modes in words. Adding a mode is a new module and a line in
+``MODES`` (``tests/unit/test_sixth_mode.py`` adds one from a test file alone).
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ MODES: dict[str, Mode] = {m.name: m for m in (none.MODE, shared.MODE, bridge.MOD
 def of(nic: Nic) -> Mode:
     """The mode object of a NIC."""
     return MODES[nic["mode"]]
+
+
+def of_any(nic: Nic) -> Mode:
+    """The mode of a NIC, or Not connected for a mode there is none of (a hand-made graph)."""
+    return MODES.get(nic.get("mode"), none.MODE)
 
 
 def by_name(name: str) -> Mode:
@@ -43,6 +50,18 @@ def label(nic: Nic) -> str:
     return of(nic).label(nic)
 
 
+def usage(sep: str = " ", between: str = "|") -> str:
+    """Every mode as a usage line names them: ``none|shared|bridge ADAPTER|internal NAME`` (the
+    command line's), ``none, shared, bridge:ADAPTER, internal:NAME`` (``sep=":"``,
+    ``between=", "``: the page's and the API's)."""
+    return between.join(m.usage(sep) for m in MODES.values())
+
+
+def counts(graph: nx.Graph) -> list[tuple[int, str]]:
+    """What the modes bring to a lab, counted for a summary line: ``[(1, "internal network")]``."""
+    return [count for m in MODES.values() for count in m.counts(graph)]
+
+
 def move(graph: nx.Graph, vm: str, index: int, mode: str, target: str | None) -> None:
     """Puts NIC ``index`` of ``vm`` in another mode in the graph: its ``attach`` edge follows, and
     the mode adds what it needs (an internal network typed afresh is declared)."""
@@ -64,4 +83,5 @@ def set_cable(graph: nx.Graph, vm: str, index: int, plugged: bool) -> None:
     graph.nodes[f"{vm}/{index}"]["cable"] = plugged
 
 
-__all__ = ["MODES", "Mode", "by_name", "label", "move", "of", "parse", "set_cable"]
+__all__ = ["MODES", "Mode", "by_name", "counts", "label", "move", "of", "of_any", "parse",
+           "set_cable", "usage"]
