@@ -1,4 +1,5 @@
-"""The manual's transcripts, run on real labs (root), as the examples' "Try in the CLI:" lines are.
+"""The manual's transcripts (README.md and docs/*.md), run on real labs (root), as the examples'
+"Try in the CLI:" lines are.
 
 The convention (docs/tutorial.md says it to readers too):
 
@@ -33,7 +34,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wvpclab import cleanup
+from wvpclab.runtime import cleanup
 
 pytestmark = pytest.mark.lab
 
@@ -197,7 +198,7 @@ def run_session(session: Session, timeout: float = 600) -> list[str]:
 
 def transcripts() -> list[tuple[str, Session]]:
     found = []
-    for page in sorted(DOCS.glob("*.md")):
+    for page in [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]:
         found += [(page.name, s) for s in parse(page.read_text())]
     return found
 
