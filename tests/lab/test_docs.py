@@ -248,3 +248,23 @@ def test_every_transcript_of_the_manual_prints_what_the_page_shows(page: str,
     if "--quiet" not in session.start.command:
         assert f"lab {lab_name(session.start.command)} is down" in chunks[-1], chunks[-1]
 
+
+
+def test_the_python_example_of_the_cli_page_runs() -> None:
+    """docs/cli.md's ``python`` block, run as it is, on its lab under a name of the suite's."""
+    from tests.lab.helpers import example_graph
+
+    text = (DOCS / "cli.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    load = 'Lab.load("topologies/default.yaml")'
+    assert load in code
+    code = code.replace(load, 'Lab(example_graph("default.yaml", "t-doc-api"), quiet=True)')
+    scope = {"example_graph": example_graph, "print": lambda *a, **k: None}
+    exec(compile(code, "docs/cli.md", "exec"), scope)  # noqa: S102 - the page's own example
+    assert leftovers_of("t-doc-api") == []
+
+
+def leftovers_of(name: str) -> list[str]:
+    from tests.lab.helpers import leftovers
+
+    return leftovers(cleanup.prefix_for(name))
