@@ -28,6 +28,7 @@ import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -226,6 +227,15 @@ def transcripts() -> list[tuple[str, Session]]:
 
 
 TRANSCRIPTS = transcripts()
+
+
+@pytest.fixture(autouse=True)
+def _files_the_pages_write() -> Iterator[None]:
+    """Removes what the pages' commands write under /tmp (captures, pictures) after each test."""
+    yield
+    for page in [ROOT / "README.md", *DOCS.glob("*.md")]:
+        for name in set(re.findall(r"/tmp/[\w.-]+\.(?:pcap|svg|png)\b", page.read_text())):
+            Path(name).unlink(missing_ok=True)
 
 
 @pytest.mark.parametrize(("page", "session"), TRANSCRIPTS,
