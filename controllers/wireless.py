@@ -1,4 +1,5 @@
-"""What the controller does with a wireless switch's packet-ins: pure, no os-ken (DESIGN.md §2).
+"""What the controller does with a wireless switch's packet-ins: pure, no os-ken
+(docs/architecture.md §2).
 
 `packet_in()` takes the switch description, its learned table, the port a frame came in on and
 the frame's bytes, and returns the frames to send (port, bytes) and the IP -> guest entries to

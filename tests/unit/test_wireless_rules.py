@@ -1,6 +1,6 @@
-"""Wireless host adapters (DESIGN.md §2): the access point's flows, the wireless filter's flows and
-the controller's pure packet-in decisions, checked with real frames (scapy) on the fake table.
-"""
+"""Wireless host adapters (docs/architecture.md §2): the access point's flows, the wireless filter's
+flows and the controller's pure packet-in decisions, checked with real frames (scapy) on the fake
+table."""
 
 from __future__ import annotations
 

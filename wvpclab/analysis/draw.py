@@ -1,5 +1,5 @@
-"""A lab's picture (DESIGN.md §1): PCs, their adapters, NAT engines and internal networks, the LANs
-outside, and each VM's NICs coloured by mode, drawn with Graphviz.
+"""A lab's picture (docs/architecture.md §1): PCs, their adapters, NAT engines and internal
+networks, the LANs outside, and each VM's NICs coloured by mode, drawn with Graphviz.
 
 Pure apart from running Graphviz's ``dot``: the picture is made from the topology graph alone (the
 schema in :mod:`wvpclab.model.topology`), so a running lab is drawn from ``lab.graph``, whose
