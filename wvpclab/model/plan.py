@@ -31,7 +31,6 @@ from wvpclab.model.items import (
     Firewall,
     Host,
     Item,
-    Nat,
     Port,
     Resolver,
     Route,
@@ -42,7 +41,7 @@ from wvpclab.model.items import (
     Uplink,
     Veth,
 )
-from wvpclab.model.nat import LAN_SIDE, WAN_SIDE, gateway_rules, pc_rules
+from wvpclab.model.nat import LAN_SIDE, WAN_SIDE, gateway_rules
 
 #: A guest NIC's port number on whatever switch it plugs into: GUEST_PORT_BASE + the NIC's place in
 #: the lab (stable across moves; the switches' own ports are numbered from 1).
@@ -321,12 +320,9 @@ def plan(graph: nx.Graph, prefix: str, previous: LabPlan | None = None) -> LabPl
         mode.plan_lab(b)
     for ordinal, (_, nic) in enumerate(topology.nodes_of(graph, "nic")):
         _plan_nic(b, nic, ordinal)
-    for key, _ in topology.nodes_of(graph, "pc"):
-        nats = [n for n in b.of(Nat).values() if n.pc == key]
-        adapters = [d["name"] for _, d in topology.nodes_of(graph, "adapter")
-                    if d["pc"] == key and d["lan"]]
-        b.add(Firewall(key, pc_rules(sorted(nats, key=lambda n: n.number), adapters)))
     _plan_names(b)
+    for mode in modes.MODES.values():  # what follows from every NIC (the PCs' NAT rules)
+        mode.plan_done(b)
     return b.finish()
 
 
@@ -373,15 +369,13 @@ def static_nameservers(graph: nx.Graph) -> dict[str, tuple[str, ...]]:
 
 
 def _plan_names(b: Builder) -> None:
-    """DNS: each LAN gateway's server, each PC's relay for its shared NICs, every node's own
-    resolver files."""
+    """DNS: each LAN gateway's server, every node's own resolver files (a mode adds its own
+    servers: ``Mode.plan_done``)."""
     g = b.graph
     names = lab_names(g)
     for key, lan in topology.nodes_of(g, "lan"):
         if has_dns(g, key):
             b.add(Dns(f"gw.{key}", listen=host(lan["gateway"]), names=names))
-    for pc in sorted({n.pc for n in b.of(Nat).values()}):
-        b.add(Dns(pc, relay=True))
     statics = static_nameservers(g)
     own: dict[str, tuple[str, ...]] = {}
     for name, ip in names:

@@ -5,13 +5,13 @@ A NIC is a graph node's attribute dict (``wvpclab.model.topology``): ``vm``, ``i
 ``target``, ``ip``, ``mac``, ``speed``, ``allow_mac_spoofing``, ``forward``, and at runtime
 ``cable``.
 
-Everything a mode decides is a member of its class: its plan (``plan_nic``, ``plan_lab``), where it
-puts a NIC for reachability and what it says of traffic there (``where``, ``inbound``,
-``isolation``, ``outbound``, ``dns``, ``reached``, ``sends_as``, ``stand_ins``: read by
-``wvpclab.analysis``), its picture (``style``, ``describe``, ``boxes``), its choices on the web
-page (``choices``, ``switches``) and its words on the command line (``target_word``). The modes
-depend on nothing of the plan's but the ``Builder`` interface below; ``wvpclab.model.plan`` calls
-them.
+Everything a mode decides is a member of its class: its plan (``plan_lab``, ``plan_nic``,
+``plan_done``), where it puts a NIC for reachability and what it says of traffic there (``where``,
+``inbound``, ``isolation``, ``outbound``, ``dns``, ``reached``, ``sends_as``, ``stand_ins``: read
+by ``wvpclab.analysis``), its picture (``style``, ``describe``, ``boxes``, ``legend``), its choices
+on the web page (``choices``, ``switches``), its words on the command line (``target_word``) and
+the runtime's classes of the nodes it adds (``roles``). The modes depend on nothing of the plan's
+but the ``Builder`` interface below; ``wvpclab.model.plan`` calls them.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ class Builder(Protocol):
     previous: Any  # the running plan (a LabPlan), for names kept across changes
 
     def add(self, item: Any) -> None: ...
+
+    def of(self, kind: type) -> dict[Any, Any]: ...
 
     def root_name(self, letter: str, number: int) -> str: ...
 
@@ -199,6 +201,10 @@ class Mode:
 
     def plan_nic(self, b: Builder, nic: Nic, ordinal: int) -> None:
         """Adds what this mode needs for one NIC beyond its cable (a NAT engine); default none."""
+
+    def plan_done(self, b: Builder) -> None:
+        """Adds what follows from every NIC's plan, once all are planned (each PC's own NAT rules
+        for its engines and its DNS relay); default none."""
 
     # -- reachability (``wvpclab.analysis.verify`` and ``reach``) --------------------------------
 

@@ -36,7 +36,7 @@ import networkx as nx
 
 from wvpclab.model import macs, topology
 from wvpclab.model.addresses import DEFAULT_NAT_SUBNET, host, nat_address, nat_pool
-from wvpclab.model.items import Address, DhcpServer, Firewall, Host, Nat, Route, Veth
+from wvpclab.model.items import Address, DhcpServer, Dns, Firewall, Host, Nat, Route, Veth
 from wvpclab.model.modes.base import (
     Box,
     Builder,
@@ -49,7 +49,7 @@ from wvpclab.model.modes.base import (
     open_to_the_internet,
     pc_of,
 )
-from wvpclab.model.nat import INSIDE, OUTSIDE, engine_ingress, engine_rules
+from wvpclab.model.nat import INSIDE, OUTSIDE, engine_ingress, engine_rules, pc_rules
 
 #: Where a shared NIC sits for reachability: behind its PC's NAT (("nat", PC)).
 PLACE = "nat"
@@ -167,6 +167,18 @@ class Shared(Mode):
         b.server(DhcpServer(key, nat.node, INSIDE, nat.subnet, inside, nat_pool(nat.subnet),
                             files=f"dhcp+nat+{nic['vm']}+{nic['index']}", router=inside,
                             dns=(inside,)))
+
+    def plan_done(self, b: Builder) -> None:
+        """Each PC's own firewall (``nat.pc_rules``: MASQUERADE out of its adapters for its
+        engines' transit links, the forwarded ports, FORWARD policy DROP; a PC without engines has
+        it too), then the DNS relay of each PC with engines."""
+        engines = sorted(b.of(Nat).values(), key=lambda n: n.number)
+        for key, _ in topology.nodes_of(b.graph, "pc"):
+            adapters = [d["name"] for _, d in topology.nodes_of(b.graph, "adapter")
+                        if d["pc"] == key and d["lan"]]
+            b.add(Firewall(key, pc_rules([n for n in engines if n.pc == key], adapters)))
+        for pc in sorted({n.pc for n in engines}):
+            b.add(Dns(pc, relay=True))
 
 
 MODE = Shared()
