@@ -17,8 +17,9 @@ from mininet.log import output
 from mininet.net import Mininet
 from mininet.node import Node, OVSSwitch
 
+from wvpclab.model.items import Host
 from wvpclab.runtime.nic import LabIntf
-from wvpclab.runtime.nodes import LabNode
+from wvpclab.runtime.nodes import TOPOLOGY_ROLES, LabNode
 
 
 class LabSwitch(OVSSwitch):
@@ -171,7 +172,8 @@ class UplinkTunnel(LabLink):
 
 
 class TransitLink(LabLink):
-    """A NAT engine's transit link into its PC."""
+    """A veth between two nodes' own stacks, no switch between them: a NAT engine's transit link
+    into its PC (``wvpclab.model.modes.shared``)."""
 
     KIND = "transit"
 
@@ -272,7 +274,8 @@ class LabNet(Mininet):
         from wvpclab.errors import UsageError
 
         if not hosts:  # as Mininet: the first and the last host (of the topology's own)
-            own = [h for h in self.hosts if not h.name.startswith(("gw.", "nat.", "dhcp."))]
+            roles = {h.name: h.role for h in self.lab.plan.of(Host).values()}
+            own = [h for h in self.hosts if roles.get(h.name) in TOPOLOGY_ROLES]
             hosts = [own[0], own[-1]] if len(own) > 1 else self.hosts[:1] + self.hosts[-1:]
         client, server = hosts
         target = reach.Resolver(self.lab).target(client.name, server.name)

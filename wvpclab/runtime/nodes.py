@@ -3,12 +3,14 @@ strong-host sysctls, a router's forwarding) together with its first share of the
 takes later shares (one shell round trip each), ``terminate`` ends what it owns and its namespace.
 
 Roles (the plan's ``Host.role``): ``vm`` (VirtualPC), ``pc`` (PhysicalPC), ``gateway`` (LanGateway),
-``server`` (LanServer), ``nat`` (NatEngine), ``dhcp`` (DhcpResponderNode).
+``server`` (LanServer); a NIC mode's own nodes have the class its ``Mode.roles`` names (shared's
+``nat``: NatEngine, internal's ``dhcp``: DhcpResponderNode).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import signal
 import subprocess
@@ -274,11 +276,27 @@ class DhcpResponderNode(LabNode):
         super().__init__(name, **params)
 
 
-#: The node class of each plan role.
-ROLES: dict[str, type[LabNode]] = {"vm": VirtualPC, "pc": PhysicalPC, "gateway": LanGateway,
-                                   "server": LanServer, "nat": NatEngine,
-                                   "dhcp": DhcpResponderNode}
+class _Roles(dict):
+    """The node class of each plan role: the topology's own here, a mode's as its ``roles`` name
+    it (imported the first time a node of the role starts)."""
+
+    def __missing__(self, role: str) -> type[LabNode]:
+        from wvpclab.model import modes
+
+        for mode in modes.MODES.values():
+            if role in mode.roles:
+                module, _, name = mode.roles[role].rpartition(".")
+                self[role] = getattr(importlib.import_module(module), name)
+                return self[role]
+        raise KeyError(role)
 
 
-__all__ = ["ROLES", "DhcpResponderNode", "LabNode", "LanGateway", "LanServer", "NatEngine",
-           "NodeScript", "PhysicalPC", "VirtualPC"]
+#: The node class of each plan role (a mode's added when first asked for).
+ROLES: dict[str, type[LabNode]] = _Roles(vm=VirtualPC, pc=PhysicalPC, gateway=LanGateway,
+                                         server=LanServer)
+#: The roles of the topology's own nodes (not those a mode or a LAN adds).
+TOPOLOGY_ROLES = ("vm", "pc", "server")
+
+
+__all__ = ["ROLES", "TOPOLOGY_ROLES", "DhcpResponderNode", "LabNode", "LanGateway", "LanServer",
+           "NatEngine", "NodeScript", "PhysicalPC", "VirtualPC"]

@@ -125,6 +125,10 @@ class Mode:
     dialog_rank: ClassVar[int] = 100
     #: The drop-down's entry of a mode that takes no target (``Shared Networking (NAT)``).
     dialog_label: ClassVar[str] = ""
+    #: The nodes the mode adds to the plan, by role (``Host.role``: ``nat``), each with the
+    #: runtime's Mininet class that starts it, as ``module.Class`` (the model imports no Mininet;
+    #: ``wvpclab.runtime.nodes.ROLES`` imports it when a node of the role starts).
+    roles: ClassVar[Mapping[str, str]] = {}
 
     def label(self, nic: Nic) -> str:
         """``none``, ``shared``, ``bridge eth0``, ``internal lab``."""

@@ -14,7 +14,8 @@ the command line (``usage``), and a count in summaries (``counts``).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import networkx as nx
 
@@ -28,6 +29,8 @@ from wvpclab.model.topology import NAME_RE
 #: where an internal NIC sits for reachability: on its island (("island", PC/NAME)).
 KIND = "internal"
 PLACE = "island"
+#: The plan role of an internal network's DHCP server's node.
+ROLE = "dhcp"
 
 
 class Internal(Mode):
@@ -37,6 +40,7 @@ class Internal(Mode):
     takes_target = True
     target_word = "NAME"
     dialog_rank = 30
+    roles: ClassVar[Mapping[str, str]] = {ROLE: "wvpclab.runtime.nodes.DhcpResponderNode"}
 
     def attachment(self, graph: nx.Graph, nic: Nic) -> str:
         return f"{pc_of(graph, nic)}/{nic['target']}"
@@ -145,7 +149,7 @@ def plan_network(b: Builder, key: str, net: dict) -> None:
     node = responder_name(net)
     root = b.root_name("d", slot)
     mac = macs.derive_adapter(net["pc"], f"dhcp/{net['name']}")
-    b.add(Host(node, "dhcp", net["pc"]))
+    b.add(Host(node, ROLE, net["pc"]))
     b.add(Veth(node, "eth0", mac, root=root))
     b.add(Port(key, root, 1, "dhcp", mac, label="DHCP responder"))
     b.add(Address(node, "eth0", str(INTERNAL_SERVER)))

@@ -30,7 +30,7 @@ and the runtime realizes them as any item.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import networkx as nx
 
@@ -53,6 +53,8 @@ from wvpclab.model.nat import INSIDE, OUTSIDE, engine_ingress, engine_rules, pc_
 
 #: Where a shared NIC sits for reachability: behind its PC's NAT (("nat", PC)).
 PLACE = "nat"
+#: The plan role of a NAT engine's node.
+ROLE = "nat"
 
 
 class Shared(Mode):
@@ -61,6 +63,7 @@ class Shared(Mode):
     attaches_to = "pc"
     dialog_rank = 20
     dialog_label = "Shared Networking (NAT)"
+    roles: ClassVar[Mapping[str, str]] = {ROLE: "wvpclab.runtime.nodes.NatEngine"}
 
     def describe(self, nic: Nic) -> str:
         return "shared (NAT)"
@@ -156,7 +159,7 @@ class Shared(Mode):
         key = self.attachment(b.graph, nic)
         inside = str(nat.inside.ip)
         b.add(nat)
-        b.add(Host(nat.node, "nat", nat.pc))
+        b.add(Host(nat.node, ROLE, nat.pc))
         b.add(Address(nat.node, INSIDE, str(nat.inside)))
         b.add(Veth(nat.node, OUTSIDE, peer=nat.pc, peer_dev=nat.pc_dev))
         b.add(Address(nat.node, OUTSIDE, str(nat.nat_side)))
