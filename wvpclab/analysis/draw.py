@@ -154,8 +154,9 @@ def _vm_label(key: str, vm: Mapping[str, Any], nics: list[Mapping[str, Any]],
             f'BGCOLOR="#ffffff">{body}</TABLE>>')
 
 
-def _title_label(name: Any) -> str:
-    """The graph's label: the lab's name over the legend (a swatch per NIC mode, two a row)."""
+def _title_label(name: Any, stacked: Iterable[str] = ()) -> str:
+    """The graph's label: the lab's name over the legend (a swatch per NIC mode, two a row; the
+    LAN's radio link, and the dotted lines ``stacked`` names: the modes' ``legend``)."""
     entries = []
     for mode in modes.MODES.values():
         strong, fill, text = mode.style
@@ -164,8 +165,8 @@ def _title_label(name: Any) -> str:
                        f'FIXEDSIZE="TRUE"{style}> </TD>'
                        f'<TD ALIGN="LEFT">{_small(_e(text), "#222222")}</TD>')
     rows = ['<TD WIDTH="8"> </TD>'.join(entries[i:i + 2]) for i in range(0, len(entries), 2)]
-    lines = _small("- - -  LAN link: wireless (radio)<BR/>"
-                   "· · ·  NAT routed through the host's IP stack")
+    lines = _small("<BR/>".join(["- - -  LAN link: wireless (radio)",
+                                 *(f"· · ·  {_e(text)}" for text in stacked)]))
     span = f'ROWSPAN="{max(len(rows), 1)}"'
     legend = (f'<TABLE BORDER="1" COLOR="#bbbbbb" CELLBORDER="0" CELLSPACING="3" CELLPADDING="2">'
               f'<TR><TD ALIGN="LEFT" VALIGN="TOP" {span}><FONT POINT-SIZE="11"><B>NIC modes'
@@ -209,10 +210,14 @@ def dot_source(graph: nx.Graph, dpi: int | None = None, live: bool = False) -> s
     page's version, whose NICs and switches carry ids (``live_id``) and a row for live values."""
     gv = _binding()
     name = graph.graph.get("name", "lab")
+    on = {k for k, _ in topology.nodes_of(graph, "pc")} | \
+        {vm.get("pc") for _, vm in topology.nodes_of(graph, "vm") if vm.get("pc")}
+    stacked = [m.legend for m in modes.MODES.values() if m.legend
+               and any(box.from_stack for pc in sorted(on) for box in m.boxes(graph, pc))]
     d = gv.Digraph(name=str(name))
     d.attr(rankdir="LR", newrank="true", compound="true", fontname=FONT, fontsize="16",
            labelloc="t", labeljust="l", nodesep="0.25", ranksep="0.8", pad="0.3",
-           label=_title_label(name))
+           label=_title_label(name, stacked))
     if dpi:
         d.attr(dpi=str(dpi))
     d.attr("node", fontname=FONT, fontsize="11", shape="plain")
@@ -228,13 +233,11 @@ def dot_source(graph: nx.Graph, dpi: int | None = None, live: bool = False) -> s
     missing: dict[str, tuple[str, str]] = {}
     for key, nic in nodes["nic"]:
         attach = _attach_key(graph, key, nic)
-        if attach and attach not in graph:
-            pc = attach.split("/", 1)[0]
-            kind = _mode(nic).attaches_to
-            if kind == "adapter":
-                missing[attach] = (pc, "adapter not in the topology")
-            elif kind == "pc":
-                pcs.setdefault(attach, {"kind": "pc", "name": attach})
+        drawn = _mode(nic).drawn_missing(attach) if attach and attach not in graph else None
+        if drawn and drawn[1]:
+            missing[attach] = (drawn[0], drawn[1])
+        elif drawn:
+            pcs.setdefault(drawn[0], {"kind": "pc", "name": drawn[0]})
 
     # A lab over several servers: each machine a group around its LANs, PCs and VMs.
     servers = graph.graph.get("servers") or {}

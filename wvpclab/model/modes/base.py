@@ -120,6 +120,9 @@ class Mode:
     target_word: ClassVar[str] = "TARGET"
     #: The kind of graph node a NIC in this mode attaches to (None: nothing).
     attaches_to: ClassVar[str | None] = None
+    #: The picture's legend for the dotted line from a PC's IP stack to one of the mode's boxes
+    #: (``Box.from_stack``), shown when the picture has one.
+    legend: ClassVar[str] = ""
     #: Where the mode's choices stand in the Settings dialog's drop-down (WVPC's order: Not
     #: connected, the host's adapters, Shared Networking, internal networks); lower first.
     dialog_rank: ClassVar[int] = 100
@@ -266,6 +269,20 @@ class Mode:
         """What the mode draws inside PC ``pc`` (its internal networks' switches, its NICs' NAT
         engines); default nothing."""
         return []
+
+    def drawn_missing(self, attach: str) -> tuple[str, str | None] | None:
+        """What the picture draws for ``attach``, the node a NIC's cable plugs into, when the graph
+        lacks it (a stale or hand-made graph): (PC, why) the node inside PC ``PC``, marked with
+        ``why``; (PC, None) the PC itself (``attach`` is one); None nothing (the mode's ``boxes``
+        draw it). Default None."""
+        return None
+
+    def nics_on(self, graph: nx.Graph, pc: str) -> list[tuple[str, Nic]]:
+        """The NICs in this mode of the VMs on PC ``pc``, by key (a hand-made graph's too: a NIC
+        whose VM the graph lacks is on no PC)."""
+        return sorted((key, nic) for key, nic in graph.nodes(data=True)
+                      if nic.get("kind") == "nic" and nic.get("mode") == self.name
+                      and nic.get("vm") in graph and graph.nodes[nic["vm"]].get("pc") == pc)
 
     # -- the web page's Settings dialog (``wvpclab.ui.web.state``) -------------------------------
 

@@ -53,6 +53,10 @@ class HostAdapter(Mode):
         lan = self._lan(graph, nic)
         return lan_router(graph, lan) if lan and graph.nodes[lan].get("dns", True) else None
 
+    def drawn_missing(self, attach: str) -> tuple[str, str]:
+        """An adapter the graph lacks is drawn in its PC, marked."""
+        return attach.split("/", 1)[0], "adapter not in the topology"
+
     def check_target(self, graph: nx.Graph, pc: str, target: str | None) -> str | None:
         adapter = graph.nodes.get(f"{pc}/{target}")
         if adapter and adapter.get("kind") == "adapter":

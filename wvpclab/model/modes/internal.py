@@ -89,11 +89,9 @@ class Internal(Mode):
         """The PC's internal networks' switches (one a NIC names that the graph lacks, too: a
         stale or hand-made graph), each with its DHCP server."""
         nets = {key: net for key, net in topology.nodes_of(graph, KIND) if net.get("pc") == pc}
-        for _, nic in topology.nodes_of(graph, "nic"):
-            vm = graph.nodes[nic.get("vm")] if nic.get("vm") in graph else {}
+        for _, nic in self.nics_on(graph, pc):
             key = f"{pc}/{nic.get('target')}"
-            if nic.get("mode") == self.name and nic.get("target") and vm.get("pc") == pc \
-                    and key not in graph:
+            if nic.get("target") and key not in graph:
                 nets[key] = {"name": nic["target"], "pc": pc, "dhcp": True}
         return [Box(key, key, lines=(("internal network switch", "small"),
                                      (f"DHCP on ({INTERNAL_SERVER.ip})" if net.get("dhcp")

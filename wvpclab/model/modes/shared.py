@@ -63,6 +63,7 @@ class Shared(Mode):
     attaches_to = "pc"
     dialog_rank = 20
     dialog_label = "Shared Networking (NAT)"
+    legend = "NAT routed through the host's IP stack"
     roles: ClassVar[Mapping[str, str]] = {ROLE: "wvpclab.runtime.nodes.NatEngine"}
 
     def describe(self, nic: Nic) -> str:
@@ -139,10 +140,7 @@ class Shared(Mode):
         """Each shared NIC's NAT engine on ``pc``: its address, what it serves, its forwards."""
         out = []
         subnet = graph.nodes[pc].get("nat_subnet") if pc in graph else None
-        for key, nic in topology.nodes_of(graph, "nic"):
-            vm = graph.nodes[nic.get("vm")] if nic.get("vm") in graph else {}
-            if nic.get("mode") != self.name or vm.get("pc") != pc:
-                continue
+        for key, nic in self.nics_on(graph, pc):
             lines = [(str(nat_address(subnet or DEFAULT_NAT_SUBNET)), "mono"),
                      ("DHCP · DNS · firewall", "small")]
             for rule in nic.get("forward") or ():
@@ -151,6 +149,11 @@ class Shared(Mode):
             out.append(Box(self.engine(nic), "NAT engine", f"for {key}", tuple(lines),
                            from_stack=True))
         return out
+
+    def drawn_missing(self, attach: str) -> tuple[str, str | None]:
+        """A shared NIC's cable plugs into its PC (its engine's box): a PC the graph lacks is
+        drawn."""
+        return attach, None
 
     def plan_nic(self, b: Builder, nic: Nic, ordinal: int) -> None:
         """The NIC's NAT engine: node (the NIC's cable ends in it), transit link into the PC,
