@@ -11,9 +11,9 @@ depend on the topology file's syntax for the mode.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import networkx as nx
 import pytest
@@ -35,6 +35,8 @@ class Hub(Mode):
     target_word = "NAME"
     attaches_to = KIND
     dialog_rank = 25  # after Shared Networking, before the internal networks
+    legend = "hub fed from the PC's stack"
+    roles: ClassVar[Mapping[str, str]] = {"hubmon": "wvpclab.runtime.nodes.LanServer"}
 
     def attachment(self, graph: nx.Graph, nic: Nic) -> str:
         return f"{graph.nodes[nic['vm']]['pc']}/hub.{nic['target']}"
@@ -58,9 +60,21 @@ class Hub(Mode):
         for n, (key, _) in enumerate(topology.nodes_of(b.graph, KIND)):
             b.add(Bridge(key, b.root_name("u", n), b.dpid(0x6, n), "internal"))
 
+    def plan_done(self, b: Builder) -> None:
+        """Once every NIC is planned: a monitor port on each hub with guests."""
+        hubs = sorted({p.bridge for p in b.of(Port).values()
+                       if p.role == "guest" and p.bridge.split("/", 1)[-1].startswith("hub.")})
+        for n, hub in enumerate(hubs):
+            b.port(hub, b.root_name("m", n), None, None, label="monitor")
+
     def boxes(self, graph: nx.Graph, pc: str) -> list[Box]:
-        return [Box(key, key, lines=(("hub", "small"),), switch=f"hub {key}: its rules")
+        used = {f"{pc}/hub.{nic['target']}" for _, nic in self.nics_on(graph, pc)}
+        return [Box(key, key, lines=(("hub", "small"),), switch=f"hub {key}: its rules",
+                    from_stack=key in used)
                 for key, hub in topology.nodes_of(graph, KIND) if hub["pc"] == pc]
+
+    def drawn_missing(self, attach: str) -> tuple[str, str]:
+        return attach.split("/", 1)[0], "hub not in the topology"
 
     def choices(self, graph: nx.Graph, pc: str) -> list[dict[str, str]]:
         out = [{"value": f"hub:{hub['name']}", "label": f"Hub {hub['name']}"}
@@ -150,10 +164,14 @@ def test_the_plan_has_its_switches_and_cables(graph: nx.Graph) -> None:
     assert guests == {("pc/hub.x", "guest a/eth0"), ("pc/hub.x", "guest b/eth0"),
                       ("pc/hub.y", "guest c/eth0")}
     assert all(port.number >= GUEST_PORT_BASE for port in p.of(Port).values()
-               if port.bridge in hubs)
+               if port.bridge in hubs and port.role == "guest")
     # no DHCP there: c's client has no network to lease from, and still has a carrier
     client = p.get(DhcpClient, ("c", "eth0"))
     assert client.attached == "pc/hub.y" and client.lease_net is None and client.carrier
+    # once every NIC is planned (plan_done), each hub with guests has its monitor port
+    monitors = {(port.bridge, port.ifname) for port in p.of(Port).values()
+                if port.label == "monitor"}
+    assert monitors == {("pc/hub.x", "wvabc-m0"), ("pc/hub.y", "wvabc-m1")}
     # the four modes' part of the plan is what it was
     assert "pc/lab" in p.of(Bridge) and "pc/eth0" in p.of(Bridge)
 
@@ -201,8 +219,11 @@ def test_verify_s_dns_and_a_pulled_cable(graph: nx.Graph) -> None:
 
 
 def test_the_picture_draws_it(graph: nx.Graph, tmp_path: Path) -> None:
+    assert [key for key, _ in HUB.nics_on(graph, "pc")] == ["a/0", "b/0", "c/0"]
     source = draw.dot_source(graph)
     assert "hub — a plain hub of its own" in source  # in the legend, a fifth swatch
+    assert "hub fed from the PC&#x27;s stack" in source  # its boxes fed from the stack: a line
+    assert source.count('style=dotted') >= 2 + 1  # the two hubs' and the shared NIC's engine
     assert source.count('BGCOLOR="#eadcf7"') >= 3 + 1  # three NICs and the legend's swatch
     assert 'color="#7a3db8"' in source  # its cables
     texts = [t for t in source.split("<B>") if t.startswith("pc/hub.")]
@@ -227,3 +248,20 @@ def test_the_page_offers_it(graph: nx.Graph) -> None:
                             "pluggable": True, "static": "10.66.0.1/24"}
     assert {(s["key"], s["kind"]) for s in page["switches"]} >= {("pc/hub.x", "hub"),
                                                                  ("pc/hub.y", "hub")}
+
+
+def test_a_hub_the_graph_lacks_is_drawn_as_the_mode_says(graph: nx.Graph) -> None:
+    graph.remove_node("pc/hub.y")  # c's NIC still names it: a stale graph
+    source = draw.dot_source(graph)
+    assert "hub not in the topology" in source
+
+
+def test_the_runtime_starts_its_nodes_as_it_names_them(hub_mode: Hub) -> None:
+    from wvpclab.runtime import nodes
+
+    try:
+        assert nodes.ROLES["hubmon"] is nodes.LanServer
+        assert nodes.ROLES["nat"] is nodes.NatEngine  # the four modes' own, named by them
+        assert nodes.ROLES["dhcp"] is nodes.DhcpResponderNode
+    finally:
+        nodes.ROLES.pop("hubmon", None)
