@@ -1,30 +1,42 @@
 """Shared networking (NAT): each shared NIC has a NAT engine of its own (``nat.VM.N``) at the other
 end of its cable (no switch between them: the engine is the only thing on the guest's private
 network, at .254 its gateway, DHCP server and DNS option), MASQUERADE and a stateful firewall onto a
-/30 transit link into the PC, which masquerades again out of its adapters.
+/30 transit link into the PC, which masquerades again out of its adapters and relays DNS.
 
-What the mode does, everywhere (each a member of ``Shared`` below):
+The whole story, where each part lives:
 
-- the plan (``plan_nic``): per NIC its engine node, the transit link into the PC, the engine's
-  firewall and ingress filter (``wvpclab.model.nat``), its DHCP server; the guest's cable goes
-  straight into the engine (``cable_into``, ``engine``);
-- addresses: the PC's ``nat_subnet`` (``network``), the engine's .254 as router, DHCP server and
-  DNS server (``server``, ``gateway``, ``nameserver``); a static address keeps these;
+- the syntax and its checks: ``shared`` on a NIC, its ``forward`` ports, the PC's ``nat.subnet``
+  (its default ``addresses.DEFAULT_NAT_SUBNET``) are read and checked with the topology
+  (``wvpclab.model.topology``, the PC's ``nat_subnet`` and the NIC's ``forward`` in the graph);
+- the plan (``Shared`` below): per NIC (``plan_nic``) a ``Nat`` item (``items.Nat``, made by
+  ``nat_of``), the engine's node (role ``ROLE``), the transit link into the PC (a ``Veth`` between
+  two nodes), the engine's firewall and ingress filter, its DHCP server; the guest's cable goes
+  straight into the engine (``cable_into``, ``engine``); once every NIC is planned
+  (``plan_done``), each PC's own firewall and, on a PC with engines, its DNS relay (a ``Dns``
+  item with ``relay``);
+- the rulesets: ``wvpclab.model.nat`` (``engine_rules``, ``engine_ingress``, ``pc_rules``: pure
+  ``iptables-restore`` and ``nft`` text) and the addresses: ``wvpclab.model.addresses``
+  (``nat_address``, ``nat_pool``, the transit links' ``TRANSIT_NET``);
+- addresses for guests: the PC's ``nat_subnet`` (``network``), the engine's .254 as router, DHCP
+  server and DNS server (``server``, ``gateway``, ``nameserver``); a static address keeps these;
+- the runtime: the engine runs as ``wvpclab.runtime.nodes.NatEngine`` (``roles``: a router), its
+  transit link is a ``wvpclab.runtime.net.TransitLink``, the PC a ``PhysicalPC`` (it forwards; its
+  firewall drops what the rules do not let through); the firewalls, the DHCP server and the relay
+  (``wvpclab.runtime.dns``) are realized as any item of their kind;
 - reachability (``wvpclab.analysis.verify``, ``reach``): the NIC sits behind its PC's NAT
   (``where``: ("nat", PC)); nothing comes in (``inbound``); out, it reaches its PC, the LANs of
   the PC's addressed adapters and, over the internet, LANs open to it (``outbound``); its DNS is
   the engine's, relayed by the PC (``dns``); in Mininet's ping tests the engine is reached by its
   guest only, reaches its guest and PC, and sends as its guest (``reached``, ``sends_as``);
 - the picture (``wvpclab.analysis.draw``): orange (``style``), "shared (NAT)" on the NIC
-  (``describe``), each engine a box in its PC fed from the PC's IP stack, the PC's title its
-  subnet (``boxes``, ``pc_notes``);
+  (``describe``), each engine a box in its PC fed from the PC's IP stack, with its legend line,
+  the PC's title its subnet (``boxes``, ``legend``, ``pc_notes``; a PC the graph lacks is drawn:
+  ``drawn_missing``);
 - the web page: "Shared Networking (NAT)" after the host adapters (``dialog_label``,
   ``dialog_rank``);
-- the command line: ``shared`` (``usage``); ``nat VM N`` shows the engine's and the PC's rules.
-
-The plan's ``Nat`` items carry the rest without naming the mode: the PC's own MASQUERADE out of its
-adapters (``nat.pc_rules``) and its DNS relay (``plan._plan_names``) for the PCs that have engines,
-and the runtime realizes them as any item.
+- the command line: ``shared`` (``usage``); ``nat VM N`` (``wvpclab.ui.labcli``, ``do_nat``)
+  prints the rules in force in the engine's and the PC's namespaces (``Lab.nat_rules`` in
+  ``wvpclab.runtime.lab``, which finds the NIC's ``Nat`` item in the running plan).
 """
 
 from __future__ import annotations
