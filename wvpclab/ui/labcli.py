@@ -285,7 +285,8 @@ class LabCLI(CLI):
     def help_nic(self) -> None:
         """``help nic``: the modes as the registry has them (``none|shared|bridge ADAPTER|...``)."""
         first = (self.do_nic.__doc__ or "").splitlines()[0]
-        self.stdout.write(f"{first}\n        Usage: nic VM N {modes.usage()}\n")
+        sys.stdout.write(f"{first}\n        Usage: nic VM N {modes.usage()}\n")
+        sys.stdout.flush()
 
     def _nic_after_interrupt(self, vm: str, index: int) -> None:
         """Ctrl-C during ``nic`` or ``cable``: a change is made whole or not at all (the signal
