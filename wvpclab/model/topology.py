@@ -58,31 +58,17 @@ from wvpclab.model.addresses import (
     gateway_address,
     nat_address,
 )
+from wvpclab.model.names import ADAPTER_RE as _ADAPTER_RE
+from wvpclab.model.names import HOSTNAME_RE as _HOSTNAME_RE
+from wvpclab.model.names import LAB_NAME_RE, NAME_RE, RESERVED_NAMES
+from wvpclab.model.names import RESERVED_IFACE_RE as _RESERVED_IFACE_RE
+from wvpclab.model.names import USER_RE as _USER_RE
 
 MAX_NICS = 4
 MODES = ("none", "shared", "bridge", "internal")
 SPEEDS = (10, 100, "unlimited")
 ADAPTER_TYPES = ("wired", "wireless")
 
-#: Words the Mininet CLI (and ours) takes as commands: a node so named could not be addressed there.
-RESERVED_NAMES = frozenset({
-    # Mininet's CLI
-    "EOF", "dpctl", "dump", "exit", "gterm", "help", "intfs", "iperf", "iperfudp", "link", "links",
-    "net", "nodes", "noecho", "pingall", "pingallfull", "pingpair", "pingpairfull", "ports", "px",
-    "py", "quit", "sh", "source", "switch", "time", "wait", "x", "xterm",
-    # ours
-    "vms", "nics", "nic", "cable", "leases", "rules", "nat", "capture", "matrix", "draw",
-})
-
-#: What a user-given name (VM, PC, LAN, server, internal network) may look like.
-NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
-_ADAPTER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")
-_RESERVED_IFACE_RE = re.compile(r"^nat[0-9]+$")
-LAB_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-#: A server's address: an IPv4 or IPv6 address or a DNS name (what ssh is given).
-_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                          r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
-_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 #: The name that stands for the machine running the lab (in plans and placements).
 LOCAL = "local"
 

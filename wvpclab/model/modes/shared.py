@@ -6,12 +6,13 @@ network, at .254 its gateway, DHCP server and DNS option), MASQUERADE and a stat
 
 from __future__ import annotations
 
+import ipaddress
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
 from wvpclab.model import macs
-from wvpclab.model.addresses import host, nat_pool
+from wvpclab.model.addresses import host, nat_address, nat_pool
 from wvpclab.model.items import Address, DhcpServer, Firewall, Host, Nat, Route, Veth
 from wvpclab.model.modes.base import Mode, Nic, pc_of
 from wvpclab.model.nat import INSIDE, OUTSIDE, engine_ingress, engine_rules
@@ -24,6 +25,19 @@ class Shared(Mode):
     name = "shared"
     style = ("#d96c00", "#fde2c4", "shared — NAT engine in the PC")
     attaches_to = "pc"
+    summary = ("Shared networking (NAT): the NIC sits behind a NAT engine of its own in the PC, "
+               "which leases it an address from the PC's shared-networking subnet (`nat.subnet`, "
+               "default 192.168.131.0/24; the engine is .254) and may forward ports to it.")
+    takes_forwards = True
+
+    def check_address(self, graph: nx.Graph, nic: Nic,
+                      iface: ipaddress.IPv4Interface) -> str | None:
+        subnet = ipaddress.IPv4Network(self.network(graph, nic))
+        if iface.network != subnet:
+            return f"{iface} is not in the PC's shared-networking subnet {subnet}"
+        if iface.ip == nat_address(str(subnet)).ip:
+            return f"{iface.ip} is the NAT engine's own address"
+        return None
 
     def describe(self, nic: Nic) -> str:
         return "shared (NAT)"
