@@ -64,6 +64,10 @@ class Mode:
         """The NIC entry's one-word form in a file (and the CLI's): ``shared``, ``bridge:eth0``."""
         return f"{self.name}:{target}" if self.takes_target else self.name
 
+    def entry(self, target: str | None) -> dict[str, Any]:
+        """The NIC mapping's mode key and value: ``{"shared": True}``, ``{"bridge": "eth0"}``."""
+        return {self.name: target if self.takes_target else True}
+
     def pattern(self) -> str:
         """A regular expression for the one-word form (``format``, or ``bridge eth0``)."""
         name = re.escape(self.name)
