@@ -40,6 +40,7 @@ import json
 import stat
 import subprocess
 import sys
+import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -360,6 +361,7 @@ def from_document(doc: Any, default_name: str = "lab") -> nx.Graph:
     graph, errors = _Builder(default_name).build(doc)
     if errors:
         raise TopologyError(errors)
+    _mark(graph)
     return graph
 
 
@@ -370,7 +372,11 @@ def check_document(doc: Any) -> list[Issue]:
 
 def from_graph(graph: nx.Graph, default_name: str = "lab") -> nx.Graph:
     """Validates a graph (built in code or read from node-link JSON); returns it rebuilt and
-    normalized (derived MACs filled in), or raises TopologyError."""
+    normalized (derived MACs filled in), or raises TopologyError. The graph's own problems (its
+    attributes, nodes and edges) are named in graph words: ``graph['internal']``,
+    ``nodes['pc'].subnett``, ``edges['pc', 'eth0']``."""
+    if not isinstance(graph, nx.Graph):
+        raise TopologyError([Issue("", f"expected a networkx graph, got {type(graph).__name__}")])
     doc, errors = to_document(graph)
     if errors:
         raise TopologyError(errors)
@@ -378,9 +384,40 @@ def from_graph(graph: nx.Graph, default_name: str = "lab") -> nx.Graph:
 
 
 def validate(graph: nx.Graph) -> list[Issue]:
-    """Every problem in a graph, as key paths of the equivalent topology document."""
+    """Every problem in a graph: its own (in graph words) or, in the topology it describes, as key
+    paths of the equivalent topology document."""
     doc, errors = to_document(graph)
     return errors or check_document(doc)
+
+
+#: Graphs this module built (or found valid) and what they held then: ``checked`` does not
+#: validate them again while they are unchanged.
+_CHECKED: weakref.WeakKeyDictionary[nx.Graph, int] = weakref.WeakKeyDictionary()
+
+
+def _fingerprint(graph: nx.Graph) -> int:
+    return hash((repr(graph.graph), repr(list(graph.nodes(data=True))),
+                 repr(list(graph.edges(data=True)))))
+
+
+def _mark(graph: nx.Graph) -> None:
+    _CHECKED[graph] = _fingerprint(graph)
+
+
+def checked(graph: nx.Graph) -> nx.Graph:
+    """``graph`` once it is known valid: a graph the loader built (``load``, ``from_document``,
+    ``from_graph``), unchanged since, is not validated again; any other is validated (raising
+    TopologyError listing every problem) and remembered. A lab is thus validated once per start
+    (``wvpclab.runtime.lab.Lab`` calls this)."""
+    if isinstance(graph, nx.Graph) and _CHECKED.get(graph) == _fingerprint(graph):
+        return graph
+    if not isinstance(graph, nx.Graph):
+        raise TopologyError([Issue("", f"expected a networkx graph, got {type(graph).__name__}")])
+    errors = validate(graph)
+    if errors:
+        raise TopologyError(errors)
+    _mark(graph)
+    return graph
 
 
 _path = schema.path_of
@@ -874,27 +911,113 @@ def _or_modes(which: Any) -> str:
 # --------------------------------------------------------------------------------------------------
 # Graph -> document (for graphs built in code or read as node-link JSON)
 
+#: What each kind of node may carry (the module docstring says what each means).
+_NODE_ATTRS: dict[str, tuple[str, ...]] = {
+    "pc": ("kind", "name", "nat_subnet", "base_mac", "server"),
+    "adapter": ("kind", "name", "pc", "type", "mac", "mac_source", "lan", "ip"),
+    "lan": ("kind", "name", "subnet", "gateway", "dhcp", "server", "nat", "wan", "internet", "dns"),
+    "server": ("kind", "name", "lan", "ip"),
+    "internal": ("kind", "name", "pc", "dhcp"),
+    "vm": ("kind", "name", "pc", "dhcp_client", "ipv6"),
+    "nic": ("kind", "name", "vm", "index", "mode", "target", "mac", "mac_source", "ip", "speed",
+            "allow_mac_spoofing", "forward", "cable"),
+}
+#: The graph's own attributes.
+_GRAPH_ATTRS = ("name", "internal", "servers")
+#: What an edge's ``rel`` says, between which kinds of node, and the attribute that says it:
+#: rel -> (kind, kind, the attribute of the second that names the first, or None).
+_RELS: dict[str, tuple[str, str, str | None]] = {
+    "adapter": ("pc", "adapter", "pc"), "uplink": ("lan", "adapter", "lan"),
+    "server": ("lan", "server", "lan"), "internal": ("pc", "internal", "pc"),
+    "host": ("pc", "vm", "pc"), "nic": ("vm", "nic", "vm"), "attach": ("", "nic", None),
+}
+
+
+def _graph_issues(graph: nx.Graph) -> list[Issue]:
+    """A graph's own problems, in graph words: its attributes (``graph['internal']``), its nodes'
+    kinds and attributes (``nodes['pc'].subnett``) and its edges' relations (``edges['a', 'b']``).
+    What the nodes describe is checked afterwards, as a topology document."""
+    errors: list[Issue] = []
+    for attr, value in graph.graph.items():
+        where = f"graph[{_fmt(attr)}]"
+        if attr not in _GRAPH_ATTRS:
+            errors.append(Issue(where, f"unknown graph attribute (expected one of: "
+                                       f"{', '.join(_GRAPH_ATTRS)})"
+                                       f"{schema.did_you_mean(attr, _GRAPH_ATTRS)}"))
+        elif attr == "name" and value is not None and not isinstance(value, str):
+            errors.append(Issue(where, f"expected the lab's name, got {type(value).__name__} "
+                                       f"{_fmt(value)}"))
+        elif attr != "name" and value is not None and not (
+                isinstance(value, Mapping) and all(v is None or isinstance(v, Mapping)
+                                                   for v in value.values())):
+            what = "internal network" if attr == "internal" else "server"
+            errors.append(Issue(where, f"expected a mapping of {what} names to their settings "
+                                       f"(e.g. {{'lab': {{'dhcp': True}}}}), got "
+                                       f"{type(value).__name__} {_fmt(value)}"
+                                if attr == "internal" else
+                                f"expected a mapping of {what} names to their settings "
+                                f"(e.g. {{'far': {{'host': '192.0.2.10'}}}}), got "
+                                f"{type(value).__name__} {_fmt(value)}"))
+    kinds = tuple(_NODE_ATTRS)
+    for key, data in graph.nodes(data=True):
+        where = f"nodes[{_fmt(key)}]"
+        kind = data.get("kind")
+        if not isinstance(kind, str) or kind not in _NODE_ATTRS:
+            errors.append(Issue(where, f"kind {_fmt(kind)} is not one of {', '.join(kinds)}"
+                                       f"{schema.did_you_mean(kind, kinds)}"))
+            continue
+        for attr in data:
+            if attr not in _NODE_ATTRS[kind]:
+                known = _NODE_ATTRS[kind]
+                errors.append(Issue(f"{where}.{attr}", f"unknown attribute of a {kind} node "
+                                                       f"(expected one of: {', '.join(known)})"
+                                                       f"{schema.did_you_mean(attr, known)}"))
+    for a, b, data in graph.edges(data=True):
+        where = f"edges[{_fmt(a)}, {_fmt(b)}]"
+        rel = data.get("rel")
+        if rel not in _RELS:
+            got = "no rel" if rel is None else f"rel {_fmt(rel)} is not one of {', '.join(_RELS)}"
+            errors.append(Issue(where, f"{got}: an edge says what it joins (rel: "
+                                       f"{', '.join(_RELS)}), and the nodes' attributes must say "
+                                       "it too (an adapter's pc, a VM's pc, a NIC's vm, ...)"))
+            continue
+        first, second, attr = _RELS[rel]
+        ends = {graph.nodes[a].get("kind"): a, graph.nodes[b].get("kind"): b}
+        if second not in ends or (first and first not in ends):
+            errors.append(Issue(where, f"rel {rel!r} joins a {first or 'NIC'} and a {second}"
+                                       if first else f"rel {rel!r} starts at a nic node"))
+            continue
+        if attr and graph.nodes[ends[second]].get(attr) != _name(graph, ends[first]):
+            errors.append(Issue(where, f"rel {rel!r} joins {_fmt(ends[first])} and "
+                                       f"{_fmt(ends[second])}, but nodes[{_fmt(ends[second])}]."
+                                       f"{attr} is {_fmt(graph.nodes[ends[second]].get(attr))}"))
+    return errors
+
+
+def _name(graph: nx.Graph, key: Any) -> Any:
+    return graph.nodes[key].get("name", key)
+
+
 
 def to_document(graph: nx.Graph) -> tuple[dict, list[Issue]]:
     """The topology document equivalent to ``graph``, and the structural problems found on the way.
 
     Attributes are what counts (see the module docstring); edges are rebuilt from them.
     """
-    errors: list[Issue] = []
-    doc: dict[str, Any] = {"name": graph.graph.get("name", "lab"),
-                           "servers": {k: dict(v) for k, v in
-                                       graph.graph.get("servers", {}).items()},
-                           "pcs": {}, "lans": {},
-                           "internal": {k: dict(v) for k, v in
-                                        graph.graph.get("internal", {}).items()}, "vms": {}}
+    errors = _graph_issues(graph)
+
+    def section(attr: str) -> dict:
+        value = graph.graph.get(attr)
+        if not isinstance(value, Mapping):
+            return {}
+        return {k: dict(v or {}) for k, v in value.items() if v is None or isinstance(v, Mapping)}
+
+    doc: dict[str, Any] = {"name": graph.graph.get("name", "lab"), "servers": section("servers"),
+                           "pcs": {}, "lans": {}, "internal": section("internal"), "vms": {}}
     by_kind: dict[str, list[tuple[Any, dict]]] = {}
     for key, data in graph.nodes(data=True):
-        kind = data.get("kind")
-        if kind not in ("pc", "adapter", "lan", "server", "internal", "vm", "nic"):
-            errors.append(Issue(f"nodes[{_fmt(key)}]", f"kind {_fmt(kind)} is not one of pc, "
-                                                       "adapter, lan, server, internal, vm, nic"))
-            continue
-        by_kind.setdefault(kind, []).append((key, data))
+        if isinstance(data.get("kind"), str) and data["kind"] in _NODE_ATTRS:
+            by_kind.setdefault(data["kind"], []).append((key, data))
 
     def need(key: Any, data: dict, *attrs: str) -> bool:
         missing = [a for a in attrs if data.get(a) is None]
@@ -907,12 +1030,30 @@ def to_document(graph: nx.Graph) -> tuple[dict, list[Issue]]:
         return name.rsplit("/", 1)[-1] if isinstance(name, str) and data["kind"] in (
             "adapter", "internal") else name
 
+    first: dict[tuple[str, str, Any], Any] = {}
+
+    def twice(key: Any, data: dict, section: dict) -> bool:
+        """Whether a node's name is already taken in its section (it would replace the other)."""
+        name = name_of(key, data)
+        if name in section:
+            where = f" on pc {data['pc']}" if data["kind"] == "adapter" else ""
+            other = first[(data["kind"], where, name)]
+            errors.append(Issue(f"nodes[{_fmt(key)}]", f"a second {data['kind']} node named "
+                                                       f"{_fmt(name)}{where} (the first is "
+                                                       f"nodes[{_fmt(other)}])"))
+            return True
+        first[(data["kind"], f" on pc {data['pc']}" if data["kind"] == "adapter" else "",
+               name)] = key
+        return False
+
     for key, data in by_kind.get("pc", []):
         pc: dict[str, Any] = {"adapters": {}}
         if data.get("nat_subnet") and data["nat_subnet"] != DEFAULT_NAT_SUBNET:
             pc["nat"] = {"subnet": data["nat_subnet"]}
         if data.get("server") is not None:
             pc["server"] = data["server"]
+        if twice(key, data, doc["pcs"]):
+            continue
         doc["pcs"][name_of(key, data)] = pc
     for key, data in by_kind.get("lan", []):
         if data.get("internet"):
@@ -923,6 +1064,8 @@ def to_document(graph: nx.Graph) -> tuple[dict, list[Issue]]:
             lan["nat"] = False
         if data.get("server") is not None:
             lan["server"] = data["server"]
+        if twice(key, data, doc["lans"]):
+            continue
         doc["lans"][name_of(key, data)] = lan
     for key, data in by_kind.get("server", []):
         if need(key, data, "lan", "ip"):
@@ -940,6 +1083,8 @@ def to_document(graph: nx.Graph) -> tuple[dict, list[Issue]]:
             adapter = {k: data[k] for k in ("type", "lan", "ip") if data.get(k) is not None}
             if data.get("mac") and data.get("mac_source", "explicit") == "explicit":
                 adapter["mac"] = data["mac"]
+            if twice(key, data, doc["pcs"][data["pc"]]["adapters"]):
+                continue
             doc["pcs"][data["pc"]]["adapters"][name_of(key, data)] = adapter
     for key, data in by_kind.get("internal", []):
         name = name_of(key, data)
@@ -956,6 +1101,8 @@ def to_document(graph: nx.Graph) -> tuple[dict, list[Issue]]:
             vm["dhcp_client"] = data["dhcp_client"]
         if data.get("ipv6", True) is not True:
             vm["ipv6"] = data["ipv6"]
+        if twice(key, data, doc["vms"]):
+            continue
         doc["vms"][name_of(key, data)] = vm
     nics: dict[Any, dict[int, dict]] = {}
     for key, data in by_kind.get("nic", []):
