@@ -483,6 +483,7 @@ def check(doc: Any) -> Checked:
     issues: list[Issue] = []
     seen: set[str] = set()
     left_out: set[tuple[Any, ...]] = set()
+    said: set[tuple[Any, ...]] = set()
     work: Any = doc
     for _ in range(8):
         try:
@@ -492,10 +493,14 @@ def check(doc: Any) -> Checked:
         if work is doc:
             work = copy.deepcopy(doc)
         for e in errors:
+            loc = tuple(e["loc"])
+            if any(loc[:n] in said for n in range(len(loc) + 1)):
+                continue  # a key left out for an error already said (a required one: "missing")
             issue = _issue(e, work)
             if str(issue) not in seen:
                 seen.add(str(issue))
                 issues.append(issue)
+        said |= {tuple(e["loc"]) for e in errors}
         for e in sorted(errors, key=lambda e: len(e["loc"]), reverse=True):
             _leave_out(work, e, left_out)
     return Checked(None, issues, left_out)

@@ -396,7 +396,10 @@ _CHECKED: weakref.WeakKeyDictionary[nx.Graph, int] = weakref.WeakKeyDictionary()
 
 
 def _fingerprint(graph: nx.Graph) -> int:
-    return hash((repr(graph.graph), repr(list(graph.nodes(data=True))),
+    """What a graph holds, in one number (its name aside: ``run --name`` renames a loaded lab, and
+    ``checked`` checks a name on its own)."""
+    rest = {k: v for k, v in graph.graph.items() if k != "name"}
+    return hash((repr(rest), repr(list(graph.nodes(data=True))),
                  repr(list(graph.edges(data=True)))))
 
 
@@ -409,7 +412,9 @@ def checked(graph: nx.Graph) -> nx.Graph:
     ``from_graph``), unchanged since, is not validated again; any other is validated (raising
     TopologyError listing every problem) and remembered. A lab is thus validated once per start
     (``wvpclab.runtime.lab.Lab`` calls this)."""
-    if isinstance(graph, nx.Graph) and _CHECKED.get(graph) == _fingerprint(graph):
+    name = graph.graph.get("name") if isinstance(graph, nx.Graph) else None
+    if (isinstance(graph, nx.Graph) and _CHECKED.get(graph) == _fingerprint(graph)
+            and isinstance(name, str) and LAB_NAME_RE.match(name)):
         return graph
     if not isinstance(graph, nx.Graph):
         raise TopologyError([Issue("", f"expected a networkx graph, got {type(graph).__name__}")])
@@ -450,7 +455,8 @@ class _Builder:
         self.g.graph["servers"] = {}
         self.server_decl: dict[str, str] = {}  # name -> path, for "named but unused"
         self.server_used: set[str] = set()
-        self.left_out: set[tuple[Any, ...]] = set()
+        self.left_out: set[tuple[Any, ...]] = set()  # (section, name) of entries left out
+        self.left_out_keys: set[tuple[Any, ...]] = set()  # every key path left out
 
     # -- helpers ----------------------------------------------------------------------------------
     def err(self, path: str, message: str) -> None:
@@ -487,7 +493,8 @@ class _Builder:
     def build(self, doc: Any) -> tuple[nx.Graph, list[Issue]]:
         checked = schema.check(doc)
         self.errors.extend(checked.issues)
-        self.left_out = {loc[:2] for loc in checked.left_out if len(loc) >= 2}
+        self.left_out = {loc[:2] for loc in checked.left_out if len(loc) == 2}
+        self.left_out_keys = checked.left_out
         topo = checked.topology
         if topo is None:
             return self.g, self.errors
@@ -770,6 +777,8 @@ class _Builder:
             if not self.node_name(name, path, "VM"):
                 continue
             pc = body.pc
+            if pc is None and ("vms", name, "pc") in self.left_out_keys:
+                continue  # its pc is in error, said already
             if pc is None:
                 if len(pcs) == 1:
                     pc = pcs[0]
