@@ -20,6 +20,7 @@ import difflib
 import ipaddress
 import json
 import re
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
@@ -152,6 +153,9 @@ def _cidr(text: str) -> str:
 
 
 def _mac(text: str) -> str:
+    if not isinstance(text, str):  # only for messages: the models let only text through
+        raise TypeError(f"{fmt(text)} is not a MAC address (six hex octets, e.g. "
+                        "00:1a:2b:3c:4d:5e)")
     try:
         return macs.check_unicast(text)
     except macs.MacError as err:
@@ -186,7 +190,7 @@ def _user(text: str) -> str:
 
 
 def _forward(text: str) -> str:
-    m = FORWARD_RE.match(text)
+    m = FORWARD_RE.match(text) if isinstance(text, str) else None
     if not m:
         raise ValueError(f"{fmt(text)} is not PROTO:HOSTPORT:GUESTPORT (e.g. tcp:8080:80)")
     proto, hport, gport = m.group(1), int(m.group(2)), int(m.group(3))
@@ -351,9 +355,13 @@ class Nic(_Entry):
                 f"expected a NIC mode or a mapping, got {type(value).__name__} {fmt(value)}")})
         found = [k for k in value if isinstance(k, str) and k in modes.MODES]
         if len(found) != 1:
+            known = cls.document_keys()
+            unknown = [k for k in value if k not in known]
+            hint = "".join(f"; {fmt(k)} is no key here{did_you_mean(k, list(modes.MODES))}"
+                           for k in unknown[:3])
             raise PydanticCustomError("wvpclab", "{message}", {"message": (
                 f"a NIC needs exactly one mode key ({_or(list(modes.MODES))}), got "
-                f"{', '.join(map(str, found)) or 'none'}")})
+                f"{', '.join(map(str, found)) or 'none'}{hint}")})
         name = found[0]
         try:
             target = modes.MODES[name].parse_value(value[name])
@@ -550,10 +558,49 @@ def _issue(e: Any, doc: Any) -> Issue:
         what = model.refers_to[str(key)]
         return Issue(path_of(*loc), f"no {what} {fmt(value)} (a {what}'s name is text)")
     if kind in ("string_type", "str_type"):
-        return Issue(path_of(*loc), f"expected text, got {type(value).__name__} {fmt(value)}")
+        why = _format_error(loc, value)
+        return Issue(path_of(*loc), why or f"expected text, got {type(value).__name__} "
+                                           f"{fmt(value)}")
     if kind.startswith(("int", "float")):
         return Issue(path_of(*loc), f"expected a number, got {fmt(value)}")
     return Issue(path_of(*loc), f"{fmt(value)} is not accepted here ({kind.replace('_', ' ')})")
+
+
+def _format_error(loc: tuple[Any, ...], value: Any) -> str | None:
+    """What a value's format check says of a value that is not even text (a CIDR network, a MAC,
+    a forwarding rule: "5 is not a network in CIDR form"), or None for a plain text key."""
+    holder = model_at(loc[:-1])
+    metadata: list[Any] = []
+    if isinstance(holder, type) and issubclass(holder, BaseModel):
+        field = holder.model_fields.get(str(loc[-1]))
+        tp = field.annotation if field is not None else None
+        metadata = list(field.metadata) if field is not None else []
+    else:
+        tp = _element_type(loc)
+    if get_origin(tp) in (Union, types.UnionType):
+        tp = next((a for a in get_args(tp) if a is not type(None)), None)
+    if get_origin(tp) is Annotated:
+        metadata += list(get_args(tp)[1:])
+    for item in metadata:
+        if isinstance(item, AfterValidator):
+            try:
+                item.func(value)  # type: ignore[call-arg]
+            except (ValueError, TypeError) as err:
+                return str(err)
+            except AttributeError:
+                return None
+    return None
+
+
+def _element_type(loc: tuple[Any, ...]) -> Any:
+    """The declared type (Annotated kept) of a list's or mapping's element at ``loc``."""
+    holder = model_at(loc[:-2]) if len(loc) >= 2 else None
+    if isinstance(holder, type) and issubclass(holder, BaseModel):
+        field = holder.model_fields.get(str(loc[-2]))
+        container = _unwrap(field.annotation) if field is not None else None
+        if get_origin(container) in (list, dict):
+            return get_args(container)[-1]
+    return None
 
 
 def _leave_out(doc: Any, e: Any, left_out: set[tuple[Any, ...]]) -> None:
@@ -606,7 +653,7 @@ def _unwrap(tp: Any) -> Any:
         origin = get_origin(tp)
         if origin is Annotated:
             tp = get_args(tp)[0]
-        elif origin is Union or str(origin) == "<class 'types.UnionType'>":
+        elif origin in (Union, types.UnionType):
             args = [a for a in get_args(tp) if a is not type(None)]
             tp = args[0] if len(args) == 1 else tp
             if len(args) != 1:

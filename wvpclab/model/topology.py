@@ -835,7 +835,11 @@ class _Builder:
                     path: str) -> ipaddress.IPv4Interface | None:
         """A NIC's static address: CIDR (or bare where the mode knows the prefix length), usable,
         what the mode accepts, unique in its broadcast domain."""
-        if not attached:
+        if not attached:  # the address is checked once the target is right; its form now
+            try:
+                ipaddress.IPv4Interface(value)
+            except ValueError:
+                self.err(path, f"{_fmt(value)} is not an IPv4 address (bare or in CIDR form)")
             return None
         prefix = mode.address_prefix(self.g, nic)
         text = value

@@ -7,6 +7,8 @@ new module and a line in ``MODES``.
 
 from __future__ import annotations
 
+import difflib
+
 import networkx as nx
 
 from wvpclab.model.modes import bridge, internal, none, shared
@@ -46,7 +48,9 @@ def parse(spec: str, target: str | None = None, sep: str = " ") -> tuple[str, st
         raise ValueError(f"{spec!r} is not a NIC mode: {name} needs a target ({mode.form(sep)})")
     if mode is not None:
         raise ValueError(f"{spec!r} is not a NIC mode: {name} takes no target")
-    raise ValueError(f"{spec!r} is not a NIC mode ({forms(sep)})")
+    close = difflib.get_close_matches(name, list(MODES), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"{spec!r} is not a NIC mode ({forms(sep)}){hint}")
 
 
 def format(mode: str, target: str | None = None) -> str:  # the inverse of parse
