@@ -46,8 +46,6 @@ SPEEDS = (10, 100, "unlimited")
 ADAPTER_TYPES = ("wired", "wireless")
 DHCP_CLIENTS = ("udhcpc", "dhclient")
 FORWARD_RE = re.compile(r"^(tcp|udp):(\d{1,5}):(\d{1,5})$")
-#: Where the JSON Schema says it comes from (``$id``).
-SCHEMA_ID = "https://github.com/wvpclab/wvpclab/blob/main/wvpclab/model/topology.schema.json"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -688,7 +686,7 @@ def model_at(loc: tuple[Any, ...]) -> Any:
 def json_schema() -> dict[str, Any]:
     """The topology document's JSON Schema (draft 2020-12), with titles and descriptions."""
     schema = Topology.model_json_schema()
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
 
 
 def json_schema_text() -> str:

@@ -1,7 +1,12 @@
 """Topology files -> a validated networkx graph (pure: no root, no I/O beyond reading the file).
 
 The file contract is DESIGN.md §4. Every error is collected and reported at once, each naming its
-key path and the offending value; nothing is started from a topology that has an error.
+key path and the offending value; nothing is started from a topology that has an error. The
+document's structure (keys, types, defaults, choices) is declared once in ``wvpclab.model.schema``;
+this module reads files, runs the cross-reference checks on what the schema parsed (names,
+addresses, what refers to what; each NIC's mode checks its own target, address and forwards) and
+builds the graph. A graph built in code is checked in graph words first (``from_graph``), and
+``checked(graph)`` validates a graph once per lab start.
 
 Graph schema (node key: attributes; every node has ``kind`` and ``name``):
 
@@ -18,10 +23,10 @@ Graph schema (node key: attributes; every node has ``kind`` and ``name``):
 - ``PC/NAME``: kind ``internal``; ``pc``, ``dhcp`` (bool).
 - ``VM``: kind ``vm``; ``pc``; ``dhcp_client`` (udhcpc|dhclient: the guest's DHCP client);
   ``ipv6`` (bool: whether the guest runs IPv6 beside IPv4, as Windows 7 does and XP by default not).
-- ``VM/N``: kind ``nic``; ``vm``, ``index``, ``mode`` (none|shared|bridge|internal), ``target``
-  (adapter or internal network name, else None), ``mac``, ``mac_source``, ``ip`` (CIDR or None for
-  DHCP), ``speed`` (10|100|"unlimited"), ``allow_mac_spoofing``, ``forward`` (list of
-  ``proto:hostport:guestport``).
+- ``VM/N``: kind ``nic``; ``vm``, ``index``, ``mode`` (a name in ``wvpclab.model.modes.MODES``),
+  ``target`` (what the mode names: an adapter, an internal network; else None), ``mac``,
+  ``mac_source``, ``ip`` (CIDR or None for DHCP), ``speed`` (10|100|"unlimited"),
+  ``allow_mac_spoofing``, ``forward`` (list of ``proto:hostport:guestport``).
 
 The graph's own attributes: ``name``, ``internal`` (declared internal networks) and ``servers``
 (``{NAME: {"host": ADDRESS, "user": USER}}``, the other machines a lab spreads over; empty: one
@@ -29,8 +34,8 @@ machine).
 
 Edges carry ``rel``: pc-adapter ``adapter``, adapter-lan ``uplink``, lan-server ``server``,
 pc-internal ``internal``, vm-pc ``host``, vm-nic ``nic``, and nic-(adapter|internal|pc) ``attach``
-with the NIC's ``mode`` (a shared NIC attaches to its PC, whose NAT engine serves it; a ``none`` NIC
-has no attach edge).
+with the NIC's ``mode`` (the mode says where: ``Mode.graph_attach``; a NIC not connected has no
+attach edge).
 """
 
 from __future__ import annotations
@@ -1239,6 +1244,4 @@ def summary(graph: nx.Graph) -> str:
 
 
 def _label(nic: Mapping) -> str:
-    from wvpclab.model import modes  # modes' internal network names use NAME_RE from here
-
     return modes.label(nic)
