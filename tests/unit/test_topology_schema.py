@@ -322,3 +322,11 @@ def test_checked_takes_the_loaders_graph_as_it_is_and_checks_any_other() -> None
         topology.checked(g)
     with pytest.raises(TopologyError, match="no rel"):
         topology.checked(_edge_without_rel())
+
+
+def test_too_many_nics_and_the_first_four_are_still_checked() -> None:
+    errs = errors_of(with_(vms__xp__nics=[1, "none", "none", {"bridge": "eth9"}, "none"]))
+    assert errs == ["vms.xp.nics: 5 NICs, a VM has at most 4",
+                    "vms.xp.nics[0]: expected a NIC mode or a mapping, got int 1",
+                    ("vms.xp.nics[3].bridge: no adapter 'eth9' on pc host1 (it has: eth0); "
+                     "did you mean 'eth0'?")], errs
