@@ -330,3 +330,12 @@ def test_too_many_nics_and_the_first_four_are_still_checked() -> None:
                     "vms.xp.nics[0]: expected a NIC mode or a mapping, got int 1",
                     ("vms.xp.nics[3].bridge: no adapter 'eth9' on pc host1 (it has: eth0); "
                      "did you mean 'eth0'?")], errs
+
+
+def test_a_lab_takes_the_loaders_graph_and_refuses_a_bad_one_in_graph_words() -> None:
+    from wvpclab.runtime.lab import Lab  # constructing one starts nothing
+
+    g = topology.load(TOPOLOGIES / "four_modes.yaml")
+    assert Lab(g, quiet=True).graph is g
+    with pytest.raises(TopologyError, match=r"edges\['v', 'v/0'\]: no rel"):
+        Lab(_edge_without_rel(), quiet=True)
