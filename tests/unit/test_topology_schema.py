@@ -339,3 +339,9 @@ def test_a_lab_takes_the_loaders_graph_and_refuses_a_bad_one_in_graph_words() ->
     assert Lab(g, quiet=True).graph is g
     with pytest.raises(TopologyError, match=r"edges\['v', 'v/0'\]: no rel"):
         Lab(_edge_without_rel(), quiet=True)
+
+
+def test_a_json_topology_may_name_its_schema(tmp_path: Path) -> None:
+    path = tmp_path / "lab.json"
+    path.write_text(json.dumps({"$schema": "../wvpclab/model/topology.schema.json", **GOOD}))
+    assert topology.load(path).nodes["xp/1"]["mode"] == "bridge"

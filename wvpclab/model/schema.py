@@ -430,6 +430,13 @@ class Topology(_Entry):
 
     model_config = ConfigDict(title="wvpclab topology", extra="forbid", strict=True, frozen=True)
 
+    schema_: str | None = Field(None, alias="$schema", description=(
+        "Where an editor finds this schema (a JSON topology's way to name it); ignored."))
+
+    @classmethod
+    def document_keys(cls) -> list[str]:
+        return [k for k in super().document_keys() if k != "$schema"]  # an editor's, not a lab's
+
     name: str | None = Field(None, description=(
         "The lab's name (letters, digits, '.', '-', '_'; at most 64); default: the file's name."))
     servers: _entries(Server) | None = Field(None, description=(  # type: ignore[valid-type]
