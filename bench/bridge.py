@@ -500,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from wvpclab import Lab
     from wvpclab.model import topology
-    from wvpclab.runtime import cleanup
+    from wvpclab.runtime import rundir
     base = BaselineSetup()
     labels = [WIRED, WIRELESS, NORMAL]
     results: dict[str, dict[str, list[float]]] = {
@@ -516,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         if any(left.values()):
             log(f"removed leftovers of an earlier run: {left}")
         name = lab_name(LAB_BASE)
-        prefix = cleanup.prefix_for(name)
+        prefix = rundir.prefix_for(name)
         graph = topology.from_document(topology_doc(name))
         log(f"starting lab {name} (prefix {prefix})")
         t0 = now()

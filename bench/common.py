@@ -2,8 +2,10 @@
 
 Imported as a sibling module (``import common``): each script puts its own directory on ``sys.path``
 first, so this works for ``python bench/x.py`` and ``python -m bench.x`` alike. Where the project
-already has the helper (``wvpclab.runtime.cleanup``, ``wvpclab.runtime.procs``,
-``wvpclab.runtime.lab``), it is used.
+already has the helper (``wvpclab.runtime.cleanup``, ``rundir``, ``ovs``, ``procs``,
+``wvpclab.runtime.lab``), it is used. The benchmarks need the project's own dependencies only, not
+its test extra (``scripts/install.sh`` without ``--test`` is enough; ``tests/unit/test_imports.py``
+checks that every script imports without it).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from wvpclab.runtime import cleanup
+from wvpclab.runtime import cleanup, procs, rundir
+from wvpclab.runtime.ovs import vsctl
 from wvpclab.runtime.procs import cmdline, wait_ready  # noqa: F401 - re-exported for the scripts
 
 #: Child processes running right now, by PID: stopped by PID if we are interrupted.
@@ -74,11 +77,11 @@ def ip_batch(lines: list[str], force: bool = False, check: bool = True) -> None:
             check=check)
 
 
-ovs = cleanup.ovs  # ovs-vsctl --timeout=10 ..., bounded
+ovs = vsctl  # ovs-vsctl --timeout=10 ..., bounded
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
-    return cleanup.wait_until(condition, timeout, interval)
+    return procs.wait_until(condition, timeout, interval)
 
 
 def harden(name: str) -> None:
@@ -237,18 +240,18 @@ def known_test_prefixes() -> set[str]:
             names.update(re.findall(r"""["'](t-[A-Za-z0-9_.-]+)["']""", path.read_text()))
         except OSError:
             pass
-    return {cleanup.prefix_for(n) for n in names}
+    return {rundir.prefix_for(n) for n in names}
 
 
 def lab_name(base: str) -> str:
     """``base`` (or a variant) whose prefix no running lab, leftover or test lab uses."""
     taken = known_test_prefixes()
-    if cleanup.RUN_ROOT.is_dir():
-        taken |= {p.name for p in cleanup.RUN_ROOT.iterdir()}
-    taken |= {cleanup.NAME_RE.match(x).group(0)[:-1]  # type: ignore[union-attr]
+    if rundir.RUN_ROOT.is_dir():
+        taken |= {p.name for p in rundir.RUN_ROOT.iterdir()}
+    taken |= {rundir.NAME_RE.match(x).group(0)[:-1]  # type: ignore[union-attr]
               for x in cleanup.lab_bridges() + cleanup.lab_links()}
     for suffix in [""] + [f"-{c}" for c in "abcdefghijklmnopqrstuvwxyz"]:
-        if cleanup.prefix_for(base + suffix) not in taken:
+        if rundir.prefix_for(base + suffix) not in taken:
             return base + suffix
     raise RuntimeError("no lab name with a free prefix")
 

@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from wvpclab import Lab
     from wvpclab.model import topology
-    from wvpclab.runtime import cleanup
+    from wvpclab.runtime import rundir
     labels = ["wvpclab NAT", "PC's own stack", "routed"] + \
         ([] if args.no_same_hops else ["routed, same hops"])
     keys = ("tcp1", "tcp2", "tcp1_retr", "tcp2_retr", "conn", "conn_err", "rtt", "loss")
@@ -399,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = "/run" if os.path.isdir("/run") else None
         logdir = Path(tempfile.mkdtemp(prefix="bnchn-", dir=run_dir))
         name = lab_name(LAB_BASE)
-        prefix = cleanup.prefix_for(name)
+        prefix = rundir.prefix_for(name)
         log(f"starting lab {name} (prefix {prefix})")
         t0 = now()
         with Lab(topology.from_document(topology_doc(name)), quiet=True) as lab:

@@ -215,8 +215,8 @@ def lab_memory(lab: Any, before: dict[str, int]) -> dict[str, int]:
     controller (``pss``); Open vSwitch's PSS, all of it (``ovs``: it keeps what it grew to, so
     its growth depends on what ran before); and how much the machine's available memory fell
     since just before the start (``machine``: kernel objects too: namespaces, veths, sockets)."""
-    from wvpclab.runtime import cleanup
-    state = cleanup.read_state(lab.prefix) or {}
+    from wvpclab.runtime import cleanup, rundir
+    state = rundir.read_state(lab.prefix) or {}
     pids = set(cleanup.pids_in_netns(int(i) for i in state.get("netns", [])))
     if lab.controller and lab.controller.pid:
         pids.add(lab.controller.pid)
@@ -505,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
           f"wvpclab speed {args.speed or 'default'}, IPv6 {'off' if args.no_ipv6 else 'on'}]",
           flush=True)
 
-    from wvpclab.runtime import cleanup
+    from wvpclab.runtime import rundir
     used_prefixes: set[str] = set()
     results: dict[tuple[int, str], list[dict[str, Any]]] = {
         (n, m): [] for n in sizes for m in methods}
@@ -519,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
             for n in sizes:
                 for method in methods:
                     if method == "wvpclab":
-                        used_prefixes.add(cleanup.prefix_for(lab_name(n)))
+                        used_prefixes.add(rundir.prefix_for(lab_name(n)))
                         prof = profile if (profile and rep == 0 and n == max(sizes)) else None
                         res = run_wvpclab(n, speed, prof, ipv6=not args.no_ipv6)
                     elif method == "mininet":

@@ -1,6 +1,7 @@
 """The complete flow set wanted on a filter switch or an internal switch, computed from plain data.
 
-No os-ken here: a switch description goes in, a frozenset of `Flow` comes out (DESIGN.md §2).
+No os-ken here: a switch description goes in, a frozenset of `Flow` comes out
+(docs/architecture.md §2).
 
 Two tables keep the set linear in the number of ports. Table 0 (admission) decides whether a
 frame may enter at all: 802.1D reserved groups are dropped, each registered port's legitimate
@@ -71,7 +72,7 @@ PRIO_DHCP_STEER = 800  # guest DHCP client messages to the responder only
 PRIO_KNOWN_UNICAST = 600  # destination is a registered MAC
 PRIO_MULTICAST = 400  # group bit set (broadcast included)
 PRIO_OTHER_UNICAST = 200  # any other destination
-# Table 1 of a wireless switch (DESIGN.md §2, wireless host adapters), besides the above:
+# Table 1 of a wireless switch (docs/architecture.md §2, wireless host adapters), besides the above:
 PRIO_W_DHCP_SERVER = 820  # from the uplink, UDP 67 -> 68: to the controller (deliver by chaddr)
 PRIO_W_LEARNED = 700  # from the uplink to the adapter's MAC, for a learned guest IP
 PRIO_W_UPLINK_TO_GUEST = 650  # from the uplink to a guest's own MAC: dropped (not on the LAN)

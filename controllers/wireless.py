@@ -1,4 +1,5 @@
-"""What the controller does with a wireless switch's packet-ins: pure, no os-ken (DESIGN.md §2).
+"""What the controller does with a wireless switch's packet-ins: pure, no os-ken
+(docs/architecture.md §2).
 
 `packet_in()` takes the switch description, its learned table, the port a frame came in on and
 the frame's bytes, and returns the frames to send (port, bytes) and the IP -> guest entries to
@@ -23,7 +24,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from controllers import packets
 from controllers.flowrules import (
     DHCP_CLIENT_PORT,
     DHCP_SERVER_PORT,
@@ -36,6 +36,7 @@ from controllers.flowrules import (
     is_group_mac,
     learnable_ipv4,
 )
+from wvpclab import wire
 
 
 @dataclass(frozen=True)
@@ -94,9 +95,10 @@ def _decide(switch: Switch, learned: tuple[Learned, ...], in_port: int, frame: b
     port = switch.port(in_port)
     if port is None:
         return _drop(f"port {in_port} is not registered")
-    eth = packets.parse_ethernet(frame)
-    if eth is None:
-        return _drop("not an Ethernet frame")
+    try:
+        eth = wire.parse_ethernet(frame)
+    except wire.Malformed as exc:
+        return _drop(f"not an Ethernet frame ({exc})")
     if port.guarded and eth.src != port.mac:
         return _drop("spoofed source MAC")
     if eth.dst.startswith("01:80:c2:00:00:0"):
@@ -105,19 +107,19 @@ def _decide(switch: Switch, learned: tuple[Learned, ...], in_port: int, frame: b
     uplink = switch.role_port(ROLE_UPLINK)
     adapter = host.mac if host is not None else None
     if port.role == ROLE_GUEST:
-        if eth.ethertype == packets.ETH_TYPE_ARP:
+        if eth.ethertype == wire.ETH_TYPE_ARP:
             return _guest_arp(switch, port.number, eth, frame, adapter, uplink)
-        if eth.ethertype == packets.ETH_TYPE_IPV4:
+        if eth.ethertype == wire.ETH_TYPE_IPV4:
             return _guest_dhcp(switch, port.number, eth, frame, adapter, uplink)
         return _drop(f"ethertype {eth.ethertype:#06x} from a guest is not translated")
     if port.role == ROLE_UPLINK:
-        if eth.ethertype == packets.ETH_TYPE_IPV4:
+        if eth.ethertype == wire.ETH_TYPE_IPV4:
             return _server_dhcp(switch, port.number, eth, frame, adapter)
         return _drop(f"ethertype {eth.ethertype:#06x} from the uplink is not ours")
     return _drop(f"no packet-in expected from a {port.role} port")
 
 
-def _guest_outputs(switch: Switch, in_port: int, eth: packets.Ethernet, frame: bytes,
+def _guest_outputs(switch: Switch, in_port: int, eth: wire.Ethernet, frame: bytes,
                    translated: bytes | None, uplink_port: int | None) -> list[tuple[int, bytes]]:
     """Where a guest's frame (ARP or DHCP) goes: by destination, translated to the uplink."""
     owner = _registered(switch, eth.dst)
@@ -131,58 +133,69 @@ def _guest_outputs(switch: Switch, in_port: int, eth: packets.Ethernet, frame: b
     return out
 
 
-def _guest_arp(switch: Switch, in_port: int, eth: packets.Ethernet, frame: bytes,
+def _guest_arp(switch: Switch, in_port: int, eth: wire.Ethernet, frame: bytes,
                adapter: str | None, uplink) -> Decision:
-    arp = packets.parse_arp(eth.payload)
-    if arp is None:
-        return _drop("malformed ARP")
+    try:
+        arp = wire.parse_arp(eth.payload)
+    except wire.Malformed as exc:
+        return _drop(f"malformed ARP ({exc})")
     learn: tuple[Learned, ...] = ()
     if learnable_ipv4(arp.spa) and not is_group_mac(eth.src):
         learn = (Learned(arp.spa, in_port, eth.src, "arp"),)
     translated = None
     if adapter is not None:
-        translated = packets.set_arp(packets.set_eth(frame, src=adapter), sha=adapter)
+        translated = wire.set_arp(wire.set_eth(frame, src=adapter), sha=adapter)
     out = _guest_outputs(switch, in_port, eth, frame, translated,
                          uplink.number if uplink is not None else None)
     return Decision(tuple(out), learn, f"guest ARP op {arp.op} {arp.spa} -> {arp.tpa}")
 
 
-def _guest_dhcp(switch: Switch, in_port: int, eth: packets.Ethernet, frame: bytes,
+def _guest_dhcp(switch: Switch, in_port: int, eth: wire.Ethernet, frame: bytes,
                 adapter: str | None, uplink) -> Decision:
-    ip = packets.parse_ipv4(eth.payload)
-    udp = packets.parse_udp(ip) if ip is not None else None
-    if ip is None or udp is None or udp.dport != DHCP_SERVER_PORT:
-        return _drop("not a whole DHCP client message")
-    segment = ip.data[:udp.length]
+    try:
+        ip = wire.parse_ipv4(eth.payload)
+        udp = wire.parse_udp(ip)
+    except wire.Malformed as exc:
+        return _drop(f"not a whole DHCP client message ({exc})")
+    if udp.dport != DHCP_SERVER_PORT:
+        return _drop("not a whole DHCP client message (not to port 67)")
     # no checksum check: a frame from a veth may carry one left to offload (see with_udp_checksum)
-    bootp = packets.parse_bootp(segment[8:])
-    if bootp is None or bootp.op != 1:
-        return _drop("malformed BOOTP request")
-    frame = packets.with_udp_checksum(frame, ip, udp)
+    try:
+        bootp = wire.parse_bootp(udp.payload)
+    except wire.Malformed as exc:
+        return _drop(f"malformed BOOTP request ({exc})")
+    if bootp.op != wire.BOOTREQUEST:
+        return _drop("malformed BOOTP request (not a request)")
+    frame = wire.with_udp_checksum(frame, ip, udp)
     translated = None
     if adapter is not None:
-        translated = packets.set_eth(packets.set_bootp_broadcast(frame, ip, udp), src=adapter)
+        translated = wire.set_eth(wire.set_bootp_broadcast(frame, ip, udp), src=adapter)
     out = _guest_outputs(switch, in_port, eth, frame, translated,
                          uplink.number if uplink is not None else None)
     return Decision(tuple(out), (), f"guest DHCP type {bootp.message_type}")
 
 
-def _server_dhcp(switch: Switch, in_port: int, eth: packets.Ethernet, frame: bytes,
+def _server_dhcp(switch: Switch, in_port: int, eth: wire.Ethernet, frame: bytes,
                  adapter: str | None) -> Decision:
     group = is_group_mac(eth.dst)
     if not group and eth.dst != adapter:
         return _drop(f"DHCP from the uplink for {eth.dst}, not the adapter")
-    ip = packets.parse_ipv4(eth.payload)
-    udp = packets.parse_udp(ip) if ip is not None else None
-    if ip is None or udp is None or (udp.sport, udp.dport) != (DHCP_SERVER_PORT,
-                                                               DHCP_CLIENT_PORT):
-        return _drop("not a whole DHCP server message")
-    segment = ip.data[:udp.length]
-    bootp = packets.parse_bootp(segment[8:])
-    if bootp is None or bootp.op != 2:
-        return _drop("malformed BOOTP reply")
-    frame = packets.with_udp_checksum(frame, ip, udp)
-    guest = switch.guest_by_mac(bootp.chaddr) if bootp.chaddr else None
+    try:
+        ip = wire.parse_ipv4(eth.payload)
+        udp = wire.parse_udp(ip)
+    except wire.Malformed as exc:
+        return _drop(f"not a whole DHCP server message ({exc})")
+    if (udp.sport, udp.dport) != (DHCP_SERVER_PORT, DHCP_CLIENT_PORT):
+        return _drop("not a whole DHCP server message (not from port 67 to 68)")
+    try:
+        bootp = wire.parse_bootp(udp.payload)
+    except wire.Malformed as exc:
+        return _drop(f"malformed BOOTP reply ({exc})")
+    if bootp.op != wire.BOOTREPLY:
+        return _drop("malformed BOOTP reply (not a reply)")
+    frame = wire.with_udp_checksum(frame, ip, udp)
+    client = bootp.mac
+    guest = switch.guest_by_mac(client) if client else None
     if guest is None:  # the host stack's own DHCP (or a stranger's): the wired rules
         if group:
             targets = _local_ports(switch, in_port)
@@ -190,10 +203,11 @@ def _server_dhcp(switch: Switch, in_port: int, eth: packets.Ethernet, frame: byt
             host = switch.role_port(ROLE_HOST)
             targets = [host.number] if host is not None else []
         return Decision(tuple((p, frame) for p in targets), (),
-                        f"DHCP for {bootp.chaddr}: not a guest's")
+                        f"DHCP for {client}: not a guest's")
     learn: tuple[Learned, ...] = ()
-    if bootp.message_type == packets.DHCPACK and learnable_ipv4(bootp.yiaddr):
-        learn = (Learned(bootp.yiaddr, guest.number, guest.mac, "dhcp"),)
-    out = packets.set_eth(frame, dst=guest.mac)
+    yiaddr = wire.ip_text(bootp.yiaddr)
+    if bootp.message_type == wire.MessageType.ACK and learnable_ipv4(yiaddr):
+        learn = (Learned(yiaddr, guest.number, guest.mac, "dhcp"),)
+    out = wire.set_eth(frame, dst=guest.mac)
     return Decision(((guest.number, out),), learn,
                     f"DHCP type {bootp.message_type} for guest port {guest.number}")

@@ -3,8 +3,9 @@
 # the distribution's packages, the .venv (the system's python3, 3.10 to 3.13, or WVPCLAB_PYTHON) with
 # the project installed editable, and Open vSwitch (userspace datapath) running with userspace TSO.
 # A second run does nothing that is already done and takes about a second.
-# --test (what `make test` runs): also what the test suite needs beyond a lab: Chromium with its
-# driver and Firefox ESR, the browsers the lab tests drive the lab's web page in (Debian's packages).
+# --test (what `make test` runs): also what the test suite needs beyond a lab: the project's test
+# extra (pytest, scapy, selenium...) and Chromium with its driver and Firefox ESR, the browsers the
+# lab tests drive the lab's web page in (Debian's packages).
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -109,12 +110,17 @@ if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.wvpclab-python 2>/dev/null)" != 
     "$py" -m venv .venv
     echo "$py" > .venv/.wvpclab-python
 fi
+# The stamp holds the extras installed ("test" or nothing): --test installs the test extra (pytest,
+# scapy, selenium...) once; a later run without --test keeps it.
 stamp=.venv/.wvpclab-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] \
-        || ! .venv/bin/python -c 'import wvpclab, controllers' 2>/dev/null; then
-    say "installing the project (editable) and its Python dependencies into .venv"
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' 2> >(grep -v '^WARNING: Location' >&2)
-    touch "$stamp"
+extras=$(cat "$stamp" 2>/dev/null || true)
+[ -z "$with_tests" ] || extras=test
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$extras" ] || [ pyproject.toml -nt "$stamp" ] \
+        || [ setup.py -nt "$stamp" ] || ! .venv/bin/python -c 'import wvpclab, controllers' 2>/dev/null; then
+    say "installing the project (editable) and its Python dependencies${extras:+ (and the $extras extra)} into .venv"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras:+[$extras]}" \
+        2> >(grep -v '^WARNING: Location' >&2)
+    echo "$extras" > "$stamp"
 fi
 
 # --- Open vSwitch ------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from wvpclab.runtime import cgroups, cleanup
+from wvpclab.runtime import cgroups, cleanup, procs, rundir
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05,
@@ -128,18 +128,18 @@ def leftovers(prefix: str) -> list[str]:
     """What a lab with this prefix left on the machine (empty when clean)."""
     left = [f"bridge {b}" for b in cleanup.lab_bridges(prefix)]
     left += [f"interface {n}" for n in cleanup.lab_links(prefix)]
-    state = cleanup.run_dir(prefix)
+    state = rundir.run_dir(prefix)
     if state.exists():
         left.append(f"run dir {state}")
-    if cleanup.dns_dir(prefix).exists():
-        left.append(f"name files {cleanup.dns_dir(prefix)}")
-    if cleanup.openflow_socket(prefix).exists():
-        left.append(f"socket {cleanup.openflow_socket(prefix)}")
+    if rundir.dns_dir(prefix).exists():
+        left.append(f"name files {rundir.dns_dir(prefix)}")
+    if rundir.openflow_socket(prefix).exists():
+        left.append(f"socket {rundir.openflow_socket(prefix)}")
     left += [f"cgroup {path}" for path in cgroups.lab_groups(prefix)]
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            line = cleanup.cmdline(int(entry))
-            if f"--control {cleanup.run_dir(prefix)}" in line:
+            line = procs.cmdline(int(entry))
+            if f"--control {rundir.run_dir(prefix)}" in line:
                 left.append(f"controller process {entry}")
     return left
 
@@ -154,7 +154,7 @@ def end_run(proc: subprocess.Popen, name: str) -> None:
 
 
 def shells_alive(pids: list[int]) -> list[int]:
-    return [p for p in pids if "mininet:" in cleanup.cmdline(p)]
+    return [p for p in pids if "mininet:" in procs.cmdline(p)]
 
 
 UDP_CLIENT = """

@@ -1,6 +1,6 @@
-"""Bridge mode, as root: every row of the Virtual PC Network Filter's table (DESIGN.md §2) shown
-with real frames — IPv4, ARP and a non-IP ethertype — captured where they must arrive and nowhere
-else; a bridged guest on the LAN (DHCP, ping, TCP); the controller failing closed and coming
+"""Bridge mode, as root: every row of the Virtual PC Network Filter's table (docs/architecture.md
+§2) shown with real frames — IPv4, ARP and a non-IP ethertype — captured where they must arrive and
+nowhere else; a bridged guest on the LAN (DHCP, ping, TCP); the controller failing closed and coming
 back."""
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from wvpclab import Lab, LabError
 from wvpclab.model import topology
 from wvpclab.model.items import Bridge
 from wvpclab.model.plan import plan
-from wvpclab.runtime import cleanup
+from wvpclab.runtime import cleanup, rundir
 
 pytestmark = pytest.mark.lab
 
@@ -142,15 +142,15 @@ def test_cable_and_set_nic_say_what_they_did(lab: Lab) -> None:
 
 def test_a_second_signal_does_not_cut_the_teardown_short(tmp_path: Path) -> None:
     path = example_as(tmp_path, "four_modes.yaml", "t-two-signals")
-    switches = len(plan(topology.load(path), cleanup.prefix_for("t-two-signals")).of(Bridge))
+    switches = len(plan(topology.load(path), rundir.prefix_for("t-two-signals")).of(Bridge))
     for first, second in ((signal.SIGHUP, signal.SIGHUP), (signal.SIGTERM, signal.SIGTERM),
                           (signal.SIGTERM, signal.SIGINT)):
         proc = subprocess.Popen([str(Path(sys.executable).parent / "wvpclab"), "run", str(path)],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
-            wait_for(lambda: cleanup.read_state(cleanup.prefix_for("t-two-signals")) is not None
-                     and len(cleanup.lab_bridges(cleanup.prefix_for("t-two-signals"))) == switches,
+            wait_for(lambda: rundir.read_state(rundir.prefix_for("t-two-signals")) is not None
+                     and len(cleanup.lab_bridges(rundir.prefix_for("t-two-signals"))) == switches,
                      timeout=60, what="the lab up")
             os.kill(proc.pid, first)
             time.sleep(0.15)
@@ -159,17 +159,17 @@ def test_a_second_signal_does_not_cut_the_teardown_short(tmp_path: Path) -> None
         finally:
             end_run(proc, "t-two-signals")
         assert "is down" in err, err
-        assert leftovers(cleanup.prefix_for("t-two-signals")) == [], err
+        assert leftovers(rundir.prefix_for("t-two-signals")) == [], err
 
 
 def test_ctrl_c_ends_a_lab_reading_piped_commands(tmp_path: Path) -> None:
     path = example_as(tmp_path, "xp_mode.yaml", "t-piped-int")
-    prefix = cleanup.prefix_for("t-piped-int")
+    prefix = rundir.prefix_for("t-piped-int")
     proc = subprocess.Popen([str(Path(sys.executable).parent / "wvpclab"), "run", str(path)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
-        wait_for(lambda: (cleanup.read_state(prefix) or {}).get("bridges"), timeout=60,
+        wait_for(lambda: (rundir.read_state(prefix) or {}).get("bridges"), timeout=60,
                  what="the lab up")
         os.kill(proc.pid, signal.SIGINT)  # stdin stays open: only the signal can end it
         _, err = proc.communicate(timeout=60)

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from controllers import packets
 from tests.lab.test_controller import (
     Client,
     Controller,
@@ -31,6 +30,7 @@ from tests.lab.test_controller import (
     run,
     wait_until,
 )
+from wvpclab import wire
 
 IS_ROOT = os.geteuid() == 0
 pytestmark = [
@@ -72,7 +72,7 @@ for frame in sys.argv[1:]:
 
 
 def frame(src: str, dst: str, ethertype: int, marker: str) -> bytes:
-    return (packets.mac_bytes(dst) + packets.mac_bytes(src) + ethertype.to_bytes(2, "big")
+    return (wire.mac_bytes(dst) + wire.mac_bytes(src) + ethertype.to_bytes(2, "big")
             + marker.encode().ljust(46, b"\0"))
 
 
@@ -233,19 +233,19 @@ def test_guest_arp_and_ping_to_the_lan_with_the_adapter_mac(wnet: WNet) -> None:
     assert ADAPTER in neigh, neigh
     seen = []
     for raw in frames:
-        eth = packets.parse_ethernet(raw)
-        if eth.ethertype == packets.ETH_TYPE_ARP:
-            arp = packets.parse_arp(eth.payload)
+        eth = wire.parse_ethernet(raw)
+        if eth.ethertype == wire.ETH_TYPE_ARP:
+            arp = wire.parse_arp(eth.payload)
             if arp.spa == GUEST_IP:
                 seen.append(("arp", eth.src, arp.sha))
-        elif eth.ethertype == packets.ETH_TYPE_IPV4:
-            ip = packets.parse_ipv4(eth.payload)
+        elif eth.ethertype == wire.ETH_TYPE_IPV4:
+            ip = wire.parse_ipv4(eth.payload)
             if ip.src == GUEST_IP:
                 seen.append(("ipv4", eth.src, ip.src))
     assert ("arp", ADAPTER, ADAPTER) in seen, seen
     assert ("ipv4", ADAPTER, GUEST_IP) in seen, seen
     assert all(src == ADAPTER for _, src, _ in seen), seen
-    assert not any(GUEST in (packets.parse_ethernet(f).src,) for f in frames)
+    assert not any(GUEST in (wire.parse_ethernet(f).src,) for f in frames)
     learned = wnet.client.ok("dump", dpid=wnet.wdpid)["learned"]
     assert {"ip": GUEST_IP, "port": W_GUEST, "mac": GUEST, "how": "arp"} in learned
     flows = ofctl_flows(wnet.wbr)

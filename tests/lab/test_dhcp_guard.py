@@ -29,7 +29,8 @@ pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parents[2]
 SPLIT_DISCOVER = (
-    "import socket; from wvpclab.runtime.dhcp.message import MessageType, build_request; "
+    "import socket; from tests.dhcpwire import build_request; "
+    "from wvpclab.wire import MessageType; "
     "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
     "s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1); "
     "s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'eth2'); "

@@ -155,7 +155,8 @@ def test_internal_dhcp_is_captured_nowhere_else(lab: Lab, tmp_path: Path) -> Non
 
 
 def test_malformed_packets_are_counted_and_the_server_keeps_serving(lab: Lab) -> None:
-    from wvpclab.runtime.dhcp.message import MessageType, build_request
+    from tests.dhcpwire import build_request
+    from wvpclab.wire import MessageType
 
     good = build_request(MessageType.DISCOVER, bytes.fromhex("0003ff0000aa"))
     bad = {

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from wvpclab.runtime import cleanup
+from wvpclab.runtime import rundir
 
 pytestmark = pytest.mark.lab
 
@@ -91,7 +91,7 @@ def test_progress_on_stderr_and_quiet_silences_it(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120, check=False)
     assert loud.returncode == 0
     assert "building" in loud.stderr and "is up" in loud.stderr and " s" in loud.stderr
-    prefix = cleanup.prefix_for("t-ex-progress")  # and where its logs go
+    prefix = rundir.prefix_for("t-ex-progress")  # and where its logs go
     assert f"wvpclab: logs: /run/wvpclab/{prefix}/ (" in loud.stderr, loud.stderr
     assert loud.stdout == ""
     quiet = subprocess.run([str(wvpclab), "run", str(topo), "--name", "t-ex-progress", "--no-cli",

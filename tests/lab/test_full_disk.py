@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.lab.helpers import example_as, leftovers
-from wvpclab.runtime import cleanup
+from wvpclab.runtime import rundir
 
 pytestmark = pytest.mark.lab
 
@@ -23,8 +23,8 @@ FILL = "dd if=/dev/zero of=/run/wvpclab/fill bs=64k >/dev/null 2>&1"
 
 def in_small_run(args: list[str], fill_first: bool, stdin: str = "",
                  size: str = "16m") -> subprocess.CompletedProcess[str]:
-    cleanup.RUN_ROOT.mkdir(parents=True, exist_ok=True)
-    script = f"mount -t tmpfs -o size={size} wvpclab-test {cleanup.RUN_ROOT} && "
+    rundir.RUN_ROOT.mkdir(parents=True, exist_ok=True)
+    script = f"mount -t tmpfs -o size={size} wvpclab-test {rundir.RUN_ROOT} && "
     script += (FILL + "; " if fill_first else "") + " ".join(shlex.quote(a) for a in args)
     return subprocess.run(["unshare", "-m", "sh", "-c", script], input=stdin,
                           capture_output=True, text=True, timeout=300, check=False)
@@ -36,7 +36,7 @@ def test_a_lab_that_cannot_keep_its_files_does_not_start(tmp_path: Path) -> None
     assert res.returncode == 1, res.stderr
     assert "cannot keep the lab's files in /run/wvpclab: No space left on device" in res.stderr
     assert "Traceback" not in res.stderr and len(res.stderr.splitlines()) <= 3, res.stderr
-    assert leftovers(cleanup.prefix_for("t-full-start")) == []
+    assert leftovers(rundir.prefix_for("t-full-start")) == []
 
 
 def test_a_lab_whose_disk_fills_goes_on(tmp_path: Path) -> None:
@@ -57,4 +57,4 @@ def test_a_lab_whose_disk_fills_goes_on(tmp_path: Path) -> None:
     assert "undoing the change failed" not in res.stderr
     assert res.stdout.count("internal lab ") == 1, res.stdout  # xp's NIC 2 only: 3 stayed none
     assert "lab t-full-later is down" in res.stderr
-    assert leftovers(cleanup.prefix_for("t-full-later")) == []
+    assert leftovers(rundir.prefix_for("t-full-later")) == []

@@ -1,5 +1,5 @@
-"""The running lab, as root, on real namespaces, Open vSwitch and the controller process:
-VirtualPC NICs (DESIGN.md §3), Not connected, internal networks, isolation shown with frames."""
+"""The running lab, as root, on real namespaces, Open vSwitch and the controller process: VirtualPC
+NICs (docs/architecture.md §3), Not connected, internal networks, isolation shown with frames."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ import pytest
 from tests.lab.helpers import example_as, example_graph, leftovers
 from wvpclab import Lab
 from wvpclab.model.items import Bridge, Port, Veth
-from wvpclab.runtime import cleanup
+from wvpclab.runtime import rundir
 from wvpclab.runtime.net import (
     AccessPoint,
     FilterSwitch,
@@ -64,7 +64,7 @@ def test_no_cli_input_ends_the_lab_and_every_builtin_answers(tmp_path: Path) -> 
     assert "*** xterm: no X display here" in res.stderr
     assert "*** source: /tmp is not a readable file" in res.stderr
     assert "*** link: xp and web are not linked (see `links`)" in res.stderr
-    assert leftovers(cleanup.prefix_for("t-mn-cli")) == []
+    assert leftovers(rundir.prefix_for("t-mn-cli")) == []
 
 
 def test_node_names_stand_for_the_address_the_source_would_reach(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from tests.lab.helpers import end_run, example_as, leftovers, wait_for
 from wvpclab import Lab
 from wvpclab.errors import LabError
 from wvpclab.model import modes, topology
-from wvpclab.runtime import cgroups, cleanup
+from wvpclab.runtime import cgroups, cleanup, procs, rundir
 
 pytestmark = pytest.mark.lab
 
@@ -49,21 +49,21 @@ def small_lab(tmp_path: Path, name: str) -> Path:
 
 def start_run(path: Path) -> tuple[subprocess.Popen, dict]:
     """`wvpclab run` with its CLI on a pipe, up: the process and its record."""
-    prefix = cleanup.prefix_for(yaml.safe_load(path.read_text())["name"])
+    prefix = rundir.prefix_for(yaml.safe_load(path.read_text())["name"])
     proc = subprocess.Popen([WVPCLAB, "run", str(path)], stdin=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    state = wait_for(lambda: (cleanup.read_state(prefix) or {}).get("bridges")
-                     and cleanup.read_state(prefix), timeout=60, what="the lab to be up")
+    state = wait_for(lambda: (rundir.read_state(prefix) or {}).get("bridges")
+                     and rundir.read_state(prefix), timeout=60, what="the lab to be up")
     return proc, state
 
 
 def lab_processes(prefix: str) -> list[int]:
     """Every process on the machine that names the lab's run directory or is in its cgroup."""
-    mark = f"{cleanup.run_dir(prefix)}/"
-    found = {int(p) for p in os.listdir("/proc") if p.isdigit() and mark in cleanup.cmdline(int(p))}
+    mark = f"{rundir.run_dir(prefix)}/"
+    found = {int(p) for p in os.listdir("/proc") if p.isdigit() and mark in procs.cmdline(int(p))}
     for path in cgroups.lab_groups(prefix):
         found |= set(cgroups.Group(path).pids())
-    return sorted(p for p in found if cleanup.process_alive(p))
+    return sorted(p for p in found if procs.process_alive(p))
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def neighbour(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 def still_whole(lab: Lab) -> None:
     """What a user of the lab would check: its names resolve, its files are there, a NIC moves to
     shared networking (a new NAT engine writes its name file) and back."""
-    assert cleanup.dns_dir(lab.prefix).is_dir() and cleanup.run_dir(lab.prefix).is_dir()
+    assert rundir.dns_dir(lab.prefix).is_dir() and rundir.run_dir(lab.prefix).is_dir()
     assert resolve(lab, "xp", "web") == ["192.168.50.80"]
     assert resolve(lab, "pc", "gw.cafe") == ["192.168.60.1"]
     assert lab.set_nic("xp", 3, "shared")
@@ -94,7 +94,7 @@ def test_clean_beside_a_running_lab_leaves_it_whole(neighbour: Lab, tmp_path: Pa
     try:
         os.kill(dead.pid, signal.SIGKILL)
         dead.wait(10)
-        dead_prefix = cleanup.prefix_for("t-neighbour-dead")
+        dead_prefix = rundir.prefix_for("t-neighbour-dead")
         out = clean("t-neighbour-dead")
         assert f"{dead_prefix}: " in out and neighbour.prefix not in out
         assert leftovers(dead_prefix) == []
@@ -122,23 +122,23 @@ def test_clean_beside_a_running_lab_leaves_it_whole(neighbour: Lab, tmp_path: Pa
 
 def test_clean_ends_every_process_of_a_crashed_lab_even_restarted_ones(tmp_path: Path) -> None:
     name = "t-neighbour-crash"
-    prefix = cleanup.prefix_for(name)
+    prefix = rundir.prefix_for(name)
     proc, state = start_run(small_lab(tmp_path, name))
     try:
         groups = cgroups.lab_groups(prefix)
         assert groups == [Path(state["cgroup"])], "the lab runs in a cgroup of its own"
         first = int(state["controller_pid"])
         os.kill(first, signal.SIGKILL)  # the lab's watch restarts it (a new PID)
-        restarted = wait_for(lambda: (cleanup.read_state(prefix) or {}).get("controller_pid")
-                             not in (None, first) and cleanup.read_state(prefix)["controller_pid"],
+        restarted = wait_for(lambda: (rundir.read_state(prefix) or {}).get("controller_pid")
+                             not in (None, first) and rundir.read_state(prefix)["controller_pid"],
                              timeout=30, what="the controller to be restarted")
-        wait_for(lambda: "controllers.main" in cleanup.cmdline(int(restarted)), 10)
+        wait_for(lambda: "controllers.main" in procs.cmdline(int(restarted)), 10)
         # a daemon a user started in a VM, which leaves its shell
         assert proc.stdin is not None
         proc.stdin.write("a setsid sleep 300 >/dev/null 2>&1 < /dev/null &\n")
         proc.stdin.flush()
         daemon = wait_for(lambda: [p for p in cgroups.Group(groups[0]).pids()
-                                   if cleanup.cmdline(p).startswith("sleep 300")],
+                                   if procs.cmdline(p).startswith("sleep 300")],
                           what="the daemon in VM a, in the lab's cgroup")
         before = lab_processes(prefix)
         assert int(restarted) in before and daemon[0] in before
@@ -151,7 +151,7 @@ def test_clean_ends_every_process_of_a_crashed_lab_even_restarted_ones(tmp_path:
     out = clean(name)
     assert f"{prefix}: ended " in out and "processes of the lab (its cgroup)" in out, out
     wait_for(lambda: lab_processes(prefix) == [], 10, what="every process of the lab to end")
-    assert not cleanup.cmdline(int(restarted)) and not cleanup.cmdline(daemon[0])
+    assert not procs.cmdline(int(restarted)) and not procs.cmdline(daemon[0])
     assert leftovers(prefix) == []
 
 

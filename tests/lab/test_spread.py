@@ -23,7 +23,7 @@ from wvpclab.analysis.verify import matrix
 from wvpclab.errors import LabError
 from wvpclab.model import topology
 from wvpclab.model.items import Bridge
-from wvpclab.runtime import cgroups, cleanup
+from wvpclab.runtime import cgroups, cleanup, procs, rundir
 from wvpclab.runtime.net import UplinkTunnel
 
 pytestmark = pytest.mark.lab
@@ -73,7 +73,7 @@ def local_ssh(address: str = "198.18.0.") -> list[str]:
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            line = cleanup.cmdline(int(entry))
+            line = procs.cmdline(int(entry))
             if line.startswith("ssh ") and f" {address}" in line:
                 found.append(f"{entry}: {line}")
     return found
@@ -281,13 +281,13 @@ def test_a_server_lost_while_the_lab_runs_is_named_and_the_rest_stops(
 def test_clean_after_kill_9_cleans_every_server(far: FakeServer, tmp_path: Path) -> None:
     path = tmp_path / "t-spread-kill.yaml"
     path.write_text(yaml.safe_dump(spread_doc("t-spread-kill", far)))
-    prefix = cleanup.prefix_for("t-spread-kill")
+    prefix = rundir.prefix_for("t-spread-kill")
     proc = subprocess.Popen([sys.executable, "-m", "wvpclab.ui.cli", "run", str(path)],
                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        state = wait_for(lambda: (cleanup.read_state(prefix) or {}).get("bridges")
-                         and cleanup.read_state(prefix), timeout=60, what="the lab to be up")
+        state = wait_for(lambda: (rundir.read_state(prefix) or {}).get("bridges")
+                         and rundir.read_state(prefix), timeout=60, what="the lab to be up")
         assert set(state["servers"]) == {"far"} and state["ssh"]
         # its ssh sessions (the agent's, begun before the lab had its group, and the tunnel's)
         # are in the lab's cgroup, as every process of the lab
@@ -303,7 +303,7 @@ def test_clean_after_kill_9_cleans_every_server(far: FakeServer, tmp_path: Path)
     assert res.returncode == 0, res.stderr
     assert f"{prefix}: server far: " in res.stdout
     assert leftovers(prefix) == []
-    assert [pid for pid in state["ssh"] if cleanup.cmdline(int(pid))] == []
+    assert [pid for pid in state["ssh"] if procs.cmdline(int(pid))] == []
     wait_for(lambda: remote_leftovers(far, prefix) == [], timeout=30,
              what="nothing of the lab on far")
 
@@ -327,7 +327,7 @@ def test_every_example_lab_runs_unchanged_with_its_pcs_on_a_server(
                          capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "MISMATCH" not in res.stdout and "behave as the model says" in res.stderr
-    prefix = cleanup.prefix_for(doc["name"])
+    prefix = rundir.prefix_for(doc["name"])
     assert leftovers(prefix) == []
     wait_for(lambda: remote_leftovers(far, prefix) == [], timeout=10, what="nothing left on far")
 

@@ -473,7 +473,7 @@ def test_ctrl_c_while_the_page_changes_a_nic_lets_the_change_finish(tmp_path: Pa
     import threading
 
     from tests.lab.helpers import leftovers
-    from wvpclab.runtime import cleanup
+    from wvpclab.runtime import rundir
     proc = subprocess.Popen([WVPCLAB, "run", str(TOPOLOGIES / "xp_mode.yaml"), *XP, "--web"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -509,7 +509,7 @@ def test_ctrl_c_while_the_page_changes_a_nic_lets_the_change_finish(tmp_path: Pa
     assert status == 200 and body["label"] == "bridge eth0", body
     assert body["address"].startswith("192.168.50.")
     assert "lab t-web-xp is down" in err
-    assert leftovers(cleanup.prefix_for("t-web-xp")) == []
+    assert leftovers(rundir.prefix_for("t-web-xp")) == []
 
 
 def _read_pty(fd: int, until: str, timeout: float) -> str:
@@ -535,7 +535,7 @@ def test_ctrl_c_during_nic_at_the_prompt_says_where_the_nic_is() -> None:
     import signal
 
     from tests.lab.helpers import leftovers
-    from wvpclab.runtime import cleanup
+    from wvpclab.runtime import rundir
     pid, fd = pty.fork()
     if pid == 0:  # the child: the lab on a terminal
         os.execv(WVPCLAB, [WVPCLAB, "run", str(TOPOLOGIES / "xp_mode.yaml"), *XP, "--web"])
@@ -561,7 +561,7 @@ def test_ctrl_c_during_nic_at_the_prompt_says_where_the_nic_is() -> None:
                 os.kill(pid, signal.SIGTERM)
             os.waitpid(pid, 0)
         os.close(fd)
-    assert leftovers(cleanup.prefix_for("t-web-xp")) == []
+    assert leftovers(rundir.prefix_for("t-web-xp")) == []
 
 
 @contextlib.contextmanager
@@ -576,9 +576,9 @@ def socket_on() -> Iterator[int]:
 
 def test_the_default_lab_s_page_screenshot_for_the_readme(tmp_path: Path) -> None:
     """Writes docs/web.png: the page of `make lab`'s lab with XP Mode's Settings dialog open."""
-    from wvpclab.runtime import cleanup
+    from wvpclab.runtime import cleanup, rundir
     name, out = "xp-mode", ROOT / "docs" / "web.png"
-    if cleanup.owner_running(cleanup.read_state(cleanup.prefix_for(name))):
+    if cleanup.owner_running(rundir.read_state(rundir.prefix_for(name))):
         # a teacher's `make lab` runs beside the suite: the name is theirs, the picture is kept
         name, out = "t-web-shot", tmp_path / "web.png"
     graph = topology.load(TOPOLOGIES / "xp_mode.yaml")

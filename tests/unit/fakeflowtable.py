@@ -76,24 +76,24 @@ class Frame:
 
 def frame_from_bytes(in_port: int, data: bytes) -> Frame:
     """Build the `Frame` of a raw Ethernet frame (the fields the flows match on and rewrite)."""
-    from controllers import packets
+    from wvpclab import wire
 
-    eth = packets.parse_ethernet(data)
-    if eth is None:
-        raise ValueError("not an Ethernet frame")
+    try:
+        eth = wire.parse_ethernet(data)
+    except wire.Malformed:
+        raise ValueError("not an Ethernet frame") from None
     fields: dict[str, object] = {}
-    if eth.ethertype == 0x0806:
-        arp = packets.parse_arp(eth.payload)
-        if arp is not None:
+    try:  # the fields of the headers that are whole (a flow matching on another never matches)
+        if eth.ethertype == wire.ETH_TYPE_ARP:
+            arp = wire.parse_arp(eth.payload)
             fields.update(arp_tpa=arp.tpa, arp_sha=arp.sha, arp_tha=arp.tha)
-    elif eth.ethertype == 0x0800:
-        ip = packets.parse_ipv4(eth.payload)
-        if ip is not None:
+        elif eth.ethertype == wire.ETH_TYPE_IPV4:
+            ip = wire.parse_ipv4(eth.payload)
             fields.update(ip_proto=ip.proto, ipv4_dst=ip.dst)
-            if ip.proto == 17:
-                udp = packets.parse_udp(ip)
-                if udp is not None:
-                    fields.update(udp_src=udp.sport, udp_dst=udp.dport)
+            udp = wire.parse_udp(ip)
+            fields.update(udp_src=udp.sport, udp_dst=udp.dport)
+    except wire.Malformed:
+        pass
     return Frame(in_port, eth.src, eth.dst, eth.ethertype, **fields)
 
 

@@ -14,21 +14,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.dhcpwire import build_request, parse_reply
 from wvpclab.runtime.dhcp import leases as L
-from wvpclab.runtime.dhcp.message import (
+from wvpclab.runtime.dhcp.message import IPv4, parse, parse_frame
+from wvpclab.runtime.dhcp.server import load, save
+from wvpclab.wire import (
     FLAG_BROADCAST,
-    IPv4,
     Malformed,
     MessageType,
     Option,
-    build_frame,
-    build_request,
+    build_udp_frame,
     checksum,
-    parse,
-    parse_frame,
-    parse_reply,
 )
-from wvpclab.runtime.dhcp.server import load, save
 
 MT = MessageType
 MAC_A = bytes.fromhex("0003ff000001")
@@ -428,14 +425,8 @@ def test_offers_are_not_journaled() -> None:
 
 def test_a_client_identifier_split_over_options_is_read_and_echoed_split() -> None:
     """RFC 3396: an option over 255 bytes arrives as several instances and is sent back so."""
-    from wvpclab.runtime.dhcp.message import (
-        MessageType,
-        Reply,
-        build_request,
-        encode_option,
-        parse,
-        parse_reply,
-    )
+    from wvpclab.runtime.dhcp.message import Reply
+    from wvpclab.wire import encode_option
 
     cid = b"\xff" + bytes(range(256)) * 2
     req = parse(build_request(MessageType.DISCOVER, bytes.fromhex("0203ff000001"), 7,
@@ -647,7 +638,8 @@ SERVER_MAC = bytes.fromhex("0203ff0000fe")
 
 def frame(payload: bytes, src: bytes = MAC_A, dst_ip: str = "255.255.255.255",
           src_ip: str = "0.0.0.0", sport: int = 68) -> bytes:
-    return build_frame(b"\xff" * 6, src, IPv4(src_ip), IPv4(dst_ip), sport, 67, payload)
+    return build_udp_frame(b"\xff" * 6, src, IPv4(src_ip).packed, IPv4(dst_ip).packed, sport, 67,
+                           payload)
 
 
 def test_a_built_frame_is_what_scapy_reads_with_correct_checksums() -> None:
@@ -655,7 +647,8 @@ def test_a_built_frame_is_what_scapy_reads_with_correct_checksums() -> None:
     from scapy.layers.l2 import Ether
 
     payload = build_request(MT.DISCOVER, MAC_A, 7)
-    wire = build_frame(MAC_A, SERVER_MAC, IPv4(SERVER), IPv4("169.254.0.16"), 67, 68, payload)
+    wire = build_udp_frame(MAC_A, SERVER_MAC, IPv4(SERVER).packed, IPv4("169.254.0.16").packed, 67,
+                           68, payload)
     pkt = Ether(wire)
     assert (pkt.dst, pkt.src) == ("00:03:ff:00:00:01", "02:03:ff:00:00:fe")
     assert (pkt[IP].src, pkt[IP].dst, pkt[IP].ttl) == (SERVER, "169.254.0.16", 64)

@@ -7,13 +7,15 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
+from tests.dhcpwire import build_request
 from wvpclab.model import topology
 from wvpclab.model.items import Dns, Host, Resolver
 from wvpclab.model.plan import lab_names, plan, static_nameservers
 from wvpclab.runtime import dns
 from wvpclab.runtime.dhcp import leases as L
-from wvpclab.runtime.dhcp.message import MessageType, build_request, parse
+from wvpclab.runtime.dhcp.message import parse
 from wvpclab.runtime.dhcp.server import Server
+from wvpclab.wire import MessageType
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_000_000.0

@@ -1,4 +1,5 @@
-"""Every forwarding rule of DESIGN.md §2 checked on a fake flow table (no root, no switch).
+"""Every forwarding rule of docs/architecture.md §2 checked on a fake flow table (no root, no
+switch).
 
 Filter switch rows, spoof guard, 802.1D drop, internal switching, DHCP steering, diff(), the
 two-table layout and how the flow count grows with the ports.
@@ -345,7 +346,7 @@ def test_describe_lines():
 
 def reference_outputs(switch: Switch, in_port: int, eth_src: str, eth_dst: str,
                       udp_dst: int | None) -> set[int]:
-    """Where DESIGN.md §2 says a frame goes, written out directly from the rule table."""
+    """Where docs/architecture.md §2 says a frame goes, written out directly from the rule table."""
     src = switch.port(in_port)
     if src is None or (src.guarded and eth_src != src.mac):
         return set()  # unregistered port, or spoof guard

@@ -1,4 +1,4 @@
-"""MAC parsing and the 00:03:ff derivation (DESIGN.md §3)."""
+"""MAC parsing and the 00:03:ff derivation (docs/architecture.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Topology loading and validation (DESIGN.md §4): every rule, table-driven, without root."""
+"""Topology loading and validation (docs/architecture.md §4): every rule, table-driven, without
+root."""
 
 from __future__ import annotations
 

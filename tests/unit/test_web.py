@@ -26,7 +26,10 @@ from wvpclab.analysis import draw
 from wvpclab.model import modes, topology
 from wvpclab.ui.web import guard, limits
 from wvpclab.ui.web.limits import Gate, Guarded, Limits, Tally
-from wvpclab.ui.web.state import NEW_INTERNAL, nic_live, parse_counters, parse_links, settings
+from wvpclab.ui.web.state import nic_live, parse_counters, parse_links, settings
+
+#: The drop-down's entry that asks for a new internal network's name.
+NEW_INTERNAL = "internal:"
 
 TOKEN = "s3cret-token"
 HOST = {"host": "127.0.0.1:8470"}
@@ -133,7 +136,9 @@ def test_settings_list_each_vm_s_nics_with_wvpc_s_choices_in_order() -> None:
         {"value": "bridge:wlan0", "label": "wlan0 (wireless adapter, LAN cafe)"},
         {"value": "shared", "label": "Shared Networking (NAT)"},
         {"value": "internal:lab", "label": "Internal Network lab"},
-        {"value": NEW_INTERNAL, "label": "New internal network..."}]
+        {"value": NEW_INTERNAL, "label": "New internal network...",
+         "ask": "Name of the new internal network (letters, digits, - and _):",
+         "names": "internal network"}]
     # every choice but the last is a mode the lab takes
     for choice in page["choices"]["pc"][:-1]:
         mode, target = modes.parse(choice["value"])

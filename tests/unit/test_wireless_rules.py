@@ -1,6 +1,6 @@
-"""Wireless host adapters (DESIGN.md §2): the access point's flows, the wireless filter's flows and
-the controller's pure packet-in decisions, checked with real frames (scapy) on the fake table.
-"""
+"""Wireless host adapters (docs/architecture.md §2): the access point's flows, the wireless filter's
+flows and the controller's pure packet-in decisions, checked with real frames (scapy) on the fake
+table."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.inet6 import ICMPv6ND_NS, IPv6
 from scapy.layers.l2 import ARP, Ether
 
-from controllers import packets
 from controllers.flowrules import (
     MAX_LEARNED_PER_PORT,
     Learned,
@@ -24,6 +23,7 @@ from controllers.flowrules import (
 )
 from controllers.wireless import packet_in
 from tests.unit.fakeflowtable import CONTROLLER, FakeFlowTable, Frame, frame_from_bytes
+from wvpclab import wire
 
 U, H, G1, G2 = 1, 2, 3, 4
 ADAPTER = "00:1a:2b:3c:4d:5e"
@@ -65,7 +65,7 @@ def dhcp(op: str, chaddr: str, src_mac: str, dst_mac: str, flags: int = 0,
     ip = IP(src="0.0.0.0" if client else SERVER_IP,
             dst="255.255.255.255" if (client or flags) else yiaddr)
     udp = UDP(sport=68, dport=67) if client else UDP(sport=67, dport=68)
-    bootp = BOOTP(op=1 if client else 2, chaddr=packets.mac_bytes(chaddr) + b"\0" * 10,
+    bootp = BOOTP(op=1 if client else 2, chaddr=wire.mac_bytes(chaddr) + b"\0" * 10,
                   xid=0x1234, flags=flags, yiaddr=yiaddr)
     return bytes(Ether(src=src_mac, dst=dst_mac) / ip / udp / bootp
                  / DHCP(options=[("message-type", op), "end"]))
@@ -151,7 +151,7 @@ def test_guest_ipv4_leaves_with_the_adapter_mac():
 def test_guest_ipv6_and_non_ip_never_reach_the_uplink(frame):
     got = through(wireless(), G1, frame)
     assert U not in ports(got) and CONTROLLER not in ports(got)
-    eth = packets.parse_ethernet(frame)
+    eth = wire.parse_ethernet(frame)
     expected = {H, G2} if eth.dst.startswith(("33:33", "ff:")) else set()
     assert ports(got) == expected  # locally, group frames still reach host and guests
     assert packet_in(wireless(), (), G1, frame).packets == ()  # even if it got there
@@ -218,7 +218,7 @@ def test_dhcp_out_with_broadcast_flag_and_valid_checksum():
     assert decision.learned == ()
     sent = Ether(out[U])
     assert sent.src == ADAPTER and sent[BOOTP].flags & 0x8000
-    assert sent[BOOTP].chaddr[:6] == packets.mac_bytes(G1_MAC)
+    assert sent[BOOTP].chaddr[:6] == wire.mac_bytes(G1_MAC)
     check = sent[UDP].chksum
     del sent[UDP].chksum
     assert Ether(bytes(sent))[UDP].chksum == check != 0

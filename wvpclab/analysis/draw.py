@@ -1,5 +1,5 @@
-"""A lab's picture (DESIGN.md §1): PCs, their adapters, NAT engines and internal networks, the LANs
-outside, and each VM's NICs coloured by mode, drawn with Graphviz.
+"""A lab's picture (docs/architecture.md §1): PCs, their adapters, NAT engines and internal
+networks, the LANs outside, and each VM's NICs coloured by mode, drawn with Graphviz.
 
 Pure apart from running Graphviz's ``dot``: the picture is made from the topology graph alone (the
 schema in :mod:`wvpclab.model.topology`), so a running lab is drawn from ``lab.graph``, whose
@@ -28,9 +28,6 @@ from wvpclab.model import modes, topology
 #: Output formats, by file suffix.
 FORMATS = {".svg": "svg", ".png": "png"}
 
-#: Per NIC mode: (strong colour for edges and borders, light fill for the NIC, legend text).
-MODE_STYLE: dict[str, tuple[str, str, str]] = {name: m.style for name, m in modes.MODES.items()}
-_UNPLUGGED = modes.none.MODE
 
 FONT = "DejaVu Sans"
 MONO = "DejaVu Sans Mono"
@@ -169,11 +166,12 @@ def _title_label(name: Any) -> str:
     rows = ['<TD WIDTH="8"> </TD>'.join(entries[i:i + 2]) for i in range(0, len(entries), 2)]
     lines = _small("- - -  LAN link: wireless (radio)<BR/>"
                    "· · ·  NAT routed through the host's IP stack")
+    span = f'ROWSPAN="{max(len(rows), 1)}"'
     legend = (f'<TABLE BORDER="1" COLOR="#bbbbbb" CELLBORDER="0" CELLSPACING="3" CELLPADDING="2">'
-              f'<TR><TD ALIGN="LEFT" VALIGN="TOP" ROWSPAN="2"><FONT POINT-SIZE="11"><B>NIC modes'
-              f'</B></FONT></TD>{rows[0]}<TD ROWSPAN="2" WIDTH="6"> </TD>'
-              f'<TD ROWSPAN="2" ALIGN="LEFT" BALIGN="LEFT">{lines}</TD></TR>'
-              f'<TR>{rows[1]}</TR></TABLE>')
+              f'<TR><TD ALIGN="LEFT" VALIGN="TOP" {span}><FONT POINT-SIZE="11"><B>NIC modes'
+              f'</B></FONT></TD>{rows[0] if rows else ""}<TD {span} WIDTH="6"> </TD>'
+              f'<TD {span} ALIGN="LEFT" BALIGN="LEFT">{lines}</TD></TR>'
+              + "".join(f"<TR>{row}</TR>" for row in rows[1:]) + '</TABLE>')
     title = (f'<FONT POINT-SIZE="16"><B>lab {_e(name)}</B></FONT>  '
              f'{_small("Windows Virtual PC networking (wvpclab)")}')
     return (f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="4" CELLPADDING="0">'
@@ -187,7 +185,7 @@ def _title_label(name: Any) -> str:
 
 def _mode(nic: Mapping[str, Any]) -> modes.Mode:
     """A NIC's mode; an unknown one (a hand-made graph) is drawn as not connected."""
-    return modes.MODES.get(nic.get("mode"), _UNPLUGGED)
+    return modes.of_any(nic)
 
 
 def _attach_key(graph: nx.Graph, key: str, nic: Mapping[str, Any]) -> str | None:
@@ -221,22 +219,19 @@ def dot_source(graph: nx.Graph, dpi: int | None = None, live: bool = False) -> s
     d.attr("edge", fontname=FONT, fontsize="9", arrowhead="none", penwidth="1.6")
 
     nodes = {kind: topology.nodes_of(graph, kind) for kind in
-             ("pc", "adapter", "lan", "server", "internal", "vm", "nic")}
-    internal = dict(nodes["internal"])
+             ("pc", "adapter", "lan", "server", "vm", "nic")}
     adapters = dict(nodes["adapter"])
     pcs = dict(nodes["pc"])
 
-    # Nodes a NIC refers to that the graph lacks (a stale or hand-made graph): drawn, marked.
+    # Nodes a NIC refers to that the graph lacks (a stale or hand-made graph): drawn, marked (a
+    # mode draws its own: ``Mode.boxes``).
     missing: dict[str, tuple[str, str]] = {}
     for key, nic in nodes["nic"]:
         attach = _attach_key(graph, key, nic)
         if attach and attach not in graph:
             pc = attach.split("/", 1)[0]
             kind = _mode(nic).attaches_to
-            if kind == "internal":
-                internal[attach] = {"kind": "internal", "name": nic.get("target"), "pc": pc,
-                                    "dhcp": True}
-            elif kind == "adapter":
+            if kind == "adapter":
                 missing[attach] = (pc, "adapter not in the topology")
             elif kind == "pc":
                 pcs.setdefault(attach, {"kind": "pc", "name": attach})
@@ -287,8 +282,8 @@ def dot_source(graph: nx.Graph, dpi: int | None = None, live: bool = False) -> s
     # Each physical PC: adapters, its own IP stack, NAT engines, internal networks.
     for key, pc in sorted(pcs.items()):
         with group(pc.get("server")).subgraph(name=f"cluster_pc_{key}") as c:
-            c.attr(label=f"<<B>{_e(key)} — Windows Virtual PC host</B>  "
-                         f"{_small('shared networking ' + _e(pc.get('nat_subnet', '?')))}>",
+            notes = "  ".join(_small(_e(n)) for m in modes.MODES.values() for n in m.pc_notes(pc))
+            c.attr(label=f"<<B>{_e(key)} — Windows Virtual PC host</B>  {notes}>",
                    style="rounded,filled", fillcolor=_PC_FILL, color=_PC_BORDER, penwidth="1.5",
                    fontsize="13")
             stack = f"{key}.host"
@@ -321,31 +316,20 @@ def dot_source(graph: nx.Graph, dpi: int | None = None, live: bool = False) -> s
                 if apc == key:
                     c.node(akey, _html([f"<B>{_e(akey)}</B>", _small(why, "#b00000")],
                                        border="1", color="#b00000", style="dashed"))
-            for ikey, net in sorted(internal.items()):
-                if net.get("pc") != key:
-                    continue
-                dhcp = (f"DHCP on ({topology.INTERNAL_SERVER.ip})" if net.get("dhcp")
-                        else "DHCP off")
-                strong, fill, _ = modes.internal.MODE.style
-                c.node(ikey, _switch_label(
-                    [f"<B>{_e(ikey)}</B>", _small("internal network switch"), _small(_e(dhcp))],
-                    ikey, f"internal network {ikey}: its rules and leases", live, border="1",
-                    bgcolor=fill, color=strong, style="rounded"))
-            for nkey, nic in nodes["nic"]:
-                vm = graph.nodes[nic.get("vm")] if nic.get("vm") in graph else {}
-                if _mode(nic).engine(nic) is None or vm.get("pc") != key:
-                    continue
-                strong, fill, _ = _mode(nic).style
-                subnet = pc.get("nat_subnet") or topology.DEFAULT_NAT_SUBNET
-                rows = [f"<B>NAT engine</B>  {_small('for ' + _e(nkey))}",
-                        _mono(str(topology.nat_address(subnet))),
-                        _small("DHCP · DNS · firewall")]
-                for rule in nic.get("forward") or ():
-                    proto, hport, gport = str(rule).split(":")
-                    rows.append(_small(_e(f"{proto} {hport} → guest {gport}")))
-                nat = _mode(nic).engine(nic)
-                c.node(nat, _html(rows, border="1", bgcolor=fill, color=strong))
-                c.edge(stack, nat, color=strong, style="dotted", penwidth="1.2")
+            # what the modes draw in the PC: switches (internal networks) first, then engines
+            drawn = [(m, box) for m in modes.MODES.values() for box in m.boxes(graph, key)]
+            for mode, box in sorted(drawn, key=lambda mb: mb[1].switch is None):
+                strong, fill, _ = mode.style
+                rows = [f"<B>{_e(box.title)}</B>" + (f"  {_small(_e(box.note))}" if box.note
+                                                      else "")]
+                rows += [_mono(text) if how == "mono" else _small(_e(text))
+                         for text, how in box.lines]
+                look = {"border": "1", "bgcolor": fill, "color": strong,
+                        "style": "rounded" if box.rounded else None}
+                c.node(box.key, _switch_label(rows, box.key, box.switch, live, **look)
+                       if box.switch is not None else _html(rows, **look))
+                if box.from_stack:
+                    c.edge(stack, box.key, color=strong, style="dotted", penwidth="1.2")
 
     # The VMs, each NIC a row, and their cables.
     for key, vm in nodes["vm"]:

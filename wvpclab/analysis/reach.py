@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from wvpclab.analysis import verify
-from wvpclab.model import topology
-from wvpclab.model.items import Bridge, Nat, Port, Uplink, Veth
+from wvpclab.model import modes, topology
+from wvpclab.model.items import Bridge, Port, Uplink, Veth
 from wvpclab.model.nat import WAN_SIDE
 from wvpclab.model.plan import LabPlan, network_of
 
@@ -108,15 +108,13 @@ class Resolver:
 
 def _endpoint(lab: Any, graph: Any, node: str, dev: str) -> verify.Endpoint | None:
     """The model's endpoint for a node's interface: VM NICs, PC adapters, LAN servers, and the lab's
-    LAN gateways and internal DHCP servers (``_with_infrastructure``); a NAT engine stands for its
-    guest's NIC when it sends (its traffic leaves as the guest's does) and is reached by its guest
-    and its PC only. None outside the model."""
+    LAN gateways and the modes' stand-ins (``_with_infrastructure``). None outside the model."""
     if node in graph and graph.nodes[node].get("kind") == "server":
         if dev == WAN_SIDE and f"{node}/wan" in graph:  # a LAN gateway's side on the internet
             return verify.Endpoint(node, node, dev, "server", f"{node}/wan")
         return verify.Endpoint(node, node, "eth0", "server", node)
-    if node in graph and graph.nodes[node].get("kind") == "vm" and node.startswith("dhcp."):
-        return verify.Endpoint(f"{node}/eth0", node, "eth0", "nic", f"{node}/0")
+    if node in graph and graph.nodes[node].get("kind") == "vm" and node not in lab.graph:
+        return verify.Endpoint(f"{node}/eth0", node, "eth0", "nic", f"{node}/0")  # a stand-in
     for ep in verify.endpoints(lab.graph):
         if ep.node == node and ep.dev == dev:
             return ep
@@ -195,18 +193,14 @@ def _expect(lab: Any, res: Resolver, p: Probe, routes: dict) -> None:
     if p.target is None:
         p.expected, p.why = False, "no address"
         return
-    engines = {n.node: n for n in lab.plan.of(Nat).values()}
-    if p.dst in engines:
-        nat = engines[p.dst]
-        p.expected = p.src == nat.vm
-        p.why = "NAT engine: a firewall, reached by its guest only"
-        return
-    if p.src in engines:
-        nat = engines[p.src]
-        if p.dst in (nat.vm, nat.pc):
-            p.expected, p.why = True, "NAT engine: its guest and its PC"
+    for mode in modes.MODES.values():  # a node a mode adds (a NAT engine) is the mode's to judge
+        said = mode.reached(lab.plan, p.src, p.dst)
+        if said:
+            p.expected, p.why = said
             return
-        src, devs = nat.vm, [f"eth{nat.index}"]  # what leaves it leaves as its guest's traffic
+    sender = next((s for m in modes.MODES.values() if (s := m.sends_as(lab.plan, p.src))), None)
+    if sender is not None:  # what leaves it leaves as a guest's traffic
+        src, devs = sender[0], [sender[1]]
     else:
         dev = p.target.via or routes.get((p.src, p.target.ip))
         src, devs = p.src, [dev] if dev else [d for d, _ in res.where.get(p.src, [])]
@@ -222,8 +216,8 @@ def _expect(lab: Any, res: Resolver, p: Probe, routes: dict) -> None:
 
 def _with_infrastructure(lab: Any) -> Any:
     """The topology graph with the lab's own nodes the model can place: each LAN's gateway (a
-    server on its LAN, and one on the internet for its uplink) and each internal network's DHCP
-    server (a static guest there)."""
+    server on its LAN, and one on the internet for its uplink) and what each mode stands in as a
+    guest (``Mode.stand_ins``: an internal network's DHCP server)."""
     g = lab.graph.copy()
     for key, data in list(lab.graph.nodes(data=True)):
         if data.get("kind") == "lan":
@@ -231,12 +225,8 @@ def _with_infrastructure(lab: Any) -> Any:
             if data.get("wan"):  # and its address on the internet: a server there
                 g.add_node(f"gw.{key}/wan", kind="server", lan=topology.INTERNET,
                            name=f"gw.{key}", ip=data["wan"])
-        if data.get("kind") == "internal" and data.get("dhcp"):
-            name = f"dhcp.{data['pc']}.{data['name']}"
-            g.add_node(name, kind="vm", name=name, pc=data["pc"], dhcp_client="udhcpc")
-            g.add_node(f"{name}/0", kind="nic", vm=name, index=0, mode="internal",
-                       target=data["name"], ip="169.254.0.1/16", mac=None, speed=100,
-                       allow_mac_spoofing=False, forward=[])
+    for mode in modes.MODES.values():
+        mode.stand_ins(g)
     return g
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import networkx as nx
 
 from wvpclab.model import modes, topology
+from wvpclab.model.modes.base import Place, Verdict, adapter_addressed, open_to_the_internet
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,9 @@ def endpoints(graph: nx.Graph) -> list[Endpoint]:
     return out
 
 
-def _where(graph: nx.Graph, ep: Endpoint) -> tuple[str, Any]:
-    """Where an endpoint sits: ("lan", LAN), ("segment", PC/ADAPTER), ("island", PC/NAME) for an
-    internal network, ("nat", PC), or ("unplugged", None)."""
+def _where(graph: nx.Graph, ep: Endpoint) -> Place:
+    """Where an endpoint sits: ("lan", LAN), ("segment", PC/ADAPTER) for a filter switch without a
+    LAN, ("unplugged", None), or a place of a NIC's mode (``modes.base.Mode.where``)."""
     data = graph.nodes[ep.key]
     if ep.kind == "server":
         return "lan", data["lan"]
@@ -60,6 +61,15 @@ def _where(graph: nx.Graph, ep: Endpoint) -> tuple[str, Any]:
     return mode.where(graph, data)
 
 
+def _mode(graph: nx.Graph, ep: Endpoint) -> modes.Mode | None:
+    """The mode of a NIC with a carrier (its place is the mode's to explain); None otherwise."""
+    if ep.kind != "nic":
+        return None
+    data = graph.nodes[ep.key]
+    mode = modes.of(data)
+    return mode if mode.carrier(data) else None
+
+
 def has_address(graph: nx.Graph, ep: Endpoint) -> bool:
     """Whether the model gives this endpoint an address (static, or a DHCP server on its
     network)."""
@@ -67,7 +77,7 @@ def has_address(graph: nx.Graph, ep: Endpoint) -> bool:
     if ep.kind == "server":
         return True
     if ep.kind == "adapter":
-        return data["ip"] != "dhcp" or bool(data["lan"] and graph.nodes[data["lan"]]["dhcp"])
+        return adapter_addressed(graph, ep.key)
     mode = modes.of(data)
     if data["ip"]:
         return mode.attachment_kind() is not None
@@ -98,38 +108,30 @@ def on_link(graph: nx.Graph, a: Endpoint, b: Endpoint) -> bool:
     return sa is not None and sb is not None and sb.ip in sa.network and sa.ip in sb.network
 
 
-def expect(graph: nx.Graph, a: Endpoint, b: Endpoint) -> tuple[bool, str]:
-    """Does ``a`` reach ``b`` (a ping from a's interface to b's address), and why, by the model."""
+def expect(graph: nx.Graph, a: Endpoint, b: Endpoint) -> Verdict:
+    """Does ``a`` reach ``b`` (a ping from a's interface to b's address), and why, by the model.
+    A NIC's mode speaks for its own places (``inbound``, ``isolation``, ``outbound``); LANs and
+    filter switches are every lab's."""
     wa, xa = _where(graph, a)
     wb, xb = _where(graph, b)
     if wa == "unplugged" or wb == "unplugged":
         return False, "not connected"
     if not has_address(graph, a) or not has_address(graph, b):
         return False, "no address (no DHCP server there)"
-    if wb == "nat":
-        return False, "NAT: inbound blocked"
+    ma, mb = _mode(graph, a), _mode(graph, b)
+    said = mb.inbound(graph, (wb, xb), (wa, xa)) if mb else None
+    if said:
+        return said
     if (off_network(graph, a) or off_network(graph, b)) and not (
             (wa, xa) == (wb, xb) and on_link(graph, a, b)):
         return False, "a static address off its network (no route)"
-    if wa == "island" or wb == "island":
-        if wa == wb and xa == xb:
-            return True, "same internal network"
-        if wa == wb:
-            return False, "different internal networks"
-        return False, "internal networks are isolated"
-    if wa == "nat":
-        pc = xa
-        if b.kind == "adapter" and graph.nodes[b.key]["pc"] == pc:
-            return True, "NAT: to its own PC"
-        lans = {d["lan"] for _, d in topology.nodes_of(graph, "adapter") if d["pc"] == pc
-                and d["lan"] and has_address(graph, Endpoint("", "", "", "adapter",
-                                                              f"{pc}/{d['name']}"))}
-        if wb == "lan" and xb in lans:
-            return True, "NAT: outbound, as the PC"
-        if (wb == "lan" and lans and topology.has_internet(graph)
-                and open_to_the_internet(graph, xb)):
-            return True, "NAT: outbound, as the PC, over the internet"
-        return False, "NAT: no route from the PC"
+    said = (ma.isolation(graph, (wa, xa), (wb, xb)) if ma else None) or \
+        (mb.isolation(graph, (wb, xb), (wa, xa)) if mb else None)
+    if said:
+        return said
+    said = ma.outbound(graph, (wa, xa), b, (wb, xb)) if ma else None
+    if said:
+        return said
     if wa == wb and xa == xb:
         return True, "same LAN" if wa == "lan" else "same filter switch"
     if wa == wb == "lan" and topology.has_internet(graph):
@@ -137,12 +139,6 @@ def expect(graph: nx.Graph, a: Endpoint, b: Endpoint) -> tuple[bool, str]:
             return True, "over the internet" + ("" if xb == topology.INTERNET else " (routed LAN)")
         return False, "over the internet: a NATed LAN, inbound blocked"
     return False, "different LANs (no route between them)"
-
-
-def open_to_the_internet(graph: nx.Graph, lan: str) -> bool:
-    """Whether the internet reaches into a LAN: the internet itself, or a routed LAN."""
-    data = graph.nodes[lan]
-    return bool(data.get("internet")) or data.get("nat") is False
 
 
 def pairs(graph: nx.Graph) -> list[tuple[Endpoint, Endpoint]]:
@@ -223,10 +219,10 @@ def expect_dns(graph: nx.Graph, ep: Endpoint) -> tuple[str | None, str]:
         return None, "not connected"
     if not has_address(graph, ep):
         return None, "no address"
-    if where == "island":
-        return None, "internal network: no DNS (as WVPC's)"
-    if where == "nat":
-        return str(modes.of(data).nameserver(graph, data)), "its NAT engine, relayed by its PC"
+    mode = _mode(graph, ep)
+    said = mode.dns(graph, data) if mode else None
+    if said:
+        return said
     if where == "lan" and graph.nodes[what].get("dns", True):
         return str(ipaddress.IPv4Interface(graph.nodes[what]["gateway"]).ip), "its LAN's gateway"
     if where == "lan":

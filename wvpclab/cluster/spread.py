@@ -30,11 +30,11 @@ from wvpclab.errors import LabError
 from wvpclab.model import topology
 from wvpclab.model.items import Bridge, Port, Server, Uplink, Veth
 from wvpclab.model.plan import Delta, LabPlan
-from wvpclab.runtime import cleanup
+from wvpclab.runtime import ovs
 from wvpclab.runtime.net import SWITCHES, LabSwitch, UplinkTunnel
 from wvpclab.runtime.nic import MTU, LabIntf
 from wvpclab.runtime.nodes import ROLES, cmd_apart, shell_is_mine
-from wvpclab.runtime.procs import wait_ready
+from wvpclab.runtime.procs import wait_ready, wait_until
 from wvpclab.runtime.realize import (
     ROOT_SYSCTLS,
     harden_root_interface,
@@ -233,7 +233,7 @@ class Tunnel:
             self.close()
             raise ServerError(f"server {self.remote.name}: the uplink {self.local_dev} <-> "
                               f"{self.remote_dev} did not open: {err or 'no answer'}")
-        if not cleanup.wait_until(lambda: os.path.exists(f"/sys/class/net/tap{local}"), 10):
+        if not wait_until(lambda: os.path.exists(f"/sys/class/net/tap{local}"), 10):
             self.close()
             raise ServerError(f"the uplink to {self.remote.name}: tap{local} never appeared")
         ip_batch([f"link set tap{local} name {self.local_dev}"])
@@ -288,11 +288,11 @@ class Relay:
             for tunnel in self.tunnels:
                 tunnel.open(taken)
             ends = [t.local_dev for t in self.tunnels]
-            cleanup.ovs("add-br", self.bridge, "--", "set", "Bridge", self.bridge,
+            ovs.vsctl("add-br", self.bridge, "--", "set", "Bridge", self.bridge,
                         "datapath_type=netdev", "fail_mode=standalone",
                         "other-config:disable-in-band=true", "--", "add-port", self.bridge,
                         ends[0], "--", "add-port", self.bridge, ends[1])
-            if not cleanup.wait_until(lambda: os.path.exists(f"/sys/class/net/{self.bridge}"),
+            if not wait_until(lambda: os.path.exists(f"/sys/class/net/{self.bridge}"),
                                       10):
                 raise LabError(f"Open vSwitch did not create {self.bridge} in 10 s")
             harden_root_interface(self.bridge)  # its own port stays down
@@ -301,7 +301,7 @@ class Relay:
             raise
 
     def close(self) -> None:
-        cleanup.ovs("--if-exists", "del-br", self.bridge, check=False)
+        ovs.vsctl("--if-exists", "del-br", self.bridge, check=False)
         for tunnel in self.tunnels:
             tunnel.close()
 

@@ -1,6 +1,6 @@
 """MAC addresses: parsing, checks, and the 21140A NIC's 00:03:ff derivation.
 
-Pure functions; no I/O. DESIGN.md §3 says how a guest NIC's MAC is made.
+Pure functions; no I/O. docs/architecture.md §3 says how a guest NIC's MAC is made.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ input); the lab loads it into the NAT node's and the PC's own namespaces (never 
 shared NIC has a NAT node of its own: the guest's cable on the inside (its private network, no
 switch), a /30 transit link into the PC on the outside, MASQUERADE
 and a stateful firewall; the PC masquerades again out of its adapters, with FORWARD policy DROP
-(DESIGN.md §2).
+(docs/architecture.md §2).
 """
 
 from __future__ import annotations

@@ -42,8 +42,6 @@ from wvpclab.model.items import (
     Uplink,
     Veth,
 )
-from wvpclab.model.modes import bridge as bridge_mode
-from wvpclab.model.modes import internal as internal_mode
 from wvpclab.model.nat import LAN_SIDE, WAN_SIDE, gateway_rules, pc_rules
 
 #: A guest NIC's port number on whatever switch it plugs into: GUEST_PORT_BASE + the NIC's place in
@@ -145,7 +143,8 @@ EMPTY = LabPlan()
 
 
 class Builder:
-    """Collects a plan's items; the modes add theirs through it."""
+    """Collects a plan's items; the modes add theirs through it (what they use of it is
+    ``wvpclab.model.modes.base.Builder``)."""
 
     def __init__(self, graph: nx.Graph, prefix: str, previous: LabPlan | None) -> None:
         self.graph = graph
@@ -318,13 +317,8 @@ def plan(graph: nx.Graph, prefix: str, previous: LabPlan | None = None) -> LabPl
     for key, vm in topology.nodes_of(graph, "vm"):
         b.add(Host(key, "vm", vm["pc"], ipv6=vm.get("ipv6", True)))
     _plan_lans(b)
-    per_pc: dict[str, int] = {}
-    for ordinal, (key, adapter) in enumerate(topology.nodes_of(graph, "adapter")):
-        index = per_pc.get(adapter["pc"], 0)
-        per_pc[adapter["pc"]] = index + 1
-        bridge_mode.plan_adapter(b, key, adapter, ordinal, index)
-    for key, net in topology.nodes_of(graph, "internal"):
-        internal_mode.plan_network(b, key, net)
+    for mode in modes.MODES.values():  # what each mode brings once (adapters, internal networks)
+        mode.plan_lab(b)
     for ordinal, (_, nic) in enumerate(topology.nodes_of(graph, "nic")):
         _plan_nic(b, nic, ordinal)
     for key, _ in topology.nodes_of(graph, "pc"):

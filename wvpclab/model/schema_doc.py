@@ -149,11 +149,11 @@ def _nic() -> list[str]:
              + ", ".join(f"`{m.format(m.target_word) if m.takes_target else m.name}`"
                          for m in modes.MODES.values())
              + "), or as a mapping with exactly one mode key ("
-             + ", ".join(f"`{m.form()}`" if m.takes_target else f"`{m.name}: true`"
+             + ", ".join(f"`{m.usage(': ')}`" if m.takes_target else f"`{m.name}: true`"
                          for m in modes.MODES.values())
              + ") and options.", "", "| Mode | Written | What it is |", "|---|---|---|"]
     for m in modes.MODES.values():
-        written = f"`{m.format(m.target_word)}`, `{m.form()}`" if m.takes_target else \
+        written = f"`{m.format(m.target_word)}`, `{m.usage(': ')}`" if m.takes_target else \
             f"`{m.name}`, `{m.name}: true`"
         lines.append(f"| `{m.name}` | {written} | {_cell(m.summary)} |")
     lines += ["", "Options:", ""]

@@ -1140,7 +1140,7 @@ def to_document(graph: nx.Graph) -> tuple[dict, list[Issue]]:
         mode = modes.MODES.get(data["mode"]) if isinstance(data["mode"], str) else None
         if mode is None:
             errors.append(Issue(f"nodes[{_fmt(key)}].mode", f"{_fmt(data['mode'])} is not a NIC "
-                                                            f"mode ({modes.forms(': ')})"))
+                                                            f"mode ({modes.usage(': ', ', ')})"))
             continue
         nic: dict[str, Any] = mode.entry(data.get("target"))
         for opt in _NIC_OPTIONS:

@@ -1,9 +1,7 @@
 """What a lab leaves on the machine, and removing it: names by prefix, processes by their group.
 
-Every lab names its bridges and root-namespace interfaces ``wvXXX-…`` (XXX from the lab's name),
-keeps its files in ``/run/wvpclab/wvXXX/`` (its record: ``state.json``) and
-``/run/wvpclab/wvXXX.dns/``, and runs its processes in a cgroup of its own
-(``wvpclab.runtime.cgroups``).
+A lab's names and files follow its prefix (``wvpclab.runtime.rundir``), and it runs its processes
+in a cgroup of its own (``wvpclab.runtime.cgroups``).
 Everything of a lab is found from its prefix and its record, and only a lab whose owner process is
 gone is ever cleaned: a running lab is its own stop's alone. Nothing else is ever touched (never
 ``mn -c``).
@@ -11,84 +9,29 @@ gone is ever cleaned: a running lab is its own stop's alone. Nothing else is eve
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import re
 import shutil
 import signal
 import subprocess
-import threading
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from wvpclab.errors import CommandError
 from wvpclab.runtime import cgroups
+from wvpclab.runtime.ovs import vsctl
 from wvpclab.runtime.procs import cmdline, process_alive
-
-RUN_ROOT = Path("/run/wvpclab")
-#: Open vSwitch connects to a Unix-socket controller only in its own run directory (root's alone).
-OVS_RUNDIR = Path(os.environ.get("OVS_RUNDIR", "/var/run/openvswitch"))
-#: Names the lab gives to bridges and root-namespace interfaces.
-NAME_RE = re.compile(r"^wv[0-9a-f]{3}-")
-#: A lab's entries under RUN_ROOT: its run directory, and its name files (``.dns``).
-ENTRY_RE = re.compile(r"^(wv[0-9a-f]{3})(\.dns)?$")
-#: A run directory being made by a lab's process PID (``.wvXXX.PID``; renamed once whole).
-MAKING_RE = re.compile(r"^\.(wv[0-9a-f]{3})\.(\d+)$")
-
-
-def prefix_for(lab_name: str) -> str:
-    """``wv`` and three hex digits from the lab's name, e.g. ``wv3fa``."""
-    return "wv" + hashlib.sha256(lab_name.encode()).hexdigest()[:3]
-
-
-def run_dir(prefix: str) -> Path:
-    return RUN_ROOT / prefix
-
-
-def dns_dir(prefix: str) -> Path:
-    """Where a lab's name files are (``wvpclab.runtime.dns``): readable by all, unlike its run
-    directory."""
-    return RUN_ROOT / f"{prefix}.dns"
-
-
-def read_state(prefix: str) -> dict[str, Any] | None:
-    try:
-        return json.loads((run_dir(prefix) / "state.json").read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def write_state(prefix: str, state: dict[str, Any]) -> None:
-    path = run_dir(prefix) / "state.json"
-    # one temporary file per writer (the lab's watch records a restarted controller meanwhile)
-    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        tmp.write_text(json.dumps(state, indent=1))
-        tmp.replace(path)
-    except OSError:
-        tmp.unlink(missing_ok=True)  # never a half-written record left behind
-        raise
-
-
-#: What one ``ovs-vsctl`` transaction may take: a base, and more for each bridge or port it adds
-#: or removes (ovs-vswitchd opens each port; 2,000 ports took longer than the 10 s once allowed).
-OVS_TIMEOUT = 10.0
-OVS_TIMEOUT_PER_OP = 0.02
-
-
-def ovs(*args: str, check: bool = True) -> str:
-    """Runs ``ovs-vsctl`` with a timeout that grows with the transaction."""
-    ops = sum(a in ("add-port", "del-port", "add-br", "del-br") for a in args)
-    limit = OVS_TIMEOUT + OVS_TIMEOUT_PER_OP * ops
-    res = subprocess.run(["ovs-vsctl", f"--timeout={limit:.0f}", *args], check=False,
-                         capture_output=True, text=True, timeout=limit + 20,
-                         start_new_session=True)  # Ctrl-C is not its own
-    if check and res.returncode != 0:
-        raise CommandError(f"ovs-vsctl {' '.join(args[:3])}…", res.stderr)
-    return res.stdout
+from wvpclab.runtime.rundir import (
+    ENTRY_RE,
+    MAKING_RE,
+    NAME_RE,
+    RUN_ROOT,
+    dns_dir,
+    openflow_socket,
+    prefix_for,
+    read_state,
+    run_dir,
+)
 
 
 def netns_inode(pid: int) -> int | None:
@@ -153,7 +96,7 @@ def kill_namespaces(shell_pids: Iterable[int]) -> None:
 def lab_bridges(prefix: str | None = None) -> list[str]:
     """OVS bridges named by a lab (by one lab's prefix, or any lab's)."""
     try:
-        names = ovs("list-br").split()
+        names = vsctl("list-br").split()
     except (CommandError, FileNotFoundError, subprocess.TimeoutExpired):
         return []
     return [n for n in names if (n.startswith(prefix + "-") if prefix else NAME_RE.match(n))]
@@ -174,24 +117,13 @@ def remove_bridges_and_links(prefix: str | None) -> None:
         args: list[str] = []
         for br in bridges:
             args += ["--", "--if-exists", "del-br", br]
-        ovs(*args[1:], check=False)
+        vsctl(*args[1:], check=False)
     links = lab_links(prefix)
     if links:
         # best effort: with -force, ip goes on past a link that is already gone
         subprocess.run(["ip", "-force", "-batch", "-"], check=False,
                        input="".join(f"link del {n}\n" for n in links),
                        capture_output=True, text=True, timeout=60)
-
-
-def wait_until(condition, timeout: float, interval: float = 0.05) -> bool:
-    """Polls ``condition()`` until it is true or ``timeout`` runs out; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
 
 
 def own_namespace(prefix: str, state: dict[str, Any], inode: int) -> list[int]:
@@ -216,11 +148,6 @@ def owner_running(state: dict[str, Any] | None) -> int | None:
     if started is not None and start_ticks(int(owner)) != started:
         return None
     return int(owner)
-
-
-def openflow_socket(prefix: str) -> Path:
-    """Where a lab's switches reach its controller."""
-    return OVS_RUNDIR / f"{prefix}.openflow"
 
 
 def clean_prefix(prefix: str, state: dict[str, Any] | None) -> list[str]:

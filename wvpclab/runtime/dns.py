@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from wvpclab.errors import LabError
-from wvpclab.runtime import cleanup, logs
+from wvpclab.runtime import logs, rundir
 from wvpclab.runtime.procs import end
 
 DNSMASQ = "dnsmasq"
@@ -43,7 +43,7 @@ LOG_QUEUE = 100
 OPTIONS = "options timeout:2 attempts:2\n"
 
 
-dns_dir = cleanup.dns_dir
+dns_dir = rundir.dns_dir
 
 
 def parts_dir(base: Path, node: str) -> Path:

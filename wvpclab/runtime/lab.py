@@ -35,7 +35,7 @@ from wvpclab.errors import ControllerError, LabError, UsageError
 from wvpclab.model import modes, topology
 from wvpclab.model.items import Bridge, DhcpClient, Nat, Server, Veth
 from wvpclab.model.plan import EMPTY, Delta, LabPlan, diff, plan
-from wvpclab.runtime import cgroups, cleanup, realize
+from wvpclab.runtime import cgroups, cleanup, realize, rundir
 from wvpclab.runtime.captures import Captures
 from wvpclab.runtime.controller import Controller
 from wvpclab.runtime.dhcp.service import Client, Responder
@@ -114,8 +114,8 @@ class Lab:
         #: The other servers' agents (a lab spread over several servers).
         self.spread: Any = None
         self.name: str = graph.graph["name"]
-        self.prefix = cleanup.prefix_for(self.name)
-        self.run_dir = cleanup.run_dir(self.prefix)
+        self.prefix = rundir.prefix_for(self.name)
+        self.run_dir = rundir.run_dir(self.prefix)
         self.quiet = quiet
         self.plan: LabPlan = EMPTY
         self.net: LabNet | None = None
@@ -225,7 +225,7 @@ class Lab:
         self._started = True
         atexit.register(self.stop)  # a lab left running by a script is torn down at exit
         try:
-            self.controller = Controller(self.run_dir, cleanup.openflow_socket(self.prefix),
+            self.controller = Controller(self.run_dir, rundir.openflow_socket(self.prefix),
                                          group=self.group, on_spawn=self._save_state)
             self.controller.start()
             Mininet.inited = True  # skip Mininet.init(): it raises limits and sysctls machine-wide
@@ -279,7 +279,7 @@ class Lab:
         return diff(old.part(self.machine), new.part(self.machine))
 
     def _claim(self) -> None:
-        state = cleanup.read_state(self.prefix)
+        state = rundir.read_state(self.prefix)
         owner = cleanup.owner_running(state)
         other = (state or {}).get("name")
         if self.prefix in _STARTED or (owner and owner != os.getpid()):
@@ -334,7 +334,7 @@ class Lab:
         nodes = dict(self.realizer.nodes) if self.realizer else {}
         shells = [n.pid for n in nodes.values() if n.pid and n.shell]
         netns = [cleanup.netns_inode(pid) for pid in shells]
-        cleanup.write_state(self.prefix, {
+        rundir.write_state(self.prefix, {
             "name": self.name, "owner_pid": os.getpid(), "nodes": sorted(nodes),
             "owner_start": cleanup.start_ticks(os.getpid()), "shells": shells,
             "netns": [i for i in netns if i is not None],
@@ -392,7 +392,7 @@ class Lab:
                         self._say(f"warning: could not remove the lab's cgroup {self.group.path}")
                     self.group = None
                 shutil.rmtree(self.run_dir, ignore_errors=True)
-                shutil.rmtree(cleanup.dns_dir(self.prefix), ignore_errors=True)
+                shutil.rmtree(rundir.dns_dir(self.prefix), ignore_errors=True)
                 _STARTED.discard(self.prefix)
                 self.plan = EMPTY
             self._say(f"lab {self.name} is down")

@@ -107,7 +107,7 @@ class AccessPoint(LabSwitch):
 
 
 class InternalSwitch(LabSwitch):
-    """An internal network's switch, or a NAT engine's private network."""
+    """An internal network's switch (a shared NIC's cable goes straight into its NAT engine)."""
 
     KIND = "internal"
 

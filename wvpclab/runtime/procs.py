@@ -1,4 +1,5 @@
-"""Processes the lab starts: waiting for their ready line, and reading /proc about a PID."""
+"""Processes the lab starts: waiting for their ready line (or any condition), and reading /proc
+about a PID."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import select
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 
 from wvpclab.errors import LabError
 
@@ -31,6 +33,18 @@ def wait_ready(proc: subprocess.Popen, line: str, timeout: float, what: str) -> 
         elif proc.poll() is not None:
             raise LabError(f"{what} exited with code {proc.returncode} while starting")
     raise LabError(f"{what} did not get ready in {timeout:.0f} s")
+
+
+def wait_until(condition: Callable[[], object], timeout: float, interval: float = 0.05) -> bool:
+    """Polls ``condition()`` until it is true or ``timeout`` runs out; returns whether it became
+    true."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
 
 
 def process_alive(pid: int) -> bool:

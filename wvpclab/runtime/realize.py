@@ -58,7 +58,8 @@ from wvpclab.runtime.net import (
 )
 from wvpclab.runtime.nic import MTU, LabIntf, Tulip21140Intf, shaping_commands, shaping_links
 from wvpclab.runtime.nodes import ROLES, LabNode, NodeScript, VirtualPC
-from wvpclab.runtime.procs import end, wait_ready
+from wvpclab.runtime.ovs import vsctl
+from wvpclab.runtime.procs import end, wait_ready, wait_until
 from wvpclab.runtime.services import READY_LINE as SERVICES_READY
 
 #: Hardening of every interface the lab puts in the root namespace (../shared/STACK.md).
@@ -115,7 +116,7 @@ def expedited_rcu(ports: int) -> Iterator[None]:
 def ovs(args: list[str]) -> None:
     """One ``ovs-vsctl`` transaction (``args`` starts with ``--``); CommandError on failure."""
     if args:
-        cleanup.ovs(*args[1:])
+        vsctl(*args[1:])
 
 
 def _only_known_differs(old: DhcpServer, new: DhcpServer) -> bool:
@@ -439,7 +440,7 @@ class Realizer:
     def _port_on(ifname: str) -> str | None:
         """The bridge a port is on now (None: on none)."""
         try:
-            return cleanup.ovs("port-to-br", ifname).strip() or None
+            return vsctl("port-to-br", ifname).strip() or None
         except CommandError:
             return None
 
@@ -473,7 +474,7 @@ class Realizer:
         peers = [(self.nodes[v.peer].pid, v.peer_dev) for v in veths
                  if v.peer and v.node in gone and v.peer in self.nodes]
         # the kernel removes a dead namespace's veths in one batch, shortly after
-        cleanup.wait_until(lambda: not any(os.path.exists(f"/sys/class/net/{e}") for e in ends)
+        wait_until(lambda: not any(os.path.exists(f"/sys/class/net/{e}") for e in ends)
                            and not any(_has_interface(pid, dev) for pid, dev in peers), 10)
         for node in nodes:
             node.release()
@@ -585,7 +586,7 @@ class Realizer:
                 args += ["type=patch", f"options:peer={p.patch}"]
         ovs(args)
         names = [b.name for b in d.add(Bridge)]
-        if not cleanup.wait_until(lambda: all(os.path.exists(f"/sys/class/net/{n}")
+        if not wait_until(lambda: all(os.path.exists(f"/sys/class/net/{n}")
                                               for n in names), 10):
             raise LabError("Open vSwitch did not create the bridges in 10 s")
         for name in names:  # the bridge's own (internal) port stays down; harden it anyway
@@ -779,7 +780,7 @@ class Realizer:
             lease = client.lease()
             return bool(lease) and ipaddress.IPv4Address(lease["ip"]) in ipaddress.IPv4Network(net)
 
-        cleanup.wait_until(lambda: all(leased(c, n) for c, n in waiting), timeout, interval=0.05)
+        wait_until(lambda: all(leased(c, n) for c, n in waiting), timeout, interval=0.05)
         missing = [f"{c.vm} {c.dev}" for c, n in waiting if not leased(c, n)]
         if missing:
             self.say(f"warning: no DHCP lease after {timeout:.0f} s for: {', '.join(missing)}")

@@ -188,9 +188,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if graph is None:
         return EXIT_INVALID
     from wvpclab.model.plan import plan
-    from wvpclab.runtime import cleanup
+    from wvpclab.runtime import rundir
 
-    sys.stdout.write(plan(graph, cleanup.prefix_for(graph.graph["name"])).text())
+    sys.stdout.write(plan(graph, rundir.prefix_for(graph.graph["name"])).text())
     return 0
 
 

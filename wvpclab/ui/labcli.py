@@ -226,9 +226,9 @@ class LabCLI(CLI):
         """List the VMs: PC, DHCP client and each NIC's mode.
         Usage: vms"""
         for key, vm in topology.nodes_of(self.lab.graph, "vm"):
-            modes = ", ".join(f"{n['index']}:{modes.label(n)}"
-                              for n in topology.nics_of(self.lab.graph, key))
-            sys.stdout.write(f"{key:<12} pc {vm['pc']:<10} {modes or 'no NICs'}\n")
+            nics = ", ".join(f"{n['index']}:{modes.label(n)}"
+                             for n in topology.nics_of(self.lab.graph, key))
+            sys.stdout.write(f"{key:<12} pc {vm['pc']:<10} {nics or 'no NICs'}\n")
         sys.stdout.flush()
 
     def do_nics(self, line: str) -> None:
@@ -257,8 +257,8 @@ class LabCLI(CLI):
 
     def do_nic(self, line: str) -> None:
         """Move a NIC to another network while the VM runs (WVPC's Settings dialog).
-        Usage: nic VM N none|shared|bridge ADAPTER|internal NAME"""
-        usage = "nic VM N none|shared|bridge ADAPTER|internal NAME"
+        Usage: nic VM N MODE (``help nic`` names the modes)"""
+        usage = f"nic VM N {modes.usage()}"
         args = line.split()
         where = self._vm_nic(args, usage)
         if where is None:
@@ -281,6 +281,11 @@ class LabCLI(CLI):
                          f"{', address ' + addr if addr else ''}"
                          f"{'' if changed else ' (already so: nothing changed)'}\n")
         sys.stdout.flush()
+
+    def help_nic(self) -> None:
+        """``help nic``: the modes as the registry has them (``none|shared|bridge ADAPTER|...``)."""
+        first = (self.do_nic.__doc__ or "").splitlines()[0]
+        self.stdout.write(f"{first}\n        Usage: nic VM N {modes.usage()}\n")
 
     def _nic_after_interrupt(self, vm: str, index: int) -> None:
         """Ctrl-C during ``nic`` or ``cable``: a change is made whole or not at all (the signal

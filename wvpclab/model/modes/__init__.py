@@ -1,8 +1,10 @@
 """The four NIC modes of Windows Virtual PC, one module each, behind one interface
-(``base.Mode``).
+(``base.Mode``): each module says everything its mode does, everywhere (the plan, reachability,
+the picture, the web page, the command line); nothing outside this package names a mode.
 
-``of(nic)`` gives a NIC's mode object; ``parse`` reads a mode typed by a user. Adding a mode is a
-new module and a line in ``MODES``.
+``of(nic)`` gives a NIC's mode object; ``parse`` reads a mode typed by a user; ``label``,
+``usage`` and ``counts`` put the modes in words. Adding a mode is a new module and a line in
+``MODES`` (``tests/unit/test_sixth_mode.py`` adds one from a test file alone).
 """
 
 from __future__ import annotations
@@ -23,14 +25,13 @@ def of(nic: Nic) -> Mode:
     return MODES[nic["mode"]]
 
 
+def of_any(nic: Nic) -> Mode:
+    """The mode of a NIC, or Not connected for a mode there is none of (a hand-made graph)."""
+    return MODES.get(nic.get("mode"), none.MODE)
+
+
 def by_name(name: str) -> Mode:
     return MODES[name]
-
-
-def forms(sep: str = " ") -> str:
-    """Every mode as it is written: ``none, shared, bridge ADAPTER, internal NAME`` (``sep``
-    ``": "`` for a topology file's)."""
-    return ", ".join(m.form(sep) for m in MODES.values())
 
 
 def parse(spec: str, target: str | None = None, sep: str = " ") -> tuple[str, str | None]:
@@ -45,12 +46,12 @@ def parse(spec: str, target: str | None = None, sep: str = " ") -> tuple[str, st
     if mode is not None and bool(rest) == mode.takes_target:
         return name, rest or None
     if mode is not None and mode.takes_target:
-        raise ValueError(f"{spec!r} is not a NIC mode: {name} needs a target ({mode.form(sep)})")
+        raise ValueError(f"{spec!r} is not a NIC mode: {name} needs a target ({mode.usage(sep)})")
     if mode is not None:
         raise ValueError(f"{spec!r} is not a NIC mode: {name} takes no target")
     close = difflib.get_close_matches(name, list(MODES), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"{spec!r} is not a NIC mode ({forms(sep)}){hint}")
+    raise ValueError(f"{spec!r} is not a NIC mode ({usage(sep, ', ')}){hint}")
 
 
 def format(mode: str, target: str | None = None) -> str:  # the inverse of parse
@@ -63,6 +64,18 @@ def label(nic: Nic) -> str:
     """A NIC's mode as a user types and reads it: ``none``, ``shared``, ``bridge eth0``,
     ``internal lab`` (``nic`` needs only ``mode`` and ``target``)."""
     return of(nic).label(nic)
+
+
+def usage(sep: str = " ", between: str = "|") -> str:
+    """Every mode as a usage line names them: ``none|shared|bridge ADAPTER|internal NAME`` (the
+    command line's), ``none, shared, bridge:ADAPTER, internal:NAME`` (``sep=":"``,
+    ``between=", "``: the page's and the API's)."""
+    return between.join(m.usage(sep) for m in MODES.values())
+
+
+def counts(graph: nx.Graph) -> list[tuple[int, str]]:
+    """What the modes bring to a lab, counted for a summary line: ``[(1, "internal network")]``."""
+    return [count for m in MODES.values() for count in m.counts(graph)]
 
 
 def move(graph: nx.Graph, vm: str, index: int, mode: str, target: str | None) -> None:
@@ -86,5 +99,5 @@ def set_cable(graph: nx.Graph, vm: str, index: int, plugged: bool) -> None:
     graph.nodes[f"{vm}/{index}"]["cable"] = plugged
 
 
-__all__ = ["MODES", "Mode", "by_name", "format", "forms", "label", "move", "of", "parse",
-           "set_cable"]
+__all__ = ["MODES", "Mode", "by_name", "counts", "format", "label", "move", "of", "of_any", "parse",
+           "set_cable", "usage"]

@@ -1,21 +1,29 @@
 """Host adapter (bridge): the NIC plugs into its host adapter's filter switch (the Virtual PC
 Network Filter). A wired adapter's filter switch has a patch cable to its LAN; a wireless adapter's
 reaches the LAN through an access point that passes only the adapter's own MAC (the controller
-translates)."""
+translates).
+
+What the mode does, everywhere (each a member of ``HostAdapter`` below): the plan of every PC's
+host adapters, used or not: the PC's own interface, the filter switch, the way to the LAN
+(``plan_lab``, ``plan_adapter``); where a NIC plugs in (``attachment``: ``PC/ADAPTER``) and the
+LAN's addresses, DHCP, router and DNS (``network``, ``server``, ``gateway``, ``nameserver``);
+reachability: on the adapter's LAN, or its filter switch without one (``where``), which every lab
+has, so verify's LAN rules decide; blue in the picture (``style``); the PC's adapters in the
+page's drop-down and their filter switches' rules (``choices``, ``switches``); ``bridge ADAPTER``
+on the command line (``usage``).
+"""
 
 from __future__ import annotations
 
 import difflib
 import ipaddress
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import networkx as nx
 
+from wvpclab.model import topology
 from wvpclab.model.items import Address, Bridge, DhcpClient, Route, Veth
-from wvpclab.model.modes.base import Mode, Nic, lan_router, pc_of
-
-if TYPE_CHECKING:
-    from wvpclab.model.plan import Builder
+from wvpclab.model.modes.base import Builder, Mode, Nic, Place, lan_router, pc_of
 
 
 class HostAdapter(Mode):
@@ -27,6 +35,7 @@ class HostAdapter(Mode):
                "adapters, named here, and appears on that adapter's LAN with its own MAC.")
     target_what = "an adapter"
     target_word = "ADAPTER"
+    dialog_rank = 10
 
     def attachment(self, graph: nx.Graph, nic: Nic) -> str:
         return f"{pc_of(graph, nic)}/{nic['target']}"
@@ -78,9 +87,33 @@ class HostAdapter(Mode):
         lan = self._lan(graph, nic)
         return f"lan:{lan}" if lan else None
 
-    def where(self, graph: nx.Graph, nic: Nic) -> tuple[str, Any]:
+    def where(self, graph: nx.Graph, nic: Nic) -> Place:
         lan = self._lan(graph, nic)
         return ("lan", lan) if lan else ("segment", self.attachment(graph, nic))
+
+    def plan_lab(self, b: Builder) -> None:
+        """Every PC's host adapters: ``ordinal`` counts them lab-wide, ``index`` on their PC."""
+        per_pc: dict[str, int] = {}
+        for ordinal, (key, adapter) in enumerate(topology.nodes_of(b.graph, "adapter")):
+            index = per_pc.get(adapter["pc"], 0)
+            per_pc[adapter["pc"]] = index + 1
+            plan_adapter(b, key, adapter, ordinal, index)
+
+    def choices(self, graph: nx.Graph, pc: str) -> list[dict[str, str]]:
+        """The PC's host adapters by name and type, and the LAN each is on."""
+        out = []
+        for _, adapter in topology.nodes_of(graph, "adapter"):
+            if adapter["pc"] != pc:
+                continue
+            where = f"LAN {adapter['lan']}" if adapter.get("lan") else "no LAN"
+            out.append({"value": f"{self.name}:{adapter['name']}",
+                        "label": f"{adapter['name']} ({adapter['type']} adapter, {where})"})
+        return out
+
+    def switches(self, graph: nx.Graph) -> list[dict[str, Any]]:
+        """Each host adapter's filter switch: its rules."""
+        return [{"key": key, "kind": f"{adapter['type']} filter", "rules": True, "leases": False}
+                for key, adapter in topology.nodes_of(graph, "adapter")]
 
 
 MODE = HostAdapter()

@@ -2,23 +2,58 @@
 end of its cable (no switch between them: the engine is the only thing on the guest's private
 network, at .254 its gateway, DHCP server and DNS option), MASQUERADE and a stateful firewall onto a
 /30 transit link into the PC, which masquerades again out of its adapters.
+
+What the mode does, everywhere (each a member of ``Shared`` below):
+
+- the plan (``plan_nic``): per NIC its engine node, the transit link into the PC, the engine's
+  firewall and ingress filter (``wvpclab.model.nat``), its DHCP server; the guest's cable goes
+  straight into the engine (``cable_into``, ``engine``);
+- addresses: the PC's ``nat_subnet`` (``network``), the engine's .254 as router, DHCP server and
+  DNS server (``server``, ``gateway``, ``nameserver``); a static address keeps these;
+- reachability (``wvpclab.analysis.verify``, ``reach``): the NIC sits behind its PC's NAT
+  (``where``: ("nat", PC)); nothing comes in (``inbound``); out, it reaches its PC, the LANs of
+  the PC's addressed adapters and, over the internet, LANs open to it (``outbound``); its DNS is
+  the engine's, relayed by the PC (``dns``); in Mininet's ping tests the engine is reached by its
+  guest only, reaches its guest and PC, and sends as its guest (``reached``, ``sends_as``);
+- the picture (``wvpclab.analysis.draw``): orange (``style``), "shared (NAT)" on the NIC
+  (``describe``), each engine a box in its PC fed from the PC's IP stack, the PC's title its
+  subnet (``boxes``, ``pc_notes``);
+- the web page: "Shared Networking (NAT)" after the host adapters (``dialog_label``,
+  ``dialog_rank``);
+- the command line: ``shared`` (``usage``); ``nat VM N`` shows the engine's and the PC's rules.
+
+The plan's ``Nat`` items carry the rest without naming the mode: the PC's own MASQUERADE out of its
+adapters (``nat.pc_rules``) and its DNS relay (``plan._plan_names``) for the PCs that have engines,
+and the runtime realizes them as any item.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 import networkx as nx
 
-from wvpclab.model import macs
-from wvpclab.model.addresses import host, nat_address, nat_pool
+from wvpclab.model import macs, topology
+from wvpclab.model.addresses import DEFAULT_NAT_SUBNET, host, nat_address, nat_pool
 from wvpclab.model.items import Address, DhcpServer, Firewall, Host, Nat, Route, Veth
-from wvpclab.model.modes.base import Mode, Nic, pc_of
+from wvpclab.model.modes.base import (
+    Box,
+    Builder,
+    Endpoint,
+    Mode,
+    Nic,
+    Place,
+    Verdict,
+    adapter_addressed,
+    open_to_the_internet,
+    pc_of,
+)
 from wvpclab.model.nat import INSIDE, OUTSIDE, engine_ingress, engine_rules
 
-if TYPE_CHECKING:
-    from wvpclab.model.plan import Builder
+#: Where a shared NIC sits for reachability: behind its PC's NAT (("nat", PC)).
+PLACE = "nat"
 
 
 class Shared(Mode):
@@ -38,6 +73,8 @@ class Shared(Mode):
         if iface.ip == nat_address(str(subnet)).ip:
             return f"{iface.ip} is the NAT engine's own address"
         return None
+    dialog_rank = 20
+    dialog_label = "Shared Networking (NAT)"
 
     def describe(self, nic: Nic) -> str:
         return "shared (NAT)"
@@ -67,8 +104,64 @@ class Shared(Mode):
     def nameserver(self, graph: nx.Graph, nic: Nic) -> str:
         return self.gateway(graph, nic)  # the engine relays DNS to its PC's resolver
 
-    def where(self, graph: nx.Graph, nic: Nic) -> tuple[str, Any]:
-        return "nat", pc_of(graph, nic)
+    def where(self, graph: nx.Graph, nic: Nic) -> Place:
+        return PLACE, pc_of(graph, nic)
+
+    def inbound(self, graph: nx.Graph, here: Place, there: Place) -> Verdict:
+        return False, "NAT: inbound blocked"
+
+    def outbound(self, graph: nx.Graph, here: Place, to: Endpoint, there: Place) -> Verdict:
+        """Out as the PC: to the PC itself, onto the LANs its adapters with an address are on,
+        and over the internet into a LAN open to it."""
+        pc = here[1]
+        if to.kind == "adapter" and graph.nodes[to.key]["pc"] == pc:
+            return True, "NAT: to its own PC"
+        lans = {d["lan"] for key, d in topology.nodes_of(graph, "adapter")
+                if d["pc"] == pc and d["lan"] and adapter_addressed(graph, key)}
+        kind, lan = there
+        if kind == "lan" and lan in lans:
+            return True, "NAT: outbound, as the PC"
+        if (kind == "lan" and lans and topology.has_internet(graph)
+                and open_to_the_internet(graph, lan)):
+            return True, "NAT: outbound, as the PC, over the internet"
+        return False, "NAT: no route from the PC"
+
+    def dns(self, graph: nx.Graph, nic: Nic) -> tuple[str | None, str]:
+        return str(self.nameserver(graph, nic)), "its NAT engine, relayed by its PC"
+
+    def reached(self, plan: Any, src: str, dst: str) -> Verdict | None:
+        """A NAT engine is a firewall its guest alone reaches; it reaches its guest and its PC."""
+        engines = _engines(plan)
+        if dst in engines:
+            return src == engines[dst].vm, "NAT engine: a firewall, reached by its guest only"
+        if src in engines and dst in (engines[src].vm, engines[src].pc):
+            return True, "NAT engine: its guest and its PC"
+        return None
+
+    def sends_as(self, plan: Any, node: str) -> tuple[str, str] | None:
+        """What leaves a NAT engine leaves as its guest's traffic."""
+        nat = _engines(plan).get(node)
+        return (nat.vm, f"eth{nat.index}") if nat is not None else None
+
+    def pc_notes(self, pc: Mapping[str, Any]) -> list[str]:
+        return [f"shared networking {pc.get('nat_subnet', '?')}"]
+
+    def boxes(self, graph: nx.Graph, pc: str) -> list[Box]:
+        """Each shared NIC's NAT engine on ``pc``: its address, what it serves, its forwards."""
+        out = []
+        subnet = graph.nodes[pc].get("nat_subnet") if pc in graph else None
+        for key, nic in topology.nodes_of(graph, "nic"):
+            vm = graph.nodes[nic.get("vm")] if nic.get("vm") in graph else {}
+            if nic.get("mode") != self.name or vm.get("pc") != pc:
+                continue
+            lines = [(str(nat_address(subnet or DEFAULT_NAT_SUBNET)), "mono"),
+                     ("DHCP · DNS · firewall", "small")]
+            for rule in nic.get("forward") or ():
+                proto, hport, gport = str(rule).split(":")
+                lines.append((f"{proto} {hport} → guest {gport}", "small"))
+            out.append(Box(self.engine(nic), "NAT engine", f"for {key}", tuple(lines),
+                           from_stack=True))
+        return out
 
     def plan_nic(self, b: Builder, nic: Nic, ordinal: int) -> None:
         """The NIC's NAT engine: node (the NIC's cable ends in it), transit link into the PC,
@@ -91,6 +184,11 @@ class Shared(Mode):
 
 
 MODE = Shared()
+
+
+def _engines(plan: Any) -> dict[str, Nat]:
+    """A plan's NAT engines by node."""
+    return {n.node: n for n in plan.of(Nat).values()}
 
 
 def nat_of(graph: nx.Graph, nic: Nic, ordinal: int) -> Nat:

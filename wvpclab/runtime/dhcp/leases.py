@@ -20,17 +20,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from wvpclab.runtime.dhcp.message import (
-    CLIENT_PORT,
-    SERVER_PORT,
-    ZERO,
-    IPv4,
-    MessageType,
-    Option,
-    Reply,
-    Request,
-    u32,
-)
+from wvpclab.runtime.dhcp.message import ZERO, IPv4, Reply, Request, u32
+from wvpclab.wire import DHCP_CLIENT_PORT, DHCP_SERVER_PORT, MessageType, Option
 
 #: Lease states. An expired or released record is kept so that the client gets its address back
 #: while nobody else took it.
@@ -562,11 +553,11 @@ def destination(req: Request, reply: Reply) -> tuple[str | None, IPv4, int]:
     (yiaddr), so that no other client on the network sees it.
     """
     if req.giaddr != ZERO:
-        return None, req.giaddr, SERVER_PORT
+        return None, req.giaddr, DHCP_SERVER_PORT
     if reply.mtype == MessageType.NAK:
-        return BROADCAST_MAC, BROADCAST, CLIENT_PORT
+        return BROADCAST_MAC, BROADCAST, DHCP_CLIENT_PORT
     if req.ciaddr != ZERO:
-        return None, req.ciaddr, CLIENT_PORT
+        return None, req.ciaddr, DHCP_CLIENT_PORT
     if req.broadcast or reply.yiaddr == ZERO:
-        return BROADCAST_MAC, BROADCAST, CLIENT_PORT
-    return req.mac, reply.yiaddr, CLIENT_PORT
+        return BROADCAST_MAC, BROADCAST, DHCP_CLIENT_PORT
+    return req.mac, reply.yiaddr, DHCP_CLIENT_PORT

@@ -37,20 +37,16 @@ from wvpclab.runtime.dhcp.leases import (
     destination,
     hold_names,
 )
-from wvpclab.runtime.dhcp.message import (
-    ETH_P_IP,
-    IPPROTO_UDP,
-    SERVER_PORT,
-    ZERO,
-    IPv4,
-    Malformed,
-    MessageType,
-    build_frame,
-    parse,
-    parse_frame,
-)
+from wvpclab.runtime.dhcp.message import ZERO, IPv4, parse, parse_frame
 from wvpclab.runtime.dns import names_text, read_holders, write_atomic
 from wvpclab.runtime.logs import CappedFile
+from wvpclab.wire import (
+    DHCP_SERVER_PORT,
+    ETH_TYPE_IPV4,
+    IPPROTO_UDP,
+    Malformed,
+    build_udp_frame,
+)
 
 READY_LINE = "wvpclab-dhcp ready"
 BATCH = 256
@@ -76,14 +72,14 @@ TO_SERVER_PORT = (
     (JEQ, 11, 0, socket.PACKET_OUTGOING),   # 1: one this host sends (a reply to a relay): 13
     (JEQ, 10, 0, socket.PACKET_OTHERHOST),  # 2: to another host's MAC: 13
     (LD_H, 0, 0, 12),                       # 3: A = ethertype
-    (JEQ, 0, 8, ETH_P_IP),                  # 4: not IPv4: 13
+    (JEQ, 0, 8, ETH_TYPE_IPV4),             # 4: not IPv4: 13
     (LD_B, 0, 0, 14 + 9),                   # 5: A = IP protocol
     (JEQ, 0, 6, IPPROTO_UDP),               # 6: not UDP: 13
     (LD_H, 0, 0, 14 + 6),                   # 7: A = IP flags and fragment offset
     (JSET, 4, 0, 0x1FFF),                   # 8: a later fragment has no UDP header: 13
     (LDX_IP_HEADER, 0, 0, 14),              # 9: X = IP header length, 4 * (IHL at frame[14])
     (LD_H_X, 0, 0, 14 + 2),                 # 10: A = UDP destination port, at frame[14 + X + 2]
-    (JEQ, 0, 1, SERVER_PORT),               # 11: not 67: 13
+    (JEQ, 0, 1, DHCP_SERVER_PORT),          # 11: not 67: 13
     (RET, 0, 0, 0x40000),                   # 12: accept the frame (up to 256 KiB of it)
     (RET, 0, 0, 0),                         # 13: drop it
 )
@@ -223,7 +219,7 @@ class Server:
         # (capped at net.core.rmem_max: under a flood, a short queue drops what would be stale
         # by the time it was read, rather than answering it late)
         self.raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        self.raw.bind((self.iface, ETH_P_IP))
+        self.raw.bind((self.iface, ETH_TYPE_IPV4))
         self.raw.setblocking(False)
         self.mac = self.raw.getsockname()[4]  # this interface's MAC (as seen in its namespace)
         if len(self.mac) != 6:
@@ -233,7 +229,7 @@ class Server:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.iface.encode())
-        self.sock.bind(("0.0.0.0", SERVER_PORT))
+        self.sock.bind(("0.0.0.0", DHCP_SERVER_PORT))
 
     def log(self, message: str) -> None:
         stamp = time.strftime("%H:%M:%S")
@@ -270,7 +266,7 @@ class Server:
         except Exception as err:  # noqa: BLE001 - one packet's error never stops the server
             self.stats[f"dropped: unreadable ({type(err).__name__})"] += 1
             return None, False
-        if req.giaddr != ZERO and sent.src_port != SERVER_PORT:
+        if req.giaddr != ZERO and sent.src_port != DHCP_SERVER_PORT:
             # relay agents send from port 67 (RFC 2131 §4.1); the lab's DHCP guard drops UDP from
             # port 67 out of guests, so a guest cannot pose as a relay and name any chaddr
             self.stats[NOT_A_RELAY] += 1
@@ -424,8 +420,9 @@ class Server:
             mac, addr, port = destination(reply.request, reply)
             wire = reply.build()
             if mac is not None:
-                wire = build_frame(bytes.fromhex(mac.replace(":", "")), self.mac, self.cfg.server,
-                                   addr, SERVER_PORT, port, wire)
+                wire = build_udp_frame(bytes.fromhex(mac.replace(":", "")), self.mac,
+                                       self.cfg.server.packed, addr.packed, DHCP_SERVER_PORT, port,
+                                       wire)
         except Exception as err:  # noqa: BLE001 - a reply that cannot be built is dropped alone
             self.stats[f"reply not built: {type(err).__name__}"] += 1
             return
@@ -556,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["MessageType", "Server", "main", "read_known", "save"]
+__all__ = ["Server", "main", "read_known", "save"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -313,8 +313,7 @@ class WebServer:
         vm, index = self._where(body)
         mode = body.get("mode")
         if not isinstance(mode, str):
-            raise UsageError("set_nic: give the mode as a string (none, shared, bridge:ADAPTER, "
-                             "internal:NAME)")
+            raise UsageError(f"set_nic: give the mode as a string ({modes.usage(':', ', ')})")
         changed = self.lab.set_nic(vm, index, mode)
         return {"changed": changed, **self._nic_now(vm, index)}
 

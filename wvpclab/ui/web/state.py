@@ -24,28 +24,13 @@ import networkx as nx
 from wvpclab.model import modes, topology
 from wvpclab.ui.web.netns import NetnsReader
 
-#: The drop-down's entry that asks for a new internal network's name.
-NEW_INTERNAL = "internal:"
-
 
 def choices(graph: nx.Graph, pc: str) -> list[dict[str, str]]:
-    """A NIC's drop-down on ``pc``, in WVPC's order: Not connected, the host's adapters by name
-    and type, Shared Networking (NAT), the PC's internal networks, and "New internal network..."."""
-    out = [{"value": "none", "label": "Not connected"}]
-    for _, adapter in topology.nodes_of(graph, "adapter"):
-        if adapter["pc"] != pc:
-            continue
-        where = f"LAN {adapter['lan']}" if adapter.get("lan") else "no LAN"
-        out.append({"value": f"bridge:{adapter['name']}",
-                    "label": f"{adapter['name']} ({adapter['type']} adapter, {where})"})
-    out.append({"value": "shared", "label": "Shared Networking (NAT)"})
-    for _, net in topology.nodes_of(graph, "internal"):
-        if net["pc"] == pc:
-            dhcp = "" if net.get("dhcp", True) else ", DHCP off"
-            out.append({"value": f"internal:{net['name']}",
-                        "label": f"Internal Network {net['name']}{dhcp}"})
-    out.append({"value": NEW_INTERNAL, "label": "New internal network..."})
-    return out
+    """A NIC's drop-down on ``pc``: each mode's entries (``Mode.choices``), in WVPC's order (the
+    modes' ``dialog_rank``): Not connected, the host's adapters by name and type, Shared
+    Networking (NAT), the PC's internal networks, and "New internal network..."."""
+    ranked = sorted(modes.MODES.values(), key=lambda m: m.dialog_rank)
+    return [choice for mode in ranked for choice in mode.choices(graph, pc)]
 
 
 def spec(nic: Mapping[str, Any]) -> str:
@@ -73,12 +58,8 @@ def settings(graph: nx.Graph) -> dict[str, Any]:
     for key, lan in topology.nodes_of(graph, "lan"):
         switches.append({"key": key, "kind": "internet" if lan.get("internet") else "lan",
                          "rules": False, "leases": bool(lan.get("dhcp"))})
-    for key, adapter in topology.nodes_of(graph, "adapter"):
-        switches.append({"key": key, "kind": f"{adapter['type']} filter", "rules": True,
-                         "leases": False})
-    for key, net in topology.nodes_of(graph, "internal"):
-        switches.append({"key": key, "kind": "internal", "rules": True,
-                         "leases": bool(net.get("dhcp", True))})
+    for mode in modes.MODES.values():  # the filter switches, the internal networks
+        switches += mode.switches(graph)
     return {"lab": graph.graph["name"], "vms": vms, "switches": switches,
             "choices": {pc: choices(graph, pc) for pc in sorted(pcs)}}
 

@@ -4,7 +4,6 @@
 "use strict";
 
 const TOKEN = document.querySelector('meta[name="wvpclab-token"]').content;
-const NEW_INTERNAL = "internal:";
 const POLL_MS = 300;  // at most this often (a look that waited on the server goes again at once)
 
 let state = null;          // the last /api/state
@@ -248,11 +247,13 @@ async function change(key, busyText, path, body, done) {
 function changeMode(vm, index, select) {
   let mode = select.value;
   let what = select.selectedOptions[0].textContent;
-  if (mode === NEW_INTERNAL) {
-    const name = window.prompt("Name of the new internal network (letters, digits, - and _):", "");
-    if (!name) { select.value = state.vms.find((v) => v.name === vm).nics.find((n) => n.index === index).value; return; }
-    mode = NEW_INTERNAL + name.trim();
-    what = "internal network " + name.trim();
+  const vmState = state.vms.find((v) => v.name === vm);
+  const choice = (state.choices[vmState.pc] || []).find((c) => c.value === mode);
+  if (choice && choice.ask) {  // a choice that asks for a name (a new internal network)
+    const name = window.prompt(choice.ask, "");
+    if (!name) { select.value = vmState.nics.find((n) => n.index === index).value; return; }
+    mode = choice.value + name.trim();
+    what = choice.names + " " + name.trim();
   }
   change(`${vm}/${index}`, `changing to ${what}: `
               + "moving the cable, then waiting for the guest to hold its address...",
