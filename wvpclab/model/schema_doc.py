@@ -9,7 +9,8 @@ from typing import Any
 
 from wvpclab.model import modes, schema
 
-#: The worked example (DESIGN.md §4's lab); a unit test checks that it is a valid topology.
+#: The worked example (docs/architecture.md §4's lab); a unit test checks that it is a valid
+#: topology.
 EXAMPLE = """\
 name: office-lab
 pcs:                                   # physical PCs running WVPC

@@ -1,12 +1,12 @@
 """Topology files -> a validated networkx graph (pure: no root, no I/O beyond reading the file).
 
-The file contract is DESIGN.md §4. Every error is collected and reported at once, each naming its
-key path and the offending value; nothing is started from a topology that has an error. The
-document's structure (keys, types, defaults, choices) is declared once in ``wvpclab.model.schema``;
-this module reads files, runs the cross-reference checks on what the schema parsed (names,
-addresses, what refers to what; each NIC's mode checks its own target, address and forwards) and
-builds the graph. A graph built in code is checked in graph words first (``from_graph``), and
-``checked(graph)`` validates a graph once per lab start.
+The file contract is docs/architecture.md §4. Every error is collected and reported at once, each
+naming its key path and the offending value; nothing is started from a topology that has an error.
+The document's structure (keys, types, defaults, choices) is declared once in
+``wvpclab.model.schema``; this module reads files, runs the cross-reference checks on what the
+schema parsed (names, addresses, what refers to what; each NIC's mode checks its own target, address
+and forwards) and builds the graph. A graph built in code is checked in graph words first
+(``from_graph``), and ``checked(graph)`` validates a graph once per lab start.
 
 Graph schema (node key: attributes; every node has ``kind`` and ``name``):
 
