@@ -477,17 +477,17 @@ class Spread:
                 tunnel.open(self._taps)
                 self.tunnels[key] = tunnel
         data = topology.to_node_link(graph)
-        here: list[Delta] = []  # this machine's part of the difference
+        mine: list[Delta] = []  # this machine's part of the difference, once carried out
         errors = self._everywhere(lambda a: a.request("apply", APPLY_TIMEOUT, graph=data,
                                                       timeout=timeout, repair=repair),
-                                  lambda: here.append(self.here.apply(
+                                  lambda: mine.append(self.here.apply(
                                       new, timeout, start=old, repair=repair, clients=False)))
         self._sync_proxies(errors)
         self._show(new)
         if errors:
             raise errors[0]
         errors = self._everywhere(lambda a: a.request("clients", APPLY_TIMEOUT, timeout=timeout),
-                                  lambda: self.here.start_clients(here[0], timeout))
+                                  lambda: self.here.start_clients(mine[0], timeout))
         if errors:
             raise errors[0]
         for key in [k for k in self.tunnels if k not in new.of(Uplink)]:

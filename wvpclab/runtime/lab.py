@@ -4,10 +4,11 @@ several.
 ``with Lab.load(path) as lab:`` builds it and tears it down on exit, also after an error or Ctrl-C.
 Everything goes through one path: the topology graph is planned (``wvpclab.model.plan``), the
 plan is diffed against the running one, and each machine carries out its part of the difference:
-this one's (``wvpclab.runtime.machine``), and the other servers' through their agents
+this one's (``wvpclab.runtime.machine``), the other servers' through their agents
 (``wvpclab.cluster.spread``). Start is the difference from nothing, a runtime change (WVPC's
 Settings dialog: ``set_nic``, ``cable``) the difference between two plans, stop the difference to
-nothing. What a user asks of the running lab is answered in ``wvpclab.runtime.views``.
+nothing. Beside it in ``wvpclab.runtime``: ``views`` (what a user asks of the lab), ``captures``,
+``changes`` (what other threads see of them) and ``signals`` (held while a change or a stop runs).
 """
 
 from __future__ import annotations
