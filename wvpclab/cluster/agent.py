@@ -28,7 +28,7 @@ import networkx as nx
 from wvpclab.cluster.remote import code_version
 from wvpclab.errors import WvpcError
 from wvpclab.model.items import Host
-from wvpclab.model.plan import plan
+from wvpclab.model.plan import Delta, LabPlan, plan
 from wvpclab.runtime.machine import Machine
 from wvpclab.runtime.signals import signals_deferred
 
@@ -44,8 +44,10 @@ class Agent:
 
     def __init__(self) -> None:
         self.part: Machine | None = None
-        self.pending: Any = None  # the last change's delta, whose clients start on ``clients``
-        self.attempted: Any = None  # the plan of a change that failed part way here
+        #: The last change's part here, whose DHCP clients start on ``clients``.
+        self.pending: Delta | None = None
+        #: The plan of a change that failed part way here (an undo starts from it).
+        self.attempted: LabPlan | None = None
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
