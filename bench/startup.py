@@ -66,7 +66,8 @@ from common import (
 )
 from common import lab_name as free_lab_name
 
-#: Concurrent pings at most (../shared/STACK.md: hundreds at once through one bridge stall).
+#: Concurrent pings at most (docs/architecture.md §5, The stack: hundreds at once through one bridge
+#: stall).
 WAVE = 50
 REACH_TIMEOUT = 60.0  # seconds of retries before a size's "reach" is given up
 PING = ["ping", "-n", "-q", "-c1", "-W1"]

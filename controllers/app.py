@@ -57,7 +57,7 @@ _MAX_KEPT_FAILURES = 64
 #: How long a request waits for a switch when it names no timeout (no wait is unbounded).
 DEFAULT_TIMEOUT = 30.0
 
-LOG = logging.getLogger("wvpclab.runtime.controller")
+LOG = logging.getLogger("wvpclab.controller")
 
 
 class ControlError(Exception):

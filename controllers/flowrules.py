@@ -19,6 +19,14 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from wvpclab.wire import (
+    DHCP_CLIENT_PORT,
+    DHCP_SERVER_PORT,
+    ETH_TYPE_ARP,
+    ETH_TYPE_IPV4,
+    IPPROTO_UDP,
+)
+
 ROLE_GUEST = "guest"
 ROLE_UPLINK = "uplink"
 ROLE_HOST = "host"
@@ -86,12 +94,7 @@ PRIO_TABLE_MISS = 0  # the explicit drop at the bottom
 
 RESERVED_GROUP = ("01:80:c2:00:00:00", "ff:ff:ff:ff:ff:f0")
 MULTICAST = ("01:00:00:00:00:00", "01:00:00:00:00:00")
-ETH_TYPE_IPV4 = 0x0800
-ETH_TYPE_ARP = 0x0806
 ETH_TYPE_IPV6 = 0x86DD
-IP_PROTO_UDP = 17
-DHCP_SERVER_PORT = 67
-DHCP_CLIENT_PORT = 68
 
 OFPP_MAX = 0xFFFFFF00  # highest number of a physical/logical OpenFlow 1.3 port
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -515,7 +518,7 @@ def _port_flows(switch: Switch) -> set[Flow]:
             # it can ask for any number of hardware addresses: its requests pass a meter
             flows.add(make_flow(PRIO_DHCP_METER, table=TABLE_ADMISSION, goto=TABLE_FORWARDING,
                                 meter=port.number, in_port=port.number, eth_type=ETH_TYPE_IPV4,
-                                ip_proto=IP_PROTO_UDP, udp_dst=DHCP_SERVER_PORT))
+                                ip_proto=IPPROTO_UDP, udp_dst=DHCP_SERVER_PORT))
         if port.guarded:
             flows.add(make_flow(PRIO_SPOOF_DROP, (), table=TABLE_ADMISSION, in_port=port.number))
         if port.mac is not None and port.role in ROLES_WITH_MAC:
@@ -567,7 +570,7 @@ def flows_for(switch: Switch) -> frozenset[Flow]:
         # client messages reach it alone, and a guest cannot answer as a server (a rogue OFFER/ACK)
         if steering and port.role == ROLE_GUEST:
             flows.add(make_flow(PRIO_DHCP_STEER, (dhcp.number,), table=fwd, in_port=port.number,
-                                eth_type=ETH_TYPE_IPV4, ip_proto=IP_PROTO_UDP,
+                                eth_type=ETH_TYPE_IPV4, ip_proto=IPPROTO_UDP,
                                 udp_dst=DHCP_SERVER_PORT))
             flows.add(_dhcp_guard(port))
         if switch.dhcp_guard and port.role == ROLE_GUEST:
@@ -584,7 +587,7 @@ def flows_for(switch: Switch) -> frozenset[Flow]:
 def _dhcp_guard(port: Port) -> Flow:
     """A guest's DHCP server messages (UDP from port 67, a rogue OFFER/ACK): dropped."""
     return make_flow(PRIO_DHCP_GUARD, (), table=TABLE_FORWARDING, in_port=port.number,
-                     eth_type=ETH_TYPE_IPV4, ip_proto=IP_PROTO_UDP, udp_src=DHCP_SERVER_PORT)
+                     eth_type=ETH_TYPE_IPV4, ip_proto=IPPROTO_UDP, udp_src=DHCP_SERVER_PORT)
 
 
 def _ap_flows(switch: Switch) -> frozenset[Flow]:
@@ -643,7 +646,7 @@ def _wireless_flows(switch: Switch) -> frozenset[Flow]:
         flows.add(make_flow(PRIO_W_GUEST_CONTROLLER, to_controller=True, table=fwd, in_port=g,
                             eth_type=ETH_TYPE_ARP))
         flows.add(make_flow(PRIO_W_GUEST_CONTROLLER, to_controller=True, table=fwd, in_port=g,
-                            eth_type=ETH_TYPE_IPV4, ip_proto=IP_PROTO_UDP,
+                            eth_type=ETH_TYPE_IPV4, ip_proto=IPPROTO_UDP,
                             udp_dst=DHCP_SERVER_PORT))
         translate = uplink is not None and adapter is not None
         flows.add(make_flow(PRIO_W_GUEST_GROUP_IPV4, local, table=fwd,
@@ -664,7 +667,7 @@ def _wireless_flows(switch: Switch) -> frozenset[Flow]:
     if uplink is not None:
         u = uplink.number
         flows.add(make_flow(PRIO_W_DHCP_SERVER, to_controller=True, table=fwd, in_port=u,
-                            eth_type=ETH_TYPE_IPV4, ip_proto=IP_PROTO_UDP,
+                            eth_type=ETH_TYPE_IPV4, ip_proto=IPPROTO_UDP,
                             udp_src=DHCP_SERVER_PORT, udp_dst=DHCP_CLIENT_PORT))
         if adapter is not None:
             for entry in switch.learned:

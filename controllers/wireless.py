@@ -25,8 +25,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from controllers.flowrules import (
-    DHCP_CLIENT_PORT,
-    DHCP_SERVER_PORT,
     KIND_WIRELESS,
     ROLE_GUEST,
     ROLE_HOST,
@@ -37,6 +35,7 @@ from controllers.flowrules import (
     learnable_ipv4,
 )
 from wvpclab import wire
+from wvpclab.wire import DHCP_CLIENT_PORT, DHCP_SERVER_PORT
 
 
 @dataclass(frozen=True)

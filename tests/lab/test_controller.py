@@ -65,7 +65,8 @@ def write_sysctl(key: str, value: str) -> None:
 
 
 def harden_root_interface(name: str) -> None:
-    """What the lab does to every interface it creates in the root namespace (STACK.md)."""
+    """What the lab does to every interface it creates in the root namespace (docs/architecture.md
+    §5)."""
     write_sysctl(f"net.ipv6.conf.{name}.disable_ipv6", "1")
     write_sysctl(f"net.ipv4.conf.{name}.arp_ignore", "8")
     write_sysctl(f"net.ipv4.conf.{name}.rp_filter", "1")

@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wvpclab.runtime import cleanup
+from wvpclab.runtime import rundir
 
 pytestmark = pytest.mark.lab
 
@@ -175,7 +175,7 @@ def suite_command(command: str, name: str, suite: str) -> str:
 
 def as_reader(output: str, name: str, suite: str) -> str:
     """The suite's lab name and prefix put back to the reader's."""
-    output = output.replace(cleanup.prefix_for(suite), cleanup.prefix_for(name))
+    output = output.replace(rundir.prefix_for(suite), rundir.prefix_for(name))
     return re.sub(rf"\b{re.escape(suite)}\b", name, output)
 
 
@@ -277,4 +277,4 @@ def test_the_python_example_of_the_cli_page_runs() -> None:
 def leftovers_of(name: str) -> list[str]:
     from tests.lab.helpers import leftovers
 
-    return leftovers(cleanup.prefix_for(name))
+    return leftovers(rundir.prefix_for(name))

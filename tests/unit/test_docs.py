@@ -13,10 +13,6 @@ from tests.lab.test_docs import parse
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
-#: Pages another branch of issue 28 writes (the topology reference, generated from the schema): a
-#: link to one is accepted while it is missing here. Once it exists it is checked as any other.
-PENDING = {ROOT / "docs" / "topology.md"}
-
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 
 
@@ -60,8 +56,6 @@ def test_every_relative_link_of_the_manual_resolves() -> None:
                 continue
             path_part, _, anchor = target.partition("#")
             dest = (page.parent / path_part).resolve() if path_part else page
-            if dest in PENDING and not dest.exists():
-                continue
             if not dest.exists():
                 broken.append(f"{page.relative_to(ROOT)}: {target} (no such file)")
             elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):

@@ -137,7 +137,7 @@ def test_the_controllers_log_is_capped_with_what_python_writes_to_stderr(tmp_pat
 import logging, sys
 from controllers.main import LOG_CAP, setup_logging
 setup_logging({str(path)!r})
-log = logging.getLogger("wvpclab.runtime.controller")
+log = logging.getLogger("wvpclab.controller")
 for i in range(40_000):  # e.g. a guest's new source addresses, each learned
     log.info("switch 0x1: learned 02:00:00:00:%02x:%02x -> port 3", i >> 8, i & 255)
 print("a thread's traceback", file=sys.stderr)

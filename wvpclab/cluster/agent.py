@@ -2,10 +2,11 @@
 
 The lab (on the machine where the user runs it) starts ``wvpclab agent`` on each server over ssh
 and speaks to it in JSON lines on the agent's stdin and stdout, one request and one reply at a
-time. The agent is a ``Lab`` of its own for the server's part of the plan: its own run directory,
-controller (on a Unix socket: nothing listens on the network), Mininet network and realizer, and
-the same teardown. It computes the plan from the topology graph it is sent (the preflight made sure
-both machines run the same code), so both sides name everything alike.
+time. The agent runs the server's part of the lab (a ``wvpclab.runtime.machine.Machine``, as the
+lab runs its own): its own run directory, controller (on a Unix socket: nothing listens on the
+network), Mininet network and realizer, and the same teardown. It computes the plan from the
+topology graph it is sent (the preflight made sure both machines run the same code), so both sides
+name everything alike.
 
 Requests (``op``): ``start`` (graph, machine) claims the lab's name there and starts its controller;
 ``apply`` (graph, timeout) builds the difference to that graph's plan, without DHCP clients;
@@ -24,7 +25,12 @@ from typing import IO, Any
 
 import networkx as nx
 
+from wvpclab.cluster.remote import code_version
 from wvpclab.errors import WvpcError
+from wvpclab.model.items import Host
+from wvpclab.model.plan import Delta, LabPlan, plan
+from wvpclab.runtime.machine import Machine
+from wvpclab.runtime.signals import signals_deferred
 
 
 def _graph(data: Any) -> nx.Graph:
@@ -34,70 +40,67 @@ def _graph(data: Any) -> nx.Graph:
 
 
 class Agent:
-    """The server side: one Lab for this machine's part."""
+    """The server side: this machine's part of the lab."""
 
     def __init__(self) -> None:
-        self.lab: Any = None
-        self.pending: Any = None  # the last change's delta, whose clients start on ``clients``
-        self.attempted: Any = None  # the plan of a change that failed part way here
+        self.part: Machine | None = None
+        #: The last change's part here, whose DHCP clients start on ``clients``.
+        self.pending: Delta | None = None
+        #: The plan of a change that failed part way here (an undo starts from it).
+        self.attempted: LabPlan | None = None
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
         if op == "start":
-            from wvpclab.cluster.remote import code_version
-            from wvpclab.runtime.lab import Lab
-
-            if self.lab is not None:
+            if self.part is not None:
                 raise WvpcError("already started")
-            lab = Lab(_graph(request["graph"]), quiet=bool(request.get("quiet")),
-                      machine=request["machine"])
-            lab._open()
-            self.lab = lab
+            part = Machine(_graph(request["graph"]).graph["name"], server=request["machine"],
+                           quiet=bool(request.get("quiet")))
+            part.open()
+            self.part = part
             return {"version": code_version()}
-        if self.lab is None:
+        if self.part is None:
             raise WvpcError(f"{op!r} before start")
         if op == "apply":
-            from wvpclab.model.plan import plan
-
-            graph = _graph(request["graph"])
             repair = bool(request.get("repair"))
-            target = plan(graph, self.lab.prefix, previous=self.lab.plan)
+            target = plan(_graph(request["graph"]), self.part.prefix, previous=self.part.plan)
             start = self.attempted if repair else None  # undoing: from what a failure left
             try:
-                self.pending = self.lab._apply(target, float(request.get("timeout", 30)),
-                                               clients=False, repair=repair, start=start)
+                self.pending = self.part.apply(target, float(request.get("timeout", 30)),
+                                               start=start, repair=repair, clients=False)
             except BaseException:
                 self.attempted = target
                 raise
             self.attempted = None
-            self.lab.graph = graph
             return {"nodes": self.nodes()}
         if op == "clients":
             if self.pending is not None:
-                self.lab.realizer.start_clients(self.pending, float(request.get("timeout", 30)))
+                self.part.start_clients(self.pending, float(request.get("timeout", 30)))
             self.pending = None
             return {}
         if op == "stop":
             self.stop()
             return {}
         if op == "leases":
-            return {"leases": self.lab.leases()}
+            return {"leases": self.part.leases()}
         if op == "ping":
             return {}
         raise WvpcError(f"unknown request {op!r}")
 
     def nodes(self) -> dict[str, list[Any]]:
-        from wvpclab.model.items import Host
-
-        nodes = self.lab.realizer.nodes if self.lab and self.lab.realizer else {}
-        hosts = self.lab.plan.of(Host)
+        """Each node of this part: its shell's PID, role and PC (the lab makes its proxies)."""
+        part = self.part
+        nodes = part.realizer.nodes if part is not None and part.realizer else {}
+        hosts = part.plan.of(Host) if part is not None else {}
         return {name: [node.pid, hosts[name].role, hosts[name].pc]
                 for name, node in nodes.items() if name in hosts}
 
     def stop(self) -> None:
-        lab, self.lab = self.lab, None
-        if lab is not None:
-            lab.stop()
+        """Tears the part down; a signal waits until it is done."""
+        part, self.part = self.part, None
+        if part is not None:
+            with signals_deferred():
+                part.stop()
 
 
 def _leave(signum: int, frame: object) -> None:

@@ -31,6 +31,7 @@ from wvpclab.model import topology
 from wvpclab.model.items import Bridge, Port, Server, Uplink, Veth
 from wvpclab.model.plan import Delta, LabPlan
 from wvpclab.runtime import ovs
+from wvpclab.runtime.machine import Machine
 from wvpclab.runtime.net import SWITCHES, LabSwitch, UplinkTunnel
 from wvpclab.runtime.nic import MTU, LabIntf
 from wvpclab.runtime.nodes import ROLES, cmd_apart, shell_is_mine
@@ -164,9 +165,10 @@ class AgentClient:
         except ServerError as err:
             self.say(f"warning: {err}")
         finally:
-            self._end()
+            self.end()
 
-    def _end(self) -> None:
+    def end(self) -> None:
+        """Ends the session (bounded), without a word to the agent."""
         proc, self.proc = self.proc, None
         if proc is None:
             return
@@ -289,11 +291,10 @@ class Relay:
                 tunnel.open(taken)
             ends = [t.local_dev for t in self.tunnels]
             ovs.vsctl("add-br", self.bridge, "--", "set", "Bridge", self.bridge,
-                        "datapath_type=netdev", "fail_mode=standalone",
-                        "other-config:disable-in-band=true", "--", "add-port", self.bridge,
-                        ends[0], "--", "add-port", self.bridge, ends[1])
-            if not wait_until(lambda: os.path.exists(f"/sys/class/net/{self.bridge}"),
-                                      10):
+                      "datapath_type=netdev", "fail_mode=standalone",
+                      "other-config:disable-in-band=true", "--", "add-port", self.bridge,
+                      ends[0], "--", "add-port", self.bridge, ends[1])
+            if not wait_until(lambda: os.path.exists(f"/sys/class/net/{self.bridge}"), 10):
                 raise LabError(f"Open vSwitch did not create {self.bridge} in 10 s")
             harden_root_interface(self.bridge)  # its own port stays down
         except BaseException:
@@ -413,12 +414,14 @@ def remote_node(name: str, remote: Remote, remote_pid: int, role: str,
 
 
 class Spread:
-    """The other servers of a lab: their agents, the tunnels to them, their nodes' proxies."""
+    """The other servers of a lab: their agents, the tunnels to them, their nodes' proxies. It
+    drives them beside ``here``, this machine's part of the lab (whose network shows them)."""
 
-    def __init__(self, lab: Any, target: LabPlan) -> None:
-        self.lab = lab
+    def __init__(self, here: Machine, target: LabPlan) -> None:
+        self.here = here
         servers = target.of(Server)
-        self.remotes = {name: Remote(server, lab) for name, server in sorted(servers.items())}
+        # (each ssh session joins the lab's cgroup here, once it has one)
+        self.remotes = {name: Remote(server, here) for name, server in sorted(servers.items())}
         self.agents: dict[str, AgentClient] = {}
         #: Each server's switches as Mininet sees them here, by bridge key.
         self.views: dict[str, dict[str, RemoteSwitch]] = {}
@@ -432,17 +435,17 @@ class Spread:
             if agent.proc is not None:
                 group.adopt(agent.proc.pid)
 
-    def connect(self) -> None:
-        """Starts every server's agent at once; if one cannot be reached, the others stop and
-        LabError names it (nothing is built)."""
-        graph = topology.to_node_link(self.lab.graph)
-        clients = {name: AgentClient(remote, self.lab._say)
+    def connect(self, graph: Any) -> None:
+        """Starts every server's agent at once for the lab's ``graph``; if one cannot be reached,
+        the others stop and LabError names it (nothing is built)."""
+        data = topology.to_node_link(graph)
+        clients = {name: AgentClient(remote, self.here.say)
                    for name, remote in self.remotes.items()}
         errors: dict[str, Exception] = {}
 
         def one(name: str) -> None:
             try:
-                clients[name].connect(graph, self.lab.quiet)
+                clients[name].connect(data, self.here.quiet)
             except ServerError as err:
                 errors[name] = err
 
@@ -454,36 +457,36 @@ class Spread:
         if errors:
             _each(lambda name: clients[name].close(), [n for n in clients if n not in errors])
             for name in errors:
-                clients[name]._end()
+                clients[name].end()
             first = errors[min(errors)]
             more = f" (and {', '.join(sorted(errors)[1:])})" if len(errors) > 1 else ""
             raise LabError(f"{first}{more}; nothing was built")
         self.agents = clients
 
-    def apply(self, old: LabPlan, new: LabPlan, delta: Delta, timeout: float, graph: Any,
+    def apply(self, old: LabPlan, new: LabPlan, timeout: float, graph: Any,
               repair: bool = False) -> None:
-        """Carries out a change on every machine (see the module's docstring): ``delta`` is this
-        machine's part, ``graph`` the one the servers plan theirs from; with ``repair``, undoing
-        a change that failed part way on one of them."""
+        """Carries out a change on every machine (see the module's docstring), from ``old`` to
+        ``new``: ``graph`` is the one the servers plan theirs from; with ``repair``, undoing a
+        change that failed part way on one of them."""
         relays = sorted(k for k, u in new.of(Uplink).items() if u.a and u.b)
         for key, u in new.of(Uplink).items():
             if key not in self.tunnels:
-                tunnel = uplink_tunnel(u, self.remotes, self.lab.prefix,
+                tunnel = uplink_tunnel(u, self.remotes, self.here.prefix,
                                        relays.index(key) if key in relays else 0)
                 tunnel.open(self._taps)
                 self.tunnels[key] = tunnel
         data = topology.to_node_link(graph)
-        realizer = self.lab.realizer
+        mine: list[Delta] = []  # this machine's part of the difference, once carried out
         errors = self._everywhere(lambda a: a.request("apply", APPLY_TIMEOUT, graph=data,
                                                       timeout=timeout, repair=repair),
-                                  lambda: realizer.apply(delta, timeout, repair=repair,
-                                                         clients=False))
+                                  lambda: mine.append(self.here.apply(
+                                      new, timeout, start=old, repair=repair, clients=False)))
         self._sync_proxies(errors)
         self._show(new)
         if errors:
             raise errors[0]
         errors = self._everywhere(lambda a: a.request("clients", APPLY_TIMEOUT, timeout=timeout),
-                                  lambda: realizer.start_clients(delta, timeout))
+                                  lambda: self.here.start_clients(mine[0], timeout))
         if errors:
             raise errors[0]
         for key in [k for k in self.tunnels if k not in new.of(Uplink)]:
@@ -510,7 +513,7 @@ class Spread:
 
     def _sync_proxies(self, errors: list[Exception]) -> None:
         """A Mininet node here for every node there (new ones made, gone ones ended)."""
-        net = self.lab.net
+        net = self.here.net
         wanted: list[tuple[str, str, int, str, str | None]] = []
         for name, reply in self._results.items():
             there = reply.get("nodes", {})
@@ -544,7 +547,7 @@ class Spread:
         """Mininet's view of the servers' parts, made anew from ``plan``: every remote node's
         interfaces, every remote switch with its ports, the links between them, and the uplinks
         between machines. Only describes: nothing is run."""
-        net = self.lab.net
+        net = self.here.net
         self._unshow()
         ends: dict[str, LabIntf] = {}
         for name, remote in self.remotes.items():
@@ -559,7 +562,7 @@ class Spread:
             self.views[name] = switches
             for switch in switches.values():
                 ends.update(switch.nameToIntf)
-        local = self.lab.realizer.switches
+        local = self.here.realizer.switches if self.here.realizer else {}
         for u in plan.of(Uplink).values():
             for dev in (u.a_dev, u.b_dev):
                 if dev not in ends:
@@ -571,7 +574,7 @@ class Spread:
 
     def _unshow(self) -> None:
         """Mininet forgets the view of the servers' parts (their nodes stay)."""
-        net = self.lab.net
+        net = self.here.net
         proxies = set(self.proxies.values())
         switches = {s for view in self.views.values() for s in view.values()}
         for link in [link for link in net.links
@@ -587,7 +590,7 @@ class Spread:
     def _forget(self, node: str) -> None:
         proxy = self.proxies.pop(node)
         proxy.terminate()
-        net = self.lab.net
+        net = self.here.net
         if proxy in net.hosts:
             net.hosts.remove(proxy)
         net.nameToNode.pop(node, None)

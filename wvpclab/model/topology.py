@@ -1,7 +1,12 @@
 """Topology files -> a validated networkx graph (pure: no root, no I/O beyond reading the file).
 
-The file contract is DESIGN.md §4. Every error is collected and reported at once, each naming its
-key path and the offending value; nothing is started from a topology that has an error.
+The file contract is docs/architecture.md §4. Every error is collected and reported at once, each
+naming its key path and the offending value; nothing is started from a topology that has an error.
+The document's structure (keys, types, defaults, choices) is declared once in
+``wvpclab.model.schema``; this module reads files, runs the cross-reference checks on what the
+schema parsed (names, addresses, what refers to what; each NIC's mode checks its own target, address
+and forwards) and builds the graph. A graph built in code is checked in graph words first
+(``from_graph``), and ``checked(graph)`` validates a graph once per lab start.
 
 Graph schema (node key: attributes; every node has ``kind`` and ``name``):
 
@@ -18,10 +23,10 @@ Graph schema (node key: attributes; every node has ``kind`` and ``name``):
 - ``PC/NAME``: kind ``internal``; ``pc``, ``dhcp`` (bool).
 - ``VM``: kind ``vm``; ``pc``; ``dhcp_client`` (udhcpc|dhclient: the guest's DHCP client);
   ``ipv6`` (bool: whether the guest runs IPv6 beside IPv4, as Windows 7 does and XP by default not).
-- ``VM/N``: kind ``nic``; ``vm``, ``index``, ``mode`` (none|shared|bridge|internal), ``target``
-  (adapter or internal network name, else None), ``mac``, ``mac_source``, ``ip`` (CIDR or None for
-  DHCP), ``speed`` (10|100|"unlimited"), ``allow_mac_spoofing``, ``forward`` (list of
-  ``proto:hostport:guestport``).
+- ``VM/N``: kind ``nic``; ``vm``, ``index``, ``mode`` (a name in ``wvpclab.model.modes.MODES``),
+  ``target`` (what the mode names: an adapter, an internal network; else None), ``mac``,
+  ``mac_source``, ``ip`` (CIDR or None for DHCP), ``speed`` (10|100|"unlimited"),
+  ``allow_mac_spoofing``, ``forward`` (list of ``proto:hostport:guestport``).
 
 The graph's own attributes: ``name``, ``internal`` (declared internal networks) and ``servers``
 (``{NAME: {"host": ADDRESS, "user": USER}}``, the other machines a lab spreads over; empty: one
@@ -29,87 +34,65 @@ machine).
 
 Edges carry ``rel``: pc-adapter ``adapter``, adapter-lan ``uplink``, lan-server ``server``,
 pc-internal ``internal``, vm-pc ``host``, vm-nic ``nic``, and nic-(adapter|internal|pc) ``attach``
-with the NIC's ``mode`` (a shared NIC attaches to its PC, whose NAT engine serves it; a ``none`` NIC
-has no attach edge).
+with the NIC's ``mode`` (the mode says where: ``Mode.graph_attach``; a NIC not connected has no
+attach edge).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
-import re
 import stat
 import subprocess
 import sys
+import weakref
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 import yaml
 
-from wvpclab.model import macs
+from wvpclab.model import macs, modes, schema
 from wvpclab.model.addresses import (
     DEFAULT_INTERNET_SUBNET,
     DEFAULT_NAT_SUBNET,
-    INTERNAL_SERVER,
+    INTERNAL_SERVER,  # noqa: F401 - read from here by others
     TRANSIT_NET,
     gateway_address,
-    nat_address,
+    nat_address,  # noqa: F401 - read from here by others
+)
+from wvpclab.model.names import (
+    ADAPTER_RE,
+    ADAPTER_RULE,
+    LAB_NAME_RE,
+    LAB_NAME_RULE,
+    NAME_RE,
+    NAME_RULE,
+    RESERVED_IFACE_RE,
+    RESERVED_NAMES,
+)
+from wvpclab.model.schema import (  # noqa: F401 - part of this module's interface
+    ADAPTER_TYPES,
+    DHCP_CLIENTS,
+    MAX_NICS,
+    SPEEDS,
+    Issue,
 )
 
-MAX_NICS = 4
-MODES = ("none", "shared", "bridge", "internal")
-SPEEDS = (10, 100, "unlimited")
-ADAPTER_TYPES = ("wired", "wireless")
-
-#: Words the Mininet CLI (and ours) takes as commands: a node so named could not be addressed there.
-RESERVED_NAMES = frozenset({
-    # Mininet's CLI
-    "EOF", "dpctl", "dump", "exit", "gterm", "help", "intfs", "iperf", "iperfudp", "link", "links",
-    "net", "nodes", "noecho", "pingall", "pingallfull", "pingpair", "pingpairfull", "ports", "px",
-    "py", "quit", "sh", "source", "switch", "time", "wait", "x", "xterm",
-    # ours
-    "vms", "nics", "nic", "cable", "leases", "rules", "nat", "capture", "matrix", "draw",
-})
-
-#: What a user-given name (VM, PC, LAN, server, internal network) may look like.
-NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
-_ADAPTER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")
-_RESERVED_IFACE_RE = re.compile(r"^nat[0-9]+$")
-LAB_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-#: A server's address: an IPv4 or IPv6 address or a DNS name (what ssh is given).
-_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                          r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
-_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 #: The name that stands for the machine running the lab (in plans and placements).
 LOCAL = "local"
+def __getattr__(name: str) -> Any:
+    """``MODES``: the mode names, as registered now (``wvpclab.model.modes.MODES``)."""
+    if name == "MODES":
+        return tuple(modes.MODES)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-_TOP_KEYS = ("name", "servers", "pcs", "lans", "internal", "vms", "internet")
-_SERVER_KEYS = ("host", "user")
-_PC_KEYS = ("adapters", "nat", "server")
-_ADAPTER_KEYS = ("type", "mac", "lan", "ip")
-_LAN_KEYS = ("subnet", "dhcp", "servers", "server", "nat")
-_INTERNET_KEYS = ("subnet", "servers")
+
+#: A NIC's keys other than its mode.
+_NIC_OPTIONS = ("ip", "mac", "speed", "allow_mac_spoofing", "forward")
 #: The internet's name (a LAN node of its own: its switch, its core router ``gw.internet``).
 INTERNET = "internet"
-_INTERNAL_KEYS = ("dhcp",)
-_VM_KEYS = ("pc", "nics", "dhcp_client", "ipv6")
-DHCP_CLIENTS = ("udhcpc", "dhclient")
-_NIC_OPTION_KEYS = ("ip", "mac", "speed", "allow_mac_spoofing", "forward")
-_FORWARD_RE = re.compile(r"^(tcp|udp):(\d{1,5}):(\d{1,5})$")
-
-
-@dataclass(frozen=True)
-class Issue:
-    """One problem in a topology: where (a key path such as ``vms.xp.nics[0].bridge``) and what."""
-
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
 
 
 class TopologyError(Exception):
@@ -383,6 +366,7 @@ def from_document(doc: Any, default_name: str = "lab") -> nx.Graph:
     graph, errors = _Builder(default_name).build(doc)
     if errors:
         raise TopologyError(errors)
+    _mark(graph)
     return graph
 
 
@@ -393,7 +377,11 @@ def check_document(doc: Any) -> list[Issue]:
 
 def from_graph(graph: nx.Graph, default_name: str = "lab") -> nx.Graph:
     """Validates a graph (built in code or read from node-link JSON); returns it rebuilt and
-    normalized (derived MACs filled in), or raises TopologyError."""
+    normalized (derived MACs filled in), or raises TopologyError. The graph's own problems (its
+    attributes, nodes and edges) are named in graph words: ``graph['internal']``,
+    ``nodes['pc'].subnett``, ``edges['pc', 'eth0']``."""
+    if not isinstance(graph, nx.Graph):
+        raise TopologyError([Issue("", f"expected a networkx graph, got {type(graph).__name__}")])
     doc, errors = to_document(graph)
     if errors:
         raise TopologyError(errors)
@@ -401,93 +389,50 @@ def from_graph(graph: nx.Graph, default_name: str = "lab") -> nx.Graph:
 
 
 def validate(graph: nx.Graph) -> list[Issue]:
-    """Every problem in a graph, as key paths of the equivalent topology document."""
+    """Every problem in a graph: its own (in graph words) or, in the topology it describes, as key
+    paths of the equivalent topology document."""
     doc, errors = to_document(graph)
     return errors or check_document(doc)
 
 
-def _path(*parts: object) -> str:
-    out = ""
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
+#: Graphs this module built (or found valid) and what they held then: ``checked`` does not
+#: validate them again while they are unchanged.
+_CHECKED: weakref.WeakKeyDictionary[nx.Graph, int] = weakref.WeakKeyDictionary()
 
 
-def _short(text: str, limit: int = 120) -> str:
-    """At most ``limit`` characters of a text, saying how much was left out."""
-    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+def _fingerprint(graph: nx.Graph) -> int:
+    """What a graph holds, in one number (its name aside: ``run --name`` renames a loaded lab, and
+    ``checked`` checks a name on its own)."""
+    rest = {k: v for k, v in graph.graph.items() if k != "name"}
+    return hash((repr(rest), repr(list(graph.nodes(data=True))),
+                 repr(list(graph.edges(data=True)))))
 
 
-def _fmt(value: Any) -> str:
-    """A value quoted in an error: whole if short, else an excerpt (a hostile file may hold huge
-    values, or aliases that expand to millions)."""
-    if isinstance(value, str):
-        return repr(value) if len(value) <= 80 else f"{value[:60]!r}… ({len(value):,} characters)"
-    if isinstance(value, (Mapping, list, tuple)) and _bigger_than(value, 30):
-        kind = "mapping" if isinstance(value, Mapping) else "list"
-        return f"a {kind} of {len(value):,} entries"
-    try:
-        text = json.dumps(value, default=str)
-    except (TypeError, ValueError):  # keys JSON cannot write (dates, numbers as keys)
-        text = repr(value)
-    return _short(text, 120)
+def _mark(graph: nx.Graph) -> None:
+    _CHECKED[graph] = _fingerprint(graph)
 
 
-def _bigger_than(value: Any, limit: int) -> bool:
-    """True when a nested value holds more than ``limit`` values (stops counting there)."""
-    seen = 0
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        seen += 1
-        if seen > limit:
-            return True
-        if isinstance(item, Mapping):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, (list, tuple)):
-            stack.extend(item)
-    return False
+def checked(graph: nx.Graph) -> nx.Graph:
+    """``graph`` once it is known valid: a graph the loader built (``load``, ``from_document``,
+    ``from_graph``), unchanged since, is not validated again; any other is validated (raising
+    TopologyError listing every problem) and remembered. A lab is thus validated once per start
+    (``wvpclab.runtime.lab.Lab`` calls this)."""
+    name = graph.graph.get("name") if isinstance(graph, nx.Graph) else None
+    if (isinstance(graph, nx.Graph) and _CHECKED.get(graph) == _fingerprint(graph)
+            and isinstance(name, str) and LAB_NAME_RE.match(name)):
+        return graph
+    if not isinstance(graph, nx.Graph):
+        raise TopologyError([Issue("", f"expected a networkx graph, got {type(graph).__name__}")])
+    errors = validate(graph)
+    if errors:
+        raise TopologyError(errors)
+    _mark(graph)
+    return graph
 
 
-def _net(text: Any) -> ipaddress.IPv4Network:
-    if not isinstance(text, str) or "/" not in text:
-        raise ValueError(f"{_fmt(text)} is not a network in CIDR form (e.g. 192.168.50.0/24)")
-    try:
-        return ipaddress.IPv4Network(text, strict=True)
-    except ipaddress.NetmaskValueError:
-        raise ValueError(f"{_fmt(text)} has a bad prefix length") from None
-    except ValueError as err:
-        if "has host bits set" in str(err):
-            raise ValueError(f"{_fmt(text)} has host bits set; the network is "
-                             f"{ipaddress.IPv4Network(text, strict=False)}") from None
-        raise ValueError(f"{_fmt(text)} is not an IPv4 network in CIDR form") from None
-
-
-def _iface(text: Any) -> ipaddress.IPv4Interface:
-    if not isinstance(text, str) or "/" not in text:
-        raise ValueError(f"{_fmt(text)} is not an address in CIDR form (e.g. 169.254.1.10/16)")
-    try:
-        return ipaddress.IPv4Interface(text)
-    except ValueError:
-        raise ValueError(f"{_fmt(text)} is not an IPv4 address in CIDR form") from None
-
-
-def _server_host(value: Any) -> str | None:
-    """A server's address in one spelling (an IP address normalized, a DNS name lower-cased), or
-    None when it is neither."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return str(ipaddress.ip_address(value.strip("[]")))
-    except ValueError:
-        pass
-    if _HOSTNAME_RE.match(value) and not value.replace(".", "").isdigit():
-        return value.lower()
-    return None
+_path = schema.path_of
+_short = schema.short
+_fmt = schema.fmt
 
 
 def _usable(iface: ipaddress.IPv4Interface) -> str | None:
@@ -499,10 +444,9 @@ def _usable(iface: ipaddress.IPv4Interface) -> str | None:
     return None
 
 
-
-
 class _Builder:
-    """Walks a document once, filling a graph and a list of issues."""
+    """The cross-reference checks, on a document the models parsed (``schema.check``): walks it
+    once, filling a graph and a list of issues."""
 
     def __init__(self, default_name: str) -> None:
         self.default_name = default_name
@@ -516,38 +460,21 @@ class _Builder:
         self.g.graph["servers"] = {}
         self.server_decl: dict[str, str] = {}  # name -> path, for "named but unused"
         self.server_used: set[str] = set()
+        self.left_out: set[tuple[Any, ...]] = set()  # (section, name) of entries left out
+        self.left_out_keys: set[tuple[Any, ...]] = set()  # every key path left out
 
     # -- helpers ----------------------------------------------------------------------------------
     def err(self, path: str, message: str) -> None:
         self.errors.append(Issue(path, message))
 
-    def mapping(self, value: Any, path: str, allow_none: bool = True) -> dict | None:
-        if value is None and allow_none:
-            return {}
-        if not isinstance(value, Mapping):
-            self.err(path, f"expected a mapping, got {type(value).__name__} {_fmt(value)}")
-            return None
-        return dict(value)
-
-    def known_keys(self, mapping: Mapping, allowed: Iterable[str], path: str) -> None:
-        allowed = tuple(allowed)
-        for key in mapping:
-            if key not in allowed:
-                self.err(_path(path, str(key)), f"unknown key {_fmt(key)} (expected one of: "
-                                                f"{', '.join(allowed)})")
-
-    def boolean(self, value: Any, path: str, default: bool) -> bool:
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            self.err(path, f"expected true or false, got {_fmt(value)}")
-            return default
-        return value
+    def was_left_out(self, section: str, name: Any) -> bool:
+        """Whether entry ``name`` of ``section`` was written but left out for its own errors
+        (a reference to it is then no error of its own)."""
+        return (section, name) in self.left_out
 
     def node_name(self, name: Any, path: str, what: str) -> bool:
         if not isinstance(name, str) or not NAME_RE.match(name):
-            self.err(path, f"{_fmt(name)} is not a valid {what} name (a letter, then letters, "
-                           "digits, '-' or '_'; at most 32)")
+            self.err(path, f"{_fmt(name)} is not a valid {what} name ({NAME_RULE})")
             return False
         if name in RESERVED_NAMES:
             self.err(path, f"{_fmt(name)} is a CLI command; a {what} so named could not be "
@@ -569,89 +496,67 @@ class _Builder:
 
     # -- the walk ---------------------------------------------------------------------------------
     def build(self, doc: Any) -> tuple[nx.Graph, list[Issue]]:
-        if doc is None:
-            self.err("", "the topology is empty")
+        checked = schema.check(doc)
+        self.errors.extend(checked.issues)
+        self.left_out = {loc[:2] for loc in checked.left_out if len(loc) == 2}
+        self.left_out_keys = checked.left_out
+        topo = checked.topology
+        if topo is None:
             return self.g, self.errors
-        if not isinstance(doc, Mapping):
-            self.err("", f"a topology is a mapping of {', '.join(_TOP_KEYS)}; got "
-                         f"{type(doc).__name__}")
-            return self.g, self.errors
-        self.known_keys(doc, _TOP_KEYS, "")
-        name = doc.get("name", self.default_name)
-        if not isinstance(name, str) or not LAB_NAME_RE.match(name):
-            self.err("name", f"{_fmt(name)} is not a valid lab name (letters, digits, '.', '-', "
-                             "'_'; at most 64)")
+        name = topo.name if topo.name is not None else self.default_name
+        if not LAB_NAME_RE.match(name):
+            self.err("name", f"{_fmt(name)} is not a valid lab name ({LAB_NAME_RULE})")
             name = "lab"
         self.g.graph["name"] = name
-        self.servers(doc.get("servers"))
-        self.internals(doc.get("internal"))
+        self.servers(topo.servers or {})
+        self.internals(topo.internal or {})
         self.g.graph["internal"] = {k: dict(v) for k, v in self.internal_decl.items()}
-        self.internet_given = INTERNET in doc
-        if self.internet_given:
-            self.internet(doc[INTERNET])
-        self.lans(doc.get("lans"))
+        self.internet_given = INTERNET in topo.model_fields_set or ("internet",) in checked.left_out
+        if INTERNET in topo.model_fields_set:
+            self.internet(topo.internet or schema.Internet())
+        self.lans(topo.lans or {})
         self.internet_links()
-        self.pcs(doc.get("pcs"))
-        self.vms(doc.get("vms"))
+        self.pcs(topo.pcs or {})
+        self.vms(topo.vms or {})
         self.unused_servers()
         if not self.errors:
             self.derive_macs()
         return self.g, self.errors
 
-    def servers(self, section: Any) -> None:
+    def servers(self, section: Mapping[Any, schema.Server]) -> None:
         """The other machines the lab spreads over: a name, the address ssh reaches and the user."""
-        section = self.mapping(section, "servers")
         self.g.graph["servers"] = {}
         hosts: dict[str, str] = {}
-        for name, body in (section or {}).items():
+        for name, body in section.items():
             path = _path("servers", str(name))
             if not isinstance(name, str) or not NAME_RE.match(name):
-                self.err(path, f"{_fmt(name)} is not a valid server name (a letter, then letters, "
-                               "digits, '-' or '_'; at most 32)")
+                self.err(path, f"{_fmt(name)} is not a valid server name ({NAME_RULE})")
                 continue
             if name == LOCAL:
                 self.err(path, f"{LOCAL!r} stands for the machine that runs the lab; a PC or LAN "
                                "without `server` runs there. Name the other machine otherwise")
                 continue
-            body = self.mapping(body, path, allow_none=False)
-            if body is None:
+            if body.host in hosts:
+                self.err(_path(path, "host"), f"{body.host} is already the address of "
+                                              f"{hosts[body.host]}")
                 continue
-            self.known_keys(body, _SERVER_KEYS, path)
-            host = body.get("host")
-            if host is None:
-                self.err(_path(path, "host"), "missing (the address or DNS name ssh reaches the "
-                                              "server at, e.g. 192.0.2.10)")
-                continue
-            host = _server_host(host)
-            if host is None:
-                self.err(_path(path, "host"), f"{_fmt(body.get('host'))} is not an IP address or "
-                                              "a DNS name")
-                continue
-            if host in hosts:
-                self.err(_path(path, "host"), f"{host} is already the address of "
-                                              f"{hosts[host]}")
-                continue
-            user = body.get("user", "root")
-            if not isinstance(user, str) or not _USER_RE.match(user):
-                self.err(_path(path, "user"), f"{_fmt(user)} is not a user name")
-                continue
-            hosts[host] = path
+            hosts[body.host] = path
             self.server_decl[name] = path
-            self.g.graph["servers"][name] = {"host": host, "user": user}
+            self.g.graph["servers"][name] = {"host": body.host, "user": body.user}
 
-    def placement(self, body: Mapping, path: str) -> str | None:
+    def placement(self, server: str | None, path: str) -> str | None:
         """A PC's or LAN's ``server``: a declared server's name, or None (this machine)."""
-        if body.get("server") is None:
+        if server is None:
             return None
-        name = body["server"]
-        if isinstance(name, str) and name in self.g.graph["servers"]:
-            self.server_used.add(name)
-            return name
-        if name == LOCAL:
+        if server in self.g.graph["servers"]:
+            self.server_used.add(server)
+            return server
+        if server == LOCAL or self.was_left_out("servers", server):
             return None
-        declared = ", ".join(sorted(self.g.graph["servers"])) or "none"
-        self.err(_path(path, "server"), f"no server {_fmt(name)} (declared in `servers`: "
-                                        f"{declared})")
+        declared = sorted(self.g.graph["servers"])
+        self.err(_path(path, "server"), f"no server {_fmt(server)} (declared in `servers`: "
+                                        f"{', '.join(declared) or 'none'})"
+                                        f"{schema.did_you_mean(server, declared)}")
         return None
 
     def unused_servers(self) -> None:
@@ -660,31 +565,19 @@ class _Builder:
                 self.err(path, f"server {name} is named but no PC or LAN is placed on it "
                                f"(`server: {name}` under one of them, or remove it)")
 
-    def internals(self, section: Any) -> None:
-        section = self.mapping(section, "internal")
-        for name, body in (section or {}).items():
+    def internals(self, section: Mapping[Any, schema.InternalNetwork]) -> None:
+        for name, body in section.items():
             path = _path("internal", str(name))
             if not isinstance(name, str) or not NAME_RE.match(name):
                 self.err(path, f"{_fmt(name)} is not a valid internal network name")
                 continue
-            body = self.mapping(body, path)
-            if body is None:
-                continue
-            self.known_keys(body, _INTERNAL_KEYS, path)
-            self.internal_decl[name] = {"dhcp": self.boolean(body.get("dhcp"), _path(path, "dhcp"),
-                                                             True)}
+            self.internal_decl[name] = {"dhcp": body.dhcp}
 
-    def internet(self, section: Any) -> None:
+    def internet(self, body: schema.Internet) -> None:
         """The lab's internet: a switch, a core router at its subnet's first address
         (``gw.internet``) that every LAN's gateway routes through, and servers."""
         path = INTERNET
-        body = self.mapping(section, path) or {}
-        self.known_keys(body, _INTERNET_KEYS, path)
-        try:
-            subnet = _net(body.get("subnet", DEFAULT_INTERNET_SUBNET))
-        except ValueError as err:
-            self.err(_path(path, "subnet"), str(err))
-            return
+        subnet = ipaddress.IPv4Network(body.subnet)
         why = None
         if subnet.is_global:
             why = (f"{subnet} is a public range; the lab's internet uses the shared address space "
@@ -702,7 +595,7 @@ class _Builder:
         self.claim_address(f"lan:{INTERNET}", core, f"{path} (its core router)")
         self.g.add_node(INTERNET, kind="lan", name=INTERNET, subnet=str(subnet), dhcp=False,
                         gateway=str(core), server=None, internet=True, dns=False)
-        self.lan_servers(INTERNET, subnet, body, path)
+        self.lan_servers(INTERNET, subnet, body.servers or {}, path)
 
     def internet_links(self) -> None:
         """Each LAN's gateway gets an address on the internet (from the top of its subnet down);
@@ -746,51 +639,36 @@ class _Builder:
                                  "need subnets of their own")
                 routed.append((key, net))
 
-    def lans(self, section: Any) -> None:
-        section = self.mapping(section, "lans")
-        for name, body in (section or {}).items():
+    def lans(self, section: Mapping[Any, schema.Lan]) -> None:
+        for name, body in section.items():
             path = _path("lans", str(name))
-            ok = self.node_name(name, path, "LAN")
-            body = self.mapping(body, path)
-            if body is None or not ok:
+            if not self.node_name(name, path, "LAN"):
                 continue
-            self.known_keys(body, _LAN_KEYS, path)
-            subnet = None
-            if "subnet" not in body:
-                self.err(_path(path, "subnet"), "missing (the LAN's IPv4 network, e.g. "
-                                                "192.168.50.0/24)")
-            else:
-                try:
-                    subnet = _net(body["subnet"])
-                    if subnet.overlaps(TRANSIT_NET):
-                        self.err(_path(path, "subnet"), f"{subnet} overlaps {TRANSIT_NET}, which "
-                                                        "the lab uses for the PCs' links to their "
-                                                        "NAT engines")
-                        subnet = None
-                    elif subnet.prefixlen > 29:
-                        self.err(_path(path, "subnet"), f"{subnet} is too small for a LAN (at most "
-                                                        "/29: a gateway and hosts)")
-                        subnet = None
-                except ValueError as err:
-                    self.err(_path(path, "subnet"), str(err))
-            dhcp = self.boolean(body.get("dhcp"), _path(path, "dhcp"), True)
-            attrs: dict[str, Any] = {"kind": "lan", "name": name, "dhcp": dhcp,
+            subnet: ipaddress.IPv4Network | None = ipaddress.IPv4Network(body.subnet)
+            if subnet.overlaps(TRANSIT_NET):
+                self.err(_path(path, "subnet"), f"{subnet} overlaps {TRANSIT_NET}, which the lab "
+                                                "uses for the PCs' links to their NAT engines")
+                subnet = None
+            elif subnet.prefixlen > 29:
+                self.err(_path(path, "subnet"), f"{subnet} is too small for a LAN (at most /29: "
+                                                "a gateway and hosts)")
+                subnet = None
+            attrs: dict[str, Any] = {"kind": "lan", "name": name, "dhcp": body.dhcp,
                                      "subnet": str(subnet) if subnet else None, "gateway": None,
-                                     "server": self.placement(body, path)}
-            if "nat" in body:
-                attrs["nat"] = self.boolean(body["nat"], _path(path, "nat"), True)
+                                     "server": self.placement(body.server, path)}
+            if body.nat is not None:
+                attrs["nat"] = body.nat
             if subnet:
                 gw = gateway_address(str(subnet))
                 attrs["gateway"] = str(gw)
                 self.claim_address(f"lan:{name}", gw, f"{path} (its gateway)")
             self.g.add_node(name, **attrs)
-            self.lan_servers(name, subnet, body, path)
+            self.lan_servers(name, subnet, body.servers or {}, path)
 
-    def lan_servers(self, lan: str, subnet: ipaddress.IPv4Network | None, body: Mapping,
-                    path: str) -> None:
+    def lan_servers(self, lan: str, subnet: ipaddress.IPv4Network | None,
+                    servers: Mapping[Any, str], path: str) -> None:
         """A LAN's (or the internet's) ``servers``: each a name and its static address there."""
-        servers = self.mapping(body.get("servers"), _path(path, "servers"))
-        for sname, sip in (servers or {}).items():
+        for sname, sip in servers.items():
             spath = _path(path, "servers", str(sname))
             if not self.node_name(sname, spath, "server"):
                 continue
@@ -806,7 +684,7 @@ class _Builder:
         if subnet is not None and isinstance(value, str) and "/" not in value:
             text = f"{value}/{subnet.prefixlen}"
         try:
-            iface = _iface(text)
+            iface = schema.interface(text)
         except ValueError:
             self.err(path, f"{_fmt(value)} is not an IPv4 address (bare or in CIDR form)")
             return None
@@ -826,78 +704,52 @@ class _Builder:
             self.claim_address(f"lan:{lan}", iface, path)
         return iface
 
-    def pcs(self, section: Any) -> None:
-        section = self.mapping(section, "pcs")
-        for name, body in (section or {}).items():
+    def pcs(self, section: Mapping[Any, schema.Pc]) -> None:
+        for name, body in section.items():
             path = _path("pcs", str(name))
-            ok = self.node_name(name, path, "PC")
-            body = self.mapping(body, path)
-            if body is None or not ok:
+            if not self.node_name(name, path, "PC"):
                 continue
-            self.known_keys(body, _PC_KEYS, path)
             nat_subnet = DEFAULT_NAT_SUBNET
-            nat = self.mapping(body.get("nat"), _path(path, "nat"))
-            if nat:
-                self.known_keys(nat, ("subnet",), _path(path, "nat"))
-                if "subnet" in nat:
-                    try:
-                        net = _net(nat["subnet"])
-                        if net.prefixlen > 30:
-                            self.err(_path(path, "nat", "subnet"),
-                                     f"{net} is too small (at most /30: the NAT and a guest)")
-                        else:
-                            nat_subnet = str(net)
-                    except ValueError as err:
-                        self.err(_path(path, "nat", "subnet"), str(err))
+            if body.nat is not None:
+                net = ipaddress.IPv4Network(body.nat.subnet)
+                if net.prefixlen > 30:
+                    self.err(_path(path, "nat", "subnet"),
+                             f"{net} is too small (at most /30: the NAT and a guest)")
+                else:
+                    nat_subnet = str(net)
             self.g.add_node(name, kind="pc", name=name, nat_subnet=nat_subnet, base_mac=None,
-                            server=self.placement(body, path))
-            adapters = self.mapping(body.get("adapters"), _path(path, "adapters"))
-            for aname, abody in (adapters or {}).items():
+                            server=self.placement(body.server, path))
+            for aname, abody in body.adapters.items():
                 self.adapter(name, aname, abody, _path(path, "adapters", str(aname)))
             self.check_pc_subnets(name, path)
 
-    def adapter(self, pc: str, name: Any, body: Any, path: str) -> None:
-        if not isinstance(name, str) or not _ADAPTER_RE.match(name):
-            self.err(path, f"{_fmt(name)} is not a valid adapter name (an interface name: a "
-                           "letter, then letters, digits, '.', '-', '_'; at most 15)")
+    def adapter(self, pc: str, name: Any, body: schema.Adapter, path: str) -> None:
+        if not isinstance(name, str) or not ADAPTER_RE.match(name):
+            self.err(path, f"{_fmt(name)} is not a valid adapter name ({ADAPTER_RULE})")
             return
-        if name == "lo" or _RESERVED_IFACE_RE.match(name):
+        if name == "lo" or RESERVED_IFACE_RE.match(name):
             self.err(path, f"{_fmt(name)} is a name the lab gives to an interface of the PC (lo, "
                            "natN for shared networking); choose another adapter name")
             return
-        body = self.mapping(body, path)
-        if body is None:
-            return
-        self.known_keys(body, _ADAPTER_KEYS, path)
-        kind = body.get("type", "wired")
-        if kind not in ADAPTER_TYPES:
-            self.err(_path(path, "type"),
-                     f"{_fmt(kind)} is not an adapter type (wired or wireless)")
-            kind = "wired"
-        if "mac" in body:
-            try:
-                mac, source = macs.check_unicast(body["mac"]), "explicit"
-            except macs.MacError as err:
-                self.err(_path(path, "mac"), str(err))
-                mac, source = None, "derived"
-        else:
-            mac, source = None, "derived"
-        lan = body.get("lan")
+        mac, source = (body.mac, "explicit") if body.mac else (None, "derived")
+        lan = body.lan
         subnet = None
         if lan is not None:
-            if not isinstance(lan, str) or lan not in self.g or self.g.nodes[lan]["kind"] != "lan":
-                known = sorted(n for n, d in self.g.nodes(data=True) if d["kind"] == "lan")
-                self.err(_path(path, "lan"), f"no LAN {_fmt(lan)} (declared: "
-                                             f"{', '.join(known) or 'none'})")
+            if lan not in self.g or self.g.nodes[lan]["kind"] != "lan":
+                if not self.was_left_out("lans", lan):
+                    known = sorted(n for n, d in self.g.nodes(data=True) if d["kind"] == "lan")
+                    self.err(_path(path, "lan"), f"no LAN {_fmt(lan)} (declared: "
+                                                 f"{', '.join(known) or 'none'})"
+                                                 f"{schema.did_you_mean(lan, known)}")
                 lan = None
             elif self.g.nodes[lan]["subnet"]:
                 subnet = ipaddress.IPv4Network(self.g.nodes[lan]["subnet"])
         ip: str = "dhcp"
-        if body.get("ip", "dhcp") != "dhcp":
-            iface = self.lan_address(body["ip"], subnet, _path(path, "ip"), lan)
+        if body.ip != "dhcp":
+            iface = self.lan_address(body.ip, subnet, _path(path, "ip"), lan)
             ip = str(iface) if iface else "dhcp"
         key = f"{pc}/{name}"
-        self.g.add_node(key, kind="adapter", name=name, pc=pc, type=kind, mac=mac,
+        self.g.add_node(key, kind="adapter", name=name, pc=pc, type=body.type, mac=mac,
                         mac_source=source, lan=lan, ip=ip)
         self.g.add_edge(pc, key, rel="adapter")
         if lan:
@@ -922,18 +774,16 @@ class _Builder:
                              f"LAN {data['lan']} ({net}) overlaps {what} ({onet}) on this PC")
             seen.append((data["name"], net))
 
-    def vms(self, section: Any) -> None:
-        section = self.mapping(section, "vms")
+    def vms(self, section: Mapping[Any, schema.Vm]) -> None:
         pcs = sorted(n for n, d in self.g.nodes(data=True) if d["kind"] == "pc")
         forwards: dict[tuple[str, str, int], str] = {}
-        for name, body in (section or {}).items():
+        for name, body in section.items():
             path = _path("vms", str(name))
-            ok = self.node_name(name, path, "VM")
-            body = self.mapping(body, path)
-            if body is None or not ok:
+            if not self.node_name(name, path, "VM"):
                 continue
-            self.known_keys(body, _VM_KEYS, path)
-            pc = body.get("pc")
+            pc = body.pc
+            if pc is None and ("vms", name, "pc") in self.left_out_keys:
+                continue  # its pc is in error, said already
             if pc is None:
                 if len(pcs) == 1:
                     pc = pcs[0]
@@ -943,195 +793,94 @@ class _Builder:
                     self.err(_path(path, "pc"), f"required when the lab has several PCs "
                                                 f"({', '.join(pcs)})")
             elif pc not in pcs:
-                self.err(_path(path, "pc"),
-                         f"no PC {_fmt(pc)} (declared: {', '.join(pcs) or 'none'})")
+                if not self.was_left_out("pcs", pc):
+                    self.err(_path(path, "pc"), f"no PC {_fmt(pc)} (declared: "
+                                                f"{', '.join(pcs) or 'none'})"
+                                                f"{schema.did_you_mean(pc, pcs)}")
                 pc = None
-            client = body.get("dhcp_client", "udhcpc")
-            if client not in DHCP_CLIENTS:
-                self.err(_path(path, "dhcp_client"), f"{_fmt(client)} is not a DHCP client "
-                                                     f"({' or '.join(DHCP_CLIENTS)})")
-                client = "udhcpc"
-            ipv6 = self.boolean(body.get("ipv6", True), _path(path, "ipv6"), True)
-            if pc is not None:
-                self.g.add_node(name, kind="vm", name=name, pc=pc, dhcp_client=client, ipv6=ipv6)
-                self.g.add_edge(name, pc, rel="host")
-            nics = body.get("nics", [])
-            if nics is None:
-                nics = []
-            if not isinstance(nics, list):
-                self.err(_path(path, "nics"), f"expected a list of NICs, got {type(nics).__name__}")
+            if pc is None:
                 continue
-            if len(nics) > MAX_NICS:
-                self.err(_path(path, "nics"), f"{len(nics)} NICs, a VM has at most {MAX_NICS}")
-            for index, nic in enumerate(nics[:MAX_NICS]):
-                if pc is None:  # still check what can be checked without knowing the PC
-                    self.parse_nic(nic, _path(path, "nics", index))
-                else:
+            self.g.add_node(name, kind="vm", name=name, pc=pc, dhcp_client=body.dhcp_client,
+                            ipv6=body.ipv6)
+            self.g.add_edge(name, pc, rel="host")
+            for index, nic in enumerate(body.nics):
+                if nic.mode is not None:  # else in error, already said
                     self.nic(name, pc, index, nic, _path(path, "nics", index), forwards)
 
-    def nic(self, vm: str, pc: str, index: int, spec: Any, path: str,
+    def nic(self, vm: str, pc: str, index: int, spec: schema.Nic, path: str,
             forwards: dict[tuple[str, str, int], str]) -> None:
-        mode, target, options = self.parse_nic(spec, path)
-        if mode is None:
-            return
+        mode = modes.MODES[spec.mode]
         attrs: dict[str, Any] = {"kind": "nic", "name": f"{vm}/{index}", "vm": vm, "index": index,
-                                 "mode": mode, "target": target, "mac": None,
-                                 "mac_source": "derived", "ip": None, "speed": 100,
-                                 "allow_mac_spoofing": False, "forward": []}
-        attach = None
-        if mode == "bridge":
-            key = f"{pc}/{target}"
-            if key not in self.g or self.g.nodes[key]["kind"] != "adapter":
-                have = sorted(d["name"] for n, d in self.g.nodes(data=True)
-                              if d["kind"] == "adapter" and d["pc"] == pc)
-                self.err(_path(path, "bridge"), f"no adapter {_fmt(target)} on pc {pc} "
-                                                f"(it has: {', '.join(have) or 'none'})")
-            else:
-                attach = key
-        elif mode == "internal":
-            if target not in self.internal_decl:
-                declared = ", ".join(sorted(self.internal_decl)) or "none"
-                self.err(_path(path, "internal"), f"internal network {_fmt(target)} is not "
-                                                  f"declared under internal (declared: {declared})")
-            else:
-                attach = f"{pc}/{target}"
-                if attach in self.g and self.g.nodes[attach]["kind"] == "adapter":
-                    self.err(_path(path, "internal"),
-                             f"internal network {_fmt(target)} has the name of adapter {attach}; "
-                             f"rename one of them")
-                    attach = None
-                elif attach not in self.g:
-                    self.g.add_node(attach, kind="internal", name=target, pc=pc,
-                                    dhcp=self.internal_decl[target]["dhcp"])
-                    self.g.add_edge(pc, attach, rel="internal")
-        elif mode == "shared":
-            attach = pc
-        if "mac" in options:
-            try:
-                attrs["mac"] = macs.check_unicast(options["mac"])
-                attrs["mac_source"] = "explicit"
-            except macs.MacError as err:
-                self.err(_path(path, "mac"), str(err))
-        if "speed" in options:
-            speed = options["speed"]
-            if isinstance(speed, bool) or speed not in SPEEDS:
-                self.err(_path(path, "speed"),
-                         f"{_fmt(speed)} is not a speed (10, 100 or unlimited)")
-            else:
-                attrs["speed"] = speed
-        attrs["allow_mac_spoofing"] = self.boolean(options.get("allow_mac_spoofing"),
-                                                   _path(path, "allow_mac_spoofing"), False)
-        if options.get("ip", "dhcp") != "dhcp":
-            iface = self.nic_address(options["ip"], mode, target, pc, attach, _path(path, "ip"))
-            attrs["ip"] = str(iface) if iface else None
-        if "forward" in options:
-            attrs["forward"] = self.forwards(options["forward"], mode, pc, _path(path, "forward"),
-                                             forwards)
+                                 "mode": mode.name, "target": spec.target, "mac": None,
+                                 "mac_source": "derived", "ip": None, "speed": spec.speed,
+                                 "allow_mac_spoofing": spec.allow_mac_spoofing, "forward": []}
+        why = mode.check_declared(self.g, pc, spec.target)
+        attached = why is None
+        if why is not None:
+            self.err(_path(path, mode.name), why)
+        else:
+            mode.prepare(self.g, pc, spec.target)
+        if spec.mac:
+            attrs["mac"], attrs["mac_source"] = spec.mac, "explicit"
         key = f"{vm}/{index}"
         self.g.add_node(key, **attrs)
         self.g.add_edge(vm, key, rel="nic")
+        if spec.ip is not None and spec.ip != "dhcp":
+            iface = self.nic_address(spec.ip, mode, attrs, attached, _path(path, "ip"))
+            attrs["ip"] = str(iface) if iface else None
+        if spec.forward:
+            attrs["forward"] = self.forwards(spec.forward, mode, pc, _path(path, "forward"),
+                                             forwards)
+        attach = mode.graph_attach(self.g, attrs) if attached else None
         if attach:
-            self.g.add_edge(key, attach, rel="attach", mode=mode)
+            self.g.add_edge(key, attach, rel="attach", mode=mode.name)
+        self.g.nodes[key].update(attrs)
 
-    def parse_nic(self, spec: Any, path: str) -> tuple[str | None, str | None, dict]:
-        """A NIC entry -> (mode, target, options). Forms: ``none``, ``shared``, ``bridge:eth0``,
-        ``internal:lab``, or a mapping with exactly one mode key plus options."""
-        if isinstance(spec, str):
-            mode, _, target = spec.partition(":")
-            mode, target = mode.strip(), target.strip()
-            if mode in ("none", "shared") and not target:
-                return mode, None, {}
-            if mode in ("bridge", "internal") and target:
-                return mode, target, {}
-            if mode in ("bridge", "internal"):
-                self.err(path, f"{_fmt(spec)}: {mode} needs a target ({mode}: NAME)")
-                return None, None, {}
-            self.err(path, f"{_fmt(spec)} is not a NIC mode (none, shared, bridge: ADAPTER, "
-                           "internal: NAME)")
-            return None, None, {}
-        if not isinstance(spec, Mapping):
-            self.err(path,
-                     f"expected a NIC mode or a mapping, got {type(spec).__name__} {_fmt(spec)}")
-            return None, None, {}
-        modes = [k for k in spec if k in MODES]
-        self.known_keys(spec, MODES + _NIC_OPTION_KEYS, path)
-        if len(modes) != 1:
-            self.err(path, "a NIC needs exactly one mode key (none, shared, bridge or internal), "
-                           f"got {', '.join(map(str, modes)) or 'none'}")
-            return None, None, {}
-        mode = modes[0]
-        value = spec[mode]
-        options = {k: v for k, v in spec.items() if k in _NIC_OPTION_KEYS}
-        if mode in ("bridge", "internal"):
-            if not isinstance(value, str) or not value:
-                self.err(_path(path, mode), f"{_fmt(value)}: expected the name of "
-                                            f"{'an adapter' if mode == 'bridge' else 'a network'}")
-                return None, None, {}
-            return mode, value, options
-        if value not in (None, True, {}):
-            self.err(_path(path, mode), f"{_fmt(value)}: {mode} takes no value "
-                                        f"(write '{mode}: true' or the plain word)")
-            return None, None, {}
-        return mode, None, options
-
-    def nic_address(self, value: Any, mode: str, target: str | None, pc: str, attach: str | None,
+    def nic_address(self, value: str, mode: modes.Mode, nic: dict, attached: bool,
                     path: str) -> ipaddress.IPv4Interface | None:
-        if mode == "bridge":
-            if attach is None:
-                return None
-            lan = self.g.nodes[attach]["lan"]
-            subnet = self.g.nodes[lan]["subnet"] if lan else None
-            return self.lan_address(value, ipaddress.IPv4Network(subnet) if subnet else None, path,
-                                    lan)
-        try:
-            iface = _iface(value)
-        except ValueError as err:
-            self.err(path, str(err))
+        """A NIC's static address: CIDR (or bare where the mode knows the prefix length), usable,
+        what the mode accepts, unique in its broadcast domain."""
+        if not attached:  # the address is checked once the target is right; its form now
+            try:
+                ipaddress.IPv4Interface(value)
+            except ValueError:
+                self.err(path, f"{_fmt(value)} is not an IPv4 address (bare or in CIDR form)")
             return None
-        why = _usable(iface)
+        prefix = mode.address_prefix(self.g, nic)
+        text = value
+        if prefix is not None and "/" not in value:
+            text = f"{value}/{prefix.prefixlen}"
+        try:
+            iface = schema.interface(text)
+        except ValueError as err:
+            self.err(path, f"{_fmt(value)} is not an IPv4 address (bare or in CIDR form)"
+                     if prefix is not None else str(err))
+            return None
+        why = mode.check_address(self.g, nic, iface) or _usable(iface)
         if why:
             self.err(path, why)
             return None
-        if mode == "shared":
-            subnet = ipaddress.IPv4Network(self.g.nodes[pc]["nat_subnet"])
-            if iface.network != subnet:
-                self.err(path, f"{iface} is not in the PC's shared-networking subnet {subnet}")
-                return None
-            if iface.ip == nat_address(str(subnet)).ip:
-                self.err(path, f"{iface.ip} is the NAT engine's own address")
-                return None
-        if mode == "internal" and attach:
-            if self.g.nodes[attach]["dhcp"] and iface.ip == INTERNAL_SERVER.ip:
-                self.err(path, f"{iface.ip} is the internal network's DHCP responder address")
-                return None
-            self.claim_address(f"internal:{attach}", iface, path)
+        domain = mode.address_domain(self.g, nic)
+        if domain:
+            self.claim_address(domain, iface, path)
         return iface
 
-    def forwards(self, value: Any, mode: str, pc: str, path: str,
+    def forwards(self, rules: list[str], mode: modes.Mode, pc: str, path: str,
                  seen: dict[tuple[str, str, int], str]) -> list[str]:
-        if mode != "shared":
-            self.err(path, f"port forwarding is for shared (NAT) NICs, this NIC is {mode}")
-            return []
-        if not isinstance(value, list):
-            self.err(path, f"expected a list like [\"tcp:8080:80\"], got {_fmt(value)}")
+        if not mode.takes_forwards:
+            self.err(path, f"port forwarding is for {_or_modes(lambda m: m.takes_forwards)} NICs, "
+                           f"this NIC is {mode.name}")
             return []
         out = []
-        for i, rule in enumerate(value):
+        for i, rule in enumerate(rules):
             rpath = _path(path, i)
-            m = _FORWARD_RE.match(rule) if isinstance(rule, str) else None
-            if not m:
-                self.err(rpath, f"{_fmt(rule)} is not PROTO:HOSTPORT:GUESTPORT (e.g. tcp:8080:80)")
-                continue
-            proto, hport, gport = m.group(1), int(m.group(2)), int(m.group(3))
-            if not (1 <= hport <= 65535 and 1 <= gport <= 65535):
-                self.err(rpath, f"{_fmt(rule)}: ports are 1 to 65535")
-                continue
-            if (pc, proto, hport) in seen:
+            proto, hport, _ = rule.split(":")
+            if (pc, proto, int(hport)) in seen:
                 self.err(rpath, f"{proto} port {hport} of pc {pc} is already forwarded at "
-                                f"{seen[(pc, proto, hport)]}")
+                                f"{seen[(pc, proto, int(hport))]}")
                 continue
-            seen[(pc, proto, hport)] = rpath
-            out.append(f"{proto}:{hport}:{gport}")
+            seen[(pc, proto, int(hport))] = rpath
+            out.append(rule)
         return out
 
     def derive_macs(self) -> None:
@@ -1170,8 +919,102 @@ class _Builder:
         return _path("vms", data["vm"], "nics", data["index"], *rest)
 
 
+def _or_modes(which: Any) -> str:
+    """The modes for which ``which(mode)`` holds, as a message names them: ``shared (NAT)``."""
+    names = [m.describe({}) if m.name in m.describe({}) else m.name
+             for m in modes.MODES.values() if which(m)]
+    return " or ".join(names) or "no"
+
+
 # --------------------------------------------------------------------------------------------------
 # Graph -> document (for graphs built in code or read as node-link JSON)
+
+#: What each kind of node may carry (the module docstring says what each means).
+_NODE_ATTRS: dict[str, tuple[str, ...]] = {
+    "pc": ("kind", "name", "nat_subnet", "base_mac", "server"),
+    "adapter": ("kind", "name", "pc", "type", "mac", "mac_source", "lan", "ip"),
+    "lan": ("kind", "name", "subnet", "gateway", "dhcp", "server", "nat", "wan", "internet", "dns"),
+    "server": ("kind", "name", "lan", "ip"),
+    "internal": ("kind", "name", "pc", "dhcp"),
+    "vm": ("kind", "name", "pc", "dhcp_client", "ipv6"),
+    "nic": ("kind", "name", "vm", "index", "mode", "target", "mac", "mac_source", "ip", "speed",
+            "allow_mac_spoofing", "forward", "cable"),
+}
+#: The graph's own attributes.
+_GRAPH_ATTRS = ("name", "internal", "servers")
+#: What an edge's ``rel`` says, between which kinds of node, and the attribute that says it:
+#: rel -> (kind, kind, the attribute of the second that names the first, or None).
+_RELS: dict[str, tuple[str, str, str | None]] = {
+    "adapter": ("pc", "adapter", "pc"), "uplink": ("lan", "adapter", "lan"),
+    "server": ("lan", "server", "lan"), "internal": ("pc", "internal", "pc"),
+    "host": ("pc", "vm", "pc"), "nic": ("vm", "nic", "vm"), "attach": ("", "nic", None),
+}
+
+
+def _graph_issues(graph: nx.Graph) -> list[Issue]:
+    """A graph's own problems, in graph words: its attributes (``graph['internal']``), its nodes'
+    kinds and attributes (``nodes['pc'].subnett``) and its edges' relations (``edges['a', 'b']``).
+    What the nodes describe is checked afterwards, as a topology document."""
+    errors: list[Issue] = []
+    for attr, value in graph.graph.items():
+        where = f"graph[{_fmt(attr)}]"
+        if attr not in _GRAPH_ATTRS:
+            errors.append(Issue(where, f"unknown graph attribute (expected one of: "
+                                       f"{', '.join(_GRAPH_ATTRS)})"
+                                       f"{schema.did_you_mean(attr, _GRAPH_ATTRS)}"))
+        elif attr == "name" and value is not None and not isinstance(value, str):
+            errors.append(Issue(where, f"expected the lab's name, got {type(value).__name__} "
+                                       f"{_fmt(value)}"))
+        elif attr != "name" and value is not None and not (
+                isinstance(value, Mapping) and all(v is None or isinstance(v, Mapping)
+                                                   for v in value.values())):
+            what = "internal network" if attr == "internal" else "server"
+            errors.append(Issue(where, f"expected a mapping of {what} names to their settings "
+                                       f"(e.g. {{'lab': {{'dhcp': True}}}}), got "
+                                       f"{type(value).__name__} {_fmt(value)}"
+                                if attr == "internal" else
+                                f"expected a mapping of {what} names to their settings "
+                                f"(e.g. {{'far': {{'host': '192.0.2.10'}}}}), got "
+                                f"{type(value).__name__} {_fmt(value)}"))
+    kinds = tuple(_NODE_ATTRS)
+    for key, data in graph.nodes(data=True):
+        where = f"nodes[{_fmt(key)}]"
+        kind = data.get("kind")
+        if not isinstance(kind, str) or kind not in _NODE_ATTRS:
+            errors.append(Issue(where, f"kind {_fmt(kind)} is not one of {', '.join(kinds)}"
+                                       f"{schema.did_you_mean(kind, kinds)}"))
+            continue
+        for attr in data:
+            if attr not in _NODE_ATTRS[kind]:
+                known = _NODE_ATTRS[kind]
+                errors.append(Issue(f"{where}.{attr}", f"unknown attribute of a {kind} node "
+                                                       f"(expected one of: {', '.join(known)})"
+                                                       f"{schema.did_you_mean(attr, known)}"))
+    for a, b, data in graph.edges(data=True):
+        where = f"edges[{_fmt(a)}, {_fmt(b)}]"
+        rel = data.get("rel")
+        if rel not in _RELS:
+            got = "no rel" if rel is None else f"rel {_fmt(rel)} is not one of {', '.join(_RELS)}"
+            errors.append(Issue(where, f"{got}: an edge says what it joins (rel: "
+                                       f"{', '.join(_RELS)}), and the nodes' attributes must say "
+                                       "it too (an adapter's pc, a VM's pc, a NIC's vm, ...)"))
+            continue
+        first, second, attr = _RELS[rel]
+        ends = {graph.nodes[a].get("kind"): a, graph.nodes[b].get("kind"): b}
+        if second not in ends or (first and first not in ends):
+            errors.append(Issue(where, f"rel {rel!r} joins a {first or 'NIC'} and a {second}"
+                                       if first else f"rel {rel!r} starts at a nic node"))
+            continue
+        if attr and graph.nodes[ends[second]].get(attr) != _name(graph, ends[first]):
+            errors.append(Issue(where, f"rel {rel!r} joins {_fmt(ends[first])} and "
+                                       f"{_fmt(ends[second])}, but nodes[{_fmt(ends[second])}]."
+                                       f"{attr} is {_fmt(graph.nodes[ends[second]].get(attr))}"))
+    return errors
+
+
+def _name(graph: nx.Graph, key: Any) -> Any:
+    return graph.nodes[key].get("name", key)
+
 
 
 def to_document(graph: nx.Graph) -> tuple[dict, list[Issue]]:
@@ -1179,21 +1022,20 @@ def to_document(graph: nx.Graph) -> tuple[dict, list[Issue]]:
 
     Attributes are what counts (see the module docstring); edges are rebuilt from them.
     """
-    errors: list[Issue] = []
-    doc: dict[str, Any] = {"name": graph.graph.get("name", "lab"),
-                           "servers": {k: dict(v) for k, v in
-                                       graph.graph.get("servers", {}).items()},
-                           "pcs": {}, "lans": {},
-                           "internal": {k: dict(v) for k, v in
-                                        graph.graph.get("internal", {}).items()}, "vms": {}}
+    errors = _graph_issues(graph)
+
+    def section(attr: str) -> dict:
+        value = graph.graph.get(attr)
+        if not isinstance(value, Mapping):
+            return {}
+        return {k: dict(v or {}) for k, v in value.items() if v is None or isinstance(v, Mapping)}
+
+    doc: dict[str, Any] = {"name": graph.graph.get("name", "lab"), "servers": section("servers"),
+                           "pcs": {}, "lans": {}, "internal": section("internal"), "vms": {}}
     by_kind: dict[str, list[tuple[Any, dict]]] = {}
     for key, data in graph.nodes(data=True):
-        kind = data.get("kind")
-        if kind not in ("pc", "adapter", "lan", "server", "internal", "vm", "nic"):
-            errors.append(Issue(f"nodes[{_fmt(key)}]", f"kind {_fmt(kind)} is not one of pc, "
-                                                       "adapter, lan, server, internal, vm, nic"))
-            continue
-        by_kind.setdefault(kind, []).append((key, data))
+        if isinstance(data.get("kind"), str) and data["kind"] in _NODE_ATTRS:
+            by_kind.setdefault(data["kind"], []).append((key, data))
 
     def need(key: Any, data: dict, *attrs: str) -> bool:
         missing = [a for a in attrs if data.get(a) is None]
@@ -1206,12 +1048,30 @@ def to_document(graph: nx.Graph) -> tuple[dict, list[Issue]]:
         return name.rsplit("/", 1)[-1] if isinstance(name, str) and data["kind"] in (
             "adapter", "internal") else name
 
+    first: dict[tuple[str, str, Any], Any] = {}
+
+    def twice(key: Any, data: dict, section: dict) -> bool:
+        """Whether a node's name is already taken in its section (it would replace the other)."""
+        name = name_of(key, data)
+        if name in section:
+            where = f" on pc {data['pc']}" if data["kind"] == "adapter" else ""
+            other = first[(data["kind"], where, name)]
+            errors.append(Issue(f"nodes[{_fmt(key)}]", f"a second {data['kind']} node named "
+                                                       f"{_fmt(name)}{where} (the first is "
+                                                       f"nodes[{_fmt(other)}])"))
+            return True
+        first[(data["kind"], f" on pc {data['pc']}" if data["kind"] == "adapter" else "",
+               name)] = key
+        return False
+
     for key, data in by_kind.get("pc", []):
         pc: dict[str, Any] = {"adapters": {}}
         if data.get("nat_subnet") and data["nat_subnet"] != DEFAULT_NAT_SUBNET:
             pc["nat"] = {"subnet": data["nat_subnet"]}
         if data.get("server") is not None:
             pc["server"] = data["server"]
+        if twice(key, data, doc["pcs"]):
+            continue
         doc["pcs"][name_of(key, data)] = pc
     for key, data in by_kind.get("lan", []):
         if data.get("internet"):
@@ -1222,6 +1082,8 @@ def to_document(graph: nx.Graph) -> tuple[dict, list[Issue]]:
             lan["nat"] = False
         if data.get("server") is not None:
             lan["server"] = data["server"]
+        if twice(key, data, doc["lans"]):
+            continue
         doc["lans"][name_of(key, data)] = lan
     for key, data in by_kind.get("server", []):
         if need(key, data, "lan", "ip"):
@@ -1239,6 +1101,8 @@ def to_document(graph: nx.Graph) -> tuple[dict, list[Issue]]:
             adapter = {k: data[k] for k in ("type", "lan", "ip") if data.get(k) is not None}
             if data.get("mac") and data.get("mac_source", "explicit") == "explicit":
                 adapter["mac"] = data["mac"]
+            if twice(key, data, doc["pcs"][data["pc"]]["adapters"]):
+                continue
             doc["pcs"][data["pc"]]["adapters"][name_of(key, data)] = adapter
     for key, data in by_kind.get("internal", []):
         name = name_of(key, data)
@@ -1255,6 +1119,8 @@ def to_document(graph: nx.Graph) -> tuple[dict, list[Issue]]:
             vm["dhcp_client"] = data["dhcp_client"]
         if data.get("ipv6", True) is not True:
             vm["ipv6"] = data["ipv6"]
+        if twice(key, data, doc["vms"]):
+            continue
         doc["vms"][name_of(key, data)] = vm
     nics: dict[Any, dict[int, dict]] = {}
     for key, data in by_kind.get("nic", []):
@@ -1271,10 +1137,13 @@ def to_document(graph: nx.Graph) -> tuple[dict, list[Issue]]:
             errors.append(Issue(f"nodes[{_fmt(key)}].index", f"VM {data['vm']} has two NICs "
                                                              f"numbered {index}"))
             continue
-        mode = data["mode"]
-        nic: dict[str, Any] = {mode: data.get("target")} if mode in ("bridge", "internal") \
-            else {mode: True}
-        for opt in _NIC_OPTION_KEYS:
+        mode = modes.MODES.get(data["mode"]) if isinstance(data["mode"], str) else None
+        if mode is None:
+            errors.append(Issue(f"nodes[{_fmt(key)}].mode", f"{_fmt(data['mode'])} is not a NIC "
+                                                            f"mode ({modes.usage(': ', ', ')})"))
+            continue
+        nic: dict[str, Any] = mode.entry(data.get("target"))
+        for opt in _NIC_OPTIONS:
             value = data.get(opt)
             if opt == "mac" and data.get("mac_source", "explicit") != "explicit":
                 continue
@@ -1375,6 +1244,4 @@ def summary(graph: nx.Graph) -> str:
 
 
 def _label(nic: Mapping) -> str:
-    from wvpclab.model import modes  # modes' internal network names use NAME_RE from here
-
     return modes.label(nic)

@@ -11,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from mininet.node import Node
 
@@ -86,3 +87,33 @@ class Captures:
     def stop_all(self) -> list[tuple[str, Path]]:
         """Ends every capture (tcpdump flushes its file); returns (NIC, file) pairs."""
         return [(f"{vm} eth{index}", self.stop(vm, index)) for vm, index in list(self.running)]
+
+
+class LabCaptures:
+    """A lab's captures, for ``Lab``: of the NICs it has, each started and ended between its
+    changes (under the lock a change holds)."""
+
+    captures: Captures
+    changes: Any  # (its lock)
+    node: Callable[[str], Node]
+    _nic: Callable[[str, int], dict]
+
+    def capture(self, vm: str, index: int, path: str | Path | None = None) -> Path:
+        """Starts a pcap of a NIC (both directions, as the guest sees them); returns the file."""
+        self._nic(vm, index)
+        with self.changes.lock:
+            return self.captures.start(self.node(vm), vm, index, path)
+
+    def stop_captures(self) -> list[tuple[str, Path]]:
+        """Ends every capture (tcpdump flushes its file); returns (NIC, file) pairs."""
+        with self.changes.lock:
+            return self.captures.stop_all()
+
+    def stop_capture(self, vm: str, index: int) -> Path:
+        """Ends the capture of one NIC; returns its file."""
+        with self.changes.lock:
+            return self.captures.stop(vm, index)
+
+    def captures_running(self) -> list[tuple[str, int]]:
+        """The NICs being captured, as (VM, index)."""
+        return sorted(self.captures.running.copy())

@@ -159,9 +159,13 @@ class Controller:
                 self._sock = None
             end(self.proc, sig)
 
+    def hold(self) -> None:
+        """Stops supervising: a controller that ends now stays ended (the lab is going down)."""
+        self._stopping.set()
+
     def stop(self) -> None:
         """Stops supervising and ends the process."""
-        self._stopping.set()
+        self.hold()
         self.kill()
         if self.socket_path.exists():
             self.socket_path.unlink()

@@ -62,7 +62,8 @@ from wvpclab.runtime.ovs import vsctl
 from wvpclab.runtime.procs import end, wait_ready, wait_until
 from wvpclab.runtime.services import READY_LINE as SERVICES_READY
 
-#: Hardening of every interface the lab puts in the root namespace (../shared/STACK.md).
+#: Hardening of every interface the lab puts in the root namespace (docs/architecture.md §5, What a
+#: lab puts on the machine).
 ROOT_SYSCTLS = (("ipv4", "arp_ignore", "8"), ("ipv4", "rp_filter", "1"),
                 ("ipv6", "disable_ipv6", "1"))
 #: Removing this many switch ports at once is worth expedited RCU (see ``expedited_rcu``).

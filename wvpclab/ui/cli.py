@@ -1,4 +1,5 @@
-"""The ``wvpclab`` command: ``check`` a topology, ``run`` a lab, ``clean`` up after a crashed one.
+"""The ``wvpclab`` command: ``check`` a topology (``schema``: its JSON Schema), ``run`` a lab,
+``clean`` up after a crashed one.
 
 Results go to stdout; progress and errors to stderr. Library errors become exit codes only here.
 """
@@ -93,6 +94,14 @@ def _run_in_node(lab, spec: str, timeout: float) -> int:
     sys.stdout.flush()
     sys.stderr.write(err)
     return proc.returncode
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Prints the topology document's JSON Schema (or, with --markdown, its reference)."""
+    from wvpclab.model import schema, schema_doc
+
+    sys.stdout.write(schema_doc.markdown() if args.markdown else schema.json_schema_text())
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -266,6 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--graph-json", metavar="FILE",
                        help="also write the validated graph as node-link JSON to FILE")
     check.set_defaults(func=cmd_check)
+    schema = sub.add_parser("schema", help="print the topology files' JSON Schema (no root)",
+                            description="Prints the JSON Schema of topology files (what editors "
+                                        "use to complete and check them; the examples name "
+                                        "wvpclab/model/topology.schema.json, a copy of it).")
+    schema.add_argument("--markdown", action="store_true",
+                        help="print the topology-file reference (docs/topology.md) instead")
+    schema.set_defaults(func=cmd_schema)
     run = sub.add_parser("run", help="bring up a lab and open the CLI (root)",
                          description="Builds the lab, runs each --cmd, opens the Mininet CLI "
                                      "(which reads commands from stdin when it is not a terminal) "

@@ -9,6 +9,8 @@ the picture, the web page, the command line); nothing outside this package names
 
 from __future__ import annotations
 
+import difflib
+
 import networkx as nx
 
 from wvpclab.model.modes import bridge, internal, none, shared
@@ -32,16 +34,30 @@ def by_name(name: str) -> Mode:
     return MODES[name]
 
 
-def parse(spec: str, target: str | None = None) -> tuple[str, str | None]:
+def parse(spec: str, target: str | None = None, sep: str = " ") -> tuple[str, str | None]:
     """``none``, ``shared``, ``bridge:eth0`` / ``bridge eth0``, ``internal:lab`` -> (mode, target);
-    ValueError naming the forms otherwise."""
+    ValueError naming the forms otherwise (written with ``sep`` between a mode and its target: a
+    topology file's ``": "``, the CLI's ``" "``). The one reader of a mode written as text: topology
+    files, graphs, the CLI and the API."""
     text = spec.strip() if target is None else f"{spec.strip()}:{target.strip()}"
     name, _, rest = (text if ":" in text else text.replace(" ", ":", 1)).partition(":")
-    rest = rest.strip()
+    name, rest = name.strip(), rest.strip()
     mode = MODES.get(name)
     if mode is not None and bool(rest) == mode.takes_target:
         return name, rest or None
-    raise ValueError(f"{spec!r} is not a NIC mode (none, shared, bridge ADAPTER, internal NAME)")
+    if mode is not None and mode.takes_target:
+        raise ValueError(f"{spec!r} is not a NIC mode: {name} needs a target ({mode.usage(sep)})")
+    if mode is not None:
+        raise ValueError(f"{spec!r} is not a NIC mode: {name} takes no target")
+    close = difflib.get_close_matches(name, list(MODES), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"{spec!r} is not a NIC mode ({usage(sep, ', ')}){hint}")
+
+
+def format(mode: str, target: str | None = None) -> str:  # the inverse of parse
+    """A mode as one word, as ``parse`` reads it and a topology file's NIC list writes it:
+    ``shared``, ``bridge:eth0``."""
+    return MODES[mode].format(target)
 
 
 def label(nic: Nic) -> str:
@@ -83,5 +99,5 @@ def set_cable(graph: nx.Graph, vm: str, index: int, plugged: bool) -> None:
     graph.nodes[f"{vm}/{index}"]["cable"] = plugged
 
 
-__all__ = ["MODES", "Mode", "by_name", "counts", "label", "move", "of", "of_any", "parse",
+__all__ = ["MODES", "Mode", "by_name", "counts", "format", "label", "move", "of", "of_any", "parse",
            "set_cable", "usage"]

@@ -16,6 +16,9 @@ but the ``Builder`` interface below; ``wvpclab.model.plan`` calls them.
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
@@ -132,6 +135,61 @@ class Mode:
     #: runtime's Mininet class that starts it, as ``module.Class`` (the model imports no Mininet;
     #: ``wvpclab.runtime.nodes.ROLES`` imports it when a node of the role starts).
     roles: ClassVar[Mapping[str, str]] = {}
+
+    # -- syntax: how a topology file, a graph, the CLI and the API name the mode -------------------
+    #: What the mode is, in a sentence (the topology reference and the JSON Schema show it).
+    summary: ClassVar[str] = ""
+    #: What the target names, in words (``an adapter``); for modes that take one.
+    target_what: ClassVar[str] = ""
+    #: Whether a NIC in this mode may forward ports (``forward: ["tcp:8080:80"]``).
+    takes_forwards: ClassVar[bool] = False
+
+    def format(self, target: str | None) -> str:
+        """The NIC entry's one-word form in a file (and the CLI's): ``shared``, ``bridge:eth0``."""
+        return f"{self.name}:{target}" if self.takes_target else self.name
+
+    def entry(self, target: str | None) -> dict[str, Any]:
+        """The NIC mapping's mode key and value: ``{"shared": True}``, ``{"bridge": "eth0"}``."""
+        return {self.name: target if self.takes_target else True}
+
+    def pattern(self) -> str:
+        """A regular expression for the one-word form (``format``, or ``bridge eth0``)."""
+        name = re.escape(self.name)
+        return rf"{name}\s*[: ]\s*[^\s:]+" if self.takes_target else name
+
+    def parse_value(self, value: Any) -> str | None:
+        """The value of the mode's key in a NIC mapping (``bridge: eth0``, ``shared: true``) ->
+        the target (None for a mode without one); ValueError saying what is expected."""
+        if self.takes_target:
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+            raise ValueError(f"{_quote(value)}: expected the name of {self.target_what}")
+        if value is None or value is True or (isinstance(value, dict) and not value):
+            return None
+        raise ValueError(f"{_quote(value)}: {self.name} takes no value (write '{self.name}: "
+                         "true' or the plain word)")
+
+    # -- validation: what a NIC in this mode may be given ---------------------------------------
+    def check_declared(self, graph: nx.Graph, pc: str, target: str | None) -> str | None:
+        """Why a topology cannot give a NIC on ``pc`` this target (None: it can). ``graph`` is the
+        topology's graph as far as it is built (PCs, adapters, LANs; declared internal networks in
+        ``graph.graph["internal"]``). By default what a running lab accepts (``check_target``)."""
+        return self.check_target(graph, pc, target)
+
+    def address_prefix(self, graph: nx.Graph, nic: Nic) -> ipaddress.IPv4Network | None:
+        """The network a static address written without a prefix length is taken in (None: the
+        address must be written in CIDR form)."""
+        return None
+
+    def check_address(self, graph: nx.Graph, nic: Nic,
+                      iface: ipaddress.IPv4Interface) -> str | None:
+        """Why ``iface`` cannot be the NIC's static address (None: it can)."""
+        return None
+
+    def address_domain(self, graph: nx.Graph, nic: Nic) -> str | None:
+        """The broadcast domain in which the NIC's static address must be unique (None: none
+        shared with other NICs)."""
+        return None
 
     def label(self, nic: Nic) -> str:
         """``none``, ``shared``, ``bridge eth0``, ``internal lab``."""
@@ -299,3 +357,12 @@ class Mode:
         """The switches the mode brings whose rules or leases the page can show: ``key``,
         ``kind`` (words), ``rules`` and ``leases`` (whether it has them); default none."""
         return []
+
+
+def _quote(value: Any) -> str:
+    """A value quoted in a message as a topology file writes it, cut short."""
+    try:
+        text = repr(value) if isinstance(value, str) else json.dumps(value, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}… ({len(text):,} characters)"

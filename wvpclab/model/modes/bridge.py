@@ -15,6 +15,8 @@ on the command line (``usage``).
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 from typing import Any
 
 import networkx as nx
@@ -29,6 +31,9 @@ class HostAdapter(Mode):
     style = ("#1f68c9", "#d3e4fa", "bridge — onto a host adapter")
     attaches_to = "adapter"
     takes_target = True
+    summary = ("Host adapter (bridge): the NIC plugs into the filter switch of one of the PC's "
+               "adapters, named here, and appears on that adapter's LAN with its own MAC.")
+    target_what = "an adapter"
     target_word = "ADAPTER"
     dialog_rank = 10
 
@@ -61,9 +66,30 @@ class HostAdapter(Mode):
         adapter = graph.nodes.get(f"{pc}/{target}")
         if adapter and adapter.get("kind") == "adapter":
             return None
-        have = [d["name"] for _, d in graph.nodes(data=True)
-                if d.get("kind") == "adapter" and d["pc"] == pc]
-        return f"no adapter {target!r} on pc {pc} (it has: {', '.join(sorted(have)) or 'none'})"
+        have = sorted(d["name"] for _, d in graph.nodes(data=True)
+                      if d.get("kind") == "adapter" and d["pc"] == pc)
+        close = difflib.get_close_matches(str(target), have, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"no adapter {target!r} on pc {pc} (it has: {', '.join(have) or 'none'}){hint}"
+
+    def address_prefix(self, graph: nx.Graph, nic: Nic) -> ipaddress.IPv4Network | None:
+        subnet = self.network(graph, nic)
+        return ipaddress.IPv4Network(subnet) if subnet else None
+
+    def check_address(self, graph: nx.Graph, nic: Nic,
+                      iface: ipaddress.IPv4Interface) -> str | None:
+        subnet = self.address_prefix(graph, nic)
+        if subnet is None:
+            return None
+        if iface.ip not in subnet:
+            return f"{iface.ip} is outside the LAN's network {subnet}"
+        if iface.network != subnet:
+            return f"{iface} has prefix /{iface.network.prefixlen}; the LAN is {subnet}"
+        return None
+
+    def address_domain(self, graph: nx.Graph, nic: Nic) -> str | None:
+        lan = self._lan(graph, nic)
+        return f"lan:{lan}" if lan else None
 
     def where(self, graph: nx.Graph, nic: Nic) -> Place:
         lan = self._lan(graph, nic)

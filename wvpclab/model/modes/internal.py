@@ -14,6 +14,8 @@ the command line (``usage``), and a count in summaries (``counts``).
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -23,7 +25,7 @@ from wvpclab.model import macs, topology
 from wvpclab.model.addresses import INTERNAL_NETWORK, INTERNAL_POOL, INTERNAL_SERVER
 from wvpclab.model.items import Address, Bridge, DhcpServer, Host, Port, Veth
 from wvpclab.model.modes.base import Box, Builder, Mode, Nic, Place, Verdict, pc_of
-from wvpclab.model.topology import NAME_RE
+from wvpclab.model.names import NAME_RE
 
 #: The graph nodes of internal networks (``PC/NAME``: ``kind``, ``name``, ``pc``, ``dhcp``), and
 #: where an internal NIC sits for reachability: on its island (("island", PC/NAME)).
@@ -38,6 +40,33 @@ class Internal(Mode):
     style = ("#23913a", "#d3f0d8", "internal — internal network")
     attaches_to = KIND
     takes_target = True
+    summary = ("Internal network: the NIC plugs into the named network's isolated switch on its "
+               "PC (declared under `internal`), where only that PC's guests on the same network "
+               "meet; a built-in DHCP server leases 169.254.0.16-169.254.10.254 unless `dhcp: "
+               "false`.")
+    target_what = "a network"
+
+    def check_declared(self, graph: nx.Graph, pc: str, target: str | None) -> str | None:
+        declared = graph.graph.get("internal", {})
+        if target not in declared:
+            close = difflib.get_close_matches(str(target), list(declared), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            return (f"internal network {target!r} is not declared under internal (declared: "
+                    f"{', '.join(sorted(declared)) or 'none'}){hint}")
+        key = f"{pc}/{target}"
+        if key in graph and graph.nodes[key].get("kind") == "adapter":
+            return f"internal network {target!r} has the name of adapter {key}; rename one of them"
+        return self.check_target(graph, pc, target)
+
+    def check_address(self, graph: nx.Graph, nic: Nic,
+                      iface: ipaddress.IPv4Interface) -> str | None:
+        net = graph.nodes.get(self.attachment(graph, nic), {})
+        if net.get("dhcp") and iface.ip == INTERNAL_SERVER.ip:
+            return f"{iface.ip} is the internal network's DHCP responder address"
+        return None
+
+    def address_domain(self, graph: nx.Graph, nic: Nic) -> str | None:
+        return f"internal:{self.attachment(graph, nic)}"
     target_word = "NAME"
     dialog_rank = 30
     roles: ClassVar[Mapping[str, str]] = {ROLE: "wvpclab.runtime.nodes.DhcpResponderNode"}

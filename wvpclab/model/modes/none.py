@@ -16,6 +16,8 @@ from wvpclab.model.modes.base import Mode
 class NotConnected(Mode):
     name = "none"
     style = ("#8c8c8c", "#eeeeee", "none — not connected")
+    summary = ("Not connected: the NIC exists in the guest, admin-up, without a carrier (its cable "
+               "plugs into nothing).")
     dialog_rank = 0
     dialog_label = "Not connected"
 

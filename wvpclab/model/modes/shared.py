@@ -5,9 +5,11 @@ network, at .254 its gateway, DHCP server and DNS option), MASQUERADE and a stat
 
 The whole story, where each part lives:
 
-- the syntax and its checks: ``shared`` on a NIC, its ``forward`` ports, the PC's ``nat.subnet``
-  (its default ``addresses.DEFAULT_NAT_SUBNET``) are read and checked with the topology
-  (``wvpclab.model.topology``, the PC's ``nat_subnet`` and the NIC's ``forward`` in the graph);
+- the syntax and its checks: ``shared`` on a NIC (``summary``; read by ``modes.parse``), a static
+  address in the PC's subnet and not the engine's (``check_address``), forwarded ports allowed
+  (``takes_forwards``); the ``forward`` rules and the PC's ``nat.subnet`` (default
+  ``addresses.DEFAULT_NAT_SUBNET``) are declared in ``wvpclab.model.schema`` and checked by
+  ``wvpclab.model.topology`` (the graph's ``nat_subnet`` on the PC, ``forward`` on the NIC);
 - the plan (``Shared`` below): per NIC (``plan_nic``) a ``Nat`` item (``items.Nat``, made by
   ``nat_of``), the engine's node (role ``ROLE``), the transit link into the PC (a ``Veth`` between
   two nodes), the engine's firewall and ingress filter, its DHCP server; the guest's cable goes
@@ -41,6 +43,7 @@ The whole story, where each part lives:
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -73,6 +76,19 @@ class Shared(Mode):
     name = "shared"
     style = ("#d96c00", "#fde2c4", "shared — NAT engine in the PC")
     attaches_to = "pc"
+    summary = ("Shared networking (NAT): the NIC sits behind a NAT engine of its own in the PC, "
+               "which leases it an address from the PC's shared-networking subnet (`nat.subnet`, "
+               "default 192.168.131.0/24; the engine is .254) and may forward ports to it.")
+    takes_forwards = True
+
+    def check_address(self, graph: nx.Graph, nic: Nic,
+                      iface: ipaddress.IPv4Interface) -> str | None:
+        subnet = ipaddress.IPv4Network(self.network(graph, nic))
+        if iface.network != subnet:
+            return f"{iface} is not in the PC's shared-networking subnet {subnet}"
+        if iface.ip == nat_address(str(subnet)).ip:
+            return f"{iface.ip} is the NAT engine's own address"
+        return None
     dialog_rank = 20
     dialog_label = "Shared Networking (NAT)"
     legend = "NAT routed through the host's IP stack"
