@@ -13,7 +13,7 @@ import pytest
 
 from tests.lab.helpers import example_as, example_graph, leftovers
 from wvpclab import Lab
-from wvpclab.model.items import Bridge, Port, Veth
+from wvpclab.model.items import Bridge, Host, Port, Veth
 from wvpclab.runtime import rundir
 from wvpclab.runtime.net import (
     AccessPoint,
@@ -154,6 +154,11 @@ def test_mininet_api_ping_iperf_and_link_status(lab: Lab) -> None:
     assert 0 < dropped < 100
     speeds = net.iperf((net["xp"], net["web"]), seconds=2)
     assert len(speeds) == 2 and all(s.endswith("Mbits/sec") for s in speeds)
+    # iperf's default hosts are the topology's own, by their role in the plan (not by name)
+    own = {h.name for h in net.own_hosts()}
+    assert {"xp", "web", "pc"} <= own
+    assert not any(lab.plan.get(Host, name).role not in ("vm", "pc", "server") for name in own)
+    assert not own & {"gw.office", "nat.xp.0", "dhcp.pc.lab"}
     switch = lab.bridges["pc/lab"].name
     net.configLinkStatus("lab1", switch, "down")
     assert not lab.vm("lab1").nic(0).carrier()

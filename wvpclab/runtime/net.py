@@ -265,6 +265,12 @@ class LabNet(Mininet):
     def pingPairFull(self) -> list[tuple]:
         return self.pingFull(self.hosts[:2])
 
+    def own_hosts(self) -> list[Any]:
+        """The hosts the topology names (its VMs, PCs and servers), by their role in the plan: not
+        the nodes a LAN or a NIC mode adds (gateways, NAT engines, DHCP servers)."""
+        roles = {h.name: h.role for h in self.lab.plan.of(Host).values()}
+        return [h for h in self.hosts if roles.get(h.name) in TOPOLOGY_ROLES]
+
     def iperf(self, hosts: list[Any] | None = None, l4Type: str = "TCP",
               udpBw: str = "10M", fmt: str | None = None, seconds: int = 5,
               port: int = 5201) -> list[str]:
@@ -274,8 +280,7 @@ class LabNet(Mininet):
         from wvpclab.errors import UsageError
 
         if not hosts:  # as Mininet: the first and the last host (of the topology's own)
-            roles = {h.name: h.role for h in self.lab.plan.of(Host).values()}
-            own = [h for h in self.hosts if roles.get(h.name) in TOPOLOGY_ROLES]
+            own = self.own_hosts()
             hosts = [own[0], own[-1]] if len(own) > 1 else self.hosts[:1] + self.hosts[-1:]
         client, server = hosts
         target = reach.Resolver(self.lab).target(client.name, server.name)
