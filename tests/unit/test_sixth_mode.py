@@ -33,7 +33,6 @@ class Hub(Mode):
     style = ("#7a3db8", "#eadcf7", "hub — a plain hub of its own")
     takes_target = True
     target_word = "NAME"
-    attaches_to = KIND
     dialog_rank = 25  # after Shared Networking, before the internal networks
     legend = "hub fed from the PC's stack"
     roles: ClassVar[Mapping[str, str]] = {"hubmon": "wvpclab.runtime.nodes.LanServer"}

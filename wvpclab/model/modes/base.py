@@ -121,8 +121,6 @@ class Mode:
     takes_target: ClassVar[bool] = False
     #: What the target is called in a usage line (``bridge ADAPTER``), for a mode that takes one.
     target_word: ClassVar[str] = "TARGET"
-    #: The kind of graph node a NIC in this mode attaches to (None: nothing).
-    attaches_to: ClassVar[str | None] = None
     #: The picture's legend for the dotted line from a PC's IP stack to one of the mode's boxes
     #: (``Box.from_stack``), shown when the picture has one.
     legend: ClassVar[str] = ""

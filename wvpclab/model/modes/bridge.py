@@ -29,7 +29,6 @@ from wvpclab.model.modes.base import Builder, Mode, Nic, Place, lan_router, pc_o
 class HostAdapter(Mode):
     name = "bridge"
     style = ("#1f68c9", "#d3e4fa", "bridge — onto a host adapter")
-    attaches_to = "adapter"
     takes_target = True
     summary = ("Host adapter (bridge): the NIC plugs into the filter switch of one of the PC's "
                "adapters, named here, and appears on that adapter's LAN with its own MAC.")

@@ -38,7 +38,6 @@ ROLE = "dhcp"
 class Internal(Mode):
     name = "internal"
     style = ("#23913a", "#d3f0d8", "internal — internal network")
-    attaches_to = KIND
     takes_target = True
     summary = ("Internal network: the NIC plugs into the named network's isolated switch on its "
                "PC (declared under `internal`), where only that PC's guests on the same network "

@@ -75,7 +75,6 @@ ROLE = "nat"
 class Shared(Mode):
     name = "shared"
     style = ("#d96c00", "#fde2c4", "shared — NAT engine in the PC")
-    attaches_to = "pc"
     summary = ("Shared networking (NAT): the NIC sits behind a NAT engine of its own in the PC, "
                "which leases it an address from the PC's shared-networking subnet (`nat.subnet`, "
                "default 192.168.131.0/24; the engine is .254) and may forward ports to it.")
