@@ -186,7 +186,7 @@ class Server:
         #: where a request may be sent: this server, or broadcast (limited or the network's)
         self.addresses = frozenset({cfg.server, BROADCAST, cfg.network.broadcast_address})
         #: its log, capped (logs.CAP, one older file kept): no client makes it grow past that
-        self._log_file = CappedFile(log_path) if log_path else sys.stderr
+        self.log_file = CappedFile(log_path) if log_path else sys.stderr
         self.stats: Counter[str] = Counter()
         if known_path is not None:
             self.cfg = replace(cfg, known=read_known(known_path))
@@ -233,9 +233,9 @@ class Server:
 
     def log(self, message: str) -> None:
         stamp = time.strftime("%H:%M:%S")
-        self._log_file.write(f"{stamp} {message}\n")
-        self._log_file.flush()
-        error = getattr(self._log_file, "error", None)
+        self.log_file.write(f"{stamp} {message}\n")
+        self.log_file.flush()
+        error = getattr(self.log_file, "error", None)
         if error and not self.stats[f"log not written: {error}"]:
             self.stats[f"log not written: {error}"] += 1
 
@@ -544,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
         server = Server(cfg, args.iface, args.leases, args.log, args.stats, args.known,
                         not args.any_sender, translators, args.names, args.holders)
         if args.log:  # what Python itself says (a warning, a traceback) goes to the capped log
-            sys.stderr = server._log_file
+            sys.stderr = server.log_file
         server.open()
     except (ValueError, OSError) as err:
         print(f"wvpclab-dhcp: {err}", file=sys.stderr)
