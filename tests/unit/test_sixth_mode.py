@@ -1,11 +1,11 @@
 """A NIC mode is one file: a throw-away sixth mode, defined here alone and registered in
-``modes.MODES`` for these tests, is known to the plan, the picture, verify's expectations, the web
-page's Settings dialog and the usage lines, with no other change (issue 28, part 1).
+``modes.MODES`` for these tests, is known to ``wvpclab check`` and the topology file's syntax, the
+plan, the picture, verify's expectations, the web page's Settings dialog and the usage lines, with
+no other change (issue 28, part 1).
 
 The mode, ``hub``: a plain hub of its own per PC and name, without DHCP (its guests have static
-addresses), isolated from everything else. Its graph is built here as ``wvpclab.model.topology``
-builds one (a NIC node's attributes, its ``attach`` edge, the hub's own node), so the tests do not
-depend on the topology file's syntax for the mode.
+addresses), isolated from everything else. Its lab is a topology file like any other, with NICs
+written ``hub: x`` or ``hub:y``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from wvpclab.model import modes, topology
 from wvpclab.model.items import Bridge, DhcpClient, Nat, Port
 from wvpclab.model.modes.base import Box, Builder, Mode, Nic, Place, Verdict
 from wvpclab.model.plan import GUEST_PORT_BASE, diff, plan
+from wvpclab.ui import cli
 from wvpclab.ui.web.state import settings
 
 KIND = "hub"  # the graph nodes of hubs: PC/hub.NAME
@@ -112,6 +113,21 @@ def hub_mode() -> Iterator[Hub]:
         del modes.MODES[HUB.name]
 
 
+#: The lab around the hubs, with its NICs on them: a topology file as a user writes it.
+HUB_FILE = """\
+name: sixth
+pcs:
+  pc: {adapters: {eth0: {lan: office}}}
+lans:
+  office: {subnet: 192.168.50.0/24, servers: {web: 192.168.50.80}}
+internal: {lab: null}
+vms:
+  a: {pc: pc, nics: [{hub: x, ip: 10.66.0.1/24}, shared]}
+  b: {pc: pc, nics: [{hub: x, ip: 10.66.0.2/24}, "internal:lab"]}
+  c: {pc: pc, nics: ["hub:y"]}
+"""
+
+
 def on_hub(graph: nx.Graph, vm: str, index: int, name: str, ip: str | None) -> None:
     """NIC ``index`` of ``vm`` on hub ``name``, as topology builds a NIC node: its ``mode`` and
     ``target``, an ``attach`` edge (with the mode) to the node it plugs into, which the graph
@@ -126,12 +142,41 @@ def on_hub(graph: nx.Graph, vm: str, index: int, name: str, ip: str | None) -> N
 
 
 @pytest.fixture
-def graph(hub_mode: Hub) -> nx.Graph:
-    g = topology.from_document(DOC)  # the lab around the hub, in modes topology knows today
-    on_hub(g, "a", 0, "x", "10.66.0.1/24")
-    on_hub(g, "b", 0, "x", "10.66.0.2/24")
-    on_hub(g, "c", 0, "y", None)
-    return g
+def hub_file(hub_mode: Hub, tmp_path: Path) -> Path:
+    path = tmp_path / "sixth.yaml"
+    path.write_text(HUB_FILE)
+    return path
+
+
+@pytest.fixture
+def graph(hub_file: Path) -> nx.Graph:
+    return topology.load(hub_file)
+
+
+def test_check_reads_it_from_a_topology_file(hub_file: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["check", str(hub_file)]) == 0
+    out = capsys.readouterr().out
+    assert "1 internal network, 2 hubs, 3 VMs, 5 NICs" in out, out  # what the modes bring
+    assert "hub x " in out and "hub y " in out, out
+
+
+def test_the_file_gives_the_graph_topology_would_build(graph: nx.Graph, hub_mode: Hub) -> None:
+    by_hand = topology.from_document(DOC)  # the same lab, its hub NICs added as topology does
+    on_hub(by_hand, "a", 0, "x", "10.66.0.1/24")
+    on_hub(by_hand, "b", 0, "x", "10.66.0.2/24")
+    on_hub(by_hand, "c", 0, "y", None)
+    assert dict(graph.nodes(data=True)) == dict(by_hand.nodes(data=True))
+    assert {frozenset((u, v)): d for u, v, d in graph.edges(data=True)} == \
+        {frozenset((u, v)): d for u, v, d in by_hand.edges(data=True)}
+
+
+def test_check_refuses_a_hub_without_a_name(hub_file: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    hub_file.write_text(HUB_FILE.replace('"hub:y"', "hub"))
+    assert cli.main(["check", str(hub_file)]) == 2
+    err = capsys.readouterr().err
+    assert "vms.c.nics[0]" in err and "hub" in err, err
 
 
 def ep(graph: nx.Graph, label: str) -> verify.Endpoint:

@@ -1189,8 +1189,7 @@ def has_internet(graph: nx.Graph) -> bool:
 def summary(graph: nx.Graph) -> str:
     """A readable summary of a validated graph: one line per PC, adapter, LAN, server, internal
     network, VM and NIC (number, MAC, mode, address, speed)."""
-    counts = {k: len(nodes_of(graph, k)) for k in ("pc", "adapter", "lan", "server", "internal",
-                                                     "vm", "nic")}
+    counts = {k: len(nodes_of(graph, k)) for k in ("pc", "adapter", "lan", "server", "vm", "nic")}
 
     def n(count: int, word: str) -> str:
         return f"{count} {word}{'' if count == 1 else 's'}"
@@ -1199,7 +1198,8 @@ def summary(graph: nx.Graph) -> str:
     totals = (f"lab {graph.graph['name']}: {n(counts['pc'], 'PC')},"
               f" {n(counts['adapter'], 'adapter')}, {n(counts['lan'] - inet, 'LAN')},"
               f"{' an internet,' if inet else ''}"
-              f" {n(counts['internal'], 'internal network')}, {n(counts['vm'], 'VM')},"
+              + "".join(f" {n(count, what)}," for count, what in modes.counts(graph))
+              + f" {n(counts['vm'], 'VM')},"
               f" {n(counts['nic'], 'NIC')}")
     lines = [totals]
     for name, server in sorted(graph.graph.get("servers", {}).items()):
@@ -1209,7 +1209,8 @@ def summary(graph: nx.Graph) -> str:
         return f"  on server {data['server']}" if data.get("server") else ""
 
     for key, pc in nodes_of(graph, "pc"):
-        lines.append(f"pc {key}  (shared networking {pc['nat_subnet']}){on(pc)}")
+        notes = ", ".join(note for m in modes.MODES.values() for note in m.pc_notes(pc))
+        lines.append(f"pc {key}  ({notes}){on(pc)}" if notes else f"pc {key}{on(pc)}")
         for _, a in nodes_of(graph, "adapter"):
             if a["pc"] == key:
                 lines.append(f"  adapter {a['name']:<8} {a['type']:<8} {a['mac']}  "
@@ -1238,10 +1239,6 @@ def summary(graph: nx.Graph) -> str:
                 extra.append("mac spoofing allowed")
             if nic["forward"]:
                 extra.append("forward " + ",".join(nic["forward"]))
-            lines.append(f"  nic {nic['index']}  {nic['mac']}  {_label(nic):<16} "
+            lines.append(f"  nic {nic['index']}  {nic['mac']}  {modes.label(nic):<16} "
                          + "  ".join(extra))
     return "\n".join(lines)
-
-
-def _label(nic: Mapping) -> str:
-    return modes.label(nic)
