@@ -41,3 +41,12 @@ def test_the_lab_and_the_benchmarks_import_without_the_test_extra() -> None:
     res = subprocess.run([sys.executable, "-c", BLOCK, *MODULES, *bench], cwd=ROOT,
                          capture_output=True, text=True, timeout=120, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+@pytest.mark.parametrize("name", [m for m in MODULES if m.startswith("wvpclab.model")])
+def test_a_model_module_imports_first(name: str) -> None:
+    """Each module of the model imports on its own, first in a fresh interpreter (an import cycle
+    shows only then: ``wvpclab.model.schema`` once failed unless ``topology`` came before it)."""
+    res = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True,
+                         timeout=60, cwd=ROOT, check=False)
+    assert res.returncode == 0, res.stderr

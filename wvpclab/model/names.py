@@ -5,7 +5,10 @@ each other."""
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
+from typing import Any
 
 #: What a user-given name (VM, PC, LAN, server, internal network) may look like.
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
@@ -34,3 +37,9 @@ RESERVED_NAMES = frozenset({
     # ours
     "vms", "nics", "nic", "cable", "leases", "rules", "nat", "capture", "matrix", "draw",
 })
+
+
+def did_you_mean(word: Any, choices: Iterable[str]) -> str:
+    """``; did you mean 'subnet'?`` when ``word`` is close to one of ``choices``, else ``""``."""
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""

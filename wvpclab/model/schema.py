@@ -16,7 +16,6 @@ so that what remains is still parsed and cross-checked: every error is reported 
 from __future__ import annotations
 
 import copy
-import difflib
 import ipaddress
 import json
 import re
@@ -39,7 +38,7 @@ from pydantic_core import PydanticCustomError
 
 from wvpclab.model import macs, modes
 from wvpclab.model.addresses import DEFAULT_INTERNET_SUBNET, DEFAULT_NAT_SUBNET
-from wvpclab.model.names import HOSTNAME_RE, USER_RE
+from wvpclab.model.names import HOSTNAME_RE, USER_RE, did_you_mean
 
 MAX_NICS = 4
 SPEEDS = (10, 100, "unlimited")
@@ -109,12 +108,6 @@ def _bigger_than(value: Any, limit: int) -> bool:
         elif isinstance(item, (list, tuple)):
             stack.extend(item)
     return False
-
-
-def did_you_mean(word: Any, choices: list[str] | tuple[str, ...]) -> str:
-    """``; did you mean 'subnet'?`` when ``word`` is close to one of ``choices``, else ``""``."""
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 # --------------------------------------------------------------------------------------------------

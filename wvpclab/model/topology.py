@@ -62,6 +62,7 @@ from wvpclab.model.addresses import (
     gateway_address,
     nat_address,  # noqa: F401 - read from here by others
 )
+from wvpclab.model.lookups import INTERNET, has_internet, nics_of, nodes_of
 from wvpclab.model.names import (
     ADAPTER_RE,
     ADAPTER_RULE,
@@ -71,6 +72,7 @@ from wvpclab.model.names import (
     NAME_RULE,
     RESERVED_IFACE_RE,
     RESERVED_NAMES,
+    did_you_mean,
 )
 from wvpclab.model.schema import (  # noqa: F401 - part of this module's interface
     ADAPTER_TYPES,
@@ -91,8 +93,6 @@ def __getattr__(name: str) -> Any:
 
 #: A NIC's keys other than its mode.
 _NIC_OPTIONS = ("ip", "mac", "speed", "allow_mac_spoofing", "forward")
-#: The internet's name (a LAN node of its own: its switch, its core router ``gw.internet``).
-INTERNET = "internet"
 
 
 class TopologyError(Exception):
@@ -556,7 +556,7 @@ class _Builder:
         declared = sorted(self.g.graph["servers"])
         self.err(_path(path, "server"), f"no server {_fmt(server)} (declared in `servers`: "
                                         f"{', '.join(declared) or 'none'})"
-                                        f"{schema.did_you_mean(server, declared)}")
+                                        f"{did_you_mean(server, declared)}")
         return None
 
     def unused_servers(self) -> None:
@@ -740,7 +740,7 @@ class _Builder:
                     known = sorted(n for n, d in self.g.nodes(data=True) if d["kind"] == "lan")
                     self.err(_path(path, "lan"), f"no LAN {_fmt(lan)} (declared: "
                                                  f"{', '.join(known) or 'none'})"
-                                                 f"{schema.did_you_mean(lan, known)}")
+                                                 f"{did_you_mean(lan, known)}")
                 lan = None
             elif self.g.nodes[lan]["subnet"]:
                 subnet = ipaddress.IPv4Network(self.g.nodes[lan]["subnet"])
@@ -796,7 +796,7 @@ class _Builder:
                 if not self.was_left_out("pcs", pc):
                     self.err(_path(path, "pc"), f"no PC {_fmt(pc)} (declared: "
                                                 f"{', '.join(pcs) or 'none'})"
-                                                f"{schema.did_you_mean(pc, pcs)}")
+                                                f"{did_you_mean(pc, pcs)}")
                 pc = None
             if pc is None:
                 continue
@@ -961,7 +961,7 @@ def _graph_issues(graph: nx.Graph) -> list[Issue]:
         if attr not in _GRAPH_ATTRS:
             errors.append(Issue(where, f"unknown graph attribute (expected one of: "
                                        f"{', '.join(_GRAPH_ATTRS)})"
-                                       f"{schema.did_you_mean(attr, _GRAPH_ATTRS)}"))
+                                       f"{did_you_mean(attr, _GRAPH_ATTRS)}"))
         elif attr == "name" and value is not None and not isinstance(value, str):
             errors.append(Issue(where, f"expected the lab's name, got {type(value).__name__} "
                                        f"{_fmt(value)}"))
@@ -982,14 +982,14 @@ def _graph_issues(graph: nx.Graph) -> list[Issue]:
         kind = data.get("kind")
         if not isinstance(kind, str) or kind not in _NODE_ATTRS:
             errors.append(Issue(where, f"kind {_fmt(kind)} is not one of {', '.join(kinds)}"
-                                       f"{schema.did_you_mean(kind, kinds)}"))
+                                       f"{did_you_mean(kind, kinds)}"))
             continue
         for attr in data:
             if attr not in _NODE_ATTRS[kind]:
                 known = _NODE_ATTRS[kind]
                 errors.append(Issue(f"{where}.{attr}", f"unknown attribute of a {kind} node "
                                                        f"(expected one of: {', '.join(known)})"
-                                                       f"{schema.did_you_mean(attr, known)}"))
+                                                       f"{did_you_mean(attr, known)}"))
     for a, b, data in graph.edges(data=True):
         where = f"edges[{_fmt(a)}, {_fmt(b)}]"
         rel = data.get("rel")
@@ -1168,22 +1168,6 @@ def to_node_link(graph: nx.Graph) -> dict:
 
 # --------------------------------------------------------------------------------------------------
 # Reading a graph
-
-
-def nodes_of(graph: nx.Graph, kind: str) -> list[tuple[str, dict]]:
-    """The (key, attributes) pairs of one kind, sorted by key."""
-    return sorted((k, d) for k, d in graph.nodes(data=True) if d["kind"] == kind)
-
-
-def nics_of(graph: nx.Graph, vm: str) -> list[dict]:
-    """A VM's NIC attribute dicts in index order."""
-    return sorted((graph.nodes[n] for n in graph.neighbors(vm) if graph.nodes[n]["kind"] == "nic"),
-                  key=lambda d: d["index"])
-
-
-def has_internet(graph: nx.Graph) -> bool:
-    """Whether the lab has an internet (the ``internet:`` section)."""
-    return bool(graph.nodes.get(INTERNET, {}).get("internet"))
 
 
 def summary(graph: nx.Graph) -> str:

@@ -9,12 +9,11 @@ the picture, the web page, the command line); nothing outside this package names
 
 from __future__ import annotations
 
-import difflib
-
 import networkx as nx
 
 from wvpclab.model.modes import bridge, internal, none, shared
 from wvpclab.model.modes.base import Mode, Nic
+from wvpclab.model.names import did_you_mean
 
 #: Every mode, by the name topology files and the CLI use.
 MODES: dict[str, Mode] = {m.name: m for m in (none.MODE, shared.MODE, bridge.MODE, internal.MODE)}
@@ -49,9 +48,7 @@ def parse(spec: str, target: str | None = None, sep: str = " ") -> tuple[str, st
         raise ValueError(f"{spec!r} is not a NIC mode: {name} needs a target ({mode.usage(sep)})")
     if mode is not None:
         raise ValueError(f"{spec!r} is not a NIC mode: {name} takes no target")
-    close = difflib.get_close_matches(name, list(MODES), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"{spec!r} is not a NIC mode ({usage(sep, ', ')}){hint}")
+    raise ValueError(f"{spec!r} is not a NIC mode ({usage(sep, ', ')}){did_you_mean(name, MODES)}")
 
 
 def format(mode: str, target: str | None = None) -> str:  # the inverse of parse

@@ -15,15 +15,15 @@ on the command line (``usage``).
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 from typing import Any
 
 import networkx as nx
 
-from wvpclab.model import topology
 from wvpclab.model.items import Address, Bridge, DhcpClient, Route, Veth
+from wvpclab.model.lookups import nodes_of
 from wvpclab.model.modes.base import Builder, Mode, Nic, Place, lan_router, pc_of
+from wvpclab.model.names import did_you_mean
 
 
 class HostAdapter(Mode):
@@ -67,9 +67,8 @@ class HostAdapter(Mode):
             return None
         have = sorted(d["name"] for _, d in graph.nodes(data=True)
                       if d.get("kind") == "adapter" and d["pc"] == pc)
-        close = difflib.get_close_matches(str(target), have, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        return f"no adapter {target!r} on pc {pc} (it has: {', '.join(have) or 'none'}){hint}"
+        return (f"no adapter {target!r} on pc {pc} (it has: {', '.join(have) or 'none'})"
+                f"{did_you_mean(target, have)}")
 
     def address_prefix(self, graph: nx.Graph, nic: Nic) -> ipaddress.IPv4Network | None:
         subnet = self.network(graph, nic)
@@ -97,7 +96,7 @@ class HostAdapter(Mode):
     def plan_lab(self, b: Builder) -> None:
         """Every PC's host adapters: ``ordinal`` counts them lab-wide, ``index`` on their PC."""
         per_pc: dict[str, int] = {}
-        for ordinal, (key, adapter) in enumerate(topology.nodes_of(b.graph, "adapter")):
+        for ordinal, (key, adapter) in enumerate(nodes_of(b.graph, "adapter")):
             index = per_pc.get(adapter["pc"], 0)
             per_pc[adapter["pc"]] = index + 1
             plan_adapter(b, key, adapter, ordinal, index)
@@ -105,7 +104,7 @@ class HostAdapter(Mode):
     def choices(self, graph: nx.Graph, pc: str) -> list[dict[str, str]]:
         """The PC's host adapters by name and type, and the LAN each is on."""
         out = []
-        for _, adapter in topology.nodes_of(graph, "adapter"):
+        for _, adapter in nodes_of(graph, "adapter"):
             if adapter["pc"] != pc:
                 continue
             where = f"LAN {adapter['lan']}" if adapter.get("lan") else "no LAN"
@@ -116,7 +115,7 @@ class HostAdapter(Mode):
     def switches(self, graph: nx.Graph) -> list[dict[str, Any]]:
         """Each host adapter's filter switch: its rules."""
         return [{"key": key, "kind": f"{adapter['type']} filter", "rules": True, "leases": False}
-                for key, adapter in topology.nodes_of(graph, "adapter")]
+                for key, adapter in nodes_of(graph, "adapter")]
 
 
 MODE = HostAdapter()

@@ -14,18 +14,18 @@ the command line (``usage``), and a count in summaries (``counts``).
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import networkx as nx
 
-from wvpclab.model import macs, topology
+from wvpclab.model import macs
 from wvpclab.model.addresses import INTERNAL_NETWORK, INTERNAL_POOL, INTERNAL_SERVER
 from wvpclab.model.items import Address, Bridge, DhcpServer, Host, Port, Veth
+from wvpclab.model.lookups import nodes_of
 from wvpclab.model.modes.base import Box, Builder, Mode, Nic, Place, Verdict, pc_of
-from wvpclab.model.names import NAME_RE
+from wvpclab.model.names import NAME_RE, did_you_mean
 
 #: The graph nodes of internal networks (``PC/NAME``: ``kind``, ``name``, ``pc``, ``dhcp``), and
 #: where an internal NIC sits for reachability: on its island (("island", PC/NAME)).
@@ -48,10 +48,8 @@ class Internal(Mode):
     def check_declared(self, graph: nx.Graph, pc: str, target: str | None) -> str | None:
         declared = graph.graph.get("internal", {})
         if target not in declared:
-            close = difflib.get_close_matches(str(target), list(declared), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
             return (f"internal network {target!r} is not declared under internal (declared: "
-                    f"{', '.join(sorted(declared)) or 'none'}){hint}")
+                    f"{', '.join(sorted(declared)) or 'none'}){did_you_mean(target, declared)}")
         key = f"{pc}/{target}"
         if key in graph and graph.nodes[key].get("kind") == "adapter":
             return f"internal network {target!r} has the name of adapter {key}; rename one of them"
@@ -96,7 +94,7 @@ class Internal(Mode):
 
     def stand_ins(self, graph: nx.Graph) -> None:
         """Each internal network's DHCP server, as a guest with a static address there."""
-        for _, net in topology.nodes_of(graph, KIND):
+        for _, net in nodes_of(graph, KIND):
             if not net.get("dhcp"):
                 continue
             node = responder_name(net)
@@ -106,17 +104,17 @@ class Internal(Mode):
                            allow_mac_spoofing=False, forward=[])
 
     def counts(self, graph: nx.Graph) -> list[tuple[int, str]]:
-        return [(len(topology.nodes_of(graph, KIND)), "internal network")]
+        return [(len(nodes_of(graph, KIND)), "internal network")]
 
     def plan_lab(self, b: Builder) -> None:
         """Every internal network of the graph (declared, or typed afresh at runtime)."""
-        for key, net in topology.nodes_of(b.graph, KIND):
+        for key, net in nodes_of(b.graph, KIND):
             plan_network(b, key, net)
 
     def boxes(self, graph: nx.Graph, pc: str) -> list[Box]:
         """The PC's internal networks' switches (one a NIC names that the graph lacks, too: a
         stale or hand-made graph), each with its DHCP server."""
-        nets = {key: net for key, net in topology.nodes_of(graph, KIND) if net.get("pc") == pc}
+        nets = {key: net for key, net in nodes_of(graph, KIND) if net.get("pc") == pc}
         for _, nic in self.nics_on(graph, pc):
             key = f"{pc}/{nic.get('target')}"
             if nic.get("target") and key not in graph:
@@ -131,7 +129,7 @@ class Internal(Mode):
         """The PC's internal networks, then "New internal network..." (WVPC's dialog asks for
         its name)."""
         out = []
-        for _, net in topology.nodes_of(graph, KIND):
+        for _, net in nodes_of(graph, KIND):
             if net["pc"] == pc:
                 dhcp = "" if net.get("dhcp", True) else ", DHCP off"
                 out.append({"value": f"{self.name}:{net['name']}",
@@ -144,7 +142,7 @@ class Internal(Mode):
     def switches(self, graph: nx.Graph) -> list[dict[str, Any]]:
         """Each internal network's switch: its rules and, with its DHCP server, its leases."""
         return [{"key": key, "kind": KIND, "rules": True, "leases": bool(net.get("dhcp", True))}
-                for key, net in topology.nodes_of(graph, KIND)]
+                for key, net in nodes_of(graph, KIND)]
 
     def check_target(self, graph: nx.Graph, pc: str, target: str | None) -> str | None:
         key = f"{pc}/{target}"

@@ -49,9 +49,10 @@ from typing import Any, ClassVar
 
 import networkx as nx
 
-from wvpclab.model import macs, topology
+from wvpclab.model import macs
 from wvpclab.model.addresses import DEFAULT_NAT_SUBNET, host, nat_address, nat_pool
 from wvpclab.model.items import Address, DhcpServer, Dns, Firewall, Host, Nat, Route, Veth
+from wvpclab.model.lookups import has_internet, nodes_of
 from wvpclab.model.modes.base import (
     Box,
     Builder,
@@ -133,12 +134,12 @@ class Shared(Mode):
         pc = here[1]
         if to.kind == "adapter" and graph.nodes[to.key]["pc"] == pc:
             return True, "NAT: to its own PC"
-        lans = {d["lan"] for key, d in topology.nodes_of(graph, "adapter")
+        lans = {d["lan"] for key, d in nodes_of(graph, "adapter")
                 if d["pc"] == pc and d["lan"] and adapter_addressed(graph, key)}
         kind, lan = there
         if kind == "lan" and lan in lans:
             return True, "NAT: outbound, as the PC"
-        if (kind == "lan" and lans and topology.has_internet(graph)
+        if (kind == "lan" and lans and has_internet(graph)
                 and open_to_the_internet(graph, lan)):
             return True, "NAT: outbound, as the PC, over the internet"
         return False, "NAT: no route from the PC"
@@ -206,8 +207,8 @@ class Shared(Mode):
         engines' transit links, the forwarded ports, FORWARD policy DROP; a PC without engines has
         it too), then the DNS relay of each PC with engines."""
         engines = sorted(b.of(Nat).values(), key=lambda n: n.number)
-        for key, _ in topology.nodes_of(b.graph, "pc"):
-            adapters = [d["name"] for _, d in topology.nodes_of(b.graph, "adapter")
+        for key, _ in nodes_of(b.graph, "pc"):
+            adapters = [d["name"] for _, d in nodes_of(b.graph, "adapter")
                         if d["pc"] == key and d["lan"]]
             b.add(Firewall(key, pc_rules([n for n in engines if n.pc == key], adapters)))
         for pc in sorted({n.pc for n in engines}):
