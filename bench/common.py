@@ -86,7 +86,7 @@ def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 
 
 def harden(name: str) -> None:
     """No ARP answers, strict rp_filter, no IPv6 on a root-namespace interface we created."""
-    from wvpclab.runtime.lab import harden_root_interface  # lazy: Mininet only when needed
+    from wvpclab.runtime.realize import harden_root_interface  # lazy: Mininet only when needed
 
     harden_root_interface(name)
 

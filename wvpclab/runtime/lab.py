@@ -29,7 +29,6 @@ from wvpclab.runtime.captures import Captures, LabCaptures
 from wvpclab.runtime.changes import Changes
 from wvpclab.runtime.machine import Machine, preflight
 from wvpclab.runtime.net import NicCable
-from wvpclab.runtime.realize import harden_root_interface
 from wvpclab.runtime.signals import signals_deferred
 from wvpclab.runtime.views import LabViews, in_words, words
 
@@ -287,4 +286,4 @@ class Lab(LabViews, LabCaptures):
         return self.changes.snapshot()
 
 
-__all__ = ["Lab", "LabError", "harden_root_interface", "preflight"]
+__all__ = ["Lab", "LabError", "preflight"]

@@ -37,8 +37,8 @@ The whole story, where each part lives:
 - the web page: "Shared Networking (NAT)" after the host adapters (``dialog_label``,
   ``dialog_rank``);
 - the command line: ``shared`` (``usage``); ``nat VM N`` (``wvpclab.ui.labcli``, ``do_nat``)
-  prints the rules in force in the engine's and the PC's namespaces (``Lab.nat_rules`` in
-  ``wvpclab.runtime.lab``, which finds the NIC's ``Nat`` item in the running plan).
+  prints the rules in force in the engine's and the PC's namespaces (``Lab.nat_rules``, from
+  ``wvpclab.runtime.views``, which finds the NIC's ``Nat`` item in the running plan).
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def choices(graph: nx.Graph, pc: str) -> list[dict[str, str]]:
 def spec(nic: Mapping[str, Any]) -> str:
     """A NIC's mode as the drop-down's value: ``none``, ``shared``, ``bridge:eth0``,
     ``internal:lab``."""
-    return f"{nic['mode']}:{nic['target']}" if nic.get("target") else nic["mode"]
+    return modes.format(nic["mode"], nic.get("target"))
 
 
 def settings(graph: nx.Graph) -> dict[str, Any]:
