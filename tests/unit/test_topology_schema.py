@@ -107,6 +107,37 @@ def test_a_bad_file_is_refused_by_the_json_schema_and_by_check(changes: dict[str
     assert any(e.startswith(ours) for e in errs), errs
 
 
+@pytest.mark.parametrize("changes", [
+    {"internal__lab": None},  # internal: {lab: }
+    {"pcs__host1__adapters__eth0": None, "vms__xp__nics": ["shared", "none"]},  # eth0:
+    {"vms__xp__nics": None},  # nics:
+    {"lans__office__servers": {"web": "192.168.50.80"}, "pcs__host1__adapters__eth0__ip": "dhcp"},
+    {"vms__xp__nics": [{"bridge": "eth0", "ip": "192.168.50.20"}]},
+])
+def test_what_check_accepts_the_json_schema_accepts(changes: dict[str, Any]) -> None:
+    """An editor must not mark what ``wvpclab check`` takes: an entry with nothing after its name
+    (every default), addresses bare or CIDR."""
+    doc = with_(**changes)
+    assert errors_of(doc) == []
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
+    assert [e.message for e in validator.iter_errors(doc)] == []
+
+
+@pytest.mark.parametrize(("changes", "ours"), [
+    ({"vms": {"bad name!": {"nics": ["none"]}}}, "vms.bad name!: "),
+    ({"pcs__host1__adapters": {"eth 0": {}}}, "pcs.host1.adapters.eth 0: "),
+    ({"lans__office__servers": {"web": "web.example"}}, "lans.office.servers.web: "),
+    ({"vms__xp__nics": [{"bridge": "eth0", "ip": "lots"}]}, "vms.xp.nics[0].ip: "),
+])
+def test_an_editor_is_told_of_bad_names_and_addresses_too(changes: dict[str, Any],
+                                                          ours: str) -> None:
+    doc = with_(**changes)
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
+    assert list(validator.iter_errors(doc)), "the JSON Schema accepts it"
+    errs = errors_of(doc)
+    assert any(e.startswith(ours) for e in errs), errs
+
+
 def test_errors_speak_the_projects_words_not_pydantics() -> None:
     doc = {"name": 5, "servers": {"far": {"host": 7, "port": 1}}, "pcs": {"pc": 3},
            "lans": {"x": {"subnet": ["a"], "servers": {"s": 1}}}, "internal": [],

@@ -38,7 +38,7 @@ from pydantic_core import PydanticCustomError
 
 from wvpclab.model import macs, modes
 from wvpclab.model.addresses import DEFAULT_INTERNET_SUBNET, DEFAULT_NAT_SUBNET
-from wvpclab.model.names import HOSTNAME_RE, USER_RE, did_you_mean
+from wvpclab.model.names import ADAPTER_RE, HOSTNAME_RE, NAME_RE, USER_RE, did_you_mean
 
 MAX_NICS = 4
 SPEEDS = (10, 100, "unlimited")
@@ -202,11 +202,25 @@ Mac = Annotated[str, AfterValidator(_mac),
 Forward = Annotated[str, AfterValidator(_forward),
                     Field(json_schema_extra={"pattern": FORWARD_RE.pattern})]
 Name = Any  # an entry's name: checked by topology (its rules, uniqueness), in its words
+#: What an editor is told of names (topology checks the rest: uniqueness, reserved words).
+NAMES = {"propertyNames": {"pattern": NAME_RE.pattern}}
+ADAPTER_NAMES = {"propertyNames": {"pattern": ADAPTER_RE.pattern}}
+#: What an editor is told of a static address: bare or CIDR (topology checks the rest).
+_ADDRESS = r"\d{1,3}(\.\d{1,3}){3}(/\d{1,2})?"
+ADDRESS = {"pattern": f"^{_ADDRESS}$"}
+ADDRESS_OR_DHCP = {"pattern": f"^(dhcp|{_ADDRESS})$"}
 
 
-def _entries(model: Any) -> Any:
-    """A section: entries by name, each a ``model`` mapping (or empty: every default)."""
-    return dict[Name, Annotated[model, BeforeValidator(_empty_if_none)]]
+def _entries(model: Any, names: dict[str, Any] = NAMES) -> Any:
+    """A section: entries by name, each a ``model`` mapping (or empty, ``pc:``: every default)."""
+    return Annotated[dict[Name, Annotated[model | None, BeforeValidator(_empty_if_none)]],
+                     Field(json_schema_extra=names)]
+
+
+def _hosts() -> Any:
+    """Plain hosts by name: name -> static address."""
+    return Annotated[dict[Name, Annotated[str, Field(json_schema_extra=ADDRESS)]],
+                     Field(json_schema_extra=NAMES)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -257,7 +271,7 @@ class Adapter(_Entry):
         "The adapter's MAC address (unicast); derived from the PC's and adapter's names if not "
         "given."))
     lan: str | None = Field(None, description="The LAN (under `lans`) the adapter is plugged into.")
-    ip: str = Field("dhcp", description=(
+    ip: str = Field("dhcp", json_schema_extra=ADDRESS_OR_DHCP, description=(
         "`dhcp`, or a static address on the LAN: bare (the LAN's prefix length) or CIDR."))
 
 
@@ -266,7 +280,7 @@ class Pc(_Entry):
 
     refers_to: ClassVar[dict[str, str]] = {"server": "server"}
 
-    adapters: _entries(Adapter) = Field(  # type: ignore[valid-type]
+    adapters: _entries(Adapter, ADAPTER_NAMES) = Field(  # type: ignore[valid-type]
         default_factory=dict, description="The PC's host adapters by interface name (eth0, wlan0).")
     nat: Annotated[Nat, BeforeValidator(_empty_if_none)] | None = Field(
         None, description="Shared networking: the subnet its NAT engines lease from.")
@@ -281,7 +295,7 @@ class Lan(_Entry):
 
     subnet: Cidr = Field(description="the LAN's IPv4 network, e.g. 192.168.50.0/24")
     dhcp: bool = Field(True, description="Whether the gateway leases addresses on the LAN.")
-    servers: dict[Name, str] | None = Field(None, description=(
+    servers: _hosts() | None = Field(None, description=(  # type: ignore[valid-type]
         "Plain hosts on the LAN (a web/echo server): name -> static address, bare or CIDR."))
     server: str | None = Field(None, description=(
         "The server (under `servers`) the LAN runs on; none: the machine that runs the lab."))
@@ -294,7 +308,7 @@ class Internet(_Entry):
 
     subnet: Cidr = Field(DEFAULT_INTERNET_SUBNET, description=(
         "The internet's network: shared address space (100.64.0.0/10) or private, at most /28."))
-    servers: dict[Name, str] | None = Field(None, description=(
+    servers: _hosts() | None = Field(None, description=(  # type: ignore[valid-type]
         "Hosts on the internet: name -> static address, bare or CIDR."))
 
 
@@ -312,7 +326,7 @@ class Nic(_Entry):
     #: What the mode key parsed to (not written as such: a document writes ``bridge: eth0``).
     mode: str | None = Field(None, exclude=True)
     target: str | None = Field(None, exclude=True)
-    ip: str | None = Field(None, description=(
+    ip: str | None = Field(None, json_schema_extra=ADDRESS_OR_DHCP, description=(
         "A static address: CIDR (bare on a LAN: its prefix length); default DHCP where the mode "
         "offers it (`dhcp`)."))
     mac: Mac | None = Field(None, description=(
@@ -402,7 +416,7 @@ class Vm(_Entry):
     refers_to: ClassVar[dict[str, str]] = {"pc": "PC"}
     pc: str | None = Field(None, description=(
         "The PC (under `pcs`) the VM runs on; may be left out when there is one PC."))
-    nics: list[Nic] = Field(default_factory=list, max_length=MAX_NICS, description=(
+    nics: list[Nic] | None = Field(default_factory=list, max_length=MAX_NICS, description=(
         f"The VM's network adapters, in order; at most {MAX_NICS}."))
     dhcp_client: Literal["udhcpc", "dhclient"] = Field(
         "udhcpc", description="The guest's DHCP client.")
@@ -694,6 +708,6 @@ def json_schema_text() -> str:
     return json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
 
 
-__all__ = ["Checked", "Issue", "Topology", "check", "did_you_mean", "fmt", "interface",
+__all__ = ["Checked", "Issue", "Topology", "check", "fmt", "interface",
            "json_schema", "json_schema_text", "model_at", "network", "path_of", "server_host",
            "short"]

@@ -68,11 +68,20 @@ def _type(prop: dict[str, Any]) -> str:
     kind = prop.get("type")
     if kind == "object":
         inner = prop.get("additionalProperties")
-        return f"mapping of NAME to {_type(inner)}" if isinstance(inner, dict) else "mapping"
+        if not isinstance(inner, dict):
+            return "mapping"
+        text = _type(inner)
+        if text.endswith(" (or empty)"):  # ``pc:`` with nothing after it: every default
+            text = text.removesuffix(" (or empty)") + ", each may be empty"
+        return f"mapping of NAME to {text}"
     if kind == "array":
         text = f"list of {_type(prop.get('items', {}))}"
         return f"{text}, at most {prop['maxItems']}" if "maxItems" in prop else text
     if kind == "string" and "pattern" in prop:
+        if prop["pattern"].startswith("^(dhcp|"):
+            return "`dhcp` or an address"
+        if prop["pattern"].endswith("(/\\d{1,2})?$"):
+            return "address"
         return "string (CIDR)" if "/" in prop["pattern"] else "string"
     return {"string": "string", "boolean": "boolean", "integer": "integer",
             "null": "empty"}.get(kind or "", "any")
