@@ -376,3 +376,17 @@ def test_a_json_topology_may_name_its_schema(tmp_path: Path) -> None:
     path = tmp_path / "lab.json"
     path.write_text(json.dumps({"$schema": "../wvpclab/model/topology.schema.json", **GOOD}))
     assert topology.load(path).nodes["xp/1"]["mode"] == "bridge"
+
+
+def test_an_entry_refused_for_its_name_brings_no_false_errors_after_it() -> None:
+    """A PC whose name a LAN server already took is one error, not also 'no PC to run on' for
+    every VM; a LAN refused for its name is not 'no LAN' for the adapters plugged into it."""
+    doc = with_(lans__office__servers={"host1": "192.168.50.80"},
+                vms__xp__nics=["shared"])
+    assert errors_of(doc) == [("pcs.host1: name 'host1' is already used at "
+                               "lans.office.servers.host1 (names are unique across PCs, VMs, "
+                               "LANs and servers)")]
+    doc = with_(lans={"x": {"subnet": "192.168.60.0/24"}},
+                pcs__host1__adapters__eth0__lan="x", vms__xp__nics=["shared"])
+    assert errors_of(doc) == [("lans.x: 'x' is a CLI command; a LAN so named could not be "
+                               "addressed in the CLI")]

@@ -472,7 +472,15 @@ class _Builder:
         (a reference to it is then no error of its own)."""
         return (section, name) in self.left_out
 
-    def node_name(self, name: Any, path: str, what: str) -> bool:
+    def node_name(self, name: Any, path: str, what: str, section: str | None = None) -> bool:
+        """Whether ``name`` may name a node; if not, says why, and the entry of ``section`` is
+        left out (a reference to it is then no error of its own)."""
+        ok = self._name_ok(name, path, what)
+        if not ok and section:
+            self.left_out.add((section, name))
+        return ok
+
+    def _name_ok(self, name: Any, path: str, what: str) -> bool:
         if not isinstance(name, str) or not NAME_RE.match(name):
             self.err(path, f"{_fmt(name)} is not a valid {what} name ({NAME_RULE})")
             return False
@@ -642,7 +650,7 @@ class _Builder:
     def lans(self, section: Mapping[Any, schema.Lan]) -> None:
         for name, body in section.items():
             path = _path("lans", str(name))
-            if not self.node_name(name, path, "LAN"):
+            if not self.node_name(name, path, "LAN", "lans"):
                 continue
             subnet: ipaddress.IPv4Network | None = ipaddress.IPv4Network(body.subnet)
             if subnet.overlaps(TRANSIT_NET):
@@ -707,7 +715,7 @@ class _Builder:
     def pcs(self, section: Mapping[Any, schema.Pc]) -> None:
         for name, body in section.items():
             path = _path("pcs", str(name))
-            if not self.node_name(name, path, "PC"):
+            if not self.node_name(name, path, "PC", "pcs"):
                 continue
             nat_subnet = DEFAULT_NAT_SUBNET
             if body.nat is not None:
@@ -779,7 +787,7 @@ class _Builder:
         forwards: dict[tuple[str, str, int], str] = {}
         for name, body in section.items():
             path = _path("vms", str(name))
-            if not self.node_name(name, path, "VM"):
+            if not self.node_name(name, path, "VM", "vms"):
                 continue
             pc = body.pc
             if pc is None and ("vms", name, "pc") in self.left_out_keys:
@@ -787,6 +795,8 @@ class _Builder:
             if pc is None:
                 if len(pcs) == 1:
                     pc = pcs[0]
+                elif not pcs and any(s == "pcs" for s, *_ in self.left_out):
+                    continue  # the PC written is in error, said already
                 elif not pcs:
                     self.err(_path(path, "pc"), "no PC to run on: declare one under pcs")
                 else:
