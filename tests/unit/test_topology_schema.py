@@ -390,3 +390,20 @@ def test_an_entry_refused_for_its_name_brings_no_false_errors_after_it() -> None
                 pcs__host1__adapters__eth0__lan="x", vms__xp__nics=["shared"])
     assert errors_of(doc) == [("lans.x: 'x' is a CLI command; a LAN so named could not be "
                                "addressed in the CLI")]
+
+
+def test_what_the_topology_finds_in_a_graph_is_told_in_graph_words() -> None:
+    """Past the graph's own problems, a hand-built graph's errors name its nodes and attributes,
+    not the key paths of a document the user never wrote."""
+    g = topology.from_document(GOOD)
+    g.nodes["host1"]["nat_subnet"] = "10.0.0.0/33"
+    g.nodes["xp/0"]["speed"] = 1000
+    g.nodes["xp"]["ipv6"] = "yes"
+    g.nodes["xp/1"]["target"] = "eth9"
+    errs = [str(e) for e in topology.validate(g)]
+    assert sorted(e.split(":", 1)[0] for e in errs) == [
+        "nodes['host1'].nat_subnet", "nodes['xp'].ipv6", "nodes['xp/0'].speed",
+        "nodes['xp/1'].target"], errs
+    with pytest.raises(TopologyError) as caught:
+        topology.from_graph(g)
+    assert [str(e) for e in caught.value.errors] == errs

@@ -385,14 +385,57 @@ def from_graph(graph: nx.Graph, default_name: str = "lab") -> nx.Graph:
     doc, errors = to_document(graph)
     if errors:
         raise TopologyError(errors)
-    return from_document(doc, graph.graph.get("name") or default_name)
+    try:
+        return from_document(doc, graph.graph.get("name") or default_name)
+    except TopologyError as err:
+        raise TopologyError(_in_graph_words(err.errors, graph), err.source) from None
 
 
 def validate(graph: nx.Graph) -> list[Issue]:
     """Every problem in a graph: its own (in graph words) or, in the topology it describes, as key
     paths of the equivalent topology document."""
     doc, errors = to_document(graph)
-    return errors or check_document(doc)
+    return errors or _in_graph_words(check_document(doc), graph)
+
+
+def _in_graph_words(issues: Iterable[Issue], graph: nx.Graph) -> list[Issue]:
+    """Issues found in a graph's equivalent document, told in the graph's words:
+    ``pcs.pc.nat.subnet`` is ``nodes['pc'].nat_subnet``, ``vms.v.nics[0].speed`` is
+    ``nodes['v/0'].speed``."""
+    where: dict[str, str] = {}  # a document's key path -> the graph's words for it
+    attrs: dict[str, dict[str, str]] = {}  # a document path's own keys -> the node's attributes
+    for key, data in graph.nodes(data=True):
+        kind, node = data.get("kind"), f"nodes[{_fmt(key)}]"
+        name = data.get("name", key)
+        if kind in ("adapter", "internal") and isinstance(name, str):
+            name = name.rsplit("/", 1)[-1]
+        path = {"pc": f"pcs.{name}", "vm": f"vms.{name}",
+                "lan": INTERNET if data.get("internet") else f"lans.{name}",
+                "server": (f"internet.servers.{name}" if data.get("lan") == INTERNET
+                           else f"lans.{data.get('lan')}.servers.{name}"),
+                "adapter": f"pcs.{data.get('pc')}.adapters.{name}",
+                "nic": f"vms.{data.get('vm')}.nics[{data.get('index')}]"}.get(str(kind))
+        if path:
+            where[path] = node
+        if kind == "pc":
+            attrs[path] = {"nat.subnet": "nat_subnet", "nat": "nat_subnet"}
+        if kind == "nic":
+            attrs[path] = {m: "target" for m in modes.MODES}
+    for attr in ("internal", "servers"):
+        for name in graph.graph.get(attr) or {}:
+            where[f"{attr}.{name}"] = f"graph[{_fmt(attr)}][{_fmt(name)}]"
+    out = []
+    for issue in issues:
+        best = max((p for p in where
+                    if issue.path == p or issue.path.startswith((p + ".", p + "["))),
+                   key=len, default=None)
+        if best is None:
+            out.append(issue)
+            continue
+        rest = issue.path[len(best):].lstrip(".")
+        rest = attrs.get(best, {}).get(rest, rest)
+        out.append(Issue(f"{where[best]}.{rest}" if rest else where[best], issue.message))
+    return out
 
 
 #: Graphs this module built (or found valid) and what they held then: ``checked`` does not
