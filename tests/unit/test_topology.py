@@ -313,12 +313,12 @@ def test_yaml_document_as_json(tmp_path: Path) -> None:
     assert topology.load(path).nodes["xp/1"]["mode"] == "bridge"
 
 
-def test_graph_validation_names_document_paths() -> None:
+def test_graph_validation_names_the_graph_s_nodes_and_attributes() -> None:
     g = topology.from_document(doc())
     g.nodes["v2/0"]["mode"] = "bridge"
     g.nodes["v2/0"]["target"] = "eth9"
     errs = [str(e) for e in topology.validate(g)]
-    assert any(e.startswith("vms.v2.nics[0].bridge: no adapter 'eth9' on pc host1") for e in errs)
+    assert any(e.startswith("nodes['v2/0'].target: no adapter 'eth9' on pc host1") for e in errs)
 
 
 def test_graph_structural_errors() -> None:
