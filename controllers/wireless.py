@@ -149,22 +149,37 @@ def _guest_arp(switch: Switch, in_port: int, eth: wire.Ethernet, frame: bytes,
     return Decision(tuple(out), learn, f"guest ARP op {arp.op} {arp.spa} -> {arp.tpa}")
 
 
-def _guest_dhcp(switch: Switch, in_port: int, eth: wire.Ethernet, frame: bytes,
-                adapter: str | None, uplink) -> Decision:
+def _dhcp_message(eth: wire.Ethernet,
+                  from_client: bool) -> tuple[wire.IPv4Datagram, wire.Udp, wire.Bootp] | Decision:
+    """A DHCP message's IPv4, UDP and BOOTP parts, read whole, or the Decision to drop it: a
+    client's must go to port 67 and be a request, a server's from 67 to 68 and be a reply."""
+    side = "client" if from_client else "server"
     try:
         ip = wire.parse_ipv4(eth.payload)
         udp = wire.parse_udp(ip)
     except wire.Malformed as exc:
-        return _drop(f"not a whole DHCP client message ({exc})")
-    if udp.dport != DHCP_SERVER_PORT:
+        return _drop(f"not a whole DHCP {side} message ({exc})")
+    if from_client and udp.dport != DHCP_SERVER_PORT:
         return _drop("not a whole DHCP client message (not to port 67)")
+    if not from_client and (udp.sport, udp.dport) != (DHCP_SERVER_PORT, DHCP_CLIENT_PORT):
+        return _drop("not a whole DHCP server message (not from port 67 to 68)")
     # no checksum check: a frame from a veth may carry one left to offload (see with_udp_checksum)
+    what, op = ("request", wire.BOOTREQUEST) if from_client else ("reply", wire.BOOTREPLY)
     try:
         bootp = wire.parse_bootp(udp.payload)
     except wire.Malformed as exc:
-        return _drop(f"malformed BOOTP request ({exc})")
-    if bootp.op != wire.BOOTREQUEST:
-        return _drop("malformed BOOTP request (not a request)")
+        return _drop(f"malformed BOOTP {what} ({exc})")
+    if bootp.op != op:
+        return _drop(f"malformed BOOTP {what} (not a {what})")
+    return ip, udp, bootp
+
+
+def _guest_dhcp(switch: Switch, in_port: int, eth: wire.Ethernet, frame: bytes,
+                adapter: str | None, uplink) -> Decision:
+    parts = _dhcp_message(eth, from_client=True)
+    if isinstance(parts, Decision):
+        return parts
+    ip, udp, bootp = parts
     frame = wire.with_udp_checksum(frame, ip, udp)
     translated = None
     if adapter is not None:
@@ -179,19 +194,10 @@ def _server_dhcp(switch: Switch, in_port: int, eth: wire.Ethernet, frame: bytes,
     group = is_group_mac(eth.dst)
     if not group and eth.dst != adapter:
         return _drop(f"DHCP from the uplink for {eth.dst}, not the adapter")
-    try:
-        ip = wire.parse_ipv4(eth.payload)
-        udp = wire.parse_udp(ip)
-    except wire.Malformed as exc:
-        return _drop(f"not a whole DHCP server message ({exc})")
-    if (udp.sport, udp.dport) != (DHCP_SERVER_PORT, DHCP_CLIENT_PORT):
-        return _drop("not a whole DHCP server message (not from port 67 to 68)")
-    try:
-        bootp = wire.parse_bootp(udp.payload)
-    except wire.Malformed as exc:
-        return _drop(f"malformed BOOTP reply ({exc})")
-    if bootp.op != wire.BOOTREPLY:
-        return _drop("malformed BOOTP reply (not a reply)")
+    parts = _dhcp_message(eth, from_client=False)
+    if isinstance(parts, Decision):
+        return parts
+    ip, udp, bootp = parts
     frame = wire.with_udp_checksum(frame, ip, udp)
     client = bootp.mac
     guest = switch.guest_by_mac(client) if client else None
