@@ -337,6 +337,10 @@ class Nic(_Entry):
     forward: list[Forward] = Field(default_factory=list, description=(
         "Ports of the PC forwarded to the guest (`PROTO:HOSTPORT:GUESTPORT`); for modes that "
         "forward ports (shared)."))
+    index: int | None = Field(None, ge=0, le=MAX_NICS - 1, description=(
+        f"The adapter's number (0-{MAX_NICS - 1}); default: the one after the NIC before it. "
+        "Written where a NIC was removed: NICs keep their numbers, as Virtual PC's adapters 1-4 "
+        "do."))
 
     @classmethod
     def document_keys(cls) -> list[str]:
@@ -416,8 +420,11 @@ class Vm(_Entry):
     refers_to: ClassVar[dict[str, str]] = {"pc": "PC"}
     pc: str | None = Field(None, description=(
         "The PC (under `pcs`) the VM runs on; may be left out when there is one PC."))
-    nics: list[Nic] | None = Field(default_factory=list, max_length=MAX_NICS, description=(
-        f"The VM's network adapters, in order; at most {MAX_NICS}."))
+    nics: list[Nic] | None = Field(None, max_length=MAX_NICS, description=(
+        f"The VM's network adapters, in order; at most {MAX_NICS}. Left out, the VM gets what "
+        "Virtual PC's Create Virtual Machine wizard attaches: NIC 0 bridged to the PC's first "
+        "wired adapter and NIC 1 to its first wireless one (shared networking on a PC with no "
+        "adapter); `[]`: none."))
     dhcp_client: Literal["udhcpc", "dhclient"] = Field(
         "udhcpc", description="The guest's DHCP client.")
     ipv6: bool = Field(True, description=(

@@ -856,9 +856,23 @@ class _Builder:
             self.g.add_node(name, kind="vm", name=name, pc=pc, dhcp_client=body.dhcp_client,
                             ipv6=body.ipv6)
             self.g.add_edge(name, pc, rel="host")
-            for index, nic in enumerate(body.nics):
+            nics = body.nics
+            if nics is None:  # left out: what Virtual PC's wizard attaches
+                nics = [schema.Nic.model_validate(modes.by_name(mode).entry(target))
+                        for mode, target in modes.wizard(self.g, pc)]
+            index = -1
+            for position, nic in enumerate(nics):
+                npath = _path(path, "nics", position)
+                if nic.index is not None and nic.index <= index:
+                    self.err(_path(npath, "index"), f"NIC {nic.index} comes after NIC {index}: "
+                                                    "the numbers go up, each NIC's once")
+                    continue
+                index = index + 1 if nic.index is None else nic.index
+                if index > MAX_NICS - 1:
+                    self.err(npath, f"NIC {index}: a VM's NICs are numbered 0-{MAX_NICS - 1}")
+                    break
                 if nic.mode is not None:  # else in error, already said
-                    self.nic(name, pc, index, nic, _path(path, "nics", index), forwards)
+                    self.nic(name, pc, index, nic, npath, forwards)
 
     def nic(self, vm: str, pc: str, index: int, spec: schema.Nic, path: str,
             forwards: dict[tuple[str, str, int], str]) -> None:
@@ -1205,12 +1219,18 @@ def to_document(graph: nx.Graph) -> tuple[dict, list[Issue]]:
                 nic[opt] = value
         nics[data["vm"]][index] = nic
     for vm, entries in nics.items():
-        expected = list(range(len(entries)))
-        if sorted(entries) != expected:
-            errors.append(Issue(f"vms.{vm}.nics", f"NIC indexes {sorted(entries)} are not "
-                                                  f"0..{len(entries) - 1} without gaps"))
+        if entries and max(entries) > MAX_NICS - 1:
+            errors.append(Issue(f"vms.{vm}.nics", f"NIC {max(entries)}: a VM's NICs are "
+                                                  f"numbered 0-{MAX_NICS - 1}"))
             continue
-        doc["vms"][vm]["nics"] = [entries[i] for i in expected]
+        listed, after = [], -1
+        for index in sorted(entries):
+            entry = entries[index]
+            if index != after + 1:  # after a gap: the number is written
+                entry = {**entry, "index": index}
+            listed.append(entry)
+            after = index
+        doc["vms"][vm]["nics"] = listed
     return doc, errors
 
 

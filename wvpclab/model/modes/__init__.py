@@ -91,10 +91,22 @@ def move(graph: nx.Graph, vm: str, index: int, mode: str, target: str | None) ->
         graph.add_edge(key, attach, rel="attach", mode=mode)
 
 
+def wizard(graph: nx.Graph, pc: str) -> list[tuple[str, str | None]]:
+    """The NICs Virtual PC's Create Virtual Machine wizard gives a new VM on ``pc``, as (mode,
+    target): NIC 0 bridged to the PC's first wired adapter, NIC 1 to its first wireless one (one
+    NIC where the PC has one kind of adapter), shared networking on a PC with none."""
+    adapters = [d for d in graph.nodes.values()
+                if d.get("kind") == "adapter" and d.get("pc") == pc]  # in declaration order
+    picked = [next((d["name"] for d in adapters if d.get("type") == kind), None)
+              for kind in ("wired", "wireless")]
+    bridged = [("bridge", name) for name in picked if name is not None]
+    return bridged or [("shared", None)]
+
+
 def set_cable(graph: nx.Graph, vm: str, index: int, plugged: bool) -> None:
     """Pulls (False) or plugs (True) a NIC's cable in the graph."""
     graph.nodes[f"{vm}/{index}"]["cable"] = plugged
 
 
 __all__ = ["MODES", "Mode", "by_name", "counts", "format", "label", "move", "of", "of_any", "parse",
-           "set_cable", "usage"]
+           "set_cable", "usage", "wizard"]
