@@ -337,6 +337,9 @@ class Nic(_Entry):
     forward: list[Forward] = Field(default_factory=list, description=(
         "Ports of the PC forwarded to the guest (`PROTO:HOSTPORT:GUESTPORT`); for modes that "
         "forward ports (shared)."))
+    cable: bool = Field(True, description=(
+        "Whether the NIC's cable is plugged in; `false`: pulled, the guest sees no carrier (as "
+        "`cable VM N off` leaves it)."))
     index: int | None = Field(None, ge=0, le=MAX_NICS - 1, description=(
         f"The adapter's number (0-{MAX_NICS - 1}); default: the one after the NIC before it. "
         "Written where a NIC was removed: NICs keep their numbers, as Virtual PC's adapters 1-4 "

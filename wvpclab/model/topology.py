@@ -92,7 +92,7 @@ def __getattr__(name: str) -> Any:
 
 
 #: A NIC's keys other than its mode.
-_NIC_OPTIONS = ("ip", "mac", "speed", "allow_mac_spoofing", "forward")
+_NIC_OPTIONS = ("ip", "mac", "speed", "allow_mac_spoofing", "forward", "cable")
 
 
 class TopologyError(Exception):
@@ -880,13 +880,17 @@ class _Builder:
         attrs: dict[str, Any] = {"kind": "nic", "name": f"{vm}/{index}", "vm": vm, "index": index,
                                  "mode": mode.name, "target": spec.target, "mac": None,
                                  "mac_source": "derived", "ip": None, "speed": spec.speed,
-                                 "allow_mac_spoofing": spec.allow_mac_spoofing, "forward": []}
+                                 "allow_mac_spoofing": spec.allow_mac_spoofing, "forward": [],
+                                 "cable": spec.cable}
         why = mode.check_declared(self.g, pc, spec.target)
         attached = why is None
         if why is not None:
             self.err(_path(path, mode.name), why)
         else:
             mode.prepare(self.g, pc, spec.target)
+        if not spec.cable and mode.attachment_kind() is None:
+            self.err(_path(path, "cable"), f"a {mode.name} NIC has no cable to pull "
+                                           "(leave cable out)")
         if spec.mac:
             attrs["mac"], attrs["mac_source"] = spec.mac, "explicit"
         key = f"{vm}/{index}"
