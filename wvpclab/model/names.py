@@ -35,7 +35,8 @@ RESERVED_NAMES = frozenset({
     "net", "nodes", "noecho", "pingall", "pingallfull", "pingpair", "pingpairfull", "ports", "px",
     "py", "quit", "sh", "source", "switch", "time", "wait", "x", "xterm",
     # ours
-    "vms", "nics", "nic", "cable", "leases", "rules", "nat", "capture", "matrix", "draw",
+    "vms", "nics", "nic", "cable", "leases", "rules", "nat", "capture", "matrix", "draw", "vm",
+    "save",
 })
 
 

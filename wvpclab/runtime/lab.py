@@ -130,6 +130,9 @@ class Lab(LabViews, LabCaptures):
             self._say(f"lab {self.name} is up: {words(vms, 'VM')}, {words(nics, 'NIC')}, "
                       f"{words(len(self.plan.of(Bridge)), 'switch', 'switches')}, in "
                       f"{time.monotonic() - t0:.2f} s")
+            from wvpclab.runtime.control import ControlChannel  # a second terminal's way in
+
+            self.control = ControlChannel.serve(self)
         except BaseException:
             self.machine.plan = target  # whatever of it exists goes
             try:
@@ -159,6 +162,9 @@ class Lab(LabViews, LabCaptures):
         """Tears everything down: the difference to nothing (node processes by namespace, bridges,
         interfaces), then the controller; anything a failed start left is swept by name."""
         with signals_deferred():
+            control, self.control = getattr(self, "control", None), None
+            if control is not None:  # first: a command it runs finishes, then no one comes in
+                control.stop()
             web, self.web = self.web, None
             if web is not None:  # first: a change it is making finishes, then nothing new comes
                 web.stop()

@@ -1,5 +1,7 @@
 """The ``wvpclab`` command: ``check`` a topology (``schema``: its JSON Schema), ``run`` a lab,
-``clean`` up after a crashed one.
+``clean`` up after a crashed one; from a second terminal, ``ls`` the running labs, ``exec`` a
+command in a node of one, and change it (``nic``, ``cable``, ``vm``, ``save``) through its control
+channel (``wvpclab.runtime.control``).
 
 Results go to stdout; progress and errors to stderr. Library errors become exit codes only here.
 """
@@ -128,7 +130,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, _on_term)
     status = 0
     try:
-        with Lab(graph, quiet=args.quiet) as lab:
+        # (the file's text is kept: `save` keeps its comments and order)
+        with Lab(graph, quiet=args.quiet, source=args.topology) as lab:
             if not args.quiet:
                 from wvpclab.runtime.logs import where
 
@@ -251,6 +254,164 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- a second terminal -------------------------------------------------------------------------
+#: How long ``ls`` waits for each lab's answer, and a change made from a second terminal for its.
+INFO_TIMEOUT = 3.0
+COMMAND_TIMEOUT = 600.0
+
+
+def _root(what: str) -> bool:
+    """Whether we are root; else one line saying so."""
+    if os.geteuid() == 0:
+        return True
+    _err(f"{what} needs root (a lab's files and control channel are root's): run it with sudo")
+    return False
+
+
+def running_labs() -> list[tuple[str, dict]]:
+    """The labs running on this machine, as (prefix, record), by name; a lab whose process is
+    gone is said on stderr (``wvpclab clean NAME`` removes what it left)."""
+    from wvpclab.runtime import cleanup, rundir
+
+    found = []
+    try:
+        entries = sorted(os.listdir(rundir.RUN_ROOT))
+    except OSError:
+        return []
+    for entry in entries:
+        match = rundir.ENTRY_RE.match(entry)
+        if match is None or match.group(2):
+            continue
+        state = rundir.read_state(entry)
+        if state is None:
+            continue
+        if cleanup.owner_running(state) is None:
+            _err(f"lab {state.get('name', entry)} ({entry}) is not running any more (its process "
+                 f"is gone): `wvpclab clean {state.get('name', '')}` removes what it left")
+            continue
+        found.append((entry, state))
+    return sorted(found, key=lambda item: str(item[1].get("name")))
+
+
+def _find_lab(name: str) -> tuple[str, dict] | None:
+    """The running lab called ``name``; else one line naming the running labs."""
+    from wvpclab.runtime import rundir
+
+    labs = running_labs()
+    for prefix, state in labs:
+        if prefix == rundir.prefix_for(name) and state.get("name") == name:
+            return prefix, state
+    names = ", ".join(str(s.get("name")) for _, s in labs)
+    _err(f"no lab {name!r} is running on this machine "
+         f"({'running: ' + names if names else 'none is'})")
+    return None
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    """A table of the labs running on this machine, each asked through its control channel."""
+    if not _root("ls"):
+        return EXIT_INVALID
+    import time
+
+    from wvpclab.runtime import control, rundir
+
+    labs = running_labs()
+    if not labs:
+        print("no lab is running on this machine")
+        return 0
+    rows = [("NAME", "PID", "PCS", "VMS", "NICS", "UP SINCE", "PAGE")]
+    for prefix, state in labs:
+        try:
+            info = control.ask(rundir.run_dir(prefix), {"request": "info"}, INFO_TIMEOUT)
+        except control.ChannelError:
+            info = {}
+        if info.get("ok"):
+            since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info["up_since"]))
+            rows.append((info["name"], str(info["owner_pid"]), str(len(info["pcs"])),
+                         str(len(info["vms"])), str(info["nics"]), since, info["page"] or "-"))
+        else:  # (starting, stopping, or stuck): what its record says
+            rows.append((str(state.get("name")), str(state.get("owner_pid")), "?", "?", "?", "?",
+                         "? (its control channel does not answer)"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    return 0
+
+
+def _ask_lab(name: str, request: dict, timeout: float) -> tuple[dict | None, dict | None]:
+    """The lab's record and its answer to ``request``; (None, None) when it has none (said)."""
+    from wvpclab.runtime import control, rundir
+
+    found = _find_lab(name)
+    if found is None:
+        return None, None
+    prefix, state = found
+    try:
+        return state, control.ask(rundir.run_dir(prefix), request, timeout)
+    except control.ChannelError as err:
+        _err(f"lab {name} does not answer on its control channel ({err})")
+        return state, None
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    """Runs a command in a node of a running lab, as Mininet's util/m: in the node's namespaces
+    (``mnexec -a``) and the lab's cgroup, this process becoming it (its exit code is ours)."""
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    if not argv:
+        _err("exec: give the command after the node: wvpclab exec LAB NODE -- CMD...")
+        return EXIT_INVALID
+    if not _root("exec"):
+        return EXIT_INVALID
+    state, answer = _ask_lab(args.lab, {"request": "pid", "node": args.node}, INFO_TIMEOUT * 3)
+    if answer is None:
+        return EXIT_INVALID if state is None else 1
+    if not answer.get("ok"):
+        _err(answer.get("error", "refused"))
+        return int(answer.get("status", EXIT_INVALID))
+    group = (state or {}).get("cgroup")
+    if group:  # the lab's stop ends the command too
+        try:
+            with open(os.path.join(group, "cgroup.procs"), "w", encoding="ascii") as procs:
+                procs.write(str(os.getpid()))
+        except OSError as err:
+            _err(f"lab {args.lab} is stopping (its cgroup {group}: {err.strerror or err})")
+            return 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvp("mnexec", ["mnexec", "-a", str(answer["pid"]), *argv])
+    except OSError as err:
+        _err(f"mnexec: {err.strerror or err} (run `make install`)")
+        return 1
+    return 1  # (never here)
+
+
+def _lab_command(name: str, line: str) -> int:
+    """One command line of the lab's prompt, run by the lab named ``name``: its output, its error
+    lines (the prompt's, as wvpclab's) and its status."""
+    if not _root(line.split(" ", 1)[0]):
+        return EXIT_INVALID
+    state, answer = _ask_lab(name, {"request": "command", "line": line}, COMMAND_TIMEOUT)
+    if answer is None:
+        return EXIT_INVALID if state is None else 1
+    if not answer.get("ok"):
+        _err(answer.get("error", "refused"))
+        return int(answer.get("status", EXIT_INVALID))
+    sys.stdout.write(answer.get("out", ""))
+    sys.stdout.flush()
+    for error in answer.get("err", "").splitlines():
+        _err(error.removeprefix("*** "))
+    return int(answer.get("status", 1))
+
+
+def cmd_lab_command(args: argparse.Namespace) -> int:
+    """``nic``, ``cable``, ``vm``, ``save``: the prompt's command, run by the lab LAB."""
+    words = list(args.words)
+    if args.command == "save":
+        words = [os.path.abspath(w) for w in words]  # the caller's directory, not the lab's
+    return _lab_command(args.lab, " ".join([args.command, *words]))
+
+
 class _Version(argparse.Action):
     """``--version``: the version and a fingerprint of the code (what a server must match)."""
 
@@ -341,7 +502,48 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("lab", nargs="?", metavar="NAME",
                        help="only this lab's leftovers (the name in its topology file)")
     clean.set_defaults(func=cmd_clean)
+    _second_terminal(sub)
     return parser
+
+
+def _second_terminal(sub: argparse._SubParsersAction) -> None:
+    """``ls``, ``exec``, ``nic``, ``cable``, ``vm``, ``save``: a running lab, from another
+    terminal."""
+    ls = sub.add_parser("ls", help="list the labs running on this machine (root)",
+                        description="Lists the labs running on this machine: name, owner PID, "
+                                    "PCs, VMs, NICs, up since, the web page's address.")
+    ls.set_defaults(func=cmd_ls)
+    ex = sub.add_parser("exec", help="run a command in a node of a running lab (root)",
+                        description="Runs CMD in NODE of the running lab LAB (its network and "
+                                    "mount namespaces, its cgroup), with this terminal's input "
+                                    "and output; exits with CMD's exit code.",
+                        usage="wvpclab exec LAB NODE -- CMD...")
+    ex.add_argument("lab", metavar="LAB", help="the lab's name")
+    ex.add_argument("node", metavar="NODE", help="a node of the lab (VM, PC, server, ...)")
+    ex.add_argument("argv", nargs=argparse.REMAINDER, metavar="CMD",
+                    help="the command and its arguments (after --)")
+    ex.set_defaults(func=cmd_exec)
+    forms = {
+        "nic": ("move, add or remove a NIC of a running lab's VM (root)",
+                "wvpclab nic LAB VM N MODE | nic LAB add VM [MODE] | nic LAB remove VM N",
+                "MODE: none, shared, bridge ADAPTER, internal NAME."),
+        "cable": ("plug or pull a NIC's cable in a running lab (root)",
+                  "wvpclab cable LAB VM N on|off", ""),
+        "vm": ("create or remove a VM in a running lab (root)",
+               "wvpclab vm LAB add NAME [on PC] [NIC...] | vm LAB remove NAME",
+               ("Each NIC a mode (none, shared, bridge ADAPTER, internal NAME); none given: the "
+                "wizard's (bridged to the PC's first wired and first wireless adapter).")),
+        "save": ("write a running lab as a topology file (root)", "wvpclab save LAB FILE",
+                 "FILE is read from this terminal's working directory."),
+    }
+    for word, (summary, usage, more) in forms.items():
+        parser = sub.add_parser(word, help=summary, usage=usage,
+                                description=f"As `{word}` at the lab's prompt, made by the "
+                                            f"running lab LAB (its control channel). {more}")
+        parser.add_argument("lab", metavar="LAB", help="the lab's name")
+        parser.add_argument("words", nargs=argparse.REMAINDER, metavar="...",
+                            help="as at the prompt")
+        parser.set_defaults(func=cmd_lab_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
