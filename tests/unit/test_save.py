@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import TOPOLOGIES
-from wvpclab.model import modes, save, topology
+from wvpclab.model import edits, modes, save, topology
 
 FILES = sorted(TOPOLOGIES.glob("*.yaml"))
 NIC_ATTRS = ("index", "mode", "target", "mac", "ip", "speed", "allow_mac_spoofing", "forward",
@@ -446,3 +446,46 @@ def test_a_graph_that_is_no_lab_is_refused() -> None:
     lab.remove_node("g1")  # its NIC left behind, naming no VM
     with pytest.raises(save.SaveError, match="g1"):
         save.render(lab)
+
+
+def test_a_bridged_nic_in_place_of_a_commented_one_keeps_the_next_ones_comment() -> None:
+    lab = topology.from_document(yaml.safe_load(COMMENTED))
+    modes.move(lab, "xp", 0, "bridge", "eth0")
+    assert save.render(lab, COMMENTED) == COMMENTED.replace(
+        "      - shared      # NAT\n", "      - bridge: eth0\n")
+
+
+def test_a_network_typed_afresh_is_declared_as_its_neighbours_are() -> None:
+    original = (TOPOLOGIES / "internet.yaml").read_text()
+    lab = topology.load(TOPOLOGIES / "internet.yaml")
+    modes.move(lab, "work-nat", 0, "internal", "other")
+    assert save.render(lab, original) == original.replace(
+        "  lab: {}\n", "  lab: {}\n  other: {}\n").replace(
+        "work-nat: {pc: work, nics: [shared]}", "work-nat: {pc: work, nics: [{internal: other}]}")
+
+
+# --------------------------------------------------------------------------------------------------
+# The edits a running lab makes (wvpclab.model.edits), one after another
+
+
+def test_the_labs_own_edits_are_saved(tmp_path: Path) -> None:
+    original = (TOPOLOGIES / "default.yaml").read_text()
+    lab = topology.load(TOPOLOGIES / "default.yaml")
+    edits.add_vm(lab, "t-new")[0](lab)  # the wizard's NICs
+    edits.add_vm(lab, "t-two", nics=["internal:fresh", "none"])[0](lab)
+    edits.add_nic(lab, "xp", "shared")[0](lab)
+    edits.remove_nic(lab, "xp", 0)(lab)
+    edits.remove_vm(lab, "lab1")(lab)
+    edits.add_nic(lab, "t-two")[0](lab)
+    edits.remove_nic(lab, "t-two", 1)(lab)
+    modes.set_cable(lab, "t-two", 0, False)
+    for text in (save.render(lab, original), save.render(lab)):
+        saved = reload(text, tmp_path)
+        assert_same_lab(saved, lab)
+        assert sorted(k for k, d in saved.nodes(data=True) if d.get("kind") == "nic") == [
+            "t-new/0", "t-two/0", "t-two/2", "xp/1", "xp/2"]
+    text = save.render(lab, original)
+    assert comments(text) == comments(original)
+    assert "  lab: {dhcp: true}\n  fresh: {dhcp: true}\nvms:\n" in text
+    assert "      - {none: true, index: 1}\n      - shared\n" in text
+    assert "      - {internal: fresh, cable: false}\n      - {none: true, index: 2}\n" in text

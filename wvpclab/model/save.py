@@ -29,7 +29,6 @@ import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import CommentMark
-from ruamel.yaml.error import YAMLError as RuamelError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from ruamel.yaml.tokens import CommentToken
 
@@ -410,8 +409,8 @@ def _edit(original: str, graph: nx.Graph, doc: dict) -> tuple[str | None, str]:
         candidate = _yaml(indent)
         try:
             tree = candidate.load(original)
-        except (RuamelError, ValueError):
-            return None, "not YAML ruamel.yaml can keep"
+        except Exception:  # noqa: BLE001 - whatever it is, the file is written afresh
+            return None, "not YAML whose layout can be kept"
         if not isinstance(tree, CommentedMap):
             return None, "not a YAML topology document"
         if _dump(tree, candidate) == original:
@@ -450,11 +449,11 @@ def _tree_entry(tree: CommentedMap, graph: nx.Graph, key: Any) -> CommentedMap:
     seq = tree["vms"][data["vm"]]["nics"]
     pos = numbers.index(data["index"])
     if not isinstance(seq[pos], CommentedMap):
-        seq[pos] = _as_mapping(seq[pos], seq)
+        seq[pos] = _as_mapping(seq[pos])
     return seq[pos]
 
 
-def _as_mapping(item: Any, seq: CommentedSeq) -> CommentedMap:
+def _as_mapping(item: Any) -> CommentedMap:
     """A one-word NIC (``shared``) as a flow mapping, to which keys can be added."""
     mode, target = modes.parse(str(item), sep=": ")
     out = CommentedMap(modes.by_name(mode).entry(target))
@@ -504,11 +503,9 @@ class _Editor:
                 continue
             styled = _styled_section(section, {name: entry})[name]
             like = _neighbour(body, name)
-            if isinstance(like, CommentedMap) and isinstance(styled, CommentedMap):
-                if like.fa.flow_style():
-                    styled.fa.set_flow_style()
-                elif section == "internal" and not entry:
-                    pass
+            if (section == "internal" and isinstance(like, Mapping) and not like
+                    and entry == {"dhcp": True}):
+                styled = _flow({})  # as its neighbours write the default: `lab: {}`
             self.put(body, name, styled)
 
     def put(self, body: CommentedMap, key: Any, value: Any) -> None:
@@ -593,7 +590,7 @@ class _Editor:
             written = item.get("index") if isinstance(item, CommentedMap) else None
             if number != after + 1 or (written is not None and written != number):
                 if not isinstance(item, CommentedMap):
-                    item = _as_mapping(item, seq)
+                    item = _as_mapping(item)
                     _replace(seq, pos, item)
                 item["index"] = number
             after = number
