@@ -489,3 +489,60 @@ def test_the_labs_own_edits_are_saved(tmp_path: Path) -> None:
     assert "  lab: {dhcp: true}\n  fresh: {dhcp: true}\nvms:\n" in text
     assert "      - {none: true, index: 1}\n      - shared\n" in text
     assert "      - {internal: fresh, cable: false}\n      - {none: true, index: 2}\n" in text
+
+
+# --------------------------------------------------------------------------------------------------
+# Originals written otherwise
+
+
+FOUR_SPACES = """\
+name: t-wide
+pcs:
+    pc:
+        adapters:
+            eth0: {lan: office}
+lans:
+    office:
+        subnet: 10.0.0.0/24
+vms:
+    xp:
+        nics:
+        - shared
+        - none
+    v2:
+"""
+
+
+def test_an_original_indented_otherwise_keeps_its_indentation() -> None:
+    lab = topology.from_document(yaml.safe_load(FOUR_SPACES))
+    assert save.render(lab, FOUR_SPACES) == FOUR_SPACES
+    modes.move(lab, "xp", 1, "bridge", "eth0")
+    assert save.render(lab, FOUR_SPACES) == FOUR_SPACES.replace(
+        "        - none\n", "        - {bridge: eth0}\n")
+
+
+def test_a_vm_written_with_nothing_stays_so_until_it_changes() -> None:
+    lab = topology.from_document(yaml.safe_load(FOUR_SPACES))
+    assert nics(lab)["v2/0"]["target"] == "eth0"  # the wizard's
+    modes.move(lab, "v2", 0, "shared", None)
+    text = save.render(lab, FOUR_SPACES)
+    assert text == FOUR_SPACES + "        nics:\n        - shared\n"
+    assert_same_lab(reload(text), lab)
+
+
+def test_windows_line_ends_are_kept() -> None:
+    original = (TOPOLOGIES / "xp_mode.yaml").read_text().replace("\n", "\r\n")
+    lab = topology.load(TOPOLOGIES / "xp_mode.yaml")
+    assert save.render(lab, original) == original
+    modes.move(lab, "xp", 0, "none", None)
+    assert save.render(lab, original) == original.replace("nics: [shared]", "nics: [none]")
+
+
+def test_an_original_whose_vms_share_an_alias_is_written_afresh() -> None:
+    original = "name: t-alias\npcs:\n  pc: {}\nvms:\n  a: &v {nics: [shared]}\n  b: *v\n"
+    lab = topology.from_document(yaml.safe_load(original))
+    assert save.render(lab, original) == original
+    modes.move(lab, "a", 0, "none", None)  # b's NIC, the same lines, stays shared
+    text = save.render(lab, original)
+    assert text.splitlines()[1].startswith("# Saved from the running lab t-alias")
+    assert_same_lab(reload(text), lab)

@@ -397,13 +397,17 @@ def _check_text(graph: nx.Graph, data: Any) -> None:
 
 #: Indentations tried on an original (mapping, sequence, dash offset): the first that writes it
 #: back unchanged is used.
-_INDENTS = ((2, 4, 2), (2, 2, 0), (4, 4, 2), (4, 6, 4), (4, 4, 0), (2, 3, 1), (3, 5, 3))
+_INDENTS = ((2, 4, 2), (2, 2, 0), (4, 6, 4), (4, 2, 0), (4, 4, 2), (3, 5, 3), (3, 2, 0),
+            (3, 4, 2))
 
 
 def _edit(original: str, graph: nx.Graph, doc: dict) -> tuple[str | None, str]:
     """The original YAML file with the lab's changes, or (None, why it cannot be kept)."""
     if original.lstrip().startswith(("{", "[")):
         return None, "JSON"
+    if "\r\n" in original:  # written with Windows line ends: kept so
+        text, why = _edit(original.replace("\r\n", "\n"), graph, doc)
+        return (text.replace("\n", "\r\n") if text is not None else None), why
     y = None
     for indent in _INDENTS:
         candidate = _yaml(indent)
@@ -539,6 +543,10 @@ class _Editor:
             if name not in new:
                 _remove(body, name)
         for name, vm in new.items():
+            if name in body and body[name] is None:  # `xp:` alone: every default
+                if self.unchanged(name):
+                    continue
+                _replace(body, name, CommentedMap())
             if name not in body or not isinstance(body[name], CommentedMap):
                 like = _neighbour(body, name)
                 styled = _styled_vm(vm, like)
@@ -547,6 +555,12 @@ class _Editor:
                 self.put(body, name, styled)
                 continue
             self.vm(body[name], name, vm)
+
+    def unchanged(self, name: str) -> bool:
+        """Whether VM ``name`` is as the original file has it (its NICs too)."""
+        was = self.before.nodes[name] if name in self.before else None
+        return (was == self.graph.nodes[name]
+                and _nic_signatures(self.before, name) == _nic_signatures(self.graph, name))
 
     def vm(self, entry: CommentedMap, name: str, vm: dict) -> None:
         was = self.before.nodes[name] if name in self.before else {}
