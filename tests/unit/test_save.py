@@ -546,3 +546,14 @@ def test_an_original_whose_vms_share_an_alias_is_written_afresh() -> None:
     text = save.render(lab, original)
     assert text.splitlines()[1].startswith("# Saved from the running lab t-alias")
     assert_same_lab(reload(text), lab)
+
+
+def test_saving_leaves_the_lab_as_it_was() -> None:
+    original = (TOPOLOGIES / "four_modes.yaml").read_text()
+    lab = topology.load(TOPOLOGIES / "four_modes.yaml")
+    lab.nodes["xp/3"]["mac"] = "00:03:ff:12:34:56"
+    lab.remove_node("xp/1")
+    before = json.dumps(nx.node_link_data(lab, edges="links"), sort_keys=True)
+    for text in (save.render(lab), save.render(lab, original), save.render(lab, fmt="json")):
+        assert_same_lab(reload(text), lab)
+    assert json.dumps(nx.node_link_data(lab, edges="links"), sort_keys=True) == before

@@ -38,7 +38,8 @@ from wvpclab.model.lookups import INTERNET
 
 #: The first line of every topology file we write: where an editor finds the schema.
 SCHEMA_LINE = "# yaml-language-server: $schema=../wvpclab/model/topology.schema.json"
-#: The document's sections, in the order a file written afresh has them (docs/topology.md).
+#: The document's sections, in the order a file written afresh has them (docs/topology.md's
+#: example; an internet after the name, as topologies/internet.yaml has it).
 SECTIONS = ("name", "servers", "internet", "pcs", "lans", "internal", "vms")
 #: The keys of an adapter and a LAN, in the order the example files write them.
 _ADAPTER_KEYS = ("type", "mac", "lan", "ip")
@@ -158,7 +159,12 @@ def _entry_of(doc: dict, graph: nx.Graph, key: Any) -> dict:
 
 
 def _reload(doc: Any) -> nx.Graph:
-    return topology.from_document(copy.deepcopy(doc))
+    """The lab a document starts (SaveError: it starts none)."""
+    try:
+        return topology.from_document(copy.deepcopy(doc))
+    except topology.TopologyError as err:
+        first = err.errors[0] if err.errors else err
+        raise SaveError(f"the lab does not read back as a topology: {first}") from None
 
 
 def _declared(graph: nx.Graph) -> dict:
@@ -229,7 +235,7 @@ def render(graph: nx.Graph, original: str | None = None, fmt: str = "yaml", *,
         raise SaveError(f"{fmt!r} is not a topology file format (yaml or json)")
     doc = document(graph)
     if fmt == "json":
-        text = json.dumps({"$schema": _schema_path(), **_json_ready(doc)}, indent=2) + "\n"
+        text = json.dumps({"$schema": _schema_path(), **doc}, indent=2) + "\n"
         _check_text(graph, json.loads(text))
         return text
     note = None
@@ -245,10 +251,6 @@ def render(graph: nx.Graph, original: str | None = None, fmt: str = "yaml", *,
 
 def _schema_path() -> str:
     return SCHEMA_LINE.split("$schema=", 1)[1]
-
-
-def _json_ready(doc: dict) -> dict:
-    return json.loads(json.dumps(doc))
 
 
 def _plain(graph: nx.Graph, doc: dict, note: str | None = None) -> str:
@@ -432,7 +434,7 @@ def _edit(original: str, graph: nx.Graph, doc: dict) -> tuple[str | None, str]:
         text = _dump(tree, y)
         try:
             wrong = _differences(graph, _reload(yaml.safe_load(text)))
-        except (topology.TopologyError, yaml.YAMLError):
+        except (SaveError, yaml.YAMLError):
             return None, "not editable in place"
         if not wrong:
             return text, ""
