@@ -362,3 +362,46 @@ def test_a_stop_finishes_when_nobody_reads_the_lab_s_output_any_more(tmp_path: P
         with contextlib.suppress(OSError):
             dead.close()
     assert leftovers(lab.prefix) == []
+
+
+def test_vms_and_nics_added_and_removed_at_the_prompt(tmp_path: Path) -> None:
+    topo = Path(__file__).resolve().parents[2] / "topologies" / "four_modes.yaml"
+    lines = [
+        "vm add w7", "vm add w8 on pc bridge:eth0 internal lab", "w7 ping -n -c 1 -W 2 web",
+        "nic add w8", "nic add w8 shared", "nic remove w8 1", "nic add w8 internal lab",
+        "vm remove w7", "vms", "nodes", "help vm",
+        # errors: one line each, the prompt goes on
+        "vm", "vm add", "vm add w9 on", "vm add w9 warp", "vm remove nobody", "vm add xp",
+        "nic add w8", "nic remove w8", "nic remove w8 7", "vm add save"]
+    res = run("run", str(topo), "--quiet", "--name", "t-cli-build", stdin="\n".join(lines) + "\n")
+    assert res.returncode == 0, res.stderr
+    out = res.stdout.replace("wvpclab> ", "")
+    # the wizard's NICs: bridged to the PC's first wired and first wireless adapter
+    assert re.search(r"w7: created on pc with the wizard's NICs\n"
+                     r"w7 NIC 0: bridge eth0, address 192\.168\.50\.\d+\n"
+                     r"w7 NIC 1: bridge wlan0, address 192\.168\.60\.\d+\n", out), out
+    assert re.search(r"w8: created on pc with its NICs\n"
+                     r"w8 NIC 0: bridge eth0, address 192\.168\.50\.\d+\n"
+                     r"w8 NIC 1: internal lab, address 169\.254\.\d+\.\d+\n", out), out
+    assert "1 packets transmitted, 1 received" in out
+    assert "w8 NIC 2 added: none\n" in out
+    assert re.search(r"w8 NIC 3 added: shared, address 192\.168\.131\.\d+\n", out), out
+    assert "w8 NIC 1 removed\n" in out
+    assert "w8 NIC 1 added: internal lab, address 169.254." in out  # the lowest free number
+    assert "w7: removed\n" in out
+    assert "w8           pc pc         0:bridge eth0, 1:internal lab, 2:none, 3:shared" in out
+    after = out.split("w7: removed\n")[1]
+    assert not re.search(r"(?m)^w7 ", after.split("available nodes are:")[0])  # vms
+    nodes = after.split("available nodes are: \n")[1].splitlines()[0].split()
+    assert "w8" in nodes and "w7" not in nodes
+    assert "Usage: vm add NAME [on PC] [NIC...] | vm remove NAME" in out  # help vm
+    errors = [line for line in res.stderr.splitlines() if line.startswith("***")]
+    assert len(errors) == 10, res.stderr
+    assert errors[:3] == ["*** Usage: vm add NAME [on PC] [NIC...] | vm remove NAME"] * 3
+    assert "'warp' is not a NIC mode" in errors[3]
+    assert "no node 'nobody'" in errors[4]
+    assert "name 'xp' is already used by a vm" in errors[5]
+    assert "4 NICs" in errors[6] or "at most 4" in errors[6], errors[6]
+    assert errors[7] == "*** Usage: nic remove VM N"
+    assert errors[8] == "*** w8 has no NIC 7"
+    assert "'save' is a CLI command" in errors[9]
