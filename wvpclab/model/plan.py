@@ -153,6 +153,8 @@ class Builder:
         self._statics: dict[str, list[str]] = {}
         self._servers: list[DhcpServer] = []
         self._slots: dict[str, int] = {}
+        self._nic_taken: set[int] | None = None
+        self._nic_next = 0
 
     def add(self, item: Item) -> None:
         if isinstance(item, (Host, Bridge)) and item.server is None:
@@ -209,6 +211,22 @@ class Builder:
             else:
                 self._slots[key] = next(i for i in range(len(taken) + 1) if i not in taken)
         return self._slots[key]
+
+    def nic_slot(self, vm: str, index: int) -> int:
+        """The number of a guest NIC (its cable's name, switch port and NAT transit link): kept
+        from the previous plan, else the lowest one no NIC of it had (VMs and NICs come and go
+        while the lab runs; a fresh lab numbers its NICs in order)."""
+        mark = f"{self.prefix}-n"
+        if self._nic_taken is None:
+            self._nic_taken = {int(v.root[len(mark):]) for v in self.previous.of(Veth).values()
+                               if v.root and v.root.startswith(mark)}
+        old = self.previous.get(Veth, (vm, f"eth{index}"))
+        if old is not None and old.root and old.root.startswith(mark):
+            return int(old.root[len(mark):])
+        while self._nic_next in self._nic_taken:  # (slots are only taken: the lowest free rises)
+            self._nic_next += 1
+        self._nic_taken.add(self._nic_next)
+        return self._nic_next
 
     def port(self, bridge: str, ifname: str, role: str | None, mac: str | None,
              number: int | None = None, allow_spoofing: bool = False, patch: str | None = None,
@@ -318,8 +336,8 @@ def plan(graph: nx.Graph, prefix: str, previous: LabPlan | None = None) -> LabPl
     _plan_lans(b)
     for mode in modes.MODES.values():  # what each mode brings once (adapters, internal networks)
         mode.plan_lab(b)
-    for ordinal, (_, nic) in enumerate(topology.nodes_of(graph, "nic")):
-        _plan_nic(b, nic, ordinal)
+    for _, nic in topology.nodes_of(graph, "nic"):
+        _plan_nic(b, nic, b.nic_slot(nic["vm"], nic["index"]))
     _plan_names(b)
     for mode in modes.MODES.values():  # what follows from every NIC (the PCs' NAT rules)
         mode.plan_done(b)

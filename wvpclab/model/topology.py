@@ -1218,7 +1218,8 @@ def to_document(graph: nx.Graph) -> tuple[dict, list[Issue]]:
             value = data.get(opt)
             if opt == "mac" and data.get("mac_source", "explicit") != "explicit":
                 continue
-            unset = value is None or value == [] or (opt == "allow_mac_spoofing" and not value)
+            unset = (value is None or value == [] or (opt == "allow_mac_spoofing" and not value)
+                     or (opt == "cable" and value is True))
             if not unset:
                 nic[opt] = value
         nics[data["vm"]][index] = nic

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 
 from wvpclab.errors import LabError, UsageError
-from wvpclab.model import modes, topology
+from wvpclab.model import edits, modes, topology
 from wvpclab.model.items import Bridge, Server
 from wvpclab.model.plan import LabPlan, plan
 from wvpclab.runtime.captures import Captures, LabCaptures
@@ -50,9 +50,20 @@ class Lab(LabViews, LabCaptures):
     realizer = _here("realizer", "What builds and tears down this machine's part.")
     group = _here("group", "The lab's cgroup on this machine (None without cgroup2).")
 
-    def __init__(self, graph: nx.Graph, quiet: bool = False) -> None:
+    def __init__(self, graph: nx.Graph, quiet: bool = False,
+                 source: str | Path | None = None) -> None:
+        """``source``: the topology file ``graph`` was read from (``save`` keeps its comments
+        and order)."""
         graph = topology.checked(graph)  # a no-op for the graph topology.load built
         self.graph = graph
+        #: The topology file the lab was read from, and its text then (None: built in code).
+        self.source: Path | None = Path(source) if source is not None else None
+        self.source_text: str | None = None
+        if self.source is not None:
+            try:
+                self.source_text = self.source.read_text(encoding="utf-8")
+            except (OSError, UnicodeError):
+                self.source_text = None
         self.name: str = graph.graph["name"]
         self.quiet = quiet
         #: This machine's part of the lab; the other servers' (``Spread``) while they run one.
@@ -71,7 +82,7 @@ class Lab(LabViews, LabCaptures):
     @classmethod
     def load(cls, path: str | Path, **kwargs: Any) -> Lab:
         """A lab for a topology file (validated; nothing started until ``start`` or ``with``)."""
-        return cls(topology.load(path), **kwargs)
+        return cls(topology.load(path), source=path, **kwargs)
 
     def __enter__(self) -> Self:
         self.start()
@@ -236,6 +247,53 @@ class Lab(LabViews, LabCaptures):
                 return False
             self._change(lambda g: modes.set_cable(g, vm, index, plugged), timeout)
         return True
+
+    # -- WVPC's Create Virtual Machine wizard, and the Settings dialog's number of adapters -------
+    def add_vm(self, name: str, pc: str | None = None, nics: list[str] | None = None,
+               timeout: float = 30.0) -> None:
+        """Creates VM ``name`` on ``pc`` (the lab's only PC when None) and starts it, as Virtual
+        PC's Create Virtual Machine wizard does: with ``nics`` (modes as ``set_nic`` takes them)
+        or, when None, the wizard's NICs (bridged to the PC's first wired and first wireless
+        adapter; shared networking on a PC with no adapter); ``[]``: none. Returns when its DHCP
+        clients hold leases. All or nothing."""
+        with self.changes.lock:
+            edit, _ = self._edit(edits.add_vm, self.graph, name, pc, nics)
+            self._change(edit, timeout)
+
+    def remove_vm(self, name: str, timeout: float = 30.0) -> None:
+        """Stops VM ``name`` and removes it with its NICs: its leases are released, its names
+        leave the lab's DNS. All or nothing."""
+        with self.changes.lock:
+            self.vm(name)
+            edit = self._edit(edits.remove_vm, self.graph, name)
+            self._change(edit, timeout)
+
+    def add_nic(self, vm: str, mode: str | None = None, timeout: float = 30.0) -> int:
+        """Adds a NIC to ``vm`` (the lowest free number of 0-3), as raising the Settings dialog's
+        number of network adapters does: Not connected unless ``mode`` says otherwise (as
+        ``set_nic`` takes it). Returns its number."""
+        self.vm(vm)
+        with self.changes.lock:
+            edit, index = self._edit(edits.add_nic, self.graph, vm, mode)
+            with self.changes.of_nic(vm, index, "being added"):
+                self._change(edit, timeout)
+        return index
+
+    def remove_nic(self, vm: str, index: int, timeout: float = 30.0) -> None:
+        """Removes NIC ``index`` of ``vm``; its lease is released, and the VM's other NICs keep
+        their numbers."""
+        self._nic(vm, index)
+        with self.changes.of_nic(vm, index, "being removed"), self.changes.lock:
+            edit = self._edit(edits.remove_nic, self.graph, vm, index)
+            self._change(edit, timeout)
+
+    @staticmethod
+    def _edit(make: Any, *args: Any) -> Any:
+        """An edit of ``wvpclab.model.edits``; its one-line refusal as a UsageError."""
+        try:
+            return make(*args)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
 
     def set_link(self, link: Any, up: bool) -> None:
         """Takes a link (of ``lab.net.links``) down or up: a VM NIC's cable as ``cable`` does (the

@@ -315,7 +315,9 @@ class Realizer:
         everything = not d.new.items
         self._step("release")
         moving = [(a, b) for a, b in d.change(DhcpClient) if a.attached != b.attached]
-        for a, _ in moving:
+        # a NIC that moves, or goes (a VM removed, or one of its NICs), gives its lease back
+        going = [a for a, _ in moving] + ([] if everything else d.remove(DhcpClient))
+        for a in going:
             client = self.clients.get(a.key)
             if client is not None:
                 client.release()
