@@ -170,6 +170,7 @@ function buildDialog(vm) {
   for (let n = 1; n <= MAX_ADAPTERS; n++) counts.push(el("option", {value: String(n), text: String(n)}));
   const adapters = el("select", {id: "adapters", name: "adapters",
                                  onchange: () => changeAdapters(vm.name, adapters)}, ...counts);
+  adapters.value = String(vm.nics.length);
   const remove = el("button", {type: "button", class: "remove", name: "remove",
                                onclick: () => removeVm(vm.name)}, `Remove ${vm.name}...`);
   const rows = vm.nics.map((nic) => {
