@@ -351,7 +351,7 @@ def test_a_change_from_the_page_while_the_cli_runs_a_command_in_that_node(lab: L
 
 def test_the_page_works_in_firefox(lab: Lab, downloads: Path) -> None:
     """Firefox ESR (Debian's) over WebDriver BiDi: the picture, a NIC moved and its cable pulled
-    from the dialog, and no error in the page's console."""
+    from the dialog, the New virtual machine dialog, and no error in the page's console."""
     firefox = Firefox(downloads / "ff")
     try:
         firefox.navigate(lab.web.url)
@@ -375,6 +375,13 @@ def test_the_page_works_in_firefox(lab: Lab, downloads: Path) -> None:
                    '.click()')
         wait_for(lambda: firefox.js(msg).startswith("cable pulled out"), 30, what="the cable")
         assert "NO-CARRIER" in lab.node("xp").cmd("ip link show eth3")
+        # the New virtual machine dialog: the wizard's NICs listed, closed again
+        firefox.js('document.getElementById("new-vm").click()')
+        assert firefox.js('document.getElementById("new-vm-dialog").open') is True
+        assert firefox.js('[...document.querySelectorAll("#new-vm-nics li")]'
+                          '.map((li) => li.dataset.value)') == ["bridge:eth0", "bridge:wlan0"]
+        firefox.js('document.getElementById("new-vm-cancel").click()')
+        assert firefox.js('document.getElementById("new-vm-dialog").open') is False
         assert firefox.errors == []
     finally:
         firefox.close()
@@ -624,6 +631,55 @@ def test_remove_asks_first_then_the_vm_leaves_the_lab_and_every_page(lab: Lab, p
     finally:
         if "gone" in lab.nodes:
             lab.remove_vm("gone")
+
+
+def test_on_a_lab_of_two_pcs_the_wizard_asks_which_pc_and_lists_its_nics(tmp_path: Path) -> None:
+    """The PC drop-down appears when there are several; the wizard's NICs follow the PC chosen;
+    the VM is made on that PC (a PC with no adapter: shared networking, behind its own NAT
+    engine)."""
+    import ipaddress
+
+    from selenium.webdriver.support.ui import Select
+
+    graph = topology.from_document({
+        "name": "t-web-pcs",
+        "pcs": {"pc": {"adapters": {"eth0": {"type": "wired", "lan": "office"}}}, "bare": {}},
+        "lans": {"office": {"subnet": "192.168.50.0/24"}},
+        "vms": {"v": {"pc": "pc", "nics": []}}})
+    with Lab(graph, quiet=True) as lab:
+        driver = chrome(tmp_path)
+        try:
+            driver.get(lab.web_page().url)
+            wait_for(lambda: "v" in vm_buttons(driver), 20, what="the page")
+            dialog = open_new_vm(driver)
+            pcs = Select(dialog.find_element("id", "new-vm-pc"))
+            assert pcs.first_selected_option.text == "bare"
+            assert [o.text for o in pcs.options] == ["bare", "pc"]
+
+            def listed() -> list[str]:
+                return [li.text for li in dialog.find_elements("css selector", "#new-vm-nics li")]
+
+            assert listed() == ["Network adapter 1 (eth0): Shared Networking (NAT)"]
+            pcs.select_by_value("pc")
+            wired = "Network adapter 1 (eth0): eth0 (wired adapter, LAN office)"
+            wait_for(lambda: listed() == [wired], 5, what="pc's wizard NICs")
+            pcs.select_by_value("bare")
+            wait_for(lambda: listed() == ["Network adapter 1 (eth0): Shared Networking (NAT)"],
+                     5, what="bare's wizard NICs")
+            dialog.find_element("id", "new-vm-name").send_keys("nb")
+            dialog.find_element("id", "new-vm-create").click()
+            wait_for(lambda: dialog.get_attribute("open") is None, 60, what="the VM made")
+            assert lab.graph.nodes["nb"]["pc"] == "bare"
+            assert [(n["mode"], n["target"]) for n in topology.nics_of(lab.graph, "nb")] == \
+                [("shared", None)]
+            held = lab.dhcp_client("nb", 0).lease()["ip"]
+            assert ipaddress.ip_address(held) in ipaddress.ip_network(
+                lab.graph.nodes["bare"]["nat_subnet"])
+            assert f"inet {held}/" in lab.node("nb").cmd("ip -4 addr show eth0")
+            wait_for(lambda: f"carrier {held}/" in nic_text(driver, "nb/0"), 10,
+                     what="nb's address in the picture")
+        finally:
+            driver.quit()
 
 
 # -- the guard ----------------------------------------------------------------------------------

@@ -257,8 +257,14 @@ function fillDialog(vm) {
   }
 }
 
+function forgetGone() {  // what was said about NICs and VMs the lab no longer has
+  const here = new Set(state.vms.flatMap((v) => [vmKey(v.name), ...v.nics.map((n) => `${v.name}/${n.index}`)]));
+  for (const key of Object.keys(messages)) if (!here.has(key) && !inFlight[key]) delete messages[key];
+}
+
 function render() {
   if (!state) return;
+  forgetGone();
   $("#title").textContent = `wvpclab: lab ${state.lab}`;
   document.title = `${state.lab} - wvpclab`;
   if (!chosenVm || !state.vms.some((v) => v.name === chosenVm)) chosenVm = state.vms.length ? state.vms[0].name : null;
