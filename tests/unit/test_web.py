@@ -188,6 +188,7 @@ def test_each_pc_lists_the_nics_the_wizard_gives_a_new_vm_there() -> None:
     json.dumps(page)
     wizards = {p["name"]: p["wizard"] for p in page["pcs"]}
     assert list(wizards) == ["bare", "pc", "wired"]  # every PC, with a VM or not
+    assert page["max_nics"] == 4  # the Number of network adapters box: 1 to 4
     assert wizards["pc"] == [
         {"value": "bridge:eth0", "label": "bridge eth0",
          "choice": "eth0 (wired adapter, LAN office)"},

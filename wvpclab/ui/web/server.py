@@ -27,6 +27,7 @@ from typing import Any
 from wvpclab.errors import LabError, UsageError
 from wvpclab.model import modes
 from wvpclab.model.lookups import nics_of
+from wvpclab.model.schema import MAX_NICS
 from wvpclab.ui.web import guard, limits
 from wvpclab.ui.web.state import Sampler, settings
 
@@ -45,10 +46,6 @@ _SECURITY_HEADERS = [
 _STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
            "/app.js": ("app.js", "text/javascript; charset=utf-8"),
            "/app.css": ("app.css", "text/css; charset=utf-8")}
-
-
-#: How many network adapters a VM may have, as WVPC's Settings says it.
-MAX_ADAPTERS = 4
 
 
 def new_vm_request(body: dict) -> tuple[str, str | None, list[str] | None]:
@@ -80,9 +77,8 @@ def adapters_request(body: dict) -> tuple[str, int]:
     """A "Number of network adapters" request's VM and count (1 to 4, as WVPC's Settings);
     UsageError in one line otherwise."""
     vm, count = vm_request(body), body.get("count")
-    if isinstance(count, bool) or not isinstance(count, int) or \
-            not 1 <= count <= MAX_ADAPTERS:
-        raise UsageError(f"{vm}: the number of network adapters is 1 to {MAX_ADAPTERS}, "
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_NICS:
+        raise UsageError(f"{vm}: the number of network adapters is 1 to {MAX_NICS}, "
                          f"not {count!r}")
     return vm, count
 

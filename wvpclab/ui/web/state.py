@@ -22,6 +22,7 @@ from typing import Any
 import networkx as nx
 
 from wvpclab.model import modes, topology
+from wvpclab.model.schema import MAX_NICS
 from wvpclab.ui.web.netns import NetnsReader
 
 
@@ -75,7 +76,7 @@ def settings(graph: nx.Graph) -> dict[str, Any]:
                          "rules": False, "leases": bool(lan.get("dhcp"))})
     for mode in modes.MODES.values():  # the filter switches, the internal networks
         switches += mode.switches(graph)
-    return {"lab": graph.graph["name"], "vms": vms, "switches": switches,
+    return {"lab": graph.graph["name"], "vms": vms, "switches": switches, "max_nics": MAX_NICS,
             "pcs": [{"name": pc, "wizard": wizard(graph, pc)} for pc in pcs],
             "choices": {pc: choices(graph, pc) for pc in pcs}}
 

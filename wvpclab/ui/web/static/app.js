@@ -6,7 +6,6 @@
 
 const TOKEN = document.querySelector('meta[name="wvpclab-token"]').content;
 const POLL_MS = 300;  // at most this often (a look that waited on the server goes again at once)
-const MAX_ADAPTERS = 4;  // WVPC's Settings: "Number of network adapters", 1 to 4
 
 let state = null;          // the last /api/state
 let pictureKey = null;     // which picture is shown
@@ -165,9 +164,9 @@ function pl(n, word) { return `${n} ${word}${n === 1 ? "" : "s"}`; }
 function buildDialog(vm) {
   const box = $("#dialog");
   const counts = [];
-  if (vm.nics.length === 0 || vm.nics.length > MAX_ADAPTERS)  // (a file may say so; WVPC does not)
+  if (vm.nics.length === 0 || vm.nics.length > state.max_nics)  // (a file may say so; WVPC does not)
     counts.push(el("option", {value: String(vm.nics.length), text: String(vm.nics.length), disabled: true}));
-  for (let n = 1; n <= MAX_ADAPTERS; n++) counts.push(el("option", {value: String(n), text: String(n)}));
+  for (let n = 1; n <= state.max_nics; n++) counts.push(el("option", {value: String(n), text: String(n)}));
   const adapters = el("select", {id: "adapters", name: "adapters",
                                  onchange: () => changeAdapters(vm.name, adapters)}, ...counts);
   adapters.value = String(vm.nics.length);
@@ -191,7 +190,7 @@ function buildDialog(vm) {
   });
   box.replaceChildren(
     el("div", {class: "head"}, el("h2", {text: `${vm.name} Settings: Networking`}),
-       el("p", {class: "sub", text: `virtual machine on ${vm.pc}; ${vm.nics.length} of ${MAX_ADAPTERS} network adapters`
+       el("p", {class: "sub", text: `virtual machine on ${vm.pc}; ${vm.nics.length} of ${state.max_nics} network adapters`
                                     + (vm.nics.length ? " (" + vm.nics.map((n) => "NIC " + n.index).join(", ") + ")" : "")}),
        remove),
     el("div", {class: "row count"}, el("label", {for: "adapters", text: "Number of network adapters:"}), adapters),
