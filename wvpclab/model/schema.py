@@ -583,6 +583,11 @@ def _issue(e: Any, doc: Any) -> Issue:
         why = _format_error(loc, value)
         return Issue(path_of(*loc), why or f"expected text, got {type(value).__name__} "
                                            f"{fmt(value)}")
+    bounds = {"less_than_equal": ("at most", "le"), "greater_than_equal": ("at least", "ge"),
+              "less_than": ("less than", "lt"), "greater_than": ("more than", "gt")}
+    if kind in bounds:
+        words_, key_ = bounds[kind]
+        return Issue(path_of(*loc), f"{fmt(value)} is out of range: {words_} {ctx.get(key_)}")
     if kind.startswith(("int", "float")):
         return Issue(path_of(*loc), f"expected a number, got {fmt(value)}")
     return Issue(path_of(*loc), f"{fmt(value)} is not accepted here ({kind.replace('_', ' ')})")

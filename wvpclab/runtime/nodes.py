@@ -39,6 +39,8 @@ class NodeScript:
     ip_removals: list[str] = field(default_factory=list)
     ip: list[str] = field(default_factory=list)
     tc: list[str] = field(default_factory=list)
+    #: a repair's: the shapers may be there already (each ``tc`` line may fail, the rest run)
+    tc_forced: bool = False
     firewall: str | None = None
     ingress: str = ""
     mounts: list[tuple[str, str]] = field(default_factory=list)  # (file, over) in its mount ns
@@ -147,7 +149,8 @@ class LabNode(Host):
         if script.tc:
             path = base.with_suffix(".tc")
             write(path, "\n".join(script.tc) + "\n")
-            parts.append(f"tc -batch {path}")
+            parts.append(f"{{ tc -force -batch {path} >/dev/null 2>&1 || true; }}"
+                         if script.tc_forced else f"tc -batch {path}")
         if script.firewall is not None:
             path = base.with_suffix(".rules")
             write(path, script.firewall)

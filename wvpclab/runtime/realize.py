@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -56,7 +57,14 @@ from wvpclab.runtime.net import (
     detach,
     link_class,
 )
-from wvpclab.runtime.nic import MTU, LabIntf, Tulip21140Intf, shaping_commands, shaping_links
+from wvpclab.runtime.nic import (
+    MTU,
+    LabIntf,
+    Tulip21140Intf,
+    rx_shaper,
+    shaping_commands,
+    shaping_links,
+)
 from wvpclab.runtime.nodes import ROLES, LabNode, NodeScript, VirtualPC
 from wvpclab.runtime.ovs import vsctl
 from wvpclab.runtime.procs import end, wait_ready, wait_until
@@ -321,6 +329,7 @@ class Realizer:
             client = self.clients.get(a.key)
             if client is not None:
                 client.release()
+        self._wait_released(d, going)
         self._step("carrier off")
         # a NIC that moves loses carrier while it moves (its guest sees the cable go and come)
         moving_ends = {p.ifname for p in d.remove(Port)} & {p.ifname for p in d.add(Port)}
@@ -381,6 +390,23 @@ class Realizer:
         if clients:
             self._step("start clients")
             self._start_clients(d, timeout)
+
+    def _wait_released(self, d: Delta, going: list[DhcpClient], timeout: float = 2.0) -> None:
+        """Waits (at most ``timeout`` seconds for them all) until the DHCP servers of this
+        machine have the leases of ``going`` back: a release through a wireless access point
+        passes the controller, and the NIC must not go before it arrives."""
+        waits = []
+        for a in going:
+            veth = d.old.get(Veth, a.key)
+            responder = self.responders.get(a.lease_net) if a.lease_net else None
+            if veth is not None and responder is not None:
+                waits.append((responder, veth.mac))
+        deadline = time.monotonic() + timeout
+        for responder, mac in waits:
+            while time.monotonic() < deadline and any(
+                    row.get("mac") == mac and row.get("state") == "bound"
+                    for row in responder.leases()):
+                time.sleep(0.02)
 
     # -- taking away -------------------------------------------------------------------------------
     def _stop_processes(self, d: Delta) -> None:
@@ -633,6 +659,9 @@ class Realizer:
         for r in d.remove(Rule):
             if r.node in alive:
                 script(r.node).ip_removals.append(f"rule del {r.spec()}")
+        for s in d.remove(Shaper):  # a NIC removed from a VM that stays: its receive shaper too
+            if s.node in alive and shaping_links(s.dev, s.speed):
+                script(s.node).ip_removals.append(f"link del {rx_shaper(s.dev)}")
         for v in d.add(Veth):
             script(v.node).ip.append(f"link set {v.dev} up")
             if v.peer:
@@ -664,6 +693,7 @@ class Realizer:
             for s in scripts.values():
                 s.ip_removals += s.ip
                 s.ip = []
+                s.tc_forced = True
         for name in fresh:
             self.nodes[name].config(scripts.pop(name, None))
         for name, s in scripts.items():
