@@ -6,23 +6,29 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.lab.helpers import address, example_graph, leftovers, wait_for
+from tests.lab.helpers import address, leftovers, wait_for
 from wvpclab import Lab, LabError
 from wvpclab.errors import UsageError
-from wvpclab.model import edits
+from wvpclab.model import edits, topology
 
 pytestmark = pytest.mark.lab
 
 WEB = "http://192.168.50.80/"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
-    # a PC with a wired adapter on the office LAN and a wireless one on the cafe's
-    with Lab(example_graph("four_modes.yaml", "t-build"), quiet=True) as running:
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    # a PC with a wired adapter on the office LAN and a wireless one on the cafe's, read from a
+    # file (its own, comments and all, under the suite's name)
+    text = (ROOT / "topologies" / "four_modes.yaml").read_text()
+    path = tmp_path_factory.mktemp("build") / "t-build.yaml"
+    path.write_text(text.replace("\nname: office-lab\n", "\nname: t-build\n"))
+    with Lab.load(path, quiet=True) as running:
         yield running
     assert leftovers(running.prefix) == []
 
@@ -186,3 +192,37 @@ def test_an_add_or_remove_interrupted_at_any_step_leaves_the_lab_as_it_was(
         action()  # the next try works
         assert snapshot(lab) != before
     assert "1 received" in lab.vm("xp").cmd("ping -c1 -W2 192.168.50.80")
+
+
+def nic_table(lab: Lab) -> list[tuple]:
+    """Every NIC as the guest has it: VM, number, mode, cable, MAC on the guest's interface,
+    carrier, static address."""
+    rows = []
+    for _, nic in sorted(lab.graph.nodes(data=True), key=lambda kv: str(kv[0])):
+        if nic.get("kind") != "nic":
+            continue
+        vm, index = nic["vm"], nic["index"]
+        guest_mac = lab.vm(vm).cmd(f"cat /sys/class/net/eth{index}/address").strip()
+        rows.append((vm, index, nic["mode"], nic["target"], nic.get("cable", True), guest_mac,
+                     lab.vm(vm).nic(index).carrier(), nic["ip"]))
+    return rows
+
+
+def test_a_lab_built_at_runtime_is_saved_and_starts_again_the_same(lab: Lab,
+                                                                   tmp_path) -> None:
+    lab.add_vm("w10", nics=["bridge:wlan0", "internal:made-now"])
+    lab.cable("xp", 1, False)
+    lab.remove_nic("n4", 1)
+    saved = lab.save(tmp_path / "built.yaml")
+    text = saved.read_text()
+    assert "# One VM with all four NIC modes" in text  # the file's own comments are kept
+    assert "made-now" in text and "index: 2" in text  # n4's NIC 1 is gone: 0, then 2 and 3
+    before = nic_table(lab)
+    assert ("xp", 1, "bridge", "eth0", False) in [row[:5] for row in before]
+    graph = topology.load(saved)
+    graph.graph["name"] = "t-build-again"  # beside the lab it was saved from
+    with Lab(graph, quiet=True) as again:
+        assert nic_table(again) == before
+        assert address(again, "w10", "eth0").startswith("192.168.60.")
+    assert leftovers(again.prefix) == []
+    lab.cable("xp", 1, True)

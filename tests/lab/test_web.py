@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import select
 import shutil
 import subprocess
@@ -350,7 +351,7 @@ def test_a_change_from_the_page_while_the_cli_runs_a_command_in_that_node(lab: L
 
 def test_the_page_works_in_firefox(lab: Lab, downloads: Path) -> None:
     """Firefox ESR (Debian's) over WebDriver BiDi: the picture, a NIC moved and its cable pulled
-    from the dialog, and no error in the page's console."""
+    from the dialog, the New virtual machine dialog, and no error in the page's console."""
     firefox = Firefox(downloads / "ff")
     try:
         firefox.navigate(lab.web.url)
@@ -374,12 +375,311 @@ def test_the_page_works_in_firefox(lab: Lab, downloads: Path) -> None:
                    '.click()')
         wait_for(lambda: firefox.js(msg).startswith("cable pulled out"), 30, what="the cable")
         assert "NO-CARRIER" in lab.node("xp").cmd("ip link show eth3")
+        # the New virtual machine dialog: the wizard's NICs listed, closed again
+        firefox.js('document.getElementById("new-vm").click()')
+        assert firefox.js('document.getElementById("new-vm-dialog").open') is True
+        assert firefox.js('[...document.querySelectorAll("#new-vm-nics li")]'
+                          '.map((li) => li.dataset.value)') == ["bridge:eth0", "bridge:wlan0"]
+        firefox.js('document.getElementById("new-vm-cancel").click()')
+        assert firefox.js('document.getElementById("new-vm-dialog").open') is False
         assert firefox.errors == []
     finally:
         firefox.close()
         if lab.graph.nodes["xp/3"]["mode"] != "none":
             lab.cable("xp", 3, True)
             lab.set_nic("xp", 3, "none")
+
+
+# -- WVPC's Create Virtual Machine wizard, Remove, and the number of network adapters ------------
+@pytest.fixture(scope="module")
+def other(lab: Lab, downloads: Path) -> Iterator[Any]:
+    """A second browser on the same page: what one page changes, the other shows."""
+    driver = chrome(downloads / "other")
+    try:
+        driver.get(lab.web.url)
+        wait_for(lambda: driver.find_elements("css selector", 'g[id="a_nic:xp/0"]'), 20,
+                 what="the lab's picture on the second page")
+        yield driver
+    finally:
+        driver.quit()
+
+
+def vm_buttons(page: Any) -> list[str]:
+    return unless_redrawn(lambda: [b.text for b in page.find_elements("css selector",
+                                                                      "#vms button")], [])
+
+
+def text_of(page: Any, css: str) -> str:
+    return unless_redrawn(lambda: " ".join(e.text for e in page.find_elements("css selector",
+                                                                              css)), "")
+
+
+def open_new_vm(page: Any) -> Any:
+    """Opens the "New virtual machine..." dialog; returns it."""
+    page.find_element("id", "new-vm").click()
+    dialog = page.find_element("id", "new-vm-dialog")
+    wait_for(lambda: dialog.get_attribute("open") is not None, 5, what="the dialog open")
+    return dialog
+
+
+def nic_numbers(lab: Lab, vm: str) -> list[int]:
+    return [nic["index"] for nic in topology.nics_of(lab.graph, vm)]
+
+
+def guest_links(lab: Lab, vm: str) -> list[str]:
+    """The guest's NICs (``ethN``), as ``ip`` in the guest lists them."""
+    rows = json.loads(lab.node(vm).cmd("ip -j link show") or "[]")
+    return sorted(r["ifname"] for r in rows if re.fullmatch(r"eth\d", r["ifname"]))
+
+
+def test_a_new_vm_from_the_wizard_dialog_gets_the_wizard_s_nics_and_leases(
+        lab: Lab, page: Any, other: Any) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    assert "w7" not in lab.nodes
+    dialog = open_new_vm(page)
+    # before it is made, the dialog lists what the wizard attaches: the PC's first wired and
+    # first wireless adapter, in the drop-down's words
+    items = dialog.find_elements("css selector", "#new-vm-nics li")
+    wizard = modes.wizard(lab.graph, "pc")
+    assert [li.get_attribute("data-value") for li in items] == [
+        modes.format(m, t) for m, t in wizard] == ["bridge:eth0", "bridge:wlan0"]
+    assert [li.text for li in items] == [
+        "Network adapter 1 (eth0): eth0 (wired adapter, LAN office)",
+        "Network adapter 2 (eth1): wlan0 (wireless adapter, LAN cafe)"]
+    assert not dialog.find_element("id", "new-vm-pc").is_displayed()  # one PC: no choice
+    assert dialog.find_element("id", "new-vm-on").text == "on pc, the lab's PC"
+    assert page.switch_to.active_element == dialog.find_element("id", "new-vm-name")
+    try:
+        page.switch_to.active_element.send_keys("w7", Keys.ENTER)  # the keyboard alone
+        wait_for(lambda: "creating w7" in text_of(page, "#new-vm-msg"), 5,
+                 what="the dialog saying the VM is under way")
+        wait_for(lambda: dialog.get_attribute("open") is None, 60, what="the dialog closed")
+        note = page.find_element("id", "vm-note").text
+        assert note.startswith("w7 was created on pc: NIC 0 bridge eth0 (192.168.50."), note
+        # in the lab: the guest runs with the wizard's NICs, each holding a lease on its LAN
+        assert "w7" in lab.nodes
+        assert [(n["index"], n["mode"], n["target"]) for n in topology.nics_of(lab.graph, "w7")] \
+            == [(0, "bridge", "eth0"), (1, "bridge", "wlan0")]
+        for index, (lan, prefix) in enumerate([("office", "192.168.50."),
+                                               ("cafe", "192.168.60.")]):
+            held = lab.dhcp_client("w7", index).lease()["ip"]
+            assert held.startswith(prefix), held
+            assert f"inet {held}/24" in lab.node("w7").cmd(f"ip -4 addr show eth{index}")
+            mac = lab.graph.nodes[f"w7/{index}"]["mac"]
+            assert any(r["mac"] == mac and r["ip"] == held for r in lab.leases(lan)[lan])
+        assert " 0% packet loss" in lab.node("w7").cmd("ping -n -c 1 -W 3 192.168.50.80")
+        # on this page and on the other one: its button, its dialog, its NICs in the picture
+        held = lab.dhcp_client("w7", 0).lease()["ip"]
+        for driver in (page, other):
+            wait_for(lambda d=driver: "w7" in vm_buttons(d), 5, what="w7's button")
+            wait_for(lambda d=driver: f"carrier {held}/" in nic_text(d, "w7/0"), 10,
+                     what="w7's NIC 0 with its address in the picture")
+        assert page.find_element("css selector", "#dialog h2").text == "w7 Settings: Networking"
+        assert [r.get_attribute("data-nic") for r in page.find_elements(
+            "css selector", "#dialog fieldset.nic")] == ["w7/0", "w7/1"]
+    finally:
+        if "w7" in lab.nodes:
+            lab.remove_vm("w7")
+    for driver in (page, other):
+        wait_for(lambda d=driver: "w7" not in vm_buttons(d), 5, what="w7 gone from the page")
+
+
+def test_a_wrong_name_in_the_wizard_dialog_gets_the_lab_s_one_line_error(lab: Lab,
+                                                                         page: Any) -> None:
+    before = sorted(lab.nodes)
+    dialog = open_new_vm(page)
+    dialog.find_element("id", "new-vm-create").click()  # no name
+    assert text_of(page, "#new-vm-msg") == "Give the new virtual machine a name."
+    name = dialog.find_element("id", "new-vm-name")
+    name.send_keys("xp")
+    dialog.find_element("id", "new-vm-create").click()
+    said = wait_for(lambda: "already used" in (t := text_of(page, "#new-vm-msg")) and t, 10,
+                    what="the lab's refusal in the dialog")
+    assert said == ("name 'xp' is already used by a vm of the lab (names are unique across "
+                    "PCs, VMs, LANs and servers)")
+    assert "error" in page.find_element("id", "new-vm-msg").get_attribute("class")
+    assert dialog.get_attribute("open") is not None  # the dialog stays, to correct the name
+    name.clear()
+    name.send_keys("no spaces!")
+    dialog.find_element("id", "new-vm-create").click()
+    said = wait_for(lambda: "no spaces!" in (t := text_of(page, "#new-vm-msg")) and t, 10,
+                    what="the lab's refusal of a bad name")
+    assert "\n" not in said
+    dialog.find_element("id", "new-vm-cancel").click()
+    wait_for(lambda: dialog.get_attribute("open") is None, 5, what="the dialog closed")
+    assert sorted(lab.nodes) == before  # the lab as it was, and still answering
+    assert lab.dhcp_client("xp", 1).lease()["ip"].startswith("192.168.50.")
+
+
+def choose_vm(page: Any, vm: str) -> None:
+    click(page, f'#vms button[data-vm="{vm}"]')
+    wait_for(lambda: text_of(page, "#dialog h2") == f"{vm} Settings: Networking", 5,
+             what=f"{vm}'s dialog")
+
+
+def set_adapters(page: Any, count: int) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    def once() -> bool:
+        box = page.find_element("id", "adapters")
+        if not box.is_enabled():
+            return False
+        Select(box).select_by_value(str(count))
+        return True
+
+    wait_for(lambda: unless_redrawn(once, False), 5, what="the number of network adapters")
+
+
+def vm_message(page: Any) -> str:
+    return text_of(page, "#dialog [data-vm-msg]")
+
+
+def test_the_number_of_network_adapters_from_1_to_3_and_back(lab: Lab, page: Any,
+                                                             other: Any) -> None:
+    """lab1 (one NIC, on the internal network): 3 adapters adds NICs 1 and 2, Not connected;
+    one removed elsewhere (the API) leaves NICs 0 and 2, shown by their numbers; 1 again removes
+    the highest-numbered."""
+    from selenium.webdriver.support.ui import Select
+
+    assert nic_numbers(lab, "lab1") == [0]
+    choose_vm(page, "lab1")
+    box = Select(page.find_element("id", "adapters"))
+    assert [o.text for o in box.options] == ["1", "2", "3", "4"]
+    assert box.first_selected_option.text == "1"
+    assert page.find_element("css selector", 'label[for="adapters"]').text == \
+        "Number of network adapters:"
+    try:
+        set_adapters(page, 3)
+        said = wait_for(lambda: (m := vm_message(page)).startswith("3 network") and m, 30,
+                        what="the adapters added")
+        assert said == "3 network adapters: NIC 0 internal lab, NIC 1 none, NIC 2 none"
+        assert nic_numbers(lab, "lab1") == [0, 1, 2]
+        assert [lab.graph.nodes[f"lab1/{i}"]["mode"] for i in (1, 2)] == ["none", "none"]
+        assert guest_links(lab, "lab1") == ["eth0", "eth1", "eth2"]
+        assert "NO-CARRIER" in lab.node("lab1").cmd("ip link show eth2")  # Not connected
+        for driver in (page, other):
+            wait_for(lambda d=driver: d.find_elements("css selector", 'g[id="a_nic:lab1/2"]'),
+                     10, what="lab1's NIC 2 in the picture")
+        assert [r.get_attribute("data-nic") for r in page.find_elements(
+            "css selector", "#dialog fieldset.nic")] == ["lab1/0", "lab1/1", "lab1/2"]
+        # NIC 1 removed from elsewhere: the page shows NICs 0 and 2 by their numbers
+        lab.remove_nic("lab1", 1)
+        wait_for(lambda: text_of(page, "#dialog .sub").endswith("2 of 4 network adapters "
+                                                                "(NIC 0, NIC 2)"), 5,
+                 what="the dialog after NIC 1 went")
+        legends = [e.text for e in page.find_elements("css selector", "#dialog legend")]
+        assert [x.split(" 00:03:ff")[0] for x in legends] == [
+            "Network adapter 1 (eth0)", "Network adapter 3 (eth2)"]
+        assert Select(page.find_element("id", "adapters")).first_selected_option.text == "2"
+        assert not page.find_elements("css selector", 'g[id="a_nic:lab1/1"]')
+        set_adapters(page, 1)
+        wait_for(lambda: vm_message(page) == "1 network adapter: NIC 0 internal lab", 30,
+                 what="back to one adapter")
+        assert nic_numbers(lab, "lab1") == [0]
+        assert guest_links(lab, "lab1") == ["eth0"]
+        assert " 0% packet loss" in lab.node("lab1").cmd("ping -n -c 1 -W 3 169.254.1.10")
+        for driver in (page, other):
+            wait_for(lambda d=driver: not d.find_elements(
+                "css selector", 'g[id="a_nic:lab1/2"]'), 10, what="lab1's NIC 2 gone")
+        # more than WVPC's four, from a script: refused in one line, nothing changed
+        status, body = request(f"http://127.0.0.1:{lab.web.port}/api/adapters",
+                               {"vm": "lab1", "count": 5},
+                               {"Content-Type": "application/json",
+                                "X-Wvpclab-Token": lab.web.token})
+        assert (status, body) == (400, {"error": "lab1: the number of network adapters is 1 "
+                                                 "to 4, not 5"})
+        status, body = request(f"http://127.0.0.1:{lab.web.port}/api/adapters",
+                               {"vm": "nosuch", "count": 2},
+                               {"Content-Type": "application/json",
+                                "X-Wvpclab-Token": lab.web.token})
+        assert status == 400 and body["error"].startswith("no node 'nosuch' in lab t-web"), body
+    finally:
+        for n in reversed(nic_numbers(lab, "lab1")[1:]):
+            lab.remove_nic("lab1", n)
+    assert nic_numbers(lab, "lab1") == [0]
+
+
+def test_remove_asks_first_then_the_vm_leaves_the_lab_and_every_page(lab: Lab, page: Any,
+                                                                    other: Any) -> None:
+    lab.add_vm("gone", nics=["shared"])
+    try:
+        address = lab.dhcp_client("gone", 0).lease()["ip"]
+        assert address.startswith("192.168.131.")
+        for driver in (page, other):
+            wait_for(lambda d=driver: "gone" in vm_buttons(d), 5, what="the VM on the page")
+        choose_vm(page, "gone")
+        remove = page.find_element("css selector", "#dialog button.remove")
+        assert remove.text == "Remove gone..."
+        remove.click()
+        ask = wait_for(lambda: _alert(page), 5, what="the confirmation")
+        assert ask.text.startswith("Remove the virtual machine gone?")
+        ask.dismiss()  # no: nothing happens
+        assert "gone" in lab.nodes and "gone" in vm_buttons(page)
+        page.find_element("css selector", "#dialog button.remove").click()
+        wait_for(lambda: _alert(page), 5, what="the confirmation").accept()
+        wait_for(lambda: text_of(page, "#vm-note") == "gone was removed", 30,
+                 what="the VM removed")
+        # gone from the lab: its node, its NIC, its lease
+        assert "gone" not in lab.nodes and "gone" not in lab.graph
+        assert not any(vm == "gone" for vm, _ in lab.clients)
+        # and from both pages: its button, its NIC in the picture
+        for driver in (page, other):
+            wait_for(lambda d=driver: "gone" not in vm_buttons(d) and not d.find_elements(
+                "css selector", 'g[id="a_nic:gone/0"]'), 5, what="the VM gone from the page")
+        assert text_of(page, "#dialog h2") != "gone Settings: Networking"
+    finally:
+        if "gone" in lab.nodes:
+            lab.remove_vm("gone")
+
+
+def test_on_a_lab_of_two_pcs_the_wizard_asks_which_pc_and_lists_its_nics(tmp_path: Path) -> None:
+    """The PC drop-down appears when there are several; the wizard's NICs follow the PC chosen;
+    the VM is made on that PC (a PC with no adapter: shared networking, behind its own NAT
+    engine)."""
+    import ipaddress
+
+    from selenium.webdriver.support.ui import Select
+
+    graph = topology.from_document({
+        "name": "t-web-pcs",
+        "pcs": {"pc": {"adapters": {"eth0": {"type": "wired", "lan": "office"}}}, "bare": {}},
+        "lans": {"office": {"subnet": "192.168.50.0/24"}},
+        "vms": {"v": {"pc": "pc", "nics": []}}})
+    with Lab(graph, quiet=True) as lab:
+        driver = chrome(tmp_path)
+        try:
+            driver.get(lab.web_page().url)
+            wait_for(lambda: "v" in vm_buttons(driver), 20, what="the page")
+            dialog = open_new_vm(driver)
+            pcs = Select(dialog.find_element("id", "new-vm-pc"))
+            assert pcs.first_selected_option.text == "bare"
+            assert [o.text for o in pcs.options] == ["bare", "pc"]
+
+            def listed() -> list[str]:
+                return [li.text for li in dialog.find_elements("css selector", "#new-vm-nics li")]
+
+            assert listed() == ["Network adapter 1 (eth0): Shared Networking (NAT)"]
+            pcs.select_by_value("pc")
+            wired = "Network adapter 1 (eth0): eth0 (wired adapter, LAN office)"
+            wait_for(lambda: listed() == [wired], 5, what="pc's wizard NICs")
+            pcs.select_by_value("bare")
+            wait_for(lambda: listed() == ["Network adapter 1 (eth0): Shared Networking (NAT)"],
+                     5, what="bare's wizard NICs")
+            dialog.find_element("id", "new-vm-name").send_keys("nb")
+            dialog.find_element("id", "new-vm-create").click()
+            wait_for(lambda: dialog.get_attribute("open") is None, 60, what="the VM made")
+            assert lab.graph.nodes["nb"]["pc"] == "bare"
+            assert [(n["mode"], n["target"]) for n in topology.nics_of(lab.graph, "nb")] == \
+                [("shared", None)]
+            held = lab.dhcp_client("nb", 0).lease()["ip"]
+            assert ipaddress.ip_address(held) in ipaddress.ip_network(
+                lab.graph.nodes["bare"]["nat_subnet"])
+            assert f"inet {held}/" in lab.node("nb").cmd("ip -4 addr show eth0")
+            wait_for(lambda: f"carrier {held}/" in nic_text(driver, "nb/0"), 10,
+                     what="nb's address in the picture")
+        finally:
+            driver.quit()
 
 
 # -- the guard ----------------------------------------------------------------------------------

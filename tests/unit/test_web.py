@@ -23,8 +23,9 @@ import pytest
 
 from tests.conftest import TOPOLOGIES
 from wvpclab.analysis import draw
+from wvpclab.errors import UsageError
 from wvpclab.model import modes, topology
-from wvpclab.ui.web import guard, limits
+from wvpclab.ui.web import guard, limits, server
 from wvpclab.ui.web.limits import Gate, Guarded, Limits, Tally
 from wvpclab.ui.web.state import nic_live, parse_counters, parse_links, settings
 
@@ -81,12 +82,17 @@ def test_other_host_names_are_refused_whatever_the_token(host: str) -> None:
     assert status == 403 and "127.0.0.1 and localhost only" in why
 
 
-def test_a_change_from_the_page_itself_is_served() -> None:
-    assert guard.refusal("POST", "/api/nic", CHANGE, None, TOKEN) is None
+#: Every change the page makes: a NIC's mode and cable, a new VM, a VM removed, its adapters.
+CHANGES = ["/api/nic", "/api/cable", "/api/vm/add", "/api/vm/remove", "/api/adapters"]
+
+
+@pytest.mark.parametrize("path", CHANGES)
+def test_a_change_from_the_page_itself_is_served(path: str) -> None:
+    assert guard.refusal("POST", path, CHANGE, None, TOKEN) is None
     no_origin = {k: v for k, v in CHANGE.items() if k != "origin"}  # curl, a script
-    assert guard.refusal("POST", "/api/nic", no_origin, None, TOKEN) is None
+    assert guard.refusal("POST", path, no_origin, None, TOKEN) is None
     charset = {**CHANGE, "content-type": "application/json; charset=utf-8"}
-    assert guard.refusal("POST", "/api/nic", charset, None, TOKEN) is None
+    assert guard.refusal("POST", path, charset, None, TOKEN) is None
 
 
 @pytest.mark.parametrize("change, status, words", [
@@ -99,11 +105,12 @@ def test_a_change_from_the_page_itself_is_served() -> None:
     ({"content-type": "text/plain"}, 415, "JSON body"),
     ({"content-type": None}, 415, "JSON body"),
 ])
+@pytest.mark.parametrize("path", CHANGES)
 def test_a_change_without_the_header_token_from_another_site_or_not_json_is_refused(
-        change: dict, status: int, words: str) -> None:
+        change: dict, status: int, words: str, path: str) -> None:
     headers = {k: v for k, v in {**CHANGE, **change}.items() if v is not None}
     # the address's token does not count for a change
-    refused = guard.refusal("POST", "/api/nic", headers, TOKEN, TOKEN)
+    refused = guard.refusal("POST", path, headers, TOKEN, TOKEN)
     assert refused is not None and refused[0] == status and words in refused[1], refused
 
 
@@ -167,6 +174,87 @@ def test_a_pc_without_adapters_offers_nat_internal_and_not_connected() -> None:
                                     "vms": {"a": {"nics": ["none"]}}})
     values = [c["value"] for c in settings(graph)["choices"]["pc"]]
     assert values == ["none", "shared", NEW_INTERNAL]
+
+
+def test_each_pc_lists_the_nics_the_wizard_gives_a_new_vm_there() -> None:
+    graph = topology.from_document({
+        "name": "t", "pcs": {"pc": {"adapters": {"eth0": {"type": "wired", "lan": "office"},
+                                                 "wlan0": {"type": "wireless", "lan": "cafe"}}},
+                             "bare": {}, "wired": {"adapters": {"eth1": {"type": "wired",
+                                                                         "lan": "office"}}}},
+        "lans": {"office": {"subnet": "192.168.50.0/24"}, "cafe": {"subnet": "192.168.60.0/24"}},
+        "vms": {"a": {"pc": "pc", "nics": []}}})
+    page = settings(graph)
+    json.dumps(page)
+    wizards = {p["name"]: p["wizard"] for p in page["pcs"]}
+    assert list(wizards) == ["bare", "pc", "wired"]  # every PC, with a VM or not
+    assert page["max_nics"] == 4  # the Number of network adapters box: 1 to 4
+    assert wizards["pc"] == [
+        {"value": "bridge:eth0", "label": "bridge eth0",
+         "choice": "eth0 (wired adapter, LAN office)"},
+        {"value": "bridge:wlan0", "label": "bridge wlan0",
+         "choice": "wlan0 (wireless adapter, LAN cafe)"}]
+    assert [w["label"] for w in wizards["wired"]] == ["bridge eth1"]
+    assert wizards["bare"] == [{"value": "shared", "label": "shared",
+                                "choice": "Shared Networking (NAT)"}]
+    # what the wizard shows is what modes.wizard gives, in the lab's words
+    for pc, shown in wizards.items():
+        assert [w["label"] for w in shown] == [modes.label({"mode": m, "target": t})
+                                               for m, t in modes.wizard(graph, pc)]
+    # a new VM's drop-down on a PC without VMs yet
+    assert set(page["choices"]) == {"bare", "pc", "wired"}
+
+
+def test_a_vm_s_nics_keep_their_numbers_after_one_is_removed() -> None:
+    graph = topology.from_document({
+        "name": "t", "pcs": {"pc": {}},
+        "vms": {"a": {"nics": ["shared", {"none": None, "index": 2}]}}})
+    nics = settings(graph)["vms"][0]["nics"]
+    assert [(n["index"], n["value"]) for n in nics] == [(0, "shared"), (2, "none")]
+
+
+# -- the new endpoints' input ---------------------------------------------------------------------
+def test_a_new_vm_request_names_the_vm_and_may_name_its_pc_and_nics() -> None:
+    assert server.new_vm_request({"name": "win7"}) == ("win7", None, None)
+    assert server.new_vm_request({"name": " win7 ", "pc": "pc", "nics": []}) == \
+        ("win7", "pc", [])
+    assert server.new_vm_request({"name": "w", "pc": "", "nics": ["shared", "bridge:eth0"]}) \
+        == ("w", None, ["shared", "bridge:eth0"])
+
+
+@pytest.mark.parametrize("body, words", [
+    ({}, "give it a name"), ({"name": ""}, "give it a name"), ({"name": "  "}, "give it a name"),
+    ({"name": 7}, "give it a name"), ({"name": "w", "pc": 3}, "the PC is a name, not 3"),
+    ({"name": "w", "nics": "shared"}, "the NICs are a list of modes"),
+    ({"name": "w", "nics": [1]}, "the NICs are a list of modes")])
+def test_a_wrong_new_vm_request_is_refused_in_one_line(body: dict, words: str) -> None:
+    with pytest.raises(UsageError) as err:
+        server.new_vm_request(body)
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_number_of_network_adapters_is_1_to_4() -> None:
+    assert server.vm_request({"vm": "xp"}) == "xp"
+    assert [server.adapters_request({"vm": "xp", "count": n}) for n in (1, 4)] == \
+        [("xp", 1), ("xp", 4)]
+    for count in (0, 5, -1, True, "2", 2.0, None):
+        with pytest.raises(UsageError) as err:
+            server.adapters_request({"vm": "xp", "count": count})
+        assert str(err.value) == f"xp: the number of network adapters is 1 to 4, not {count!r}"
+    for body in ({}, {"vm": ""}, {"vm": 3}, {"count": 2}):
+        with pytest.raises(UsageError, match="name the VM"):
+            server.adapters_request(body)
+
+
+@pytest.mark.parametrize("numbers, count, steps", [
+    ([0], 3, (2, [])), ([0, 1, 2], 1, (0, [2, 1])), ([0, 2], 1, (0, [2])),
+    ([0, 2], 3, (1, [])), ([1, 3], 1, (0, [3])), ([], 1, (1, [])), ([0, 1], 2, (0, [])),
+    ([0, 1, 2, 3], 1, (0, [3, 2, 1]))])
+def test_the_adapters_come_and_go_as_wvpc_s_settings_do(numbers: list[int], count: int,
+                                                       steps: tuple[int, list[int]]) -> None:
+    """Up: NICs added (the lab gives each the lowest free number); down: the highest-numbered
+    removed first, so NIC 0 stays."""
+    assert server.adapter_steps(numbers, count) == steps
 
 
 # -- live readings ------------------------------------------------------------------------------

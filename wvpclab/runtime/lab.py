@@ -14,6 +14,8 @@ nothing. Beside it in ``wvpclab.runtime``: ``views`` (what a user asks of the la
 from __future__ import annotations
 
 import atexit
+import contextlib
+import os
 import signal
 import time
 from pathlib import Path
@@ -292,6 +294,36 @@ class Lab(LabViews, LabCaptures):
         with self.changes.of_nic(vm, index, "being removed"), self.changes.lock:
             edit = self._edit(edits.remove_nic, self.graph, vm, index)
             self._change(edit, timeout)
+
+    # -- the lab as it is now, as a topology file ----------------------------------------------
+    def saved_text(self, fmt: str = "yaml") -> str:
+        """The text of a topology file that starts this lab as it is now: its VMs, their NICs
+        (numbers, modes, cables, static addresses, MACs), the internal networks made at runtime.
+        The file the lab was read from keeps its comments and order where it was YAML."""
+        from wvpclab.model import save
+
+        with self.changes.lock:  # not half-way through a change
+            graph = self.graph_snapshot()
+        try:
+            return save.render(graph, self.source_text, fmt,
+                               source=str(self.source) if self.source else None)
+        except save.SaveError as err:
+            raise LabError(f"cannot save lab {self.name}: {err}") from None
+
+    def save(self, path: str | Path) -> Path:
+        """Writes the lab as it is now to the topology file ``path`` (JSON when it ends in
+        ``.json``, else YAML; ``saved_text``), whole or not at all; returns its path."""
+        target = Path(path).expanduser().absolute()
+        text = self.saved_text("json" if target.suffix.lower() == ".json" else "yaml")
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, target)
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise LabError(f"cannot write {target}: {err.strerror or err}") from None
+        return target
 
     @staticmethod
     def _edit(make: Any, *args: Any) -> Any:

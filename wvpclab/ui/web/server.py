@@ -2,10 +2,11 @@
 
 ``WebServer(lab).start()`` serves it on 127.0.0.1 (a Starlette app under uvicorn, in a thread of the
 lab's process) and ``url`` is its address with the run's token; ``stop()`` ends it, after any change
-in flight has finished. Every change goes through the lab's own ``set_nic``, ``cable`` and
-``capture``, as the CLI's do, one at a time (the lab's lock), so the page, the CLI and the Python
-API see one lab. Who may read and change: ``wvpclab.ui.web.guard``; what a client may take from the
-lab's process (time, connections, bodies, files, log lines): ``wvpclab.ui.web.limits``.
+in flight has finished. Every change goes through the lab's own ``set_nic``, ``cable``,
+``capture``, ``add_vm``, ``remove_vm``, ``add_nic`` and ``remove_nic``, as the CLI's do, one at a
+time (the lab's lock), so the page, the CLI and the Python API see one lab. Who may read and
+change: ``wvpclab.ui.web.guard``; what a client may take from the lab's process (time,
+connections, bodies, files, log lines): ``wvpclab.ui.web.limits``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import Any
 
 from wvpclab.errors import LabError, UsageError
 from wvpclab.model import modes
+from wvpclab.model.lookups import nics_of
+from wvpclab.model.schema import MAX_NICS
 from wvpclab.ui.web import guard, limits
 from wvpclab.ui.web.state import Sampler, settings
 
@@ -43,6 +46,50 @@ _SECURITY_HEADERS = [
 _STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
            "/app.js": ("app.js", "text/javascript; charset=utf-8"),
            "/app.css": ("app.css", "text/css; charset=utf-8")}
+
+
+def new_vm_request(body: dict) -> tuple[str, str | None, list[str] | None]:
+    """A "New virtual machine..." request's name, PC (None: the lab's only PC) and NICs (None:
+    the wizard's; else mode specs as ``set_nic`` takes them); UsageError in one line when the
+    body is not that. What the values may be (a free name, a PC of the lab's, modes it takes) the
+    lab says."""
+    name, pc, nics = body.get("name"), body.get("pc"), body.get("nics")
+    if not isinstance(name, str) or not name.strip():
+        raise UsageError("new virtual machine: give it a name ({\"name\": NAME})")
+    if pc is not None and not isinstance(pc, str):
+        raise UsageError(f"new virtual machine: the PC is a name, not {pc!r}")
+    if nics is not None and (not isinstance(nics, list)
+                             or not all(isinstance(n, str) for n in nics)):
+        raise UsageError(f"new virtual machine: the NICs are a list of modes "
+                         f"({modes.usage(':', ', ')}), not {nics!r}")
+    return name.strip(), (pc.strip() or None) if pc is not None else None, nics
+
+
+def vm_request(body: dict) -> str:
+    """The VM a request names (``{"vm": NAME}``); UsageError in one line otherwise."""
+    vm = body.get("vm")
+    if not isinstance(vm, str) or not vm:
+        raise UsageError("name the VM: {\"vm\": NAME}")
+    return vm
+
+
+def adapters_request(body: dict) -> tuple[str, int]:
+    """A "Number of network adapters" request's VM and count (1 to 4, as WVPC's Settings);
+    UsageError in one line otherwise."""
+    vm, count = vm_request(body), body.get("count")
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_NICS:
+        raise UsageError(f"{vm}: the number of network adapters is 1 to {MAX_NICS}, "
+                         f"not {count!r}")
+    return vm, count
+
+
+def adapter_steps(numbers: list[int], count: int) -> tuple[int, list[int]]:
+    """How a VM whose NICs have ``numbers`` comes to have ``count``: how many NICs to add (each
+    takes the lowest free number, Not connected, as WVPC adds an adapter) and which to remove
+    (the highest-numbered first)."""
+    if count >= len(numbers):
+        return count - len(numbers), []
+    return 0, sorted(numbers, reverse=True)[:len(numbers) - count]
 
 
 def _static(name: str) -> bytes:
@@ -261,6 +308,12 @@ class WebServer:
             return 200, await run_in_threadpool(self.set_nic, body), None, []
         if path == "/api/cable":
             return 200, await run_in_threadpool(self.cable, body), None, []
+        if path == "/api/vm/add":
+            return 200, await run_in_threadpool(self.add_vm, body), None, []
+        if path == "/api/vm/remove":
+            return 200, await run_in_threadpool(self.remove_vm, body), None, []
+        if path == "/api/adapters":
+            return 200, await run_in_threadpool(self.set_adapters, body), None, []
         if path == "/api/capture":
             result = await run_in_threadpool(self.capture, body)
             if isinstance(result, bytes):
@@ -323,6 +376,51 @@ class WebServer:
         changed = self.lab.cable(vm, index, plugged)
         return {"changed": changed, **self._nic_now(vm, index)}
 
+    def add_vm(self, body: dict) -> dict[str, Any]:
+        """WVPC's Create Virtual Machine wizard: ``lab.add_vm``; the new VM's NICs as they are
+        once it is up (each one's address where its guest holds one)."""
+        name, pc, nics = new_vm_request(body)
+        self.lab.add_vm(name, pc, nics)
+        return self._vm_now(name)
+
+    def remove_vm(self, body: dict) -> dict[str, Any]:
+        vm = vm_request(body)
+        self.lab.remove_vm(vm)
+        return {"removed": vm}
+
+    def set_adapters(self, body: dict) -> dict[str, Any]:
+        """WVPC's "Number of network adapters": NICs added (``lab.add_nic``: Not connected, the
+        lowest free numbers) or removed (``lab.remove_nic``: the highest-numbered), one change
+        each. A step the lab refuses stops there: its error says how many the VM has now. The
+        page stopping (the lab ending) ends it after the step under way."""
+        vm, count = adapters_request(body)
+        self.lab.vm(vm)  # a wrong name in the lab's words
+        numbers = [nic["index"] for nic in nics_of(self.lab.graph_snapshot(), vm)]
+        add, remove = adapter_steps(numbers, count)
+        steps = [("add", None)] * add + [("remove", n) for n in remove]
+        done = 0
+        try:
+            for what, n in steps:
+                if self._server is not None and self._server.should_exit:
+                    raise LabError("the lab's page is stopping")
+                if what == "add":
+                    self.lab.add_nic(vm)
+                else:
+                    self.lab.remove_nic(vm, n)
+                done += 1
+        except LabError as err:  # (some steps made: a LabError, as not all was refused)
+            if not done:
+                raise
+            now = len(nics_of(self.lab.graph_snapshot(), vm))
+            raise LabError(f"{err} ({vm} has {now} network adapter"
+                           f"{'' if now == 1 else 's'} now)") from err
+        return {"changed": bool(steps), **self._vm_now(vm)}
+
+    def _vm_now(self, vm: str) -> dict[str, Any]:
+        graph = self.lab.graph_snapshot()
+        nics = [self._nic_now(vm, nic["index"], graph) for nic in nics_of(graph, vm)]
+        return {"vm": vm, "pc": graph.nodes[vm]["pc"], "nics": nics}
+
     def capture(self, body: dict) -> dict[str, Any] | bytes:
         vm, index = self._where(body)
         action = body.get("action")
@@ -340,8 +438,8 @@ class WebServer:
                     path.unlink(missing_ok=True)
         raise UsageError("capture: the action is start or stop")
 
-    def _nic_now(self, vm: str, index: int) -> dict[str, Any]:
-        graph = self.lab.graph_snapshot()
+    def _nic_now(self, vm: str, index: int, graph: Any = None) -> dict[str, Any]:
+        graph = graph if graph is not None else self.lab.graph_snapshot()
         nic = graph.nodes[f"{vm}/{index}"]
         client = self.lab.clients.get((vm, index))
         lease = client.lease() if client is not None else None

@@ -22,6 +22,7 @@ from typing import Any
 import networkx as nx
 
 from wvpclab.model import modes, topology
+from wvpclab.model.schema import MAX_NICS
 from wvpclab.ui.web.netns import NetnsReader
 
 
@@ -39,10 +40,26 @@ def spec(nic: Mapping[str, Any]) -> str:
     return modes.format(nic["mode"], nic.get("target"))
 
 
+def wizard(graph: nx.Graph, pc: str) -> list[dict[str, str]]:
+    """The NICs the Create Virtual Machine wizard would give a new VM on ``pc`` (shown in the
+    page's "New virtual machine..." dialog before it is made): each one's value (as the
+    drop-down's), its label (``bridge eth0``, as the lab says it) and its drop-down entry's
+    words (``eth0 (wired adapter, LAN office)``)."""
+    entries = {c["value"]: c["label"] for c in choices(graph, pc)}
+    out = []
+    for mode, target in modes.wizard(graph, pc):
+        value = modes.format(mode, target)
+        label = modes.label({"mode": mode, "target": target})
+        out.append({"value": value, "label": label, "choice": entries.get(value, label)})
+    return out
+
+
 def settings(graph: nx.Graph) -> dict[str, Any]:
-    """Every VM's Settings dialog (its NICs in order, each with its mode and cable; the drop-down's
-    choices once per PC) and the switches the page can ask about, from the topology graph alone."""
-    vms, pcs = [], set()
+    """Every VM's Settings dialog (its NICs by number, each with its mode and cable; the
+    drop-down's choices once per PC), every PC with the NICs the wizard gives a new VM there, and
+    the switches the page can ask about, from the topology graph alone."""
+    vms = []
+    pcs = [key for key, _ in topology.nodes_of(graph, "pc")]
     for key, vm in topology.nodes_of(graph, "vm"):
         nics = []
         for nic in topology.nics_of(graph, key):
@@ -53,15 +70,15 @@ def settings(graph: nx.Graph) -> dict[str, Any]:
                          "pluggable": mode.attachment_kind() is not None,
                          "static": nic.get("ip")})
         vms.append({"name": key, "pc": vm["pc"], "nics": nics})
-        pcs.add(vm["pc"])
     switches = []
     for key, lan in topology.nodes_of(graph, "lan"):
         switches.append({"key": key, "kind": "internet" if lan.get("internet") else "lan",
                          "rules": False, "leases": bool(lan.get("dhcp"))})
     for mode in modes.MODES.values():  # the filter switches, the internal networks
         switches += mode.switches(graph)
-    return {"lab": graph.graph["name"], "vms": vms, "switches": switches,
-            "choices": {pc: choices(graph, pc) for pc in sorted(pcs)}}
+    return {"lab": graph.graph["name"], "vms": vms, "switches": switches, "max_nics": MAX_NICS,
+            "pcs": [{"name": pc, "wizard": wizard(graph, pc)} for pc in pcs],
+            "choices": {pc: choices(graph, pc) for pc in pcs}}
 
 
 def parse_links(text: str) -> dict[str, dict[str, Any]]:

@@ -1,4 +1,5 @@
-// wvpclab's web page: the lab's picture kept live, and WVPC's Settings dialog for each VM.
+// wvpclab's web page: the lab's picture kept live, WVPC's Settings dialog for each VM (its
+// number of network adapters and each adapter's mode), and WVPC's Create Virtual Machine wizard.
 // Looks at /api/state again as soon as the lab changes (or every half second); every request
 // carries the page's token, every change is a POST.
 "use strict";
@@ -11,8 +12,8 @@ let pictureKey = null;     // which picture is shown
 let chosenVm = null;       // the VM whose dialog is open
 let pickedNic = null;      // a NIC clicked in the picture (highlighted in the dialog)
 let dialogKey = null;      // what the dialog was built from
-const messages = {};       // per NIC ("vm/n"): {text, kind} said under it
-const inFlight = {};       // per NIC: a change this page sent and awaits
+const messages = {};       // per NIC ("vm/n") or VM ("vm:NAME"): {text, kind} said under it
+const inFlight = {};       // per NIC or VM: a change this page sent and awaits
 let detailShown = null;    // the switch whose rules/leases are open
 
 const $ = (sel) => document.querySelector(sel);
@@ -156,8 +157,21 @@ function renderVmList() {
   for (const b of nav.children) b.setAttribute("aria-current", String(b.dataset.vm === chosenVm));
 }
 
+function vmKey(name) { return "vm:" + name; }
+
+function pl(n, word) { return `${n} ${word}${n === 1 ? "" : "s"}`; }
+
 function buildDialog(vm) {
   const box = $("#dialog");
+  const counts = [];
+  if (vm.nics.length === 0 || vm.nics.length > state.max_nics)  // (a file may say so; WVPC does not)
+    counts.push(el("option", {value: String(vm.nics.length), text: String(vm.nics.length), disabled: true}));
+  for (let n = 1; n <= state.max_nics; n++) counts.push(el("option", {value: String(n), text: String(n)}));
+  const adapters = el("select", {id: "adapters", name: "adapters",
+                                 onchange: () => changeAdapters(vm.name, adapters)}, ...counts);
+  adapters.value = String(vm.nics.length);
+  const remove = el("button", {type: "button", class: "remove", name: "remove",
+                               onclick: () => removeVm(vm.name)}, `Remove ${vm.name}...`);
   const rows = vm.nics.map((nic) => {
     const key = `${vm.name}/${nic.index}`;
     const select = el("select", {"aria-label": `${vm.name} network adapter ${nic.index + 1}`,
@@ -176,11 +190,37 @@ function buildDialog(vm) {
   });
   box.replaceChildren(
     el("div", {class: "head"}, el("h2", {text: `${vm.name} Settings: Networking`}),
-       el("p", {class: "sub", text: `virtual machine on ${vm.pc}; ${vm.nics.length} of 4 network adapters`})),
+       el("p", {class: "sub", text: `virtual machine on ${vm.pc}; ${vm.nics.length} of ${state.max_nics} network adapters`
+                                    + (vm.nics.length ? " (" + vm.nics.map((n) => "NIC " + n.index).join(", ") + ")" : "")}),
+       remove),
+    el("div", {class: "row count"}, el("label", {for: "adapters", text: "Number of network adapters:"}), adapters),
+    el("div", {class: "msg", "data-vm-msg": ""}),
     vm.nics.length ? el("div", {class: "nics"}, ...rows) : el("p", {text: "This VM has no network adapters."}));
 }
 
+function vmBusy(vm) {  // a change of the whole VM under way: from this page, or from elsewhere
+  if (inFlight[vmKey(vm.name)]) return {text: inFlight[vmKey(vm.name)], mine: true};
+  const nics = new Set(vm.nics.map((n) => `${vm.name}/${n.index}`));
+  const other = Object.entries(state.busy).find(([k]) => (k === vm.name || k.startsWith(vm.name + "/")) && !nics.has(k));
+  return other ? {text: other[1], mine: false} : null;
+}
+
 function fillDialog(vm) {
+  const busy = vmBusy(vm);
+  const adapters = $("#adapters");
+  if (adapters) {
+    if (!busy && document.activeElement !== adapters) adapters.value = String(vm.nics.length);
+    adapters.disabled = Boolean(busy);
+  }
+  const remove = $("#dialog button.remove");
+  if (remove) remove.disabled = Boolean(busy);
+  const vmMsg = $("#dialog [data-vm-msg]");
+  if (vmMsg) {
+    const said = busy ? {text: busy.mine ? busy.text : `changing (from the CLI or another page): ${busy.text}...`, kind: "busy"}
+      : messages[vmKey(vm.name)] || {text: "", kind: ""};
+    vmMsg.textContent = said.text;
+    vmMsg.className = "msg " + said.kind;
+  }
   for (const nic of vm.nics) {
     const key = `${vm.name}/${nic.index}`;
     const row = document.getElementById("nic-" + key);
@@ -216,8 +256,14 @@ function fillDialog(vm) {
   }
 }
 
+function forgetGone() {  // what was said about NICs and VMs the lab no longer has
+  const here = new Set(state.vms.flatMap((v) => [vmKey(v.name), ...v.nics.map((n) => `${v.name}/${n.index}`)]));
+  for (const key of Object.keys(messages)) if (!here.has(key) && !inFlight[key]) delete messages[key];
+}
+
 function render() {
   if (!state) return;
+  forgetGone();
   $("#title").textContent = `wvpclab: lab ${state.lab}`;
   document.title = `${state.lab} - wvpclab`;
   if (!chosenVm || !state.vms.some((v) => v.name === chosenVm)) chosenVm = state.vms.length ? state.vms[0].name : null;
@@ -225,8 +271,15 @@ function render() {
   const vm = state.vms.find((v) => v.name === chosenVm);
   if (!vm) { $("#dialog").replaceChildren(el("p", {text: "This lab has no VMs."})); return; }
   const key = vm.name + ":" + vm.nics.map((n) => n.index).join(",");
-  if (dialogKey !== key) { buildDialog(vm); dialogKey = key; }
+  if (dialogKey !== key) {  // rebuilt: the keyboard's place kept where it can be
+    const focused = document.activeElement && $("#dialog").contains(document.activeElement)
+      ? (document.activeElement.id ? "#" + document.activeElement.id : null) : null;
+    buildDialog(vm);
+    dialogKey = key;
+    if (focused && $(focused)) $(focused).focus();
+  }
   fillDialog(vm);
+  if ($("#new-vm-dialog").open) fillNewVm();
 }
 
 async function change(key, busyText, path, body, done) {
@@ -268,6 +321,116 @@ function changeCable(vm, index, box) {
          "/api/cable", {vm, index, plugged},
          (r) => (r.cable ? "cable plugged in" : "cable pulled out: the guest sees no carrier")
                 + (r.cable && r.address ? `, address ${r.address}` : ""));
+}
+
+function changeAdapters(vm, select) {
+  const count = Number(select.value);
+  const now = state.vms.find((v) => v.name === vm).nics.length;
+  change(vmKey(vm), count > now ? `adding ${pl(count - now, "network adapter")} (Not connected)...`
+                                : `removing ${pl(now - count, "network adapter")} (the highest-numbered)...`,
+         "/api/adapters", {vm, count},
+         (r) => `${pl(r.nics.length, "network adapter")}: ` + r.nics.map((n) => `NIC ${n.index} ${n.label}`).join(", "))
+    .then(() => {  // the box shows the count the lab has now; the keyboard stays on it
+      const box = $("#adapters"), shown = state.vms.find((v) => v.name === vm);
+      if (!box || !shown || chosenVm !== vm) return;
+      box.value = String(shown.nics.length);
+      if (!document.activeElement || document.activeElement === document.body) box.focus();
+    });
+}
+
+async function removeVm(vm) {
+  if (!window.confirm(`Remove the virtual machine ${vm}? Its guest is shut down and its addresses released.`)) return;
+  const key = vmKey(vm);
+  inFlight[key] = `removing ${vm}...`;
+  delete messages[key];
+  render();
+  try {
+    await api("/api/vm/remove", {vm});
+    vmNote(`${vm} was removed`, "done");
+    if (chosenVm === vm) chosenVm = null;
+  } catch (e) {
+    messages[key] = {text: e.message, kind: "error"};
+  } finally {
+    delete inFlight[key];
+    await refresh(true);
+  }
+}
+
+function vmNote(text, kind) {  // said above the dialog: about VMs made or gone
+  const note = $("#vm-note");
+  note.textContent = text;
+  note.className = "msg " + kind;
+}
+
+// -- WVPC's Create Virtual Machine wizard -------------------------------------------------------
+let creating = false;
+
+function newVmPc() {
+  const pcs = state.pcs || [];
+  return pcs.length === 1 ? pcs[0] : pcs.find((p) => p.name === $("#new-vm-pc").value) || pcs[0];
+}
+
+function fillNewVm() {
+  const pcs = state.pcs || [];
+  const select = $("#new-vm-pc");
+  const names = pcs.map((p) => p.name).join(" ");
+  if (select.dataset.names !== names) {
+    const was = select.value;
+    select.replaceChildren(...pcs.map((p) => el("option", {value: p.name, text: p.name})));
+    if (pcs.some((p) => p.name === was)) select.value = was;
+    select.dataset.names = names;
+  }
+  $("#new-vm-pc-row").hidden = pcs.length < 2;
+  const pc = newVmPc();
+  $("#new-vm-on").textContent = pc ? (pcs.length < 2 ? `on ${pc.name}, the lab's PC` : "") : "The lab has no PC to run a VM on.";
+  const items = pc ? pc.wizard.map((w, i) => el("li", {"data-value": w.value},
+    `Network adapter ${i + 1} (eth${i}): `, el("strong", {text: w.choice}))) : [];
+  const list = $("#new-vm-nics");
+  const key = items.map((li) => li.textContent).join("|");
+  if (list.dataset.key !== key) { list.replaceChildren(...items); list.dataset.key = key; }
+}
+
+function newVmSay(text, kind) {
+  const msg = $("#new-vm-msg");
+  msg.textContent = text;
+  msg.className = "msg " + kind;
+}
+
+function openNewVm() {
+  if (!state) return;
+  fillNewVm();
+  newVmSay("", "");
+  $("#new-vm-name").value = "";
+  $("#new-vm-dialog").showModal();
+  $("#new-vm-name").focus();
+}
+
+async function createVm(ev) {
+  ev.preventDefault();
+  if (creating) return;
+  const name = $("#new-vm-name").value.trim();
+  if (!name) { newVmSay("Give the new virtual machine a name.", "error"); $("#new-vm-name").focus(); return; }
+  const body = {name};
+  if ((state.pcs || []).length > 1) body.pc = $("#new-vm-pc").value;
+  creating = true;
+  for (const b of ["#new-vm-create", "#new-vm-cancel"]) $(b).disabled = true;
+  newVmSay(`creating ${name}: starting its guest, then waiting for its addresses...`, "busy");
+  try {
+    const r = await api("/api/vm/add", body);
+    $("#new-vm-dialog").close();
+    chosenVm = r.vm;
+    pickedNic = null;
+    dialogKey = null;
+    const nics = r.nics.map((n) => `NIC ${n.index} ${n.label}` + (n.address ? ` (${n.address})` : ""));
+    vmNote(`${r.vm} was created on ${r.pc}` + (nics.length ? ": " + nics.join(", ") : ", with no network adapters"), "done");
+  } catch (e) {
+    newVmSay(e.message, "error");
+    $("#new-vm-name").focus();
+  } finally {
+    creating = false;
+    for (const b of ["#new-vm-create", "#new-vm-cancel"]) $(b).disabled = false;
+    await refresh(true);
+  }
 }
 
 async function toggleCapture(vm, index, button) {
@@ -360,4 +523,9 @@ $("#zoom").addEventListener("click", () => {
 });
 $("#picture").classList.add("fit");
 $("#detail-close").addEventListener("click", () => { $("#detail").hidden = true; detailShown = null; });
+$("#new-vm").addEventListener("click", openNewVm);
+$("#new-vm-form").addEventListener("submit", createVm);
+$("#new-vm-cancel").addEventListener("click", () => $("#new-vm-dialog").close());
+$("#new-vm-dialog").addEventListener("cancel", (ev) => { if (creating) ev.preventDefault(); });
+$("#new-vm-pc").addEventListener("change", fillNewVm);
 loop();
