@@ -291,7 +291,7 @@ def test_runtime_cli_commands_and_their_errors(tmp_path: Path) -> None:
     assert "from uplink (LAN office): admitted" in out
     assert "# nat.xp.1" in out and "MASQUERADE" in out
     errors = [l for l in res.stderr.splitlines() if l.startswith("***")]
-    assert len(errors) == 10, res.stderr
+    assert len(errors) == 12, res.stderr
     assert "*** xp has no NIC 9" in errors
     assert "*** Usage: nic VM N none|shared|bridge ADAPTER|internal NAME" in errors
     assert "*** Usage: cable VM N on|off" in errors
@@ -369,10 +369,11 @@ def test_vms_and_nics_added_and_removed_at_the_prompt(tmp_path: Path) -> None:
     lines = [
         "vm add w7", "vm add w8 on pc bridge:eth0 internal lab", "w7 ping -n -c 1 -W 2 web",
         "nic add w8", "nic add w8 shared", "nic remove w8 1", "nic add w8 internal lab",
-        "vm remove w7", "vms", "nodes", "help vm",
+        "vm remove w7", "vms", "nodes", "help vm", f"save {tmp_path / 'saved.yaml'}",
         # errors: one line each, the prompt goes on
         "vm", "vm add", "vm add w9 on", "vm add w9 warp", "vm remove nobody", "vm add xp",
-        "nic add w8", "nic remove w8", "nic remove w8 7", "vm add save"]
+        "nic add w8", "nic remove w8", "nic remove w8 7", "vm add save",
+        f"save {tmp_path / 'no' / 'such.yaml'}", "save"]
     res = run("run", str(topo), "--quiet", "--name", "t-cli-build", stdin="\n".join(lines) + "\n")
     assert res.returncode == 0, res.stderr
     out = res.stdout.replace("wvpclab> ", "")
@@ -396,7 +397,7 @@ def test_vms_and_nics_added_and_removed_at_the_prompt(tmp_path: Path) -> None:
     assert "w8" in nodes and "w7" not in nodes
     assert "Usage: vm add NAME [on PC] [NIC...] | vm remove NAME" in out  # help vm
     errors = [line for line in res.stderr.splitlines() if line.startswith("***")]
-    assert len(errors) == 10, res.stderr
+    assert len(errors) == 12, res.stderr
     assert errors[:3] == ["*** Usage: vm add NAME [on PC] [NIC...] | vm remove NAME"] * 3
     assert "'warp' is not a NIC mode" in errors[3]
     assert "no node 'nobody'" in errors[4]
@@ -405,3 +406,13 @@ def test_vms_and_nics_added_and_removed_at_the_prompt(tmp_path: Path) -> None:
     assert errors[7] == "*** Usage: nic remove VM N"
     assert errors[8] == "*** w8 has no NIC 7"
     assert "'save' is a CLI command" in errors[9]
+    assert errors[10].startswith(f"*** cannot write {tmp_path / 'no' / 'such.yaml'}: ")
+    assert errors[11] == "*** Usage: save FILE"
+    # the saved file starts the lab as it is now: w8's four NICs, w7 gone
+    assert f"saved lab t-cli-build to {tmp_path / 'saved.yaml'}\n" in out
+    from wvpclab.model import modes, topology
+
+    saved = topology.load(tmp_path / "saved.yaml")
+    assert [modes.label(n) for n in topology.nics_of(saved, "w8")] == \
+        ["bridge eth0", "internal lab", "none", "shared"]
+    assert "w7" not in saved

@@ -22,6 +22,7 @@ import yaml
 
 from tests.conftest import ROOT
 from tests.lab.helpers import end_run, leftovers, wait_for
+from wvpclab.model import topology
 from wvpclab.runtime import control, procs, rundir
 
 pytestmark = pytest.mark.lab
@@ -301,6 +302,22 @@ def test_vms_and_nics_come_and_go_from_a_second_terminal(tmp_path: Path) -> None
     assert "w10" not in out
 
 
+def test_save_from_a_second_terminal_writes_where_the_caller_is(tmp_path: Path) -> None:
+    here = tmp_path / "caller"
+    here.mkdir()
+    with lab_run(tmp_path, "t-term-save") as lab:
+        assert wvpclab("cable", lab.name, "xp", "1", "off").returncode == 0
+        res = wvpclab("save", lab.name, "saved.yaml", cwd=here)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout == f"saved lab {lab.name} to {here / 'saved.yaml'}\n"
+        res = wvpclab("save", lab.name, "no/such/dir/saved.yaml", cwd=here)
+        assert res.returncode != 0 and res.stderr.count("\n") == 1, res.stderr
+        lab.end()
+    graph = topology.load(here / "saved.yaml")
+    assert graph.nodes["xp/1"]["cable"] is False
+    assert sorted(n for n, _ in topology.nodes_of(graph, "vm")) == ["w7", "xp"]
+
+
 def test_a_malformed_request_gets_an_error_and_the_lab_goes_on(tmp_path: Path) -> None:
     with lab_run(tmp_path, "t-term-proto") as lab:
         for data, says in ((b"not json\n", "one line of JSON"),
@@ -350,3 +367,59 @@ def test_ls_lists_a_lab_whose_channel_does_not_answer_from_its_record(tmp_path: 
             os.kill(lab.proc.pid, signal.SIGCONT)
         assert ls_row(lab.name)[2:5] == ["1", "2", "3"]
         lab.end()
+
+
+#: The lab docs/cli.md's second terminal reaches, as the reader starts it in the first one.
+DOC_RUN = "sudo .venv/bin/wvpclab run topologies/default.yaml --name class1"
+
+
+def second_terminal_block() -> list[tuple[str, list[str]]]:
+    """docs/cli.md's ``console terminal-2`` block: each ``$`` line and the output shown under
+    it (tests/lab/test_docs.py leaves the block alone: the lab runs in another terminal)."""
+    text = (ROOT / "docs" / "cli.md").read_text()
+    assert f"`{DOC_RUN}`" in text
+    block = text.split("```console terminal-2\n", 1)[1].split("\n```", 1)[0]
+    steps: list[tuple[str, list[str]]] = []
+    for line in block.splitlines():
+        if line.startswith("$ "):
+            steps.append((line[2:], []))
+        else:
+            steps[-1][1].append(line)
+    return steps
+
+
+def test_the_second_terminal_of_the_manual_prints_what_the_page_shows(tmp_path: Path) -> None:
+    """Each line of docs/cli.md's second terminal, run against the lab it names (under a name of
+    the suite's: a teacher's class1 may run beside), from a directory of the test's."""
+    from tests.lab.test_docs import as_reader, matches, shell_command
+
+    reader, suite = "class1", "t-doc-class1"
+    topo = ROOT / "topologies" / "default.yaml"
+    steps = second_terminal_block()
+    assert len(steps) >= 10
+    out, err = tmp_path / "lab.out", tmp_path / "lab.err"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "wvpclab", "run", str(topo), "--name",
+                                 suite], stdin=subprocess.PIPE, stdout=stdout, stderr=stderr,
+                                text=True, env=environment())
+    try:
+        wait_for(lambda: control.socket_path(rundir.run_dir(rundir.prefix_for(suite))).exists()
+                 or proc.poll() is not None, timeout=90, what=f"lab {suite} to be up")
+        wrong = []
+        for command, shown in steps:
+            line = shell_command(re.sub(rf"\b{reader}\b", suite, command))
+            res = subprocess.run(line, shell=True, cwd=tmp_path, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True, timeout=300,
+                                 env=environment(), check=False)
+            printed = as_reader(res.stdout, reader, suite)
+            if not matches(shown, printed):
+                wrong.append(f"$ {command}\n--- the page shows:\n" + "\n".join(shown)
+                             + f"\n--- it printed:\n{printed}")
+        assert not wrong, "\n\n".join(wrong)
+        assert (tmp_path / f"{suite}.yaml").exists()  # save wrote where the caller was
+        assert proc.stdin is not None
+        proc.stdin.close()
+        assert proc.wait(120) == 0, err.read_text()
+    finally:
+        end_run(proc, suite)
+    assert leftovers(rundir.prefix_for(suite)) == []
