@@ -416,3 +416,88 @@ def test_vms_and_nics_added_and_removed_at_the_prompt(tmp_path: Path) -> None:
     assert [modes.label(n) for n in topology.nics_of(saved, "w8")] == \
         ["bridge eth0", "internal lab", "none", "shared"]
     assert "w7" not in saved
+
+
+def _read_pty(fd: int, until: str, timeout: float) -> str:
+    """What the terminal shows until ``until`` appears (or ``timeout`` seconds pass)."""
+    import select
+    import time
+
+    out, deadline = b"", time.monotonic() + timeout
+    while until.encode() not in out and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    return out.decode(errors="replace").replace("\r", "")
+
+
+def _shell_of(name: str) -> bool:
+    """Whether node ``name``'s Mininet shell runs (its guest is started)."""
+    return any(procs.cmdline(int(p)).split()[-1:] == [f"mininet:{name}"]
+               for p in os.listdir("/proc") if p.isdigit())
+
+
+def _end_pty_lab(pid: int, name: str) -> None:
+    """Ends a lab run on a terminal by this test (by its PID): SIGTERM, SIGKILL if it is still
+    there a minute later, then its leftovers by its name."""
+    import time
+
+    with contextlib.suppress(ChildProcessError, ProcessLookupError):
+        if os.waitpid(pid, os.WNOHANG) == (0, 0):
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 60
+            while os.waitpid(pid, os.WNOHANG) == (0, 0):
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    break
+                time.sleep(0.1)
+    cleanup.clean(name)
+
+
+def test_ctrl_c_during_vm_add_at_the_prompt_says_whether_the_vm_is_there() -> None:
+    """On a terminal, Ctrl-C (SIGINT to the lab's process) while `vm add` runs (its guest
+    started, its DHCP client not yet bound): the VM is made whole first, then the prompt says it
+    is there and comes back; the same for `nic add`."""
+    import pty
+
+    topo = Path(__file__).resolve().parents[2] / "topologies" / "four_modes.yaml"
+    name = "t-cli-ctrlc"
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the lab on a terminal
+        os.execv(WVPCLAB, [WVPCLAB, "run", str(topo), "--quiet", "--name", name])
+    try:
+        _read_pty(fd, "wvpclab> ", 60)
+        said = ""
+        for vm in ("w7", "w8", "w9"):  # (the key may come after a change ended: again)
+            os.write(fd, f"vm add {vm}\n".encode())
+            wait_for(lambda vm=vm: _shell_of(vm), 20, 0.01, what=f"{vm}'s guest started")
+            os.kill(pid, signal.SIGINT)
+            said = _read_pty(fd, "wvpclab> ", 60)
+            if "Ctrl-C: a change" in said:
+                break
+        assert (f"{vm}: a VM of the lab now (Ctrl-C: a change is made whole or not at all)"
+                in said), said
+        os.write(fd, f"nics {vm}\n".encode())
+        now = _read_pty(fd, "wvpclab> ", 30)
+        assert re.search(rf"{vm}\s+0\s+00:03:ff:\S+\s+bridge eth0\s+yes\s+192\.168\.50\.", now), now
+        os.write(fd, f"nic add {vm} shared\n".encode())
+        wait_for(lambda vm=vm: _shell_of(f"nat.{vm}.2"), 20, 0.01,
+                 what="the new NIC's NAT engine started")
+        os.kill(pid, signal.SIGINT)
+        said = _read_pty(fd, "wvpclab> ", 60)
+        if "Ctrl-C: a change" in said:  # (else the change ended before the key: no words)
+            assert f"{vm} has NICs 0, 1, 2 (Ctrl-C: a change is made whole" in said, said
+        os.write(fd, b"vms\n")
+        assert "2:shared" in _read_pty(fd, "wvpclab> ", 30)
+        os.write(fd, b"exit\n")
+        _read_pty(fd, "is down", 60)
+    finally:
+        _end_pty_lab(pid, name)
+        os.close(fd)
+    assert leftovers(rundir.prefix_for(name)) == []
