@@ -291,7 +291,7 @@ def test_runtime_cli_commands_and_their_errors(tmp_path: Path) -> None:
     assert "from uplink (LAN office): admitted" in out
     assert "# nat.xp.1" in out and "MASQUERADE" in out
     errors = [l for l in res.stderr.splitlines() if l.startswith("***")]
-    assert len(errors) == 12, res.stderr
+    assert len(errors) == 10, res.stderr
     assert "*** xp has no NIC 9" in errors
     assert "*** Usage: nic VM N none|shared|bridge ADAPTER|internal NAME" in errors
     assert "*** Usage: cable VM N on|off" in errors
