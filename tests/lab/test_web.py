@@ -53,16 +53,21 @@ def downloads() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def page(lab: Lab, downloads: Path) -> Iterator[Any]:
+def browsing(lab: Lab, downloads: Path, what: str) -> Iterator[Any]:
+    """Chrome on the lab's page, once its picture is there; closed after."""
     driver = chrome(downloads)
     try:
         driver.get(lab.web.url)
         wait_for(lambda: driver.find_elements("css selector", 'g[id="a_nic:xp/0"]'), 20,
-                 what="the lab's picture on the page")
+                 what=f"the lab's picture on {what}")
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture(scope="module")
+def page(lab: Lab, downloads: Path) -> Iterator[Any]:
+    yield from browsing(lab, downloads, "the page")
 
 
 def cli(lab: Lab, commands: str, capsys: pytest.CaptureFixture[str]) -> str:
@@ -394,14 +399,7 @@ def test_the_page_works_in_firefox(lab: Lab, downloads: Path) -> None:
 @pytest.fixture(scope="module")
 def other(lab: Lab, downloads: Path) -> Iterator[Any]:
     """A second browser on the same page: what one page changes, the other shows."""
-    driver = chrome(downloads / "other")
-    try:
-        driver.get(lab.web.url)
-        wait_for(lambda: driver.find_elements("css selector", 'g[id="a_nic:xp/0"]'), 20,
-                 what="the lab's picture on the second page")
-        yield driver
-    finally:
-        driver.quit()
+    yield from browsing(lab, downloads / "other", "the second page")
 
 
 def vm_buttons(page: Any) -> list[str]:

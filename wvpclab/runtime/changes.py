@@ -19,8 +19,8 @@ class Changes:
         #: Held by a change (and a stop) from start to end: the CLI, the web page and the API
         #: change the lab one at a time, and a stop waits for a change in flight.
         self.lock = threading.RLock()
-        #: The changes under way (or waiting for the one under way), by NIC ``VM/N``: what each
-        #: is, in words (the web page shows them, whoever made them).
+        #: The changes under way (or waiting for the one under way), by NIC ``VM/N`` (or by VM,
+        #: made or removed): what each is, in words (the web page shows them, whoever made them).
         self.changing: dict[str, str] = {}
         self._waiting: dict[str, int] = {}
         #: Held while ``graph`` itself is edited (briefly): ``snapshot`` reads under it. Each
@@ -28,11 +28,15 @@ class Changes:
         self._graph_lock = threading.Condition(threading.Lock())
         self.generation = 0
 
+    def of_nic(self, vm: str, index: int, what: str) -> contextlib.AbstractContextManager[None]:
+        """Marks a change of a NIC as under way (``changing``, as ``VM/N``)."""
+        return self.of(f"{vm}/{index}", what)
+
     @contextlib.contextmanager
-    def of_nic(self, vm: str, index: int, what: str) -> Iterator[None]:
-        """Marks a change of a NIC as under way (``changing``) while it waits and runs; the
-        newest one's words show; the mark goes with the last of them."""
-        key = f"{vm}/{index}"
+    def of(self, key: str, what: str) -> Iterator[None]:
+        """Marks a change of ``key`` (a NIC ``VM/N``, or a VM made or removed: its name) as under
+        way (``changing``) while it waits and runs; the newest one's words show; the mark goes
+        with the last of them."""
         with self._graph_lock:
             self._waiting[key] = self._waiting.get(key, 0) + 1
             self.changing[key] = what

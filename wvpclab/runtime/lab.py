@@ -264,15 +264,15 @@ class Lab(LabViews, LabCaptures):
         or, when None, the wizard's NICs (bridged to the PC's first wired and first wireless
         adapter; shared networking on a PC with no adapter); ``[]``: none. Returns when its DHCP
         clients hold leases. All or nothing."""
-        with self.changes.lock:
+        with self.changes.of(str(name), "being created"), self.changes.lock:
             edit, _ = self._edit(edits.add_vm, self.graph, name, pc, nics)
             self._change(edit, timeout)
 
     def remove_vm(self, name: str, timeout: float = 30.0) -> None:
         """Stops VM ``name`` and removes it with its NICs: its leases are released, its names
         leave the lab's DNS. All or nothing."""
-        with self.changes.lock:
-            self.vm(name)
+        self.vm(name)  # (a wrong name is said before anything is marked as changing)
+        with self.changes.of(name, "being removed"), self.changes.lock:
             edit = self._edit(edits.remove_vm, self.graph, name)
             self._change(edit, timeout)
 
