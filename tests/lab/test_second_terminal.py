@@ -423,3 +423,25 @@ def test_the_second_terminal_of_the_manual_prints_what_the_page_shows(tmp_path: 
     finally:
         end_run(proc, suite)
     assert leftovers(rundir.prefix_for(suite)) == []
+
+
+def test_a_crashed_lab_is_not_listed_but_said_after_the_table(tmp_path: Path) -> None:
+    from wvpclab.runtime import cleanup
+
+    with lab_run(tmp_path, "t-term-crash") as lab, lab_run(tmp_path, "t-term-alive") as alive:
+        os.kill(lab.proc.pid, signal.SIGKILL)
+        lab.proc.wait(10)
+        try:
+            res = wvpclab("ls")
+            assert res.returncode == 0, res.stderr
+            names = [line.split()[0] for line in res.stdout.splitlines()[1:]]
+            assert alive.name in names and lab.name not in names, res.stdout
+            assert (f"wvpclab: lab {lab.name} ({lab.prefix}) is not running any more (its "
+                    f"process is gone): `wvpclab clean {lab.name}` removes what it left\n"
+                    ) in res.stderr
+            gone = wvpclab("exec", lab.name, "xp", "--", "true")
+            assert gone.returncode == 2 and f"no lab {lab.name!r} is running" in gone.stderr
+            assert "is not running any more" not in gone.stderr  # (ls says it, once)
+        finally:
+            cleanup.clean(lab.name)
+        alive.end()

@@ -268,9 +268,9 @@ def _root(what: str) -> bool:
     return False
 
 
-def running_labs() -> list[tuple[str, dict]]:
-    """The labs running on this machine, as (prefix, record), by name; a lab whose process is
-    gone is said on stderr (``wvpclab clean NAME`` removes what it left)."""
+def running_labs(dead: list[str] | None = None) -> list[tuple[str, dict]]:
+    """The labs running on this machine, as (prefix, record), by name; a line for each lab whose
+    process is gone goes to ``dead`` (``wvpclab clean NAME`` removes what it left)."""
     from wvpclab.runtime import cleanup, rundir
 
     found = []
@@ -286,8 +286,10 @@ def running_labs() -> list[tuple[str, dict]]:
         if state is None:
             continue
         if cleanup.owner_running(state) is None:
-            _err(f"lab {state.get('name', entry)} ({entry}) is not running any more (its process "
-                 f"is gone): `wvpclab clean {state.get('name', '')}` removes what it left")
+            if dead is not None:
+                dead.append(f"lab {state.get('name', entry)} ({entry}) is not running any more "
+                            f"(its process is gone): `wvpclab clean {state.get('name', '')}` "
+                            "removes what it left")
             continue
         found.append((entry, state))
     return sorted(found, key=lambda item: str(item[1].get("name")))
@@ -315,10 +317,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
     from wvpclab.runtime import control, rundir
 
-    labs = running_labs()
+    dead: list[str] = []
+    labs = running_labs(dead)
     if not labs:
         print("no lab is running on this machine")
-        return 0
     rows = [("NAME", "PID", "PCS", "VMS", "NICS", "UP SINCE", "PAGE")]
     for prefix, state in labs:
         try:
@@ -333,8 +335,11 @@ def cmd_ls(args: argparse.Namespace) -> int:
             rows.append((str(state.get("name")), str(state.get("owner_pid")), "?", "?", "?", "?",
                          "? (its control channel does not answer)"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
+    for row in rows if labs else []:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    sys.stdout.flush()
+    for line in dead:  # (after the table: a crashed lab is no reason to hide the running ones)
+        _err(line)
     return 0
 
 
