@@ -149,7 +149,8 @@ def test_ls_lists_the_lab_and_exec_runs_in_its_nodes(tmp_path: Path) -> None:
         assert res.returncode == 0, res.stderr
         assert re.search(r"(?m)^eth0@\S+\s+UP\s+192\.168\.77\.\d+/24", res.stdout), res.stdout
         assert re.search(r"(?m)^eth1@\S+\s+UP\s+169\.254\.\d+\.\d+/16", res.stdout), res.stdout
-        assert wvpclab("exec", lab.name, "xp", "--", "sh", "-c", "exit 3").returncode == 3
+        both = wvpclab("exec", lab.name, "xp", "--", "sh", "-c", "echo out; echo err >&2; exit 3")
+        assert (both.returncode, both.stdout, both.stderr) == (3, "out\n", "err\n")
         echoed = wvpclab("exec", lab.name, "w7", "--", "cat", stdin="through stdin\n")
         assert (echoed.returncode, echoed.stdout) == (0, "through stdin\n")
         ping = wvpclab("exec", lab.name, "xp", "--", "ping", "-c", "1", "-W", "2",
