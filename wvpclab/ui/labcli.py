@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from mininet.cli import CLI
@@ -44,6 +45,10 @@ def route_mininet_output() -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         handler.setLevel(level)
         lg.addHandler(handler)
+
+
+#: What ``LabCommands._attempt`` returns for a change the lab refused (its error said).
+REFUSED = object()
 
 
 class LabCommands:
@@ -220,15 +225,23 @@ class LabCommands:
         if len(args) not in (3, 4):
             self._fail(f"Usage: {usage}")
             return
+        changed = self._attempt(lambda: self.lab.set_nic(where[0], where[1], " ".join(args[2:])),
+                                lambda: self._nic_after_interrupt(*where))
+        if changed is REFUSED:
+            return
+        self._say_nic(*where, note="" if changed else " (already so: nothing changed)")
+
+    def _attempt(self, change: Callable[[], Any], after_interrupt: Callable[[], None]) -> Any:
+        """Makes a change of the lab: its result, or ``REFUSED`` once its error is said in one
+        line. Ctrl-C during it: ``after_interrupt`` says what the lab has now, and it goes on."""
         try:
-            changed = self.lab.set_nic(where[0], where[1], " ".join(args[2:]))
+            return change()
         except KeyboardInterrupt:
-            self._nic_after_interrupt(*where)
+            after_interrupt()
             raise
         except Exception as err:  # noqa: BLE001 - LabError: a bad argument, one line
             self._error(err)
-            return
-        self._say_nic(*where, note="" if changed else " (already so: nothing changed)")
+            return REFUSED
 
     def _say_nic(self, vm: str, index: int, what: str = "", note: str = "") -> None:
         """``xp NIC 0: internal lab, address 169.254.0.17``: a NIC as a change left it."""
@@ -244,13 +257,9 @@ class LabCommands:
             self._fail(f"Usage: nic add VM [{modes.usage()}]")
             return
         vm, mode = args[0], " ".join(args[1:]) or None
-        try:
-            index = self.lab.add_nic(vm, mode)
-        except KeyboardInterrupt:
-            self._nics_after_interrupt(vm)
-            raise
-        except Exception as err:  # noqa: BLE001 - LabError: a bad argument, one line
-            self._error(err)
+        index = self._attempt(lambda: self.lab.add_nic(vm, mode),
+                              lambda: self._nics_after_interrupt(vm))
+        if index is REFUSED:
             return
         self._say_nic(vm, index, " added")
 
@@ -261,13 +270,8 @@ class LabCommands:
         if len(args) != 2:
             self._fail("Usage: nic remove VM N")
             return
-        try:
-            self.lab.remove_nic(*where)
-        except KeyboardInterrupt:
-            self._nics_after_interrupt(where[0])
-            raise
-        except Exception as err:  # noqa: BLE001 - LabError: a bad argument, one line
-            self._error(err)
+        if self._attempt(lambda: self.lab.remove_nic(*where),
+                         lambda: self._nics_after_interrupt(where[0])) is REFUSED:
             return
         self.out.write(f"{where[0]} NIC {where[1]} removed\n")
         self.out.flush()
@@ -315,13 +319,8 @@ class LabCommands:
                 return
             pc, rest = rest[1], rest[2:]
         nics = nic_specs(rest) if rest else None
-        try:
-            self.lab.add_vm(name, pc, nics)
-        except KeyboardInterrupt:
-            self._vm_after_interrupt(name)
-            raise
-        except Exception as err:  # noqa: BLE001 - LabError: a bad argument, one line
-            self._error(err)
+        if self._attempt(lambda: self.lab.add_vm(name, pc, nics),
+                         lambda: self._vm_after_interrupt(name)) is REFUSED:
             return
         graph = self.lab.graph_snapshot()
         made = topology.nics_of(graph, name)
@@ -333,13 +332,8 @@ class LabCommands:
         self.out.flush()
 
     def _vm_remove(self, name: str) -> None:
-        try:
-            self.lab.remove_vm(name)
-        except KeyboardInterrupt:
-            self._vm_after_interrupt(name)
-            raise
-        except Exception as err:  # noqa: BLE001 - LabError: a bad argument, one line
-            self._error(err)
+        if self._attempt(lambda: self.lab.remove_vm(name),
+                         lambda: self._vm_after_interrupt(name)) is REFUSED:
             return
         self.out.write(f"{name}: removed\n")
         self.out.flush()
@@ -386,13 +380,9 @@ class LabCommands:
         if len(args) != 3 or args[2] not in ("on", "off"):
             self._fail("Usage: cable VM N on|off")
             return
-        try:
-            changed = self.lab.cable(where[0], where[1], args[2] == "on")
-        except KeyboardInterrupt:
-            self._nic_after_interrupt(*where)
-            raise
-        except Exception as err:  # noqa: BLE001 - LabError: a bad argument, one line
-            self._error(err)
+        changed = self._attempt(lambda: self.lab.cable(where[0], where[1], args[2] == "on"),
+                                lambda: self._nic_after_interrupt(*where))
+        if changed is REFUSED:
             return
         state = "plugged" if args[2] == "on" else "pulled"
         note = "" if changed else " already (nothing changed)"
