@@ -32,6 +32,22 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: floa
         time.sleep(interval)
 
 
+def read_pty(fd: int, until: str, timeout: float) -> str:
+    """What a terminal (a pty's master ``fd``) shows until ``until`` appears (or ``timeout``
+    seconds pass)."""
+    out, deadline = b"", time.monotonic() + timeout
+    while until.encode() not in out and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    return out.decode(errors="replace").replace("\r", "")
+
+
 class Capture:
     """tcpdump into a pcap on one interface of a node (of the root namespace when node is None)."""
 

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.lab.helpers import end_run, leftovers, shells_alive, wait_for
+from tests.lab.helpers import end_run, leftovers, read_pty, shells_alive, wait_for
 from wvpclab.runtime import cleanup, procs, rundir
 
 pytestmark = pytest.mark.lab
@@ -418,24 +418,6 @@ def test_vms_and_nics_added_and_removed_at_the_prompt(tmp_path: Path) -> None:
     assert "w7" not in saved
 
 
-def _read_pty(fd: int, until: str, timeout: float) -> str:
-    """What the terminal shows until ``until`` appears (or ``timeout`` seconds pass)."""
-    import select
-    import time
-
-    out, deadline = b"", time.monotonic() + timeout
-    while until.encode() not in out and time.monotonic() < deadline:
-        if select.select([fd], [], [], 0.2)[0]:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-    return out.decode(errors="replace").replace("\r", "")
-
-
 def _shell_of(name: str) -> bool:
     """Whether node ``name``'s Mininet shell runs (its guest is started)."""
     return any(procs.cmdline(int(p)).split()[-1:] == [f"mininet:{name}"]
@@ -472,31 +454,31 @@ def test_ctrl_c_during_vm_add_at_the_prompt_says_whether_the_vm_is_there() -> No
     if pid == 0:  # the child: the lab on a terminal
         os.execv(WVPCLAB, [WVPCLAB, "run", str(topo), "--quiet", "--name", name])
     try:
-        _read_pty(fd, "wvpclab> ", 60)
+        read_pty(fd, "wvpclab> ", 60)
         said = ""
         for vm in ("w7", "w8", "w9"):  # (the key may come after a change ended: again)
             os.write(fd, f"vm add {vm}\n".encode())
             wait_for(lambda vm=vm: _shell_of(vm), 20, 0.01, what=f"{vm}'s guest started")
             os.kill(pid, signal.SIGINT)
-            said = _read_pty(fd, "wvpclab> ", 60)
+            said = read_pty(fd, "wvpclab> ", 60)
             if "Ctrl-C: a change" in said:
                 break
         assert (f"{vm}: a VM of the lab now (Ctrl-C: a change is made whole or not at all)"
                 in said), said
         os.write(fd, f"nics {vm}\n".encode())
-        now = _read_pty(fd, "wvpclab> ", 30)
+        now = read_pty(fd, "wvpclab> ", 30)
         assert re.search(rf"{vm}\s+0\s+00:03:ff:\S+\s+bridge eth0\s+yes\s+192\.168\.50\.", now), now
         os.write(fd, f"nic add {vm} shared\n".encode())
         wait_for(lambda vm=vm: _shell_of(f"nat.{vm}.2"), 20, 0.01,
                  what="the new NIC's NAT engine started")
         os.kill(pid, signal.SIGINT)
-        said = _read_pty(fd, "wvpclab> ", 60)
+        said = read_pty(fd, "wvpclab> ", 60)
         if "Ctrl-C: a change" in said:  # (else the change ended before the key: no words)
             assert f"{vm} has NICs 0, 1, 2 (Ctrl-C: a change is made whole" in said, said
         os.write(fd, b"vms\n")
-        assert "2:shared" in _read_pty(fd, "wvpclab> ", 30)
+        assert "2:shared" in read_pty(fd, "wvpclab> ", 30)
         os.write(fd, b"exit\n")
-        _read_pty(fd, "is down", 60)
+        read_pty(fd, "is down", 60)
     finally:
         _end_pty_lab(pid, name)
         os.close(fd)

@@ -25,7 +25,7 @@ import pytest
 
 from tests.conftest import ROOT, TOPOLOGIES
 from tests.lab.browsers import Firefox, chrome
-from tests.lab.helpers import wait_for
+from tests.lab.helpers import read_pty, wait_for
 from wvpclab.model import modes, topology
 from wvpclab.runtime.lab import Lab
 from wvpclab.ui.labcli import LabCLI
@@ -812,21 +812,6 @@ def test_ctrl_c_while_the_page_changes_a_nic_lets_the_change_finish(tmp_path: Pa
     assert leftovers(rundir.prefix_for("t-web-xp")) == []
 
 
-def _read_pty(fd: int, until: str, timeout: float) -> str:
-    """What the terminal shows until ``until`` appears (or ``timeout`` seconds pass)."""
-    out, deadline = b"", time.monotonic() + timeout
-    while until.encode() not in out and time.monotonic() < deadline:
-        if select.select([fd], [], [], 0.2)[0]:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-    return out.decode(errors="replace").replace("\r", "")
-
-
 def test_ctrl_c_during_nic_at_the_prompt_says_where_the_nic_is() -> None:
     """On a terminal, Ctrl-C in the middle of `nic`: the change is made whole first (the page
     shows it under way when the key is pressed), then the CLI says where the NIC is now and the
@@ -840,7 +825,7 @@ def test_ctrl_c_during_nic_at_the_prompt_says_where_the_nic_is() -> None:
     if pid == 0:  # the child: the lab on a terminal
         os.execv(WVPCLAB, [WVPCLAB, "run", str(TOPOLOGIES / "xp_mode.yaml"), *XP, "--web"])
     try:
-        shown = _read_pty(fd, "wvpclab> ", 60)
+        shown = read_pty(fd, "wvpclab> ", 60)
         url = shown.split("live): ", 1)[1].split()[0]
         base, token = url.split("/?token=")
         # The key can only be pressed once the change is seen under way, and a change may end
@@ -852,20 +837,20 @@ def test_ctrl_c_during_nic_at_the_prompt_says_where_the_nic_is() -> None:
                                      headers={"X-Wvpclab-Token": token})[1].get("busy"), 20,
                      0.01, what="the change under way")
             os.write(fd, b"\x03")
-            said = _read_pty(fd, "wvpclab> ", 60)
+            said = read_pty(fd, "wvpclab> ", 60)
             if "Ctrl-C: a change" in said:
                 where = shown
                 break
-            _read_pty(fd, "wvpclab> ", 10)  # the prompt again, after Mininet's "Interrupt"
+            read_pty(fd, "wvpclab> ", 10)  # the prompt again, after Mininet's "Interrupt"
         assert where, f"Ctrl-C never came during a change: {said}"
         assert (f"xp NIC 0: {where}, cable plugged (Ctrl-C: a change is made whole or not at "
                 "all; this is the NIC now)") in said, said
         os.write(fd, b"nics xp\n")
-        now = _read_pty(fd, "wvpclab> ", 30)
+        now = read_pty(fd, "wvpclab> ", 30)
         assert (f"{where:<18}yes      192.168.50." if where.startswith("bridge") else
                 f"{where:<18}yes      192.168.131.") in now, now
         os.write(fd, b"exit\n")
-        _read_pty(fd, "is down", 60)
+        read_pty(fd, "is down", 60)
     finally:
         with contextlib.suppress(ChildProcessError, ProcessLookupError):
             if os.waitpid(pid, os.WNOHANG) == (0, 0):
