@@ -327,8 +327,9 @@ class Realizer:
         going = [a for a, _ in moving] + ([] if everything else d.remove(DhcpClient))
         for a in going:
             client = self.clients.get(a.key)
+            responder = self.responders.get(a.lease_net) if a.lease_net else None
             if client is not None:
-                client.release()
+                client.release(server=responder.server_ip if responder is not None else None)
         self._wait_released(d, going)
         self._step("carrier off")
         # a NIC that moves loses carrier while it moves (its guest sees the cable go and come)

@@ -230,8 +230,14 @@ class Client:
         self.stop()
         self.start()
 
-    def release(self, timeout: float = 5.0) -> None:
-        """Gives the lease back (DHCPRELEASE) and deconfigures the NIC, before it moves network."""
+    def release(self, timeout: float = 5.0, server: str | None = None) -> None:
+        """Gives the lease back (DHCPRELEASE) and deconfigures the NIC, before it moves network.
+        ``server``: the lease's server. The release goes to it by unicast, and a guest that has
+        not spoken to it since its lease has no ARP entry for it: the kernel would hold the
+        release for ARP while the client takes the address away, and it would never leave. One
+        ping first makes the entry."""
+        if server is not None and self.proc is not None and self.proc.poll() is None:
+            self.node.cmd(f"ping -n -q -c1 -W1 -I {self.dev} {server} >/dev/null 2>&1")
         if self.kind == "udhcpc" and self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGUSR2)  # busybox: release, run deconfig, wait
             deadline = time.monotonic() + timeout
